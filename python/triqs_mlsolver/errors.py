@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Exception and warning classes of triqs_mlsolver.
+
+One class per recurring mistake, so that callers can catch precisely what
+went wrong and the messages can say how to fix it.  Every class derives from
+a builtin exception (``ValueError``, ``KeyError``, ...) so code written for
+TRIQS, which raises the builtins, keeps working.
+"""
+
+__all__ = [
+    "TriqsMLSolverError",
+    "MeshMismatchError",
+    "GfStructError",
+    "ArchiveFormatError",
+    "ArchiveKeyError",
+    "UnknownParameterError",
+    "TriqsMLSolverWarning",
+    "LegacyGfStructWarning",
+]
+
+
+class TriqsMLSolverError(Exception):
+    """Base class of every error raised by triqs_mlsolver."""
+
+
+class MeshMismatchError(TriqsMLSolverError, ValueError):
+    """Two Green's functions on different meshes (kind, beta, size) were combined."""
+
+
+class GfStructError(TriqsMLSolverError, ValueError):
+    """A ``gf_struct`` is malformed or does not match the object it is used with."""
+
+
+class ArchiveFormatError(TriqsMLSolverError, ValueError):
+    """An HDF5 file or group is not in the TRIQS HDF5 scheme (or is corrupt)."""
+
+
+class ArchiveKeyError(TriqsMLSolverError, KeyError):
+    """A key requested from an :class:`HDFArchive` does not exist."""
+
+    def __str__(self):  # KeyError quotes its argument; keep the sentence readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownParameterError(TriqsMLSolverError, TypeError):
+    """An unknown keyword argument was passed (misspelt or not supported)."""
+
+
+class TriqsMLSolverWarning(UserWarning):
+    """Base class of the warnings of triqs_mlsolver."""
+
+
+class LegacyGfStructWarning(TriqsMLSolverWarning, DeprecationWarning):
+    """A legacy ``gf_struct`` form (``[('up', [0])]`` or a dict) was converted."""

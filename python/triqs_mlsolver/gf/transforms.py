@@ -1,0 +1,431 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Pure-array transforms between imaginary time, Matsubara frequency and Legendre.
+
+Every function here works on plain numpy arrays whose first axis is the mesh
+axis (``G_w`` = frequency x target..., ``G_t`` = tau x target...,
+``G_l`` = Legendre x target...) so that the solvers and the database can use
+them without Gf objects.  Only fermionic functions are supported.
+
+Conventions (TRIQS, Boehnke et al. PRB 84, 075145 (2011)):
+
+* ``G(i w_n) = int_0^beta dtau e^{i w_n tau} G(tau)``,
+  ``G(tau) = (1/beta) sum_n e^{-i w_n tau} G(i w_n)``, ``w_n = (2n+1) pi / beta``.
+* High-frequency moments: ``G(i w) ~ sum_k c_k / (i w)^k``; an array of moments
+  ``m`` has ``m[k] = c_k`` (``m[0]`` is the constant part).
+* ``G_l = sqrt(2l+1) int_0^beta dtau P_l(x(tau)) G(tau)``, ``x = 2 tau / beta - 1``.
+
+The tail functions ``F_k(tau) = (1/beta) sum_n e^{-i w_n tau} / (i w_n)^k``
+are polynomials in ``tau`` on ``0 < tau < beta`` (``F_1 = -1/2``,
+``F_2 = (2 tau - beta)/4``, ``F_3 = tau (beta - tau)/4``, and
+``F_k' = -F_{k-1}``, ``F_k(0) + F_k(beta) = 0`` for ``k >= 2``).  The Fourier
+transforms subtract the tail, transform the smooth remainder with an FFT and
+add the tail back analytically, so their error is set by the first moment
+not subtracted (see ``doc/gf.rst`` for the error estimates).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numpy.polynomial import Polynomial
+from numpy.polynomial import legendre as npleg
+from scipy.special import spherical_jn
+
+__all__ = [
+    "matsubara_freqs",
+    "tail_polynomials",
+    "tail_tau",
+    "tail_iw",
+    "fit_tail",
+    "moments_from_tau",
+    "iw_to_tau",
+    "tau_to_iw",
+    "legendre_matrix_iw",
+    "legendre_to_iw",
+    "legendre_to_tau",
+    "tau_to_legendre",
+    "iw_to_legendre",
+    "uniform_quadrature_weights",
+]
+
+#: Default number of moments (beyond the constant) used by the transforms.
+DEFAULT_TAIL_ORDER = 8
+
+
+def matsubara_freqs(beta: float, n_iw: int) -> np.ndarray:
+    """Fermionic ``i w_n`` for ``n = -n_iw ... n_iw-1`` (TRIQS's mesh order)."""
+    n = np.arange(-n_iw, n_iw)
+    return 1j * np.pi * (2 * n + 1) / beta
+
+
+@lru_cache(maxsize=64)
+def tail_polynomials(beta: float, order: int) -> tuple[Polynomial, ...]:
+    """Polynomials ``F_1 ... F_order`` with ``F_k(tau) = T sum_n e^{-i w_n tau} (i w_n)^-k``.
+
+    Returns a tuple whose entry ``k-1`` is ``F_k`` (valid on ``0 < tau < beta``).
+    """
+    polys = [Polynomial([-0.5])]
+    for _ in range(2, order + 1):
+        p = -polys[-1].integ()
+        # fix the constant by antiperiodicity F_k(0) + F_k(beta) = 0
+        p = p - 0.5 * (p(0.0) + p(beta))
+        polys.append(p)
+    return tuple(polys)
+
+
+def _flat(a):
+    a = np.asarray(a)
+    return a.reshape(a.shape[0], -1), a.shape[1:]
+
+
+def tail_tau(moments, beta: float, tau) -> np.ndarray:
+    """``sum_{k>=1} c_k F_k(tau)``: the tau-space image of a high-frequency tail.
+
+    ``moments`` has shape ``(K+1, ...)``; the constant ``moments[0]`` is ignored
+    (it is a delta function at tau = 0).  Returns shape ``(len(tau), ...)``.
+    """
+    m, tshape = _flat(moments)
+    tau = np.asarray(tau, dtype=float)
+    order = m.shape[0] - 1
+    out = np.zeros((tau.size, m.shape[1]), dtype=np.result_type(m, float))
+    if order >= 1:
+        polys = tail_polynomials(float(beta), order)
+        for k in range(1, order + 1):
+            out += polys[k - 1](tau)[:, None] * m[k][None, :]
+    return out.reshape((tau.size, *tshape))
+
+
+def tail_iw(moments, iw) -> np.ndarray:
+    """``sum_k c_k / (i w)^k`` evaluated at the complex points ``iw``."""
+    m, tshape = _flat(moments)
+    iw = np.asarray(iw)
+    inv = 1.0 / iw
+    out = np.zeros((iw.size, m.shape[1]), dtype=complex)
+    pw = np.ones_like(inv)
+    for k in range(m.shape[0]):
+        out += pw[:, None] * m[k][None, :]
+        pw = pw * inv
+    return out.reshape((iw.size, *tshape))
+
+
+def fit_tail(
+    G_w,
+    iw,
+    known_moments=None,
+    max_order: int = DEFAULT_TAIL_ORDER,
+    tail_fraction: float = 0.4,
+    hermitian: bool = True,
+):
+    """Least-squares fit of the high-frequency moments of ``G_w``.
+
+    The fit uses the outer ``tail_fraction`` of the frequencies on each side
+    (at least 8 points each) and keeps the ``known_moments`` fixed.
+
+    Parameters
+    ----------
+    G_w : ndarray, shape (n_w, ...)
+        Values on the points ``iw``.
+    iw : ndarray, shape (n_w,)
+        Matsubara points (TRIQS order, symmetric around 0).
+    known_moments : ndarray, shape (k, ...), optional
+        Moments ``c_0 ... c_{k-1}`` that are known and not fitted.  Default:
+        ``c_0 = 0`` (a function that vanishes at infinity).
+    max_order : int
+        Highest moment fitted.
+    tail_fraction : float
+        Fraction of the positive frequencies used (the largest ones).
+    hermitian : bool
+        Symmetrise the fitted matrices ``c_k -> (c_k + c_k^dagger)/2``
+        (true for Green's functions and self-energies, TRIQS's
+        ``fit_hermitian_tail``).
+
+    Returns
+    -------
+    moments : ndarray, shape (max_order+1, ...)
+    err : float
+        Maximum absolute residual of the fit in the window.
+    """
+    G, tshape = _flat(G_w)
+    iw = np.asarray(iw)
+    if known_moments is None:
+        known = np.zeros((1, G.shape[1]), dtype=complex)
+    else:
+        known = np.asarray(known_moments, dtype=complex).reshape(-1, G.shape[1])
+    n_known = known.shape[0]
+    if n_known > max_order:
+        return known.reshape((n_known, *tshape)), 0.0
+    n_pos = int(np.sum(iw.imag > 0))
+    n_fit = max(8, int(round(tail_fraction * n_pos)))
+    if n_fit > n_pos:
+        raise ValueError(
+            f"cannot fit a tail on {n_pos} positive frequencies; use a mesh with n_iw >= 8"
+        )
+    order = iw.imag.argsort()
+    win = np.concatenate([order[:n_fit], order[-n_fit:]])
+    z = iw[win]
+    wmax = np.abs(z).max()
+    # scaled basis (w_max / (i w))^k keeps the least-squares problem well conditioned
+    x = (wmax / z[:, None]) ** np.arange(max_order + 1)[None, :]
+    scale = (1.0 / wmax) ** np.arange(max_order + 1)
+    rhs = G[win] - (x[:, :n_known] * scale[:n_known]) @ known
+    a = x[:, n_known:]
+    sol, *_ = np.linalg.lstsq(a, rhs, rcond=None)
+    fitted = sol / scale[n_known:, None]
+    moments = np.concatenate([known, fitted], axis=0)
+    err = float(np.abs(rhs - a @ sol).max()) if rhs.size else 0.0
+    moments = moments.reshape((max_order + 1, *tshape))
+    if hermitian and len(tshape) == 2 and tshape[0] == tshape[1]:
+        fit_part = moments[n_known:]
+        moments[n_known:] = 0.5 * (fit_part + np.conj(np.swapaxes(fit_part, -1, -2)))
+    elif hermitian and len(tshape) < 2:
+        moments[n_known:] = moments[n_known:].real
+    return moments, err
+
+
+def _one_sided_derivatives(G_t, h, nd=2, npts=8):
+    """Derivatives 1..nd at the first point of uniform samples (one-sided stencil)."""
+    from math import factorial
+
+    k = np.arange(npts)
+    # Taylor matrix: f(k h) = sum_m f^(m) (k h)^m / m!
+    A = (k[:, None] * h) ** np.arange(npts)[None, :] / np.array(
+        [factorial(m) for m in range(npts)]
+    )
+    coef = np.linalg.solve(A, G_t[:npts])
+    return coef[1 : nd + 1]
+
+
+def moments_from_tau(G_t, beta: float, order: int = 3) -> np.ndarray:
+    """High-frequency moments ``c_0..c_order`` (``order <= 3``) from jumps at tau = 0, beta.
+
+    ``c_1 = -(G(0) + G(beta))``, ``c_2 = G'(0) + G'(beta)``,
+    ``c_3 = -(G''(0) + G''(beta))``; derivatives from 8-point one-sided stencils.
+    """
+    G, tshape = _flat(G_t)
+    n_tau = G.shape[0]
+    h = beta / (n_tau - 1)
+    m = np.zeros((order + 1, G.shape[1]), dtype=G.dtype)
+    if order >= 1:
+        m[1] = -(G[0] + G[-1])
+    if order >= 2:
+        npts = min(8, n_tau)
+        d0 = _one_sided_derivatives(G, h, 2, npts)
+        dB = _one_sided_derivatives(G[::-1], -h, 2, npts)
+        m[2] = d0[0] + dB[0]
+        if order >= 3:
+            m[3] = -(d0[1] + dB[1])
+    if order > 3:
+        raise ValueError("moments_from_tau estimates moments up to order 3 only")
+    return m.reshape((order + 1, *tshape))
+
+
+#: Moments subtracted analytically as polynomials in tau (higher ones would
+#: cancel catastrophically at large beta); the rest of the fitted tail only
+#: extends the remainder beyond the mesh.
+N_SUBTRACT = 3
+#: The remainder is extended with the fitted tail up to ``EXTEND * n_iw``.
+EXTEND = 8
+
+
+def _remainder(G, beta, moments):
+    """Split ``G(i w_n)`` into an analytic tail and a remainder on an extended mesh.
+
+    Returns ``(n, R, m_sub)``: Matsubara indices ``n`` (``|n| < EXTEND*n_iw``),
+    the remainder ``R = G - sum_{k<=N_SUBTRACT} c_k (i w)^-k`` on them (the
+    fitted higher moments supply the values beyond the mesh), and the
+    subtracted moments ``m_sub``.
+    """
+    n_w = G.shape[0]
+    n_iw = n_w // 2
+    iw = matsubara_freqs(beta, n_iw)
+    if moments is None:
+        moments, _ = fit_tail(G, iw)
+    m = np.asarray(moments).reshape(-1, G.shape[1])
+    if np.abs(m[0]).max() > 1e-10 * max(1.0, np.abs(m).max()):
+        raise ValueError(
+            "the function has a constant high-frequency part (moment c_0 = "
+            f"{np.abs(m[0]).max():.3g}); its Fourier transform has a delta function at tau=0. "
+            "Subtract the constant first (e.g. Sigma_iw - Sigma_inf) and transform the rest."
+        )
+    k_sub = min(N_SUBTRACT, m.shape[0] - 1)
+    m_sub = m[: k_sub + 1]
+    R_in = G - tail_iw(m_sub, iw)
+    if m.shape[0] - 1 <= k_sub:
+        return np.arange(-n_iw, n_iw), R_in, m_sub
+    n_ext = EXTEND * n_iw
+    n_out = np.concatenate([np.arange(-n_ext, -n_iw), np.arange(n_iw, n_ext)])
+    high = m.copy()
+    high[: k_sub + 1] = 0
+    R_out = tail_iw(high, 1j * np.pi * (2 * n_out + 1) / beta)
+    n = np.concatenate([np.arange(-n_ext, -n_iw), np.arange(-n_iw, n_iw), np.arange(n_iw, n_ext)])
+    R = np.concatenate([R_out[: n_ext - n_iw], R_in, R_out[n_ext - n_iw :]])
+    return n, R, m_sub
+
+
+def iw_to_tau(G_w, beta: float, n_tau: int, moments=None) -> np.ndarray:
+    """Fourier transform from the full Matsubara mesh to a uniform tau mesh.
+
+    Parameters
+    ----------
+    G_w : ndarray, shape (2 n_iw, ...)
+        ``G(i w_n)`` for ``n = -n_iw ... n_iw - 1``.
+    beta : float
+    n_tau : int
+        Number of tau points (both ends included).
+    moments : ndarray, shape (K+1, ...), optional
+        High-frequency moments (``moments[0]`` must vanish).  Fitted when omitted.
+
+    Returns
+    -------
+    G_t : ndarray, shape (n_tau, ...), complex.  ``G_t[0]`` is ``G(0+)`` and
+    ``G_t[-1]`` is ``G(beta-)``.
+    """
+    G, tshape = _flat(G_w)
+    if G.shape[0] % 2:
+        raise ValueError("iw_to_tau needs a fermionic mesh with an even number of points")
+    n, R, m_sub = _remainder(G, beta, moments)
+    M = n_tau - 1
+    bins = np.zeros((M, G.shape[1]), dtype=complex)
+    np.add.at(bins, n % M, R)
+    S = np.fft.fft(bins, axis=0) * np.exp(-1j * np.pi * np.arange(M) / M)[:, None]
+    out = np.empty((n_tau, G.shape[1]), dtype=complex)
+    out[:M] = S / beta
+    out[M] = -S[0] / beta
+    tau = np.linspace(0.0, beta, n_tau)
+    out += tail_tau(m_sub, beta, tau)
+    return out.reshape((n_tau, *tshape))
+
+
+def tau_to_iw(G_t, beta: float, n_iw: int, moments=None) -> np.ndarray:
+    """Fourier transform from a uniform tau mesh to ``2 n_iw`` Matsubara points.
+
+    The moments ``c_1..c_3`` (from ``moments`` or estimated from the jumps
+    of ``G`` and its derivatives at tau = 0, beta) are subtracted as the
+    polynomials ``F_k(tau)``; the remainder is smooth and antiperiodic and its
+    trapezoidal sum (by FFT) is exact up to aliasing at ``w +- 2 pi / h``.
+    """
+    G, tshape = _flat(G_t)
+    n_tau = G.shape[0]
+    if n_tau < 3:
+        raise ValueError("tau_to_iw needs at least 3 tau points")
+    if moments is None:
+        moments = moments_from_tau(G, beta, order=3 if n_tau >= 8 else 1)
+    m = np.asarray(moments, dtype=complex).reshape(-1, G.shape[1])
+    tau = np.linspace(0.0, beta, n_tau)
+    R = G - tail_tau(m, beta, tau)
+    M = n_tau - 1
+    h = beta / M
+    Rw = R[:M].astype(complex)
+    Rw[0] = 0.5 * (R[0] - R[M])
+    Rw *= np.exp(1j * np.pi * np.arange(M) / M)[:, None]
+    F = np.fft.ifft(Rw, axis=0) * M  # F[n mod M] = sum_j Rw_j e^{2 pi i n j / M}
+    n = np.arange(-n_iw, n_iw)
+    out = h * F[n % M]
+    out += tail_iw(m, matsubara_freqs(beta, n_iw))
+    return out.reshape((2 * n_iw, *tshape))
+
+
+def legendre_matrix_iw(n, n_l: int) -> np.ndarray:
+    """``T_nl = sqrt(2l+1) (-1)^n i^{l+1} j_l((2n+1) pi / 2)``, shape ``(len(n), n_l)``.
+
+    ``G(i w_n) = sum_l T_nl G_l`` (Boehnke et al. 2011, Eq. (E2)).
+    """
+    n = np.asarray(n)
+    l = np.arange(n_l)
+    x = np.abs((2 * n + 1) * np.pi / 2)[:, None]
+    jl = spherical_jn(l[None, :], x)
+    sign_x = np.where((2 * n + 1) < 0, 1, 0)[:, None]  # j_l(-x) = (-1)^l j_l(x)
+    jl = jl * np.where(sign_x & (l[None, :] % 2 == 1), -1.0, 1.0)
+    phase = ((-1.0) ** (n % 2))[:, None] * (1j ** ((l + 1) % 4))[None, :]
+    return np.sqrt(2 * l + 1)[None, :] * phase * jl
+
+
+def legendre_to_iw(G_l, n_iw: int) -> np.ndarray:
+    """``G(i w_n) = sum_l T_nl G_l`` on ``n = -n_iw ... n_iw - 1``."""
+    Gl, tshape = _flat(G_l)
+    T = legendre_matrix_iw(np.arange(-n_iw, n_iw), Gl.shape[0])
+    return (T @ Gl).reshape((2 * n_iw, *tshape))
+
+
+def legendre_to_tau(G_l, beta: float, tau) -> np.ndarray:
+    """``G(tau) = sum_l sqrt(2l+1)/beta P_l(x(tau)) G_l`` at the points ``tau``."""
+    Gl, tshape = _flat(G_l)
+    tau = np.asarray(tau, dtype=float)
+    x = 2 * tau / beta - 1
+    n_l = Gl.shape[0]
+    V = npleg.legvander(x, n_l - 1) * (np.sqrt(2 * np.arange(n_l) + 1) / beta)[None, :]
+    return (V @ Gl).reshape((tau.size, *tshape))
+
+
+@lru_cache(maxsize=32)
+def uniform_quadrature_weights(n: int, order: int = 8) -> np.ndarray:
+    """Weights (for unit spacing) of an endpoint-corrected trapezoidal rule on ``n`` points.
+
+    Interior weights are 1; ``order`` weights at each end are chosen so that
+    polynomials of degree < ``order`` are integrated exactly (Gregory-type
+    rule, error ``O(h^order)``).  Falls back to lower orders on short grids.
+    """
+    if n < 2:
+        raise ValueError("need at least two points to integrate")
+    q = min(order, n // 2)
+    w = np.ones(n)
+    if q < 2:
+        w[0] = w[-1] = 0.5
+        return w
+    # unknown end weights w_0..w_{q-1} (mirrored at the right end); exactness on
+    # (x - c)^m, m = 0, 2, 4, ... ; odd powers are exact by symmetry.
+    L = n - 1
+    x = np.arange(n) / L
+    c = 0.5
+    rows, rhs = [], []
+    for m in range(0, 2 * q, 2):
+        f = (x - c) ** m
+        exact = ((1 - c) ** (m + 1) - (0 - c) ** (m + 1)) / (m + 1) * L
+        interior = f[q : n - q].sum()
+        rows.append(f[:q] + f[::-1][:q])
+        rhs.append(exact - interior)
+    a = np.array(rows)
+    sol = np.linalg.solve(a, np.array(rhs))
+    w[:q] = sol
+    w[n - q :] = sol[::-1]
+    return w
+
+
+def tau_to_legendre(G_t, beta: float, n_l: int) -> np.ndarray:
+    """``G_l`` from samples on a uniform tau mesh (Gregory-corrected quadrature)."""
+    G, tshape = _flat(G_t)
+    n_tau = G.shape[0]
+    tau = np.linspace(0.0, beta, n_tau)
+    w = uniform_quadrature_weights(n_tau) * (beta / (n_tau - 1))
+    x = 2 * tau / beta - 1
+    V = npleg.legvander(x, n_l - 1) * np.sqrt(2 * np.arange(n_l) + 1)[None, :]
+    return ((V * w[:, None]).T @ G).reshape((n_l, *tshape))
+
+
+@lru_cache(maxsize=32)
+def _legendre_of_tail(beta: float, n_l: int, order: int) -> np.ndarray:
+    """``L[l, k-1] = sqrt(2l+1) int_0^beta P_l(x) F_k(tau) dtau`` (exact Gauss quadrature)."""
+    x, wq = npleg.leggauss(max(n_l, order) + 4)
+    tau = beta * (x + 1) / 2
+    P = npleg.legvander(x, n_l - 1) * np.sqrt(2 * np.arange(n_l) + 1)[None, :]
+    polys = tail_polynomials(float(beta), order)
+    Fk = np.stack([p(tau) for p in polys], axis=1)
+    return (P * (wq * beta / 2)[:, None]).T @ Fk
+
+
+def iw_to_legendre(G_w, beta: float, n_l: int, moments=None) -> np.ndarray:
+    """``G_l = sum_n conj(T_nl) G(i w_n)`` with the tail summed analytically.
+
+    The remainder ``G - sum_{k<=3} c_k (i w)^-k`` (extended beyond the mesh by
+    the fitted higher moments) is summed over ``n``; the subtracted tail
+    contributes ``sqrt(2l+1) int P_l F_k`` exactly.
+    """
+    G, tshape = _flat(G_w)
+    n, R, m_sub = _remainder(G, beta, moments)
+    T = legendre_matrix_iw(n, n_l)
+    out = np.conj(T).T @ R
+    order = m_sub.shape[0] - 1
+    if order >= 1:
+        out = out + _legendre_of_tail(float(beta), n_l, order) @ m_sub[1:]
+    return out.reshape((n_l, *tshape))
