@@ -325,19 +325,31 @@ def tau_to_iw(G_t, beta: float, n_iw: int, moments=None) -> np.ndarray:
     return out.reshape((2 * n_iw, *tshape))
 
 
-def legendre_matrix_iw(n, n_l: int) -> np.ndarray:
-    """``T_nl = sqrt(2l+1) (-1)^n i^{l+1} j_l((2n+1) pi / 2)``, shape ``(len(n), n_l)``.
-
-    ``G(i w_n) = sum_l T_nl G_l`` (Boehnke et al. 2011, Eq. (E2)).
-    """
-    n = np.asarray(n)
+@lru_cache(maxsize=32)
+def _legendre_matrix_range(n_first: int, n_count: int, n_l: int) -> np.ndarray:
+    n = np.arange(n_first, n_first + n_count)
     l = np.arange(n_l)
     x = np.abs((2 * n + 1) * np.pi / 2)[:, None]
     jl = spherical_jn(l[None, :], x)
-    sign_x = np.where((2 * n + 1) < 0, 1, 0)[:, None]  # j_l(-x) = (-1)^l j_l(x)
-    jl = jl * np.where(sign_x & (l[None, :] % 2 == 1), -1.0, 1.0)
+    # j_l(-x) = (-1)^l j_l(x)
+    jl = jl * np.where(((2 * n + 1) < 0)[:, None] & (l[None, :] % 2 == 1), -1.0, 1.0)
     phase = ((-1.0) ** (n % 2))[:, None] * (1j ** ((l + 1) % 4))[None, :]
-    return np.sqrt(2 * l + 1)[None, :] * phase * jl
+    T = np.sqrt(2 * l + 1)[None, :] * phase * jl
+    T.setflags(write=False)
+    return T
+
+
+def legendre_matrix_iw(n, n_l: int) -> np.ndarray:
+    """``T_nl = sqrt(2l+1) (-1)^n i^{l+1} j_l((2n+1) pi / 2)``, shape ``(len(n), n_l)``.
+
+    ``G(i w_n) = sum_l T_nl G_l`` (Boehnke et al. 2011, Eq. (E2)).  Contiguous
+    index ranges are cached (the spherical Bessel functions dominate the cost).
+    """
+    n = np.asarray(n)
+    if n.size and np.all(np.diff(n) == 1):
+        return _legendre_matrix_range(int(n[0]), int(n.size), int(n_l))
+    T = _legendre_matrix_range(int(n.min()), int(n.max() - n.min() + 1), int(n_l))
+    return T[n - n.min()]
 
 
 def legendre_to_iw(G_l, n_iw: int) -> np.ndarray:
