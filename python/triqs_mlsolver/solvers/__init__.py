@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: Apache-2.0
+"""AIM solvers behind one protocol (see :mod:`triqs_mlsolver.solvers.base`)."""
+
+from .base import (
+    Solver,
+    SolverSpec,
+    available_solvers,
+    get_solver,
+    parse_h_int,
+    params_from_g0,
+    register_solver,
+    solve_aim,
+)
+from .solution import AIMSolution
+
+__all__ = [
+    "Solver",
+    "SolverSpec",
+    "AIMSolution",
+    "available_solvers",
+    "get_solver",
+    "register_solver",
+    "solve_aim",
+    "parse_h_int",
+    "params_from_g0",
+    "HubbardISolver",
+    "IPTSolver",
+]
+
+
+class HubbardISolver(Solver):
+    """TRIQS-style Hubbard-I solver (see :mod:`triqs_mlsolver.solvers.hubbard_i`)."""
+
+    solver_name = "hubbard_i"
+
+
+class IPTSolver(Solver):
+    """TRIQS-style IPT solver (see :mod:`triqs_mlsolver.solvers.ipt`)."""
+
+    solver_name = "ipt"

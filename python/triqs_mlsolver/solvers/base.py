@@ -1,0 +1,306 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The solver protocol: a registry of pure AIM solvers and one TRIQS-style front.
+
+How to add a solver
+-------------------
+1. Write a pure function ``solve(params: AIMParams, *, n_iw, n_tau, n_l, **options)
+   -> AIMSolution`` in its own module under ``solvers/`` (build the result with
+   the helpers of :mod:`triqs_mlsolver.solvers.solution`).  Validate physics
+   input there and raise ``ValueError`` with a message that says how to fix it.
+2. Register it: ``register_solver('name', solve, options={'opt': default, ...},
+   description='...')``.  The option names are the only keywords ``solve()``
+   accepts; an unknown keyword is an :class:`UnknownParameterError`.
+3. Add a thin class ``class NameSolver(Solver): solver_name = 'name'`` if users
+   should be able to use it as a TRIQS solver.
+
+The TRIQS convention (cthyb, hubbardI)::
+
+    S = HubbardISolver(beta=10, gf_struct=[('up', 1), ('down', 1)], n_iw=1025)
+    S.G0_iw << inverse(iOmega_n + mu - t**2 * G)      # the user fills the input
+    S.solve(h_int=U * n('up', 0) * n('down', 0))      # physics + run parameters
+    S.G_iw, S.Sigma_iw, S.G_tau, S.G_l                # results as attributes
+
+``Sigma_iw = inverse(G0_iw) - inverse(G_iw)`` includes the Hartree term.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .. import gf as _gf
+from ..aim.params import AIMParams
+from ..errors import GfStructError, UnknownParameterError
+from ..gf import transforms as tr
+from .solution import AIMSolution
+
+__all__ = [
+    "SolverSpec",
+    "register_solver",
+    "get_solver",
+    "available_solvers",
+    "solve_aim",
+    "Solver",
+    "parse_h_int",
+    "params_from_g0",
+]
+
+_REGISTRY: dict[str, SolverSpec] = {}
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """A registered solver: its pure function, accepted options and defaults."""
+
+    name: str
+    function: Callable[..., AIMSolution]
+    options: dict = field(default_factory=dict)
+    description: str = ""
+    multi_orbital: bool = False
+
+
+def register_solver(name, function, *, options=None, description="", multi_orbital=False):
+    """Register ``function`` under ``name`` (see the module docstring)."""
+    if name in _REGISTRY and _REGISTRY[name].function is not function:
+        raise ValueError(f"a different solver is already registered as {name!r}")
+    spec = SolverSpec(name, function, dict(options or {}), description, multi_orbital)
+    _REGISTRY[name] = spec
+    return spec
+
+
+def _load_builtin():
+    # importing the modules registers them
+    import importlib
+
+    for mod in ("hubbard_i", "ipt", "ed", "nca"):
+        try:
+            importlib.import_module(f"{__package__}.{mod}")
+        except ModuleNotFoundError as exc:  # TEMP until ed/nca land
+            if exc.name != f"{__package__}.{mod}":
+                raise
+
+
+def get_solver(name: str) -> SolverSpec:
+    """The :class:`SolverSpec` registered as ``name``."""
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"no solver named {name!r}; available: {', '.join(available_solvers())}"
+        ) from None
+
+
+def available_solvers() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def check_options(spec: SolverSpec, options: dict) -> dict:
+    """Merge ``options`` into the defaults; unknown keys raise."""
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise UnknownParameterError(
+            f"solver {spec.name!r} got unknown option(s) {unknown}; it accepts "
+            f"{sorted(spec.options) or 'no options'}"
+        )
+    merged = dict(spec.options)
+    merged.update(options)
+    return merged
+
+
+def solve_aim(name: str, params: AIMParams, *, n_iw=1025, n_tau=10001, n_l=30, **options):
+    """Solve ``params`` with the solver ``name``; returns an :class:`AIMSolution`."""
+    spec = get_solver(name)
+    opts = check_options(spec, options)
+    for key, val, lo in (("n_iw", n_iw, 1), ("n_tau", n_tau, 2), ("n_l", n_l, 1)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < lo:
+            raise ValueError(f"{key}={val!r} must be an integer >= {lo}")
+    t0 = time.perf_counter()
+    sol = spec.function(params, n_iw=int(n_iw), n_tau=int(n_tau), n_l=int(n_l), **opts)
+    sol.wall_time = time.perf_counter() - t0
+    sol.solver = name
+    sol.settings = {**opts, "n_iw": int(n_iw), "n_tau": int(n_tau), "n_l": int(n_l)}
+    return sol
+
+
+# -- TRIQS-style front ----------------------------------------------------------
+def _single_orbital_struct(gf_struct):
+    struct = _gf.normalize_gf_struct(gf_struct, stacklevel=4)
+    if len(struct) != 2 or any(size != 1 for _, size in struct):
+        raise GfStructError(
+            f"this solver treats one orbital with two spin blocks; gf_struct={struct} is not "
+            "of that form. Use gf_struct=[('up', 1), ('down', 1)] (any two block names: "
+            "the first is spin up, the second spin down)"
+        )
+    return struct
+
+
+def parse_h_int(h_int, block_names):
+    """Read ``U`` and the one-body shifts of a single-orbital ``h_int``.
+
+    Accepts ``U n_0 n_1 + e_0 n_0 + e_1 n_1 + const`` in terms of the
+    operators ``(block_names[s], 0)`` (TRIQS's iteration protocol
+    ``for monomial, coef in h_int``), e.g. ``U*n('up',0)*n('down',0)`` or
+    ``U*(n('up',0)-0.5)*(n('down',0)-0.5)``.
+
+    Returns ``(U, shift)`` with ``shift[s]`` the coefficient of ``n_s`` (it
+    lowers the chemical potential: ``mu_s -> mu_s - shift[s]``).
+    """
+    if h_int is None:
+        raise TypeError("solve() needs h_int=..., e.g. h_int=U*n('up',0)*n('down',0)")
+    try:
+        terms = list(h_int)
+    except TypeError:
+        raise TypeError(
+            f"h_int must be an operator expression (n, c, c_dag products), not "
+            f"{type(h_int).__name__}"
+        ) from None
+    U, shift = 0.0, np.zeros(2)
+    for monomial, coef in terms:
+        coef = complex(coef)
+        if abs(coef.imag) > 1e-12:
+            raise ValueError(f"h_int has a complex coefficient {coef}; U must be real")
+        coef = coef.real
+        ops = [(bool(dag), str(idx[0]), idx[1]) for dag, idx in monomial]
+        for _, blk, _i in ops:
+            if blk not in block_names:
+                raise ValueError(
+                    f"h_int acts on block {blk!r}, which is not in gf_struct {list(block_names)}; "
+                    "use the block names of gf_struct"
+                )
+        for _, blk, i in ops:
+            if int(i) != 0:
+                raise ValueError(f"h_int uses orbital index {i} of block {blk!r}; "
+                                 "this single-orbital solver only has index 0")
+        if not ops:
+            continue  # constant energy shift
+        kinds = [(dag, block_names.index(blk)) for dag, blk, _ in ops]
+        if len(ops) == 2 and kinds[0][0] and not kinds[1][0] and kinds[0][1] == kinds[1][1]:
+            shift[kinds[0][1]] += coef
+        elif len(ops) == 4 and [k[0] for k in kinds] == [True, True, False, False] and sorted(
+            k[1] for k in kinds[:2]
+        ) == [0, 1] and sorted(k[1] for k in kinds[2:]) == [0, 1]:
+            # c+_a c+_b c_b c_a = n_a n_b ; c+_a c+_b c_a c_b = -n_a n_b
+            sign = 1.0 if kinds[0][1] == kinds[3][1] else -1.0
+            U += sign * coef
+        else:
+            raise ValueError(
+                f"h_int term {coef}*{monomial} is not a density or density-density term; "
+                "this solver accepts U*n('up',0)*n('down',0) plus one-body n terms"
+            )
+    if U < 0:
+        raise ValueError(f"h_int gives U = {U} < 0; the solvers here need a repulsive U >= 0")
+    return U, shift
+
+
+def params_from_g0(g0_sw, beta, U, shift):
+    """AIMParams from ``G0_s(i w)`` on the full Matsubara mesh.
+
+    ``G0^-1 = i w + mu - Delta(i w)``: ``mu`` is the constant of the
+    high-frequency expansion of ``i w - G0^-1`` (fitted), ``Delta`` the rest.
+    """
+    g0_sw = np.asarray(g0_sw, complex)
+    if not np.all(np.isfinite(g0_sw)):
+        raise ValueError("G0_iw contains NaN or infinite values; fill G0_iw before solve()")
+    n_iw = g0_sw.shape[1] // 2
+    iw = tr.matsubara_freqs(beta, n_iw)
+    with np.errstate(divide="raise", invalid="raise"):
+        try:
+            X = iw[None, :] - 1.0 / g0_sw  # = Delta - mu
+        except FloatingPointError:
+            raise ValueError("G0_iw vanishes at some frequency; was it filled?") from None
+    mu = np.zeros(2)
+    for s in range(2):
+        m, _ = tr.fit_tail(X[s], iw, known_moments=np.zeros((0,)), max_order=4)
+        mu[s] = -m[0].real
+    delta = X + mu[:, None]
+    return AIMParams(U=U, mu=mu - shift, beta=beta, Delta_iw=delta)
+
+
+class Solver:
+    """TRIQS-style impurity solver over a registered pure solver.
+
+    Parameters
+    ----------
+    beta : float
+        Inverse temperature.
+    gf_struct : list of (str, int)
+        ``[('up', 1), ('down', 1)]`` (first block = spin up).
+    n_iw, n_tau, n_l : int
+        Matsubara frequencies (positive ones), tau points, Legendre coefficients.
+
+    Attributes
+    ----------
+    G0_iw : BlockGf
+        Input: the non-interacting impurity Green's function, filled by the user.
+    G_iw, Sigma_iw, G_tau, G_l : BlockGf
+        Results of :meth:`solve`.
+    density : ndarray (2,)
+    double_occupancy : float or None
+    solution : AIMSolution
+        The plain-array result (with diagnostics).
+    last_solve_parameters : dict
+    """
+
+    solver_name = ""
+
+    def __init__(self, beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, **kwargs):
+        if kwargs:
+            raise UnknownParameterError(
+                f"{type(self).__name__}() got unknown keyword(s) {sorted(kwargs)}; it takes "
+                "beta, gf_struct, n_iw, n_tau, n_l (solver options go to solve())"
+            )
+        self._spec = get_solver(self.solver_name)
+        struct = _single_orbital_struct(gf_struct)
+        m_iw = _gf.MeshImFreq(beta=beta, statistic="Fermion", n_iw=n_iw)
+        m_tau = _gf.MeshImTime(beta=beta, statistic="Fermion", n_tau=n_tau)
+        m_l = _gf.MeshLegendre(beta=beta, statistic="Fermion", max_n=n_l)
+        self.beta, self.gf_struct = float(beta), struct
+        self.n_iw, self.n_tau, self.n_l = int(n_iw), int(n_tau), int(n_l)
+        self.constr_params = dict(beta=self.beta, gf_struct=struct, n_iw=self.n_iw,
+                                  n_tau=self.n_tau, n_l=self.n_l)
+        self.G0_iw = _gf.BlockGf(mesh=m_iw, gf_struct=struct)
+        self.G_iw = self.G0_iw.copy()
+        self.Sigma_iw = self.G0_iw.copy()
+        self.G_tau = _gf.BlockGf(mesh=m_tau, gf_struct=struct)
+        self.G_l = _gf.BlockGf(mesh=m_l, gf_struct=struct)
+        self.density = None
+        self.double_occupancy = None
+        self.solution = None
+        self.last_solve_parameters = {}
+
+    @property
+    def block_names(self):
+        return [n for n, _ in self.gf_struct]
+
+    def solve(self, *, h_int=None, **options):
+        """Solve the impurity problem defined by ``G0_iw`` and ``h_int``.
+
+        Keyword-only; the accepted solver options are ``self.solver_options()``.
+        """
+        names = self.block_names
+        opts = check_options(self._spec, options)
+        U, shift = parse_h_int(h_int, names)
+        g0 = np.stack([self.G0_iw[n].data[:, 0, 0] for n in names])
+        params = params_from_g0(g0, self.beta, U, shift)
+        sol = solve_aim(self.solver_name, params, n_iw=self.n_iw, n_tau=self.n_tau,
+                        n_l=self.n_l, **opts)
+        for s, n_ in enumerate(names):
+            self.G_iw[n_].data[:, 0, 0] = sol.G_iw[s]
+            self.Sigma_iw[n_].data[:, 0, 0] = sol.Sigma_iw[s]
+            self.G_tau[n_].data[:, 0, 0] = sol.G_tau[s]
+            self.G_l[n_].data[:, 0, 0] = sol.G_l[s]
+        self.density = sol.density
+        self.double_occupancy = sol.double_occupancy
+        self.solution = sol
+        self.last_solve_parameters = {"h_int": str(h_int), "U": U, "mu": params.mu.tolist(),
+                                      **opts}
+        return self
+
+    def solver_options(self) -> dict:
+        """The options :meth:`solve` accepts, with their defaults."""
+        return dict(self._spec.options)

@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The result of an impurity solve as plain arrays, and builders from the
+representation a solver computes natively (poles, Matsubara or tau data).
+
+Arrays carry a leading spin axis ``s`` (0 = up, 1 = down): ``G_sw`` on the
+``2 n_iw`` Matsubara points, ``G_st`` on ``n_tau`` uniform tau points (real),
+``G_sl`` Legendre coefficients (real).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import ive, spherical_in
+
+from ..gf import transforms as tr
+
+__all__ = [
+    "AIMSolution",
+    "solution_from_poles",
+    "solution_from_iw",
+    "solution_from_tau",
+    "legendre_of_poles",
+    "tau_of_poles",
+]
+
+
+@dataclass
+class AIMSolution:
+    """One AIM solution.
+
+    Attributes
+    ----------
+    beta : float
+    G_iw : ndarray (2, 2 n_iw) complex
+    G_tau : ndarray (2, n_tau) float
+    G_l : ndarray (2, n_l) float
+    Sigma_iw : ndarray (2, 2 n_iw) complex, ``G0^-1 - G^-1`` (Hartree part included)
+    density : ndarray (2,), ``<n_s>``
+    double_occupancy : float or None, ``<n_up n_dn>`` where the solver knows it
+    energy : float or None
+    wall_time : float, seconds
+    solver : str
+    settings : dict, the options the solver ran with
+    diagnostics : dict, solver-specific (fit error, states kept, iterations, ...)
+    """
+
+    beta: float
+    G_iw: np.ndarray
+    G_tau: np.ndarray
+    G_l: np.ndarray
+    Sigma_iw: np.ndarray
+    density: np.ndarray
+    double_occupancy: float | None = None
+    energy: float | None = None
+    wall_time: float = 0.0
+    solver: str = ""
+    settings: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+
+    @property
+    def n_iw(self) -> int:
+        return self.G_iw.shape[1] // 2
+
+    @property
+    def n_tau(self) -> int:
+        return self.G_tau.shape[1]
+
+    @property
+    def n_l(self) -> int:
+        return self.G_l.shape[1]
+
+    def Z(self) -> np.ndarray:
+        """First-Matsubara quasiparticle estimate ``Z0 = 1/(1 - Im Sigma(i w_0)/w_0)`` per spin.
+
+        A finite-temperature estimate, not the T = 0 residue.
+        """
+        w0 = np.pi / self.beta
+        return 1.0 / (1.0 - self.Sigma_iw[:, self.n_iw].imag / w0)
+
+
+def tau_of_poles(E_p, W_p, beta, tau) -> np.ndarray:
+    """``G(tau) = -sum_p W_p e^{-E_p tau} / (1 + e^{-beta E_p})``, overflow-free."""
+    E = np.asarray(E_p, float)[None, :]
+    W = np.asarray(W_p, float)[None, :]
+    t = np.asarray(tau, float)[:, None]
+    pos = E >= 0
+    # E >= 0: e^{-E tau}/(1+e^{-beta E});  E < 0: e^{E (beta - tau)}/(1+e^{beta E})
+    num = np.where(pos, np.exp(-np.where(pos, E, 0) * t), np.exp(np.where(pos, 0, E) * (beta - t)))
+    den = 1.0 + np.exp(-beta * np.abs(E))
+    return -(W * num / den).sum(axis=1)
+
+
+def legendre_of_poles(E_p, W_p, beta, n_l) -> np.ndarray:
+    """Exact ``G_l`` of ``G(tau) = -sum_p W_p e^{-E_p tau}/(1+e^{-beta E_p})``.
+
+    Uses ``int_{-1}^{1} P_l(x) e^{-a x} dx = 2 (-1)^l i_l(a)`` with ``a = beta E / 2``
+    and the exponentially scaled Bessel function for large ``|a|``.
+    """
+    E = np.asarray(E_p, float)
+    W = np.asarray(W_p, float)
+    l = np.arange(n_l)
+    a = beta * E / 2
+    aa = np.abs(a)[:, None]
+    # s(a) = e^{-|a|} i_l(|a|) / (1 + e^{-2|a|})
+    small = aa < 1.0
+    safe = np.where(small, 1.0, aa)
+    scaled = np.where(
+        small,
+        spherical_in(l[None, :], np.where(small, aa, 0.0)) * np.exp(-aa),
+        np.sqrt(np.pi / (2 * safe)) * ive(l[None, :] + 0.5, safe),
+    ) / (1 + np.exp(-2 * aa))
+    # e^{-a} i_l(a) with the sign (-1)^l for a < 0, times (-1)^l from the integral
+    sign = np.where((a[:, None] < 0) & (l[None, :] % 2 == 1), -1.0, 1.0) * (-1.0) ** l[None, :]
+    return -np.sqrt(2 * l + 1) * beta * (W[:, None] * sign * scaled).sum(axis=0)
+
+
+def _dyson(params, G_sw):
+    n_iw = G_sw.shape[1] // 2
+    return 1.0 / params.g0_iw(n_iw) - 1.0 / G_sw
+
+
+def solution_from_poles(params, poles, *, n_iw, n_tau, n_l, **extra) -> AIMSolution:
+    """Build a solution from the Lehmann poles ``[(E_p, W_p)]`` of each spin (exact)."""
+    iw = params.iw(n_iw)
+    tau = np.linspace(0.0, params.beta, n_tau)
+    G_iw = np.stack([(W[None, :] / (iw[:, None] - E[None, :])).sum(axis=1) for E, W in poles])
+    G_tau = np.stack([tau_of_poles(E, W, params.beta, tau) for E, W in poles])
+    G_l = np.stack([legendre_of_poles(E, W, params.beta, n_l) for E, W in poles])
+    density = -G_tau[:, -1]
+    return AIMSolution(beta=params.beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l,
+                       Sigma_iw=_dyson(params, G_iw), density=density, **extra)
+
+
+def solution_from_iw(params, G_sw, *, n_tau, n_l, moments=None, **extra) -> AIMSolution:
+    """Build a solution from ``G(i w_n)`` (tail-corrected transforms).
+
+    ``moments``: per-spin known moments, shape ``(2, k)``; default ``c0 = 0, c1 = 1``.
+    """
+    G_sw = np.asarray(G_sw, complex)
+    iw = params.iw(G_sw.shape[1] // 2)
+    G_tau, G_l = [], []
+    for s in range(2):
+        km = np.array([0.0, 1.0]) if moments is None else np.asarray(moments[s])
+        m, _ = tr.fit_tail(G_sw[s], iw, known_moments=km)
+        G_tau.append(tr.iw_to_tau(G_sw[s], params.beta, n_tau, m).real)
+        G_l.append(tr.iw_to_legendre(G_sw[s], params.beta, n_l, m).real)
+    G_tau = np.stack(G_tau)
+    return AIMSolution(beta=params.beta, G_iw=G_sw, G_tau=G_tau, G_l=np.stack(G_l),
+                       Sigma_iw=_dyson(params, G_sw), density=-G_tau[:, -1], **extra)
+
+
+def solution_from_tau(params, G_st, *, n_iw, n_tau, n_l, **extra) -> AIMSolution:
+    """Build a solution from ``G(tau)`` on a uniform grid (resampled to ``n_tau`` points)."""
+    G_st = np.asarray(G_st, float)
+    beta = params.beta
+    G_iw = np.stack([tr.tau_to_iw(g, beta, n_iw) for g in G_st])
+    G_l = np.stack([tr.tau_to_legendre(g, beta, n_l) for g in G_st])
+    if G_st.shape[1] != n_tau:
+        G_tau = np.stack([tr.legendre_to_tau(gl, beta, np.linspace(0, beta, n_tau)) for gl in G_l])
+    else:
+        G_tau = G_st
+    return AIMSolution(beta=beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l,
+                       Sigma_iw=_dyson(params, G_iw), density=-G_st[:, -1], **extra)
