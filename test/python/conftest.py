@@ -17,5 +17,5 @@ TRIQS_ARCHIVES = SHARED / "triqs-archives"
 @pytest.fixture(scope="session")
 def triqs_archives():
     if not TRIQS_ARCHIVES.is_dir():
-        pytest.skip(f"reference archives not found at {TRIQS_ARCHIVES} (../shared beside the clone)")
+        pytest.skip(f"reference archives not found at {TRIQS_ARCHIVES} (../shared)")
     return TRIQS_ARCHIVES

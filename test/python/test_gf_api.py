@@ -5,7 +5,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 from triqs_mlsolver.errors import (
     GfStructError,
     LegacyGfStructWarning,
@@ -24,8 +23,8 @@ from triqs_mlsolver.gf import (
     MeshImTime,
     MeshLegendre,
     SemiCircular,
-    iOmega_n,
     inverse,
+    iOmega_n,
 )
 
 

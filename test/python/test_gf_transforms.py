@@ -5,7 +5,6 @@ import h5py
 import numpy as np
 import pytest
 from semicircle import g_legendre_exact, g_tau_exact
-
 from triqs_mlsolver.gf import (
     Fourier,
     GfImFreq,
@@ -17,8 +16,8 @@ from triqs_mlsolver.gf import (
     SemiCircular,
     TimeToLegendre,
     fit_hermitian_tail,
-    iOmega_n,
     inverse,
+    iOmega_n,
 )
 from triqs_mlsolver.gf import transforms as tr
 

@@ -105,8 +105,9 @@ def bethe_dmft(solver, U, beta, *, D=1.0, mu=None, n_iw=1025, n_tau=10001, n_l=3
             raise ValueError(f"start array has shape {G.shape}, expected (2, {2 * n_iw})")
     t2 = D**2 / 4
     opts = dict(solver_options or {})
-    history, sol, converged = [], None, False
-    for it in range(1, max_iter + 1):
+    history, sol, converged, it = [], None, False, 0
+    while it < max_iter:
+        it += 1
         params = AIMParams(U=U, mu=mu, beta=beta, Delta_iw=t2 * G, D=D)
         sol = solve_aim(solver, params, n_iw=n_iw, n_tau=n_tau, n_l=n_l, **opts)
         G_new = sol.G_iw

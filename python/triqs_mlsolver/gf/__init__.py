@@ -29,12 +29,24 @@ if using_triqs():  # pragma: no cover - needs a TRIQS installation
     HDFArchive = _h5.HDFArchive
 else:
     from ._gf import (  # noqa: F401
-        BlockGf, Gf, GfImFreq, GfImTime, GfLegendre, fit_hermitian_tail, inverse,
+        BlockGf,
+        Gf,
+        GfImFreq,
+        GfImTime,
+        GfLegendre,
+        fit_hermitian_tail,
+        inverse,
     )
     from ._h5 import HDFArchive  # noqa: F401
     from ._lazy import (  # noqa: F401
-        Flat, Fourier, LegendreToMatsubara, LegendreToTime, MatsubaraToLegendre, SemiCircular,
-        TimeToLegendre, iOmega_n,
+        Flat,
+        Fourier,
+        LegendreToMatsubara,
+        LegendreToTime,
+        MatsubaraToLegendre,
+        SemiCircular,
+        TimeToLegendre,
+        iOmega_n,
     )
     from ._meshes import MeshImFreq, MeshImTime, MeshLegendre  # noqa: F401
 

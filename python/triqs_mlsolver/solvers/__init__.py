@@ -6,8 +6,8 @@ from .base import (
     SolverSpec,
     available_solvers,
     get_solver,
-    parse_h_int,
     params_from_g0,
+    parse_h_int,
     register_solver,
     solve_aim,
 )

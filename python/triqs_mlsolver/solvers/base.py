@@ -26,8 +26,8 @@ The TRIQS convention (cthyb, hubbardI)::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

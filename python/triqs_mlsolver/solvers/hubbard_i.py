@@ -32,7 +32,7 @@ import numpy as np
 from scipy.special import expit
 
 from .base import register_solver
-from .solution import solution_from_iw, solution_from_poles
+from .solution import galitskii_migdal, solution_from_iw, solution_from_poles
 
 __all__ = ["atomic_occupations", "sigma_hubbard_i", "solve_hubbard_i"]
 
@@ -75,8 +75,15 @@ def solve_hubbard_i(params, *, n_iw, n_tau, n_l):
         G = 1.0 / (iw[None, :] + mu[:, None] - params.delta_iw(n_iw) - sigma)
         c2 = -mu + np.array([s[0] for s in sig_poles])
         moments = [np.array([0.0, 1.0, c2[s]]) for s in range(2)]
-        return solution_from_iw(params, G, n_tau=n_tau, n_l=n_l, moments=moments,
-                                diagnostics=diag)
+        sol = solution_from_iw(params, G, n_tau=n_tau, n_l=n_l, moments=moments,
+                               diagnostics=diag)
+        nb = n_at[::-1]
+        if U > 0:
+            ud = galitskii_migdal(sigma, G, beta, U * nb, U**2 * nb * (1 - nb), sol.density)
+            sol.double_occupancy = float(np.mean(ud) / U)
+        else:
+            sol.double_occupancy = float(sol.density[0] * sol.density[1])
+        return sol
     poles, gm = [], []
     for s in range(2):
         shift, w2, a = sig_poles[s]

@@ -43,7 +43,7 @@ from scipy.optimize import brentq, root
 
 from ..gf import transforms as tr
 from .base import register_solver
-from .solution import solution_from_iw
+from .solution import galitskii_migdal, solution_from_iw
 
 __all__ = ["sigma2_iw", "solve_ipt"]
 
@@ -65,7 +65,7 @@ def _density(G_w, beta, c2):
 
 
 def sigma2_iw(g0_tau_s, U, beta, n_iw):
-    """Second-order ``Sigma2_s(i w)`` (no Hartree term) from ``G0_s(tau)``, shape ``(2, 2 n_iw)``."""
+    """Second-order ``Sigma2_s(i w)`` (no Hartree term) from ``G0_s(tau)``: ``(2, 2 n_iw)``."""
     out = []
     for s in range(2):
         o = 1 - s
@@ -154,17 +154,10 @@ def solve_ipt(params, *, n_iw, n_tau, n_l, n_tau_internal=None, tol=1e-10, max_i
     moments = [np.array([0.0, 1.0, c2[s]]) for s in range(2)]
     sol = solution_from_iw(params, G, n_tau=n_tau, n_l=n_l, moments=moments, diagnostics=diag)
     sol.Sigma_iw = sigma
-    # Galitskii-Migdal: U d = T sum_n Sigma G e^{iw 0+} (per spin), with the 1/(iw)^2 tail
-    # C = U^2 n(1-n) of Sigma_c G summed analytically (T sum (iw)^-2 = -beta/4).
     if U > 0:
-        ds = []
-        for s in range(2):
-            nb = sol.density[1 - s]
-            C = U**2 * nb * (1 - nb)
-            sc = sigma[s] - U * nb
-            body = (sc * G[s] - C / iw**2).sum().real / beta
-            ds.append(sol.density[s] * nb + (body + C * (-beta / 4)) / U)
-        sol.double_occupancy = float(np.mean(ds))
+        nb = sol.density[::-1]
+        ud = galitskii_migdal(sigma, G, beta, U * nb, U**2 * nb * (1 - nb), sol.density)
+        sol.double_occupancy = float(np.mean(ud) / U)
     else:
         sol.double_occupancy = float(sol.density[0] * sol.density[1])
     return sol

@@ -116,6 +116,23 @@ def legendre_of_poles(E_p, W_p, beta, n_l) -> np.ndarray:
     return -np.sqrt(2 * l + 1) * beta * (W[:, None] * sign * scaled).sum(axis=0)
 
 
+def galitskii_migdal(Sigma_sw, G_sw, beta, sigma_inf, c1, density):
+    """``<n_up n_dn>`` from ``U d = T sum_n Sigma_s(i w_n) G_s(i w_n) e^{i w_n 0+}``, spin-averaged.
+
+    ``Sigma = sigma_inf + Sigma_c`` with ``Sigma_c ~ c1 / (i w)``; the constant
+    contributes ``sigma_inf n_s`` and the ``c1/(i w)^2`` tail of ``Sigma_c G``
+    is summed analytically (``T sum_n (i w_n)^-2 = -beta/4``).  Returns
+    ``U * d`` per spin (the caller divides by ``U``).
+    """
+    n_iw = G_sw.shape[1] // 2
+    iw = 1j * np.pi * (2 * np.arange(-n_iw, n_iw) + 1) / beta
+    out = []
+    for s in range(2):
+        body = ((Sigma_sw[s] - sigma_inf[s]) * G_sw[s] - c1[s] / iw**2).sum().real / beta
+        out.append(sigma_inf[s] * density[s] + body + c1[s] * (-beta / 4))
+    return np.array(out)
+
+
 def _dyson(params, G_sw):
     n_iw = G_sw.shape[1] // 2
     return 1.0 / params.g0_iw(n_iw) - 1.0 / G_sw

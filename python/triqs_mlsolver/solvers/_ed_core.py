@@ -1,0 +1,690 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Numerical core of the exact-diagonalisation solver (private; see :mod:`.ed`).
+
+Pure functions and two small structure classes on plain arrays:
+
+* :class:`Species` -- the Fock space of one spin species (``L = k + 1``
+  orbitals, orbital 0 = impurity) split by particle number ``N``: basis
+  states as bit patterns, the one-species Hamiltonian ``H_N`` (diagonal +
+  sparse hopping), ``n_d`` and the maps of ``d^+``.
+* :class:`Sector` -- a block ``(N_up, N_dn)`` of the two-species space in the
+  spin-separated basis ``|up bits> (x) |dn bits>``.  A state is a matrix
+  ``Psi`` (``d_up x d_dn``) and ``H Psi = H_up Psi + Psi H_dn^T + U (n_up n_dn^T) o Psi``
+  (Kronecker-sum matvec, batched over a leading axis).
+* :func:`full_lehmann_poles` -- Path A, all eigenstates, Lehmann poles.
+* :func:`low_spectrum` + :func:`thermal_poles` -- Path B, the low spectrum of
+  every sector and the Green's function of each kept state from Lanczos
+  continued fractions (or exact projection where the target sector is fully
+  diagonalised).
+* :func:`lanczos_tridiag_batch`, :func:`cf_poles`, :func:`merge_poles`.
+
+Fermion order: all up orbitals before all down orbitals, impurity first
+within a species.  Inside a species the Jordan-Wigner sign of ``c_j`` is
+``(-1)^(number of occupied orbitals i < j)``; ``c_dn`` carries the extra
+``(-1)^{N_up}``.  (For the diagonal Green's functions computed here only the
+signs of the hopping inside a species matter; the ``(-1)^{N_up}`` is a global
+phase per sector and kept for correctness of the operators.)
+
+Array axis letters: ``b`` batch of states, ``u``/``d`` up/down basis index
+of a sector, ``e`` eigenstate, ``n`` Lanczos step, ``p`` pole.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import eigh_tridiagonal
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+__all__ = [
+    "Species",
+    "Sector",
+    "SectorEigen",
+    "TooManyStatesError",
+    "merge_poles",
+    "lanczos_tridiag_batch",
+    "cf_poles",
+    "full_lehmann_poles",
+    "low_spectrum",
+    "thermal_poles",
+]
+
+#: Poles closer than ``MERGE_TOL_BETA / beta`` are merged into one at their weighted mean
+#: energy.  The error this makes in G(tau) is <= beta^2 dE^2 W / 2 <= 5e-15 W.
+MERGE_TOL_BETA = 1e-7
+
+
+class TooManyStatesError(RuntimeError):
+    """Raised when Path B would need more eigenstates in a sector than allowed."""
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.int64)
+    c = np.zeros_like(x)
+    while np.any(x):
+        c += x & 1
+        x = x >> 1
+    return c
+
+
+class Species:
+    """One spin species: ``L`` orbitals (0 = impurity, 1..k bath), all particle numbers.
+
+    Parameters
+    ----------
+    eps_d : float
+        Impurity level (``-mu_s``).
+    eps_k, V_k : ndarray (k,)
+        Bath energies and impurity-bath hoppings.
+
+    Attributes
+    ----------
+    L : int
+    states : list of ndarray
+        ``states[N]`` -- sorted bit patterns with ``N`` particles.
+    diag : list of ndarray
+        ``diag[N]`` -- diagonal of the one-species ``H_N`` (one-body energies).
+    hop : list of scipy.sparse.csr_matrix
+        ``hop[N]`` -- off-diagonal (hopping) part of ``H_N``, symmetric.
+    nd : list of ndarray
+        ``nd[N]`` -- impurity occupation (0/1) of each basis state.
+    cdag_src, cdag_tgt : list of ndarray
+        ``d^+ |states[N][src]> = |states[N+1][tgt]>`` (no sign: orbital 0 comes first).
+    emin : ndarray (L+1,)
+        Lowest eigenvalue of ``H_N`` (lower bounds of the sector energies).
+    """
+
+    def __init__(self, eps_d, eps_k, V_k):
+        eps_k = np.asarray(eps_k, float).ravel()
+        V_k = np.asarray(V_k, float).ravel()
+        L = 1 + eps_k.size
+        self.L = L
+        e_orb = np.concatenate([[float(eps_d)], eps_k])
+        allst = np.arange(2**L, dtype=np.int64)
+        pop = _popcount(allst)
+        index = np.zeros(2**L, dtype=np.int64)
+        self.states, self.diag, self.hop, self.nd, self.dense = [], [], [], [], []
+        for N in range(L + 1):
+            st = allst[pop == N]
+            index[st] = np.arange(st.size)
+            self.states.append(st)
+        bits = np.arange(L, dtype=np.int64)
+        for N in range(L + 1):
+            st = self.states[N]
+            dim = st.size
+            occ = (st[:, None] >> bits[None, :]) & 1
+            self.diag.append(occ @ e_orb)
+            self.nd.append(occ[:, 0].astype(float))
+            rows, cols, vals = [], [], []
+            for k in range(1, L):
+                if V_k[k - 1] == 0.0:
+                    continue
+                m = (occ[:, 0] == 1) & (occ[:, k] == 0)
+                src = np.nonzero(m)[0]
+                s = st[src]
+                # c_k^+ c_0 |s>: c_0 has no sign, c_k^+ counts occupied orbitals 1..k-1
+                sign = 1.0 - 2.0 * (_popcount(s & ((1 << k) - 2)) & 1)
+                tgt = index[s ^ 1 ^ (1 << k)]
+                rows += [tgt, src]
+                cols += [src, tgt]
+                vals += [V_k[k - 1] * sign] * 2
+            if rows:
+                T = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
+                                                          np.concatenate(cols))),
+                                  shape=(dim, dim))
+            else:
+                T = sp.csr_matrix((dim, dim))
+            T.sum_duplicates()
+            self.hop.append(T)
+            self.dense.append(T.toarray() + np.diag(self.diag[N]))
+        self.cdag_src, self.cdag_tgt = [], []
+        for N in range(L):
+            st = self.states[N]
+            src = np.nonzero((st & 1) == 0)[0]
+            self.cdag_src.append(src)
+            self.cdag_tgt.append(index[st[src] | 1])
+        self.emin = np.array([np.linalg.eigvalsh(h)[0] for h in self.dense])
+
+    def dim(self, N: int) -> int:
+        return int(self.states[N].size) if 0 <= N <= self.L else 0
+
+
+class Sector:
+    """The block ``(N_up, N_dn)`` of the two-species Fock space.
+
+    ``U`` enters only through the diagonal ``U n_d,up n_d,dn``.
+    """
+
+    #: one-species dimension above which the hopping is applied as a sparse matrix
+    SPARSE_MIN_DIM = 24
+
+    def __init__(self, up: Species, dn: Species, U: float, a: int, b: int):
+        self.up, self.dn, self.a, self.b = up, dn, a, b
+        self.du, self.dd = up.dim(a), dn.dim(b)
+        self.dim = self.du * self.dd
+        self.nn_ud = np.outer(up.nd[a], dn.nd[b])  # n_d,up n_d,dn
+        self.D_ud = up.diag[a][:, None] + dn.diag[b][None, :] + U * self.nn_ud
+        self.lower_bound = float(up.emin[a] + dn.emin[b])  # U >= 0
+        self._Tu = up.hop[a] if self.du > self.SPARSE_MIN_DIM else up.hop[a].toarray()
+        self._Td = dn.hop[b] if self.dd > self.SPARSE_MIN_DIM else dn.hop[b].toarray()
+
+    def dense(self) -> np.ndarray:
+        """The sector Hamiltonian as a dense ``dim x dim`` matrix (Kronecker sums)."""
+        H = np.kron(self.up.hop[self.a].toarray(), np.eye(self.dd))
+        H += np.kron(np.eye(self.du), self.dn.hop[self.b].toarray())
+        H[np.diag_indices_from(H)] += self.D_ud.ravel()
+        return H
+
+    def matvec(self, X_bud: np.ndarray) -> np.ndarray:
+        """``H`` applied to a batch of states ``X`` of shape ``(nb, d_up, d_dn)``."""
+        nb, du, dd = X_bud.shape
+        Y = self.D_ud[None] * X_bud
+        if sp.issparse(self._Tu):
+            Y += (self._Tu @ X_bud.transpose(1, 0, 2).reshape(du, nb * dd)).reshape(
+                du, nb, dd).transpose(1, 0, 2)
+        else:
+            Y += np.matmul(self._Tu, X_bud)
+        if sp.issparse(self._Td):
+            Y += (self._Td @ X_bud.reshape(nb * du, dd).T).T.reshape(nb, du, dd)
+        else:
+            Y += np.matmul(X_bud, self._Td)  # T symmetric: Psi T^T = Psi T
+        return Y
+
+    def operator(self) -> LinearOperator:
+        du, dd = self.du, self.dd
+
+        def mv(x):
+            return self.matvec(np.ascontiguousarray(x).reshape(1, du, dd)).ravel()
+
+        def mm(X):
+            nb = X.shape[1]
+            return self.matvec(np.ascontiguousarray(X.T).reshape(nb, du, dd)).reshape(nb, -1).T
+
+        return LinearOperator((self.dim, self.dim), matvec=mv, matmat=mm, dtype=float)
+
+
+# -- operators d^+, d on batches of states --------------------------------------------------
+def apply_op(X_bud, up: Species, dn: Species, a: int, b: int, spin: int, dag: bool):
+    """``d^+_spin`` (``dag``) or ``d_spin`` on states ``X`` of sector ``(a, b)``.
+
+    Returns the batch in the target sector ``(a +- 1, b)`` or ``(a, b +- 1)``,
+    or ``None`` when the target sector does not exist.
+    """
+    nb = X_bud.shape[0]
+    if spin == 0:
+        if dag:
+            if a >= up.L:
+                return None
+            src, tgt = up.cdag_src[a], up.cdag_tgt[a]
+            Y = np.zeros((nb, up.dim(a + 1), X_bud.shape[2]))
+            Y[:, tgt] = X_bud[:, src]
+        else:
+            if a <= 0:
+                return None
+            src, tgt = up.cdag_src[a - 1], up.cdag_tgt[a - 1]
+            Y = np.zeros((nb, up.dim(a - 1), X_bud.shape[2]))
+            Y[:, src] = X_bud[:, tgt]
+        return Y
+    sign = -1.0 if a % 2 else 1.0  # c_dn passes the N_up up-electrons
+    if dag:
+        if b >= dn.L:
+            return None
+        src, tgt = dn.cdag_src[b], dn.cdag_tgt[b]
+        Y = np.zeros((nb, X_bud.shape[1], dn.dim(b + 1)))
+        Y[:, :, tgt] = sign * X_bud[:, :, src]
+    else:
+        if b <= 0:
+            return None
+        src, tgt = dn.cdag_src[b - 1], dn.cdag_tgt[b - 1]
+        Y = np.zeros((nb, X_bud.shape[1], dn.dim(b - 1)))
+        Y[:, :, src] = sign * X_bud[:, :, tgt]
+    return Y
+
+
+# -- poles ------------------------------------------------------------------------------------
+def merge_poles(E_p, W_p, beta, *, rel_weight_cut=1e-14):
+    """Merge (numerically) degenerate poles and drop negligible ones.
+
+    Poles closer than ``MERGE_TOL_BETA / beta`` are chained into one cluster
+    and replaced by a single pole of the summed weight at the weighted mean
+    energy; then poles with ``W < rel_weight_cut * sum(W)`` are dropped.
+    """
+    E = np.asarray(E_p, float).ravel()
+    W = np.asarray(W_p, float).ravel()
+    if E.size == 0:
+        return E, W
+    o = np.argsort(E, kind="stable")
+    E, W = E[o], W[o]
+    new = np.concatenate([[True], np.diff(E) > MERGE_TOL_BETA / beta])
+    grp = np.cumsum(new) - 1
+    Wg = np.bincount(grp, weights=W)
+    Ebar = np.bincount(grp, weights=W * E)
+    E0 = E[new]
+    safe = Wg != 0
+    Eg = np.where(safe, Ebar / np.where(safe, Wg, 1.0), E0)
+    keep = Wg > rel_weight_cut * max(Wg.sum(), 1e-300)
+    return Eg[keep], Wg[keep]
+
+
+def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol):
+    """Lanczos (no reorthogonalisation) on a batch of start vectors.
+
+    Parameters
+    ----------
+    matvec : callable
+        ``(nb, dim) -> (nb, dim)``, the Hamiltonian of the target sector.
+    X0_bv : ndarray (nb, dim)
+        Start vectors (not normalised).
+    depth : int
+        Maximal number of Lanczos steps.
+    b_tol : float
+        A chain stops when ``b_n < b_tol`` (invariant Krylov space).
+
+    Returns
+    -------
+    b0 : ndarray (nb,)
+        Norms of the start vectors.
+    a_bn, b_bn : ndarray (nb, depth)
+        Diagonal ``a_n`` and off-diagonal ``b_{n+1}`` of each chain.
+    length : ndarray (nb,) int
+        Number of valid steps of each chain.
+    """
+    X0 = np.asarray(X0_bv, float)
+    nb = X0.shape[0]
+    b0 = np.linalg.norm(X0, axis=1)
+    a_bn = np.zeros((nb, depth))
+    b_bn = np.zeros((nb, depth))
+    length = np.zeros(nb, dtype=np.int64)
+    act = np.nonzero(b0 > 0)[0]
+    if act.size == 0:
+        return b0, a_bn, b_bn, length
+    q = X0[act] / b0[act, None]
+    q_prev = np.zeros_like(q)
+    b_prev = np.zeros(act.size)
+    for n in range(depth):
+        w = matvec(q)
+        a = np.einsum("ij,ij->i", q, w)
+        w -= a[:, None] * q
+        w -= b_prev[:, None] * q_prev
+        b = np.linalg.norm(w, axis=1)
+        a_bn[act, n] = a
+        b_bn[act, n] = b
+        length[act] = n + 1
+        if n == depth - 1:
+            break
+        go = b >= b_tol
+        if not go.all():
+            act, q, w, b = act[go], q[go], w[go], b[go]
+            if act.size == 0:
+                break
+        q_prev = q
+        q = w / b[:, None]
+        b_prev = b
+    return b0, a_bn, b_bn, length
+
+
+def cf_poles(b0, a_n, b_n):
+    """Poles of ``b0^2 / (z - a0 - b1^2/(z - a1 - ...))``: eigen-decompose the tridiagonal.
+
+    Returns ``(e, w)`` with ``e`` the eigenvalues and ``w = b0^2 |v_0|^2``.
+    """
+    if a_n.size == 1:
+        return a_n.copy(), np.array([b0**2])
+    e, v = eigh_tridiagonal(a_n, b_n[: a_n.size - 1])
+    return e, b0**2 * v[0] ** 2
+
+
+# -- eigen data of a sector -------------------------------------------------------------------
+class SectorEigen:
+    """Eigenpairs of a sector: ``E`` (ne,), ``vecs`` (dim, ne), ``complete`` = all eigenstates."""
+
+    __slots__ = ("E", "vecs", "complete", "how")
+
+    def __init__(self, E, vecs, complete, how):
+        self.E, self.vecs, self.complete, self.how = E, vecs, complete, how
+
+    def twin(self, sec_twin: Sector) -> SectorEigen:
+        """Eigen data of the spin-swapped sector (spin-symmetric Hamiltonians only)."""
+        ne = self.E.size
+        # (b, a) block: Psi_twin[i_up, j_dn] = Psi[j_up, i_dn] (c_dn sign: global per state)
+        v = self.vecs.reshape(sec_twin.dd, sec_twin.du, ne).transpose(1, 0, 2)
+        return SectorEigen(self.E, v.reshape(sec_twin.dim, ne), self.complete, self.how)
+
+
+def _eigh_sector(sec: Sector, how="full") -> SectorEigen:
+    E, V = np.linalg.eigh(sec.dense())
+    return SectorEigen(E, V, True, how)
+
+
+class _Model:
+    """Both species, all sectors, and a cache of eigen data."""
+
+    def __init__(self, up: Species, dn: Species, U: float, spin_symmetric: bool):
+        self.up, self.dn, self.U = up, dn, U
+        self.L = up.L
+        self.spin_symmetric = spin_symmetric
+        self.sectors = {(a, b): Sector(up, dn, U, a, b)
+                        for a in range(self.L + 1) for b in range(self.L + 1)}
+        self.eig: dict = {}
+
+    def canonical(self, key):
+        a, b = key
+        return (min(a, b), max(a, b)) if self.spin_symmetric else key
+
+    def get(self, key):
+        """Eigen data of ``key`` if known (computed directly or via the twin)."""
+        if key in self.eig:
+            return self.eig[key]
+        if self.spin_symmetric and key[::-1] in self.eig:
+            ev = self.eig[key[::-1]].twin(self.sectors[key])
+            self.eig[key] = ev
+            return ev
+        return None
+
+    def full(self, key, how="full"):
+        ev = self.get(key)
+        if ev is None or not ev.complete:
+            ck = self.canonical(key)
+            ev = _eigh_sector(self.sectors[ck], how)
+            self.eig[ck] = ev
+            if ck != key:
+                self.eig.pop(key, None)
+                ev = self.get(key)
+        return ev
+
+
+def _neighbours(key, L):
+    a, b = key
+    out = []
+    for da, db in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        if 0 <= a + da <= L and 0 <= b + db <= L:
+            out.append((a + da, b + db))
+    return out
+
+
+# -- Path A -----------------------------------------------------------------------------------
+def full_lehmann_poles(up, dn, U, beta, spin_symmetric, *, rel_weight_cut=1e-14):
+    """Path A: diagonalise every relevant sector completely; exact Lehmann poles.
+
+    ``G_s(i w) = (1/Z) sum_{m,n} |<m|d^+_s|n>|^2 (e^{-beta E_n} + e^{-beta E_m}) / (i w - E_m + E_n)``.
+
+    Sectors all of whose states have ``e^{-beta (E - E0)} < 1e-16`` and that
+    do not neighbour a sector with weight are not diagonalised (their poles
+    would have weights < 2e-16).
+
+    Returns
+    -------
+    poles : list of (E_p, W_p), one per spin
+    stats : dict
+        ``E0``, ``Z``, ``double_occupancy``, ``energy``, ``density``, ``sectors_diagonalised``.
+    """
+    model = _Model(up, dn, U, spin_symmetric)
+    L = model.L
+    thresh = math.log(1e16) / beta
+    keys = sorted(model.sectors, key=lambda k: model.sectors[k].lower_bound)
+    E0 = np.inf
+    weighted = []
+    for key in keys:
+        sec = model.sectors[key]
+        if sec.lower_bound > E0 + thresh:
+            break
+        ev = model.full(key)
+        E0 = min(E0, float(ev.E[0]))
+        weighted.append(key)
+    weighted = [k for k in weighted if model.get(k).E[0] <= E0 + thresh]
+    needed = set(weighted)
+    for k in weighted:
+        needed.update(_neighbours(k, L))
+    for k in needed:
+        model.full(k)
+    wset = set(weighted)
+    # Boltzmann factors, Z, thermal averages
+    Z = 0.0
+    d_occ = energy = 0.0
+    dens = np.zeros(2)
+    boltz = {}
+    for k in needed:
+        ev = model.get(k)
+        bf = np.exp(-beta * (ev.E - E0))
+        boltz[k] = bf
+        if k not in wset:
+            continue
+        sec = model.sectors[k]
+        p = ev.vecs.reshape(sec.du, sec.dd, -1) ** 2
+        Z += bf.sum()
+        energy += bf @ ev.E
+        d_occ += bf @ np.einsum("ude,ud->e", p, sec.nn_ud)
+        dens[0] += bf @ np.einsum("ude,u->e", p, up.nd[k[0]])
+        dens[1] += bf @ np.einsum("ude,d->e", p, dn.nd[k[1]])
+    spins = (0,) if spin_symmetric else (0, 1)
+    poles = []
+    for s in spins:
+        Es, Ws = [], []
+        for k in needed:
+            t = (k[0] + 1, k[1]) if s == 0 else (k[0], k[1] + 1)
+            if t not in needed or (k not in wset and t not in wset):
+                continue
+            sec, evn, evt = model.sectors[k], model.get(k), model.get(t)
+            ne = evn.E.size
+            X = evn.vecs.T.reshape(ne, sec.du, sec.dd)
+            Y = apply_op(X, up, dn, k[0], k[1], s, True).reshape(ne, -1)
+            M2 = (Y @ evt.vecs) ** 2  # (n, m)
+            fac = boltz[k][:, None] + boltz[t][None, :]
+            Es.append((evt.E[None, :] - evn.E[:, None]).ravel())
+            Ws.append((M2 * fac).ravel() / Z)
+        poles.append(merge_poles(np.concatenate(Es), np.concatenate(Ws), beta,
+                                 rel_weight_cut=rel_weight_cut))
+    if spin_symmetric:
+        poles.append(poles[0])
+        dens[:] = dens.mean()
+    stats = dict(E0=E0, Z=Z, double_occupancy=d_occ / Z, energy=energy / Z, density=dens / Z,
+                 sectors_diagonalised=len(needed), sectors_total=len(model.sectors))
+    return poles, stats
+
+
+# -- Path B -----------------------------------------------------------------------------------
+def _eigsh_lowest(sec: Sector, k: int):
+    op = sec.operator()
+    v0 = np.random.default_rng(12345 + 1000 * sec.a + sec.b).standard_normal(sec.dim)
+    ncv = min(sec.dim, max(2 * k + 1, k + 20))
+    try:
+        E, V = eigsh(op, k=k, which="SA", v0=v0, tol=0.0, ncv=ncv, maxiter=100 * sec.dim)
+    except ArpackNoConvergence as err:  # pragma: no cover - ARPACK rarely fails here
+        raise RuntimeError(
+            f"ARPACK did not converge for sector {(sec.a, sec.b)} (dim {sec.dim}, k={k}): {err}"
+        ) from None
+    o = np.argsort(E)
+    return E[o], V[:, o]
+
+
+def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fallback,
+                 k_start=4):
+    """Path B step 1: all eigenstates with ``e^{-beta (E - E0)} > cutoff`` in every sector.
+
+    Sectors are visited in order of their lower bound ``E_min(H_up) + E_min(H_dn)``
+    (exact at ``U = 0``, a bound for ``U >= 0``); a sector whose bound lies
+    more than ``-ln(cutoff)/beta`` above the lowest energy found so far holds
+    no state above the cutoff and is skipped.  A sector with ``dim <= dim_full``
+    is diagonalised completely; a larger one with ARPACK (``eigsh``), doubling
+    the number of eigenpairs while the highest one found is still above the
+    cutoff.  When more than ``n_states_max`` (or more than a third of the
+    sector) would be needed, the sector is diagonalised completely if
+    ``dim <= dim_fallback``; otherwise :class:`TooManyStatesError` is raised.
+
+    Returns
+    -------
+    kept : dict key -> (E_e, vecs_ve)
+        The kept states of each canonical sector.
+    info : dict
+        ``E0``, per-sector diagnostics and the bound on the omitted weight.
+    """
+    thresh = -math.log(cutoff) / beta
+    keys = sorted({model.canonical(k) for k in model.sectors},
+                  key=lambda k: (model.sectors[k].lower_bound, k))
+    E0 = np.inf
+    found = {}  # key -> (E, vecs, complete, next_E_lower_bound)
+    skipped = []
+    for key in keys:
+        sec = model.sectors[key]
+        if sec.lower_bound > E0 + thresh:
+            skipped.append(key)
+            continue
+        if sec.dim <= max(dim_full, 8):
+            ev = model.full(key)
+            E0 = min(E0, float(ev.E[0]))
+            found[key] = (ev.E, ev.vecs, True, "full")
+            continue
+        k = min(k_start, sec.dim - 2)
+        while True:
+            E, V = _eigsh_lowest(sec, k)
+            E0 = min(E0, float(E[0]))
+            if E[-1] > E0 + thresh:  # the highest found state is below the cutoff: done
+                found[key] = (E, V, False, "eigsh")
+                break
+            k_new = min(2 * k, n_states_max)
+            if k_new <= k or k_new > sec.dim // 3:
+                if sec.dim <= dim_fallback:
+                    ev = model.full(key, how="fallback_full")
+                    found[key] = (ev.E, ev.vecs, True, "fallback_full")
+                    break
+                reason = ("n_states_max" if k_new <= k else "a third of the sector")
+                raise TooManyStatesError(
+                    f"sector (N_up, N_dn) = {key} (dimension {sec.dim}) has at least {k} "
+                    f"eigenstates with Boltzmann weight exp(-beta (E - E0)) > cutoff = {cutoff:g} "
+                    f"at beta = {beta:g}, more than {reason} allows, and it is too large "
+                    f"(> {dim_fallback}) to diagonalise completely.  Increase n_states_max "
+                    f"(cost ~ n_states x dim per sector), increase cutoff (the omitted "
+                    f"Boltzmann weight is then ~ cutoff x number of states), or use a "
+                    f"smaller bath (method='full' is exact for n_bath <= 5)."
+                )
+            k = k_new
+    # prune to the cutoff with the final E0 and collect diagnostics
+    kept, sectors_info = {}, {}
+    Z = 0.0
+    omitted = 0.0
+    mult = {k: (2 if model.spin_symmetric and k[0] != k[1] else 1) for k in keys}
+    for key, (E, V, complete, how) in found.items():
+        bf = np.exp(-beta * (E - E0))
+        keep = bf > cutoff
+        nk = int(keep.sum())
+        dim = model.sectors[key].dim
+        if complete:
+            om = float(bf[~keep].sum())
+        else:  # the dim - nk unseen/discarded states all lie at or above E[-1]
+            om = float((dim - nk) * bf[-1])
+        omitted += mult[key] * om
+        Z += mult[key] * float(bf[keep].sum())
+        if nk:
+            kept[key] = (E[keep], V[:, keep])
+        sectors_info[key] = dict(dim=dim, n_kept=nk, how=how,
+                                 highest_kept_weight=float(bf[keep][-1]) if nk else 0.0,
+                                 omitted_weight_bound=om)
+    for key in skipped:
+        sec = model.sectors[key]
+        om = float(sec.dim * np.exp(-beta * (sec.lower_bound - E0)))
+        omitted += mult[key] * om
+        sectors_info[key] = dict(dim=sec.dim, n_kept=0, how="skipped", highest_kept_weight=0.0,
+                                 omitted_weight_bound=om)
+    for v in sectors_info.values():
+        v["highest_kept_weight"] /= Z
+        v["omitted_weight_bound"] /= Z
+    info = dict(E0=E0, Z=Z, sectors=sectors_info, mult=mult,
+                omitted_weight_bound=omitted / Z)
+    return kept, info
+
+
+def thermal_poles(model: _Model, kept, info, beta, *, n_lanczos, b_tol, dim_full,
+                  rel_weight_cut=1e-14):
+    """Path B step 2: Green's function poles of the kept states.
+
+    For each kept state ``|m>`` (weight ``w_m = e^{-beta (E_m - E0)}/Z``) and spin
+    ``s``: ``d^+_s |m>`` (particle) and ``d_s |m>`` (hole).  If the target sector
+    is (or, having ``dim <= dim_full``, can cheaply be) diagonalised completely,
+    the Lehmann weights are the exact projections on its eigenstates; otherwise a
+    Lanczos chain of depth ``n_lanczos`` gives the continued fraction, whose poles
+    are the eigenvalues ``e_j`` of the tridiagonal matrix with weights
+    ``b0^2 |v_0j|^2``.  Particle poles are ``e_j - E_m``, hole poles ``E_m - e_j``.
+
+    With spin symmetry only canonical sectors ``N_up <= N_dn`` are visited, and
+    ``G = sum_m mult_m w_m (G_up,m + G_dn,m)/2`` (``mult = 2`` for ``N_up != N_dn``:
+    the twin sector contributes the same with the spins exchanged).
+
+    Returns
+    -------
+    poles : list of (E_p, W_p), one per spin
+    stats : dict
+        ``double_occupancy``, ``energy``, ``density``, ``lanczos_depths`` (min/mean/max),
+        ``n_chains``, ``n_projections``.
+    """
+    up, dn = model.up, model.dn
+    E0, Z, mult = info["E0"], info["Z"], info["mult"]
+    Es = ([], [])
+    Ws = ([], [])
+    d_occ = energy = 0.0
+    dens = np.zeros(2)
+    depths = []
+    n_proj = 0
+    for key, (E, V) in kept.items():
+        sec = model.sectors[key]
+        a, b = key
+        ne = E.size
+        w = mult[key] * np.exp(-beta * (E - E0)) / Z  # (ne,)
+        X = V.T.reshape(ne, sec.du, sec.dd)
+        p = X**2
+        energy += w @ E
+        d_occ += w @ np.einsum("eud,ud->e", p, sec.nn_ud)
+        n_up = np.einsum("eud,u->e", p, up.nd[a])
+        n_dn = np.einsum("eud,d->e", p, dn.nd[b])
+        dens += np.array([w @ n_up, w @ n_dn])
+        for s in (0, 1):
+            for dag in (True, False):
+                Y = apply_op(X, up, dn, a, b, s, dag)
+                if Y is None:
+                    continue
+                t = (a + (1 if dag else -1), b) if s == 0 else (a, b + (1 if dag else -1))
+                tsec = model.sectors[t]
+                ev = model.get(t)
+                if (ev is None or not ev.complete) and tsec.dim <= max(dim_full, 8):
+                    ev = model.full(t)
+                Yf = Y.reshape(ne, -1)
+                if ev is not None and ev.complete:
+                    n_proj += ne
+                    W2 = (Yf @ ev.vecs) ** 2  # (m, t)
+                    pe = ev.E[None, :] - E[:, None]
+                    if not dag:
+                        pe = -pe
+                    Wt = W2 * w[:, None]
+                    Es[s].append(pe.ravel())
+                    Ws[s].append(Wt.ravel())
+                    continue
+
+                def mv(Q, tsec=tsec):
+                    return tsec.matvec(Q.reshape(Q.shape[0], tsec.du, tsec.dd)).reshape(
+                        Q.shape[0], -1)
+
+                b0, a_bn, b_bn, length = lanczos_tridiag_batch(mv, Yf, n_lanczos, b_tol)
+                for i in range(ne):
+                    if length[i] == 0:
+                        continue
+                    depths.append(int(length[i]))
+                    e, wt = cf_poles(b0[i], a_bn[i, : length[i]], b_bn[i, : length[i]])
+                    pe = e - E[i] if dag else E[i] - e
+                    Es[s].append(pe)
+                    Ws[s].append(wt * w[i])
+    if model.spin_symmetric:
+        E_all = np.concatenate(Es[0] + Es[1])
+        W_all = 0.5 * np.concatenate(Ws[0] + Ws[1])
+        pl = merge_poles(E_all, W_all, beta, rel_weight_cut=rel_weight_cut)
+        poles = [pl, pl]
+        dens[:] = dens.mean()
+    else:
+        poles = [merge_poles(np.concatenate(Es[s]), np.concatenate(Ws[s]), beta,
+                             rel_weight_cut=rel_weight_cut) for s in (0, 1)]
+    dep = np.array(depths) if depths else np.zeros(1, int)
+    stats = dict(double_occupancy=float(d_occ), energy=float(energy), density=dens,
+                 lanczos_depths=dict(min=int(dep.min()), mean=float(dep.mean()),
+                                     max=int(dep.max())),
+                 n_chains=len(depths), n_projections=n_proj)
+    return poles, stats
