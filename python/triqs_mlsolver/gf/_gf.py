@@ -445,12 +445,7 @@ class Gf:
             return -np.tensordot(np.sqrt(2 * l + 1) / m.beta, self.data, axes=(0, 0))
         if m.statistic != "Fermion":
             raise NotImplementedError("density() is implemented for fermionic Gfs only")
-        n, R, m_sub = tr._remainder(
-            self.data.reshape(len(m), -1), m.beta, _moments_arg(known_moments, self)
-        )
-        # G(beta^-) = T sum_n e^{-i w_n beta} R_n + tails = -T sum_n R_n + tails
-        g_beta = -R.sum(axis=0) / m.beta + tr.tail_tau(m_sub, m.beta, [m.beta])[0]
-        return -g_beta.reshape(self.target_shape)
+        return tr.density_from_iw(self.data, m.beta, _moments_arg(known_moments, self))
 
     def total_density(self, known_moments=None) -> float:
         """Trace of :meth:`density` (real part)."""

@@ -40,6 +40,7 @@ __all__ = [
     "fit_tail",
     "moments_from_tau",
     "iw_to_tau",
+    "density_from_iw",
     "tau_to_iw",
     "legendre_matrix_iw",
     "legendre_to_iw",
@@ -50,6 +51,16 @@ __all__ = [
 
 #: Default number of moments (beyond the constant) used by the transforms.
 DEFAULT_TAIL_ORDER = 8
+
+
+def _mm(a, b):
+    """Matrix product without BLAS threading.
+
+    The products here are small (a few thousand by a few columns); threaded
+    BLAS makes them 10-100x slower when the cores are busy (MPI ranks, other
+    jobs), so they use numpy's own loops.
+    """
+    return np.einsum("ij,jk->ik", a, b)
 
 
 def matsubara_freqs(beta: float, n_iw: int) -> np.ndarray:
@@ -108,6 +119,35 @@ def tail_iw(moments, iw) -> np.ndarray:
     return out.reshape((iw.size, *tshape))
 
 
+_DESIGNS: dict = {}
+
+
+def _tail_design(size, w_hi, w_lo, n_known, max_order, tail_fraction, iw):
+    """Window, scaled basis and pseudo-inverse of the tail fit (cached: depends on the mesh)."""
+    key = (size, w_hi, w_lo, n_known, max_order, tail_fraction)
+    hit = _DESIGNS.get(key)
+    if hit is not None:
+        return hit
+    n_pos = int(np.sum(iw.imag > 0))
+    n_fit = max(8, int(round(tail_fraction * n_pos)))
+    if n_fit > n_pos:
+        raise ValueError(
+            f"cannot fit a tail on {n_pos} positive frequencies; use a mesh with n_iw >= 8"
+        )
+    order = iw.imag.argsort()
+    win = np.concatenate([order[:n_fit], order[-n_fit:]])
+    z = iw[win]
+    wmax = np.abs(z).max()
+    # scaled basis (w_max / (i w))^k keeps the least-squares problem well conditioned
+    x = (wmax / z[:, None]) ** np.arange(max_order + 1)[None, :]
+    scale = (1.0 / wmax) ** np.arange(max_order + 1)
+    pinv = np.linalg.pinv(x[:, n_known:], rcond=1e-13)
+    if len(_DESIGNS) > 64:
+        _DESIGNS.clear()
+    _DESIGNS[key] = (win, x, scale, pinv)
+    return _DESIGNS[key]
+
+
 def fit_tail(
     G_w,
     iw,
@@ -154,25 +194,15 @@ def fit_tail(
     n_known = known.shape[0]
     if n_known > max_order:
         return known.reshape((n_known, *tshape)), 0.0
-    n_pos = int(np.sum(iw.imag > 0))
-    n_fit = max(8, int(round(tail_fraction * n_pos)))
-    if n_fit > n_pos:
-        raise ValueError(
-            f"cannot fit a tail on {n_pos} positive frequencies; use a mesh with n_iw >= 8"
-        )
-    order = iw.imag.argsort()
-    win = np.concatenate([order[:n_fit], order[-n_fit:]])
-    z = iw[win]
-    wmax = np.abs(z).max()
-    # scaled basis (w_max / (i w))^k keeps the least-squares problem well conditioned
-    x = (wmax / z[:, None]) ** np.arange(max_order + 1)[None, :]
-    scale = (1.0 / wmax) ** np.arange(max_order + 1)
-    rhs = G[win] - (x[:, :n_known] * scale[:n_known]) @ known
+    design = _tail_design(iw.size, float(iw.imag.max()), float(iw.imag.min()), n_known,
+                          int(max_order), float(tail_fraction), iw)
+    win, x, scale, pinv = design
     a = x[:, n_known:]
-    sol, *_ = np.linalg.lstsq(a, rhs, rcond=None)
+    rhs = G[win] - _mm(x[:, :n_known] * scale[:n_known], known)
+    sol = _mm(pinv, rhs)
     fitted = sol / scale[n_known:, None]
     moments = np.concatenate([known, fitted], axis=0)
-    err = float(np.abs(rhs - a @ sol).max()) if rhs.size else 0.0
+    err = float(np.abs(rhs - _mm(a, sol)).max()) if rhs.size else 0.0
     moments = moments.reshape((max_order + 1, *tshape))
     if hermitian and len(tshape) == 2 and tshape[0] == tshape[1]:
         fit_part = moments[n_known:]
@@ -227,39 +257,74 @@ N_SUBTRACT = 3
 EXTEND = 8
 
 
-def _remainder(G, beta, moments):
-    """Split ``G(i w_n)`` into an analytic tail and a remainder on an extended mesh.
-
-    Returns ``(n, R, m_sub)``: Matsubara indices ``n`` (``|n| < EXTEND*n_iw``),
-    the remainder ``R = G - sum_{k<=N_SUBTRACT} c_k (i w)^-k`` on them (the
-    fitted higher moments supply the values beyond the mesh), and the
-    subtracted moments ``m_sub``.
-    """
-    n_w = G.shape[0]
-    n_iw = n_w // 2
-    iw = matsubara_freqs(beta, n_iw)
-    if moments is None:
-        moments, _ = fit_tail(G, iw)
-    m = np.asarray(moments).reshape(-1, G.shape[1])
+def _check_no_constant(m):
     if np.abs(m[0]).max() > 1e-10 * max(1.0, np.abs(m).max()):
         raise ValueError(
             "the function has a constant high-frequency part (moment c_0 = "
             f"{np.abs(m[0]).max():.3g}); its Fourier transform has a delta function at tau=0. "
             "Subtract the constant first (e.g. Sigma_iw - Sigma_inf) and transform the rest."
         )
+
+
+def _split_tail(G, beta, moments):
+    """``(R, m_sub, m_high)``: the remainder ``G - sum_{k<=N_SUBTRACT} c_k (i w)^-k`` on the
+    mesh, the subtracted moments, and the higher fitted moments (zero below ``N_SUBTRACT``)
+    that extend the remainder beyond the mesh (see :func:`_extension`)."""
+    n_iw = G.shape[0] // 2
+    iw = matsubara_freqs(beta, n_iw)
+    if moments is None:
+        moments, _ = fit_tail(G, iw)
+    m = np.asarray(moments).reshape(-1, G.shape[1])
+    _check_no_constant(m)
     k_sub = min(N_SUBTRACT, m.shape[0] - 1)
     m_sub = m[: k_sub + 1]
-    R_in = G - tail_iw(m_sub, iw)
-    if m.shape[0] - 1 <= k_sub:
-        return np.arange(-n_iw, n_iw), R_in, m_sub
+    R = G - tail_iw(m_sub, iw)
+    m_high = m[k_sub + 1 :]
+    return R, m_sub, m_high
+
+
+@lru_cache(maxsize=32)
+def _extension(beta: float, n_iw: int, k_first: int, k_count: int):
+    """Matsubara indices ``n_iw <= |n| < EXTEND n_iw`` and ``P[n, j] = (i w_n)^-(k_first + j)``."""
     n_ext = EXTEND * n_iw
-    n_out = np.concatenate([np.arange(-n_ext, -n_iw), np.arange(n_iw, n_ext)])
-    high = m.copy()
-    high[: k_sub + 1] = 0
-    R_out = tail_iw(high, 1j * np.pi * (2 * n_out + 1) / beta)
-    n = np.concatenate([np.arange(-n_ext, -n_iw), np.arange(-n_iw, n_iw), np.arange(n_iw, n_ext)])
-    R = np.concatenate([R_out[: n_ext - n_iw], R_in, R_out[n_ext - n_iw :]])
-    return n, R, m_sub
+    n = np.concatenate([np.arange(-n_ext, -n_iw), np.arange(n_iw, n_ext)])
+    iw = 1j * np.pi * (2 * n + 1) / beta
+    P = iw[:, None] ** -(k_first + np.arange(k_count))[None, :]
+    P.setflags(write=False)
+    return n, P
+
+
+@lru_cache(maxsize=32)
+def _extension_bins(beta: float, n_iw: int, k_first: int, k_count: int, M: int):
+    """``B[m, j] = sum_{n in extension, n = m mod M} (i w_n)^-(k_first + j)``."""
+    n, P = _extension(beta, n_iw, k_first, k_count)
+    idx = n % M
+    B = np.stack([np.bincount(idx, P[:, j].real, M) + 1j * np.bincount(idx, P[:, j].imag, M)
+                  for j in range(k_count)], axis=1)
+    B.setflags(write=False)
+    return B
+
+
+@lru_cache(maxsize=32)
+def _extension_sums(beta: float, n_iw: int, k_first: int, k_count: int):
+    """``S[j] = sum_{n in extension} (i w_n)^-(k_first + j)``."""
+    return _extension(beta, n_iw, k_first, k_count)[1].sum(axis=0)
+
+
+def density_from_iw(G_w, beta: float, moments=None) -> np.ndarray:
+    """``-G(beta^-)`` (the TRIQS density for diagonal elements) from Matsubara data.
+
+    Same tail treatment as :func:`iw_to_tau`, evaluated only at ``tau = beta``.
+    """
+    G, tshape = _flat(G_w)
+    R, m_sub, m_high = _split_tail(G, beta, moments)
+    # G(beta^-) = T sum_n e^{-i w_n beta} R_n + tails = -T sum_n R_n + tails
+    total = R.sum(axis=0)
+    if m_high.shape[0]:
+        S = _extension_sums(float(beta), G.shape[0] // 2, m_sub.shape[0], m_high.shape[0])
+        total = total + np.einsum('j,jc->c', S, m_high)
+    g_beta = -total / beta + tail_tau(m_sub, beta, [beta])[0]
+    return (-g_beta).reshape(tshape)
 
 
 def iw_to_tau(G_w, beta: float, n_tau: int, moments=None) -> np.ndarray:
@@ -283,17 +348,34 @@ def iw_to_tau(G_w, beta: float, n_tau: int, moments=None) -> np.ndarray:
     G, tshape = _flat(G_w)
     if G.shape[0] % 2:
         raise ValueError("iw_to_tau needs a fermionic mesh with an even number of points")
-    n, R, m_sub = _remainder(G, beta, moments)
+    n_iw = G.shape[0] // 2
+    R, m_sub, m_high = _split_tail(G, beta, moments)
     M = n_tau - 1
     bins = np.zeros((M, G.shape[1]), dtype=complex)
-    np.add.at(bins, n % M, R)
-    S = np.fft.fft(bins, axis=0) * np.exp(-1j * np.pi * np.arange(M) / M)[:, None]
+    idx = np.arange(-n_iw, n_iw) % M
+    if 2 * n_iw <= M:
+        bins[idx] = R
+    else:
+        np.add.at(bins, idx, R)
+    if m_high.shape[0]:
+        bins += _mm(_extension_bins(float(beta), n_iw, m_sub.shape[0], m_high.shape[0], M),
+                    m_high)
+    S = np.fft.fft(bins, axis=0) * _half_shift(M)[:, None]
     out = np.empty((n_tau, G.shape[1]), dtype=complex)
     out[:M] = S / beta
     out[M] = -S[0] / beta
-    tau = np.linspace(0.0, beta, n_tau)
-    out += tail_tau(m_sub, beta, tau)
+    out += tail_tau(m_sub, beta, _tau_grid(float(beta), n_tau))
     return out.reshape((n_tau, *tshape))
+
+
+@lru_cache(maxsize=16)
+def _half_shift(M: int) -> np.ndarray:
+    return np.exp(-1j * np.pi * np.arange(M) / M)
+
+
+@lru_cache(maxsize=16)
+def _tau_grid(beta: float, n_tau: int) -> np.ndarray:
+    return np.linspace(0.0, beta, n_tau)
 
 
 def tau_to_iw(G_t, beta: float, n_iw: int, moments=None) -> np.ndarray:
@@ -356,7 +438,7 @@ def legendre_to_iw(G_l, n_iw: int) -> np.ndarray:
     """``G(i w_n) = sum_l T_nl G_l`` on ``n = -n_iw ... n_iw - 1``."""
     Gl, tshape = _flat(G_l)
     T = legendre_matrix_iw(np.arange(-n_iw, n_iw), Gl.shape[0])
-    return (T @ Gl).reshape((2 * n_iw, *tshape))
+    return _mm(T, Gl).reshape((2 * n_iw, *tshape))
 
 
 def legendre_to_tau(G_l, beta: float, tau) -> np.ndarray:
@@ -366,7 +448,7 @@ def legendre_to_tau(G_l, beta: float, tau) -> np.ndarray:
     x = 2 * tau / beta - 1
     n_l = Gl.shape[0]
     V = npleg.legvander(x, n_l - 1) * (np.sqrt(2 * np.arange(n_l) + 1) / beta)[None, :]
-    return (V @ Gl).reshape((tau.size, *tshape))
+    return _mm(V, Gl).reshape((tau.size, *tshape))
 
 
 #: Gauss points per tau interval in :func:`tau_to_legendre`.
@@ -403,7 +485,7 @@ def tau_to_legendre(G_t, beta: float, n_l: int) -> np.ndarray:
     parts = [G.real, G.imag] if np.iscomplexobj(G) else [G]
     vals = [make_interp_spline(x, p, k=k)(nodes) for p in parts]
     Gq = vals[0] + 1j * vals[1] if len(vals) == 2 else vals[0]
-    return (beta * (W @ Gq)).reshape((n_l, *tshape))
+    return (beta * _mm(W, Gq)).reshape((n_l, *tshape))
 
 
 @lru_cache(maxsize=32)
@@ -417,6 +499,15 @@ def _legendre_of_tail(beta: float, n_l: int, order: int) -> np.ndarray:
     return (P * (wq * beta / 2)[:, None]).T @ Fk
 
 
+@lru_cache(maxsize=32)
+def _legendre_of_extension(beta: float, n_iw: int, n_l: int, k_first: int, k_count: int):
+    """``L[l, j] = sum_{n in extension} conj(T_nl) (i w_n)^-(k_first + j)``."""
+    n, P = _extension(beta, n_iw, k_first, k_count)
+    T = legendre_matrix_iw(np.arange(-EXTEND * n_iw, EXTEND * n_iw), n_l)
+    T_ext = np.concatenate([T[: (EXTEND - 1) * n_iw], T[(EXTEND + 1) * n_iw :]])
+    return np.conj(T_ext).T @ P
+
+
 def iw_to_legendre(G_w, beta: float, n_l: int, moments=None) -> np.ndarray:
     """``G_l = sum_n conj(T_nl) G(i w_n)`` with the tail summed analytically.
 
@@ -425,10 +516,14 @@ def iw_to_legendre(G_w, beta: float, n_l: int, moments=None) -> np.ndarray:
     contributes ``sqrt(2l+1) int P_l F_k`` exactly.
     """
     G, tshape = _flat(G_w)
-    n, R, m_sub = _remainder(G, beta, moments)
-    T = legendre_matrix_iw(n, n_l)
-    out = np.conj(T).T @ R
+    n_iw = G.shape[0] // 2
+    R, m_sub, m_high = _split_tail(G, beta, moments)
+    T = legendre_matrix_iw(np.arange(-n_iw, n_iw), n_l)
+    out = _mm(np.conj(T).T, R)
+    if m_high.shape[0]:
+        out = out + _mm(_legendre_of_extension(
+            float(beta), n_iw, n_l, m_sub.shape[0], m_high.shape[0]), m_high)
     order = m_sub.shape[0] - 1
     if order >= 1:
-        out = out + _legendre_of_tail(float(beta), n_l, order) @ m_sub[1:]
+        out = out + _mm(_legendre_of_tail(float(beta), n_l, order), m_sub[1:])
     return out.reshape((n_l, *tshape))

@@ -59,9 +59,7 @@ def _density(G_w, beta, c2):
     """n = -G(beta^-) with the tail handled (c1 = 1, c2 known)."""
     iw = tr.matsubara_freqs(beta, G_w.shape[0] // 2)
     m, _ = tr.fit_tail(G_w, iw, known_moments=np.array([0.0, 1.0, c2]), max_order=4)
-    n, R, m_sub = tr._remainder(G_w[:, None], beta, m[:, None])
-    g_beta = -R.sum(axis=0) / beta + tr.tail_tau(m_sub, beta, [beta])[0]
-    return float(-g_beta[0].real)
+    return float(tr.density_from_iw(G_w, beta, m).real)
 
 
 def sigma2_iw(g0_tau_s, U, beta, n_iw):
