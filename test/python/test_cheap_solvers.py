@@ -280,3 +280,19 @@ def test_hubbard_i_double_occupancy_same_for_discrete_and_continuous_bath():
     assert np.abs(disc.G_iw - cont.G_iw).max() < 1e-12
     # truncation of the Matsubara sum: next tail term ~ c3/(i w)^4, T sum_{|n|>N} ~ beta^3/N^3
     assert abs(disc.double_occupancy - cont.double_occupancy) < 1e-6
+
+
+@pytest.mark.slow
+def test_ipt_uc2_at_beta50_is_bracketed():
+    """The metallic solution (continued from U = 2.9) disappears between U = 2.95 and 3.05.
+
+    Our hysteresis scan in doc/dmft.rst gives U_c2(beta=50) = 2.97 +- 0.03.
+    """
+    r = bethe_dmft("ipt", 2.9, 50.0, n_iw=1024, n_tau=2049, tol=1e-8, max_iter=2000)
+    assert not r.is_insulating()
+    r2 = bethe_dmft("ipt", 2.95, 50.0, n_iw=1024, n_tau=2049, start=r.G_iw, tol=1e-8,
+                    max_iter=2000)
+    assert r2.converged and not r2.is_insulating()
+    r3 = bethe_dmft("ipt", 3.05, 50.0, n_iw=1024, n_tau=2049, start=r2.G_iw, tol=1e-8,
+                    max_iter=2000)
+    assert r3.converged and r3.is_insulating()
