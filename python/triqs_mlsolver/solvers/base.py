@@ -75,7 +75,7 @@ def _load_builtin():
     # importing the modules registers them
     import importlib
 
-    for mod in ("hubbard_i", "ipt", "ed", "nca"):
+    for mod in ("hubbard_i", "ipt", "ed", "nca", "cthyb"):
         try:
             importlib.import_module(f"{__package__}.{mod}")
         except ModuleNotFoundError as exc:  # TEMP until ed/nca land
