@@ -7,12 +7,15 @@ a builtin exception (``ValueError``, ``KeyError``, ...) so code written for
 TRIQS, which raises the builtins, keeps working.
 """
 
+import io
+
 __all__ = [
     "TriqsMLSolverError",
     "MeshMismatchError",
     "GfStructError",
     "ArchiveFormatError",
     "ArchiveKeyError",
+    "ArchiveReadOnlyError",
     "UnknownParameterError",
     "TriqsMLSolverWarning",
     "LegacyGfStructWarning",
@@ -40,6 +43,10 @@ class ArchiveKeyError(TriqsMLSolverError, KeyError):
 
     def __str__(self):  # KeyError quotes its argument; keep the sentence readable
         return str(self.args[0]) if self.args else ""
+
+
+class ArchiveReadOnlyError(TriqsMLSolverError, io.UnsupportedOperation):
+    """Writing to an :class:`HDFArchive` opened read-only (``'r'``)."""
 
 
 class UnknownParameterError(TriqsMLSolverError, TypeError):

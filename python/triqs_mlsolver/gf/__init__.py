@@ -27,6 +27,8 @@ if using_triqs():  # pragma: no cover - needs a TRIQS installation
 
     globals().update({n: getattr(_tg, n) for n in _names if hasattr(_tg, n)})
     HDFArchive = _h5.HDFArchive
+    HDFArchiveGroup = _h5.HDFArchiveGroup
+    from h5.formats import register_class  # noqa: F401
 else:
     from ._gf import (  # noqa: F401
         BlockGf,
@@ -37,7 +39,7 @@ else:
         fit_hermitian_tail,
         inverse,
     )
-    from ._h5 import HDFArchive  # noqa: F401
+    from ._h5 import HDFArchive, HDFArchiveGroup, register_class  # noqa: F401
     from ._lazy import (  # noqa: F401
         Flat,
         Fourier,
@@ -54,4 +56,5 @@ else:
 
 from ._gf import normalize_gf_struct  # noqa: E402,F401
 
-__all__ = [*_names, "HDFArchive", "BACKEND", "using_triqs", "normalize_gf_struct"]
+__all__ = [*_names, "HDFArchive", "HDFArchiveGroup", "register_class", "BACKEND", "using_triqs",
+           "normalize_gf_struct"]

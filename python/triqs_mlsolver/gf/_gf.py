@@ -457,7 +457,7 @@ class Gf:
 
     @classmethod
     def __factory_from_dict__(cls, name, d):
-        return cls(mesh=d["mesh"], data=d["data"])
+        return cls(mesh=d["mesh"], data=d["data"], name=name)
 
 
 def _moments_arg(known_moments, g):
@@ -760,7 +760,8 @@ class BlockGf:
     @classmethod
     def __factory_from_dict__(cls, name, d):
         names = [str(n_) for n_ in d["block_names"]]
-        return cls(name_list=names, block_list=[d[n_] for n_ in names], make_copies=False)
+        return cls(name_list=names, block_list=[d[n_] for n_ in names], make_copies=False,
+                   name=name)
 
 
 def _block_of(rhs, name):

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import ast
 import difflib
-import io
 import os
 import re
 from collections.abc import Callable
@@ -64,7 +63,7 @@ from collections.abc import Callable
 import h5py
 import numpy as np
 
-from ..errors import ArchiveFormatError, ArchiveKeyError
+from ..errors import ArchiveFormatError, ArchiveKeyError, ArchiveReadOnlyError
 from ._gf import BlockGf, Gf
 from ._meshes import MeshImFreq, MeshImTime, MeshLegendre, normalize_statistic
 
@@ -91,7 +90,7 @@ class _FormatInfo:
 
     ``cls`` rebuilds the object with ``__factory_from_dict__`` unless a
     ``read_fun(parent_group, key)`` (public protocol, as in TRIQS) or an
-    internal ``reader(archive, h5group, info)`` is given.  ``backward_compat``
+    internal ``reader(_Reader, h5py.Group, _FormatInfo)`` is given.  ``backward_compat``
     maps child names to the Format to use for them (legacy layouts whose
     children carry no or another Format).
     """
@@ -261,7 +260,7 @@ def _check_key(key, context=""):
 def _native(arr: np.ndarray) -> np.ndarray:
     if arr.dtype.byteorder not in ("=", "|"):
         arr = arr.astype(arr.dtype.newbyteorder("="))
-    return np.ascontiguousarray(arr)
+    return np.require(arr, requirements="C")  # keeps 0-d arrays 0-d (ascontiguousarray does not)
 
 
 def _chunk_shape(shape, itemsize):
@@ -275,8 +274,10 @@ def _chunk_shape(shape, itemsize):
     return tuple(chunk)
 
 
-_REAL_OF_COMPLEX = {np.dtype(np.complex64): np.dtype(np.float32),
-                    np.dtype(np.complex128): np.dtype(np.float64)}
+_REAL_OF_COMPLEX = {
+    np.dtype(np.complex64): np.dtype(np.float32),
+    np.dtype(np.complex128): np.dtype(np.float64),
+}
 _COMPLEX_OF_REAL = {v: k for k, v in _REAL_OF_COMPLEX.items()}
 _ARRAY_KINDS = "biuf"
 
@@ -315,6 +316,7 @@ def _write_str(parent, key, s, where):
 
 def _write_array(parent, key, arr: np.ndarray, where, compress=True):
     """A numpy array as TRIQS h5 writes it: complex as (..., 2) reals, chunked + gzip 1."""
+    arr = _native(arr)
     _check_numeric_dtype(arr.dtype, where)
     is_complex = arr.dtype in _REAL_OF_COMPLEX
     if is_complex:
@@ -333,8 +335,11 @@ def _write_array(parent, key, arr: np.ndarray, where, compress=True):
         ds = parent[key]
     else:
         ds = parent.create_dataset(
-            key, data=arr, chunks=_chunk_shape(arr.shape, arr.dtype.itemsize),
-            compression="gzip", compression_opts=1,
+            key,
+            data=arr,
+            chunks=_chunk_shape(arr.shape, arr.dtype.itemsize),
+            compression="gzip",
+            compression_opts=1,
         )
     if is_complex:
         ds.attrs["__complex__"] = "1"
@@ -391,7 +396,7 @@ def _write_container(parent, key, items, fmt, where):
             )
         seen[name] = k
         _check_key(name, context=f" (an entry of the {fmt} at {where})")
-        _write_value(g, name, v, f"{where}/{name}")
+        _write_value(g, name, v, where.child(name))
     g.attrs["Format"] = fmt
 
 
@@ -412,7 +417,7 @@ def _write_reduced(parent, key, val, where):
     g = parent.create_group(key)
     for k, v in d.items():
         _check_key(k, context=f" (returned by {type(val).__qualname__}.__reduce_to_dict__())")
-        _write_value(g, k, v, f"{where}/{k}")
+        _write_value(g, k, v, where.child(k))
     g.attrs["Format"] = fmt
 
 
@@ -453,9 +458,10 @@ def _write_value(parent, key, val, where):
     elif isinstance(val, str):
         _write_str(parent, key, val, where)
     else:
-        extra = " None cannot be stored (nor can it in TRIQS): omit the key instead." if (
-            val is None) else ""
-        if isinstance(val, (bytes, bytearray)):
+        extra = ""
+        if val is None:
+            extra = " None cannot be stored (nor can it in TRIQS): omit the key instead."
+        elif isinstance(val, (bytes, bytearray)):
             extra = " Decode bytes to str first."
         raise TypeError(
             f"cannot store an object of type {type(val).__qualname__} at {where}. "
@@ -467,12 +473,13 @@ def _write_numpy_scalar(parent, key, val, where):
     if isinstance(val, np.str_):
         _write_str(parent, key, str(val), where)
         return
-    dt = val.dtype
+    dt = val.dtype.newbyteorder("=")
+    val = val.astype(dt)
     _check_numeric_dtype(dt, where, what="scalar")
     if dt in _REAL_OF_COMPLEX:
         _write_complex_scalar(parent, key, val, _REAL_OF_COMPLEX[dt])
     else:
-        _write_scalar_dataset(parent, key, val.astype(dt.newbyteorder("=")))
+        _write_scalar_dataset(parent, key, val)
 
 
 # ---------------------------------------------------------------------------
@@ -492,11 +499,10 @@ def _decode_dataset(ds, where):
         if shape == ():
             return _as_str(raw)
         return np.array([_as_str(x) for x in np.asarray(raw).ravel()], dtype=str).reshape(shape)
+    if dt.kind == "c":  # h5's compound complex type {r, i} (dcplx_t), mapped by h5py
+        raw = ds[()]
+        return complex(raw) if shape == () else raw
     if dt.names is not None:
-        if set(dt.names) == {"r", "i"}:  # h5's compound complex type (dcplx_t)
-            raw = ds[()]
-            out = np.asarray(raw["r"]) + 1j * np.asarray(raw["i"])
-            return complex(out) if shape == () else out
         raise ArchiveFormatError(
             f"the dataset {where} has the compound type {dt}, which is not in the TRIQS scheme"
         )
@@ -517,7 +523,9 @@ def _decode_dataset(ds, where):
         out = np.empty(shape[:-1], dtype=cdt)
         out.real = raw[..., 0]
         out.imag = raw[..., 1]
-        return complex(out[()]) if len(shape) == 1 else out  # TRIQS: rank-1 (2,) is a scalar
+        if len(shape) == 1:  # TRIQS: a rank-1 (2,) complex dataset is a scalar
+            return complex(out[()]) if cdt == np.complex128 else out[()]
+        return out
     if shape == ():
         if dt.kind == "b":
             return bool(raw)
@@ -626,6 +634,21 @@ class _Reader:
 
 def _join(path, name):
     return f"{path.rstrip('/')}/{name}"
+
+
+class _Loc:
+    """Where a value is written, for error messages: ``'/a/b' in archive 'f.h5'``."""
+
+    __slots__ = ("path", "filename")
+
+    def __init__(self, path, filename):
+        self.path, self.filename = path, filename
+
+    def child(self, name):
+        return _Loc(_join(self.path, name), self.filename)
+
+    def __str__(self):
+        return f"'{self.path}' in archive '{self.filename}'"
 
 
 def _missing_key_message(key, h5group, filename):
@@ -902,7 +925,7 @@ class HDFArchiveGroup:
     def _writable(self) -> h5py.Group:
         grp = self._h5()
         if self._archive._open_flag == "r":
-            raise io.UnsupportedOperation(
+            raise ArchiveReadOnlyError(
                 f"the archive '{self._archive._filename}' was opened read-only "
                 f"(open_flag='r'); open it with HDFArchive('{self._archive._filename}', 'a') "
                 "to modify it"
@@ -982,7 +1005,7 @@ class HDFArchiveGroup:
     def __setitem__(self, key, value):
         _check_key(key)
         grp = self._writable()
-        where = f"'{_join(self._path, key)}' in archive '{self._archive._filename}'"
+        where = _Loc(_join(self._path, key), self._archive._filename)
         tmp = f".{key}.partial"
         while tmp in grp:
             tmp = "." + tmp
@@ -1095,6 +1118,11 @@ class HDFArchive(HDFArchiveGroup):
                 f"no such HDF5 file: '{filename}' (open_flag='r' needs an existing file; "
                 "use 'w' or 'a' to create one)"
             )
+        parent_dir = os.path.dirname(os.path.abspath(filename))
+        if not exists and not os.path.isdir(parent_dir):
+            raise FileNotFoundError(
+                f"cannot create '{filename}': the directory '{parent_dir}' does not exist"
+            )
         if exists and open_flag in ("r", "a") and not h5py.is_hdf5(filename):
             raise ArchiveFormatError(
                 f"'{filename}' is not an HDF5 file; open it with open_flag='w' to replace it "
@@ -1122,7 +1150,11 @@ class HDFArchive(HDFArchiveGroup):
                     "newer triqs_mlsolver or with TRIQS"
                 )
         self._file = f
-        super().__init__(self, "/")
+        self._path = "/"
+
+    @property
+    def _archive(self):  # the root is its own archive, without a reference cycle
+        return self
 
     @property
     def filename(self) -> str:
