@@ -296,3 +296,23 @@ def test_ipt_uc2_at_beta50_is_bracketed():
     r3 = bethe_dmft("ipt", 3.05, 50.0, n_iw=1024, n_tau=2049, start=r2.G_iw, tol=1e-8,
                     max_iter=2000)
     assert r3.converged and r3.is_insulating()
+
+
+def test_solver_round_trips_through_hdf5(tmp_path):
+    from triqs_mlsolver.gf import HDFArchive, SemiCircular
+
+    S = HubbardISolver(beta=10.0, gf_struct=[("up", 1), ("down", 1)], n_iw=32, n_tau=65, n_l=8)
+    G = S.G_iw.copy()
+    G << SemiCircular(1.0)
+    for name, g0 in S.G0_iw:
+        g0 << inverse(iOmega_n + 1.0 - 0.25 * G[name])
+    S.solve(h_int=2.0 * n("up", 0) * n("down", 0))
+    with HDFArchive(tmp_path / "s.h5", "w") as ar:
+        ar["solver"] = S
+    with HDFArchive(tmp_path / "s.h5", "r") as ar:
+        T = ar["solver"]
+    assert isinstance(T, HubbardISolver) and T.constr_params == S.constr_params
+    for key in ("G0_iw", "G_iw", "Sigma_iw", "G_tau", "G_l"):
+        assert np.array_equal(getattr(T, key)["up"].data, getattr(S, key)["up"].data)
+    assert T.last_solve_parameters == S.last_solve_parameters
+    assert T.double_occupancy == S.double_occupancy

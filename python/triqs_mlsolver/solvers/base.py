@@ -247,6 +247,13 @@ class Solver:
     """
 
     solver_name = ""
+    #: Version of the HDF5 layout written by :meth:`__reduce_to_dict__`.
+    hdf5_version = 1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.solver_name:
+            _gf.register_class(cls, hdf5_format=f"triqs_mlsolver.{cls.__name__}")
 
     def __init__(self, beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, **kwargs):
         if kwargs:
@@ -300,6 +307,41 @@ class Solver:
         self.last_solve_parameters = {"h_int": str(h_int), "U": U, "mu": params.mu.tolist(),
                                       **opts}
         return self
+
+    # -- HDF5 round trip (TRIQS convention) -----------------------------------------
+    def __reduce_to_dict__(self):
+        d = {
+            "hdf5_version": self.hdf5_version,
+            "solver_name": self.solver_name,
+            "constr_params": {**self.constr_params,
+                              "gf_struct": [tuple(x) for x in self.gf_struct]},
+            "last_solve_parameters": dict(self.last_solve_parameters),
+            "G0_iw": self.G0_iw, "G_iw": self.G_iw, "Sigma_iw": self.Sigma_iw,
+            "G_tau": self.G_tau, "G_l": self.G_l,
+        }
+        if self.density is not None:
+            d["density"] = np.asarray(self.density)
+        if self.double_occupancy is not None:
+            d["double_occupancy"] = float(self.double_occupancy)
+        return d
+
+    @classmethod
+    def __factory_from_dict__(cls, name, d):
+        version = int(d.get("hdf5_version", 0))
+        if version > cls.hdf5_version:
+            raise ValueError(
+                f"{cls.__name__} stored with layout version {version}, newer than this "
+                f"package's {cls.hdf5_version}; upgrade triqs_mlsolver to read it"
+            )
+        cp = dict(d["constr_params"])
+        cp["gf_struct"] = [tuple(x) for x in cp["gf_struct"]]
+        obj = cls(**cp)
+        for key in ("G0_iw", "G_iw", "Sigma_iw", "G_tau", "G_l"):
+            getattr(obj, key) << d[key]
+        obj.last_solve_parameters = dict(d.get("last_solve_parameters", {}))
+        obj.density = d.get("density")
+        obj.double_occupancy = d.get("double_occupancy")
+        return obj
 
     def solver_options(self) -> dict:
         """The options :meth:`solve` accepts, with their defaults."""
