@@ -25,6 +25,8 @@ __all__ = [
     "params_from_g0",
     "HubbardISolver",
     "IPTSolver",
+    "NCASolver",
+    "EDSolver",
 ]
 
 
@@ -38,3 +40,9 @@ class IPTSolver(Solver):
     """TRIQS-style IPT solver (see :mod:`triqs_mlsolver.solvers.ipt`)."""
 
     solver_name = "ipt"
+
+
+class NCASolver(Solver):
+    """TRIQS-style NCA solver (see :mod:`triqs_mlsolver.solvers.nca`)."""
+
+    solver_name = "nca"

@@ -169,14 +169,31 @@ def solution_from_iw(params, G_sw, *, n_tau, n_l, moments=None, **extra) -> AIMS
 
 
 def solution_from_tau(params, G_st, *, n_iw, n_tau, n_l, **extra) -> AIMSolution:
-    """Build a solution from ``G(tau)`` on a uniform grid (resampled to ``n_tau`` points)."""
+    """Build a solution from ``G(tau)`` on a uniform grid of any size.
+
+    The data are interpolated by a quintic spline (the end values kept
+    exactly) onto ``max(n_in, 4 n_iw + 1)`` points for the Fourier transform,
+    so that its FFT does not alias below the largest Matsubara frequency, and
+    onto ``n_tau`` points for the stored ``G_tau``; ``G_l`` is integrated from
+    the input grid (:func:`~triqs_mlsolver.gf.transforms.tau_to_legendre`).
+    """
+    from scipy.interpolate import make_interp_spline
+
     G_st = np.asarray(G_st, float)
     beta = params.beta
-    G_iw = np.stack([tr.tau_to_iw(g, beta, n_iw) for g in G_st])
+    n_in = G_st.shape[1]
+    grid = np.linspace(0.0, beta, n_in)
+    spline = make_interp_spline(grid, G_st, k=min(5, n_in - 1), axis=1)
+
+    def resample(n):
+        out = spline(np.linspace(0.0, beta, n))
+        out[:, 0], out[:, -1] = G_st[:, 0], G_st[:, -1]
+        return out
+
+    n_fine = max(n_in, 4 * n_iw + 1)
+    G_fine = G_st if n_fine == n_in else resample(n_fine)
+    G_iw = np.stack([tr.tau_to_iw(g, beta, n_iw) for g in G_fine])
     G_l = np.stack([tr.tau_to_legendre(g, beta, n_l) for g in G_st])
-    if G_st.shape[1] != n_tau:
-        G_tau = np.stack([tr.legendre_to_tau(gl, beta, np.linspace(0, beta, n_tau)) for gl in G_l])
-    else:
-        G_tau = G_st
+    G_tau = G_st if n_tau == n_in else resample(n_tau)
     return AIMSolution(beta=beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l,
                        Sigma_iw=_dyson(params, G_iw), density=-G_st[:, -1], **extra)
