@@ -46,3 +46,13 @@ class NCASolver(Solver):
     """TRIQS-style NCA solver (see :mod:`triqs_mlsolver.solvers.nca`)."""
 
     solver_name = "nca"
+
+
+class EDSolver(Solver):
+    """TRIQS-style exact-diagonalisation solver (see :mod:`triqs_mlsolver.solvers.ed`).
+
+    ``solve(h_int=..., n_bath=k)`` fits the hybridisation of ``G0_iw`` with
+    ``k`` bath sites and diagonalises the resulting AIM.
+    """
+
+    solver_name = "ed"
