@@ -4,6 +4,8 @@
 Sub-commands (``triqs-mlsolver COMMAND --help`` for each):
 
 * ``demo``     Bethe-lattice Mott scan with the available solvers: table + Z(U) plot.
+* ``generate`` MPI-parallel, crash-safe generation of a training database.
+* ``inspect``  summary, error tables, plots and TRIQS export of a database.
 * ``solvers``  list the registered impurity solvers.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad command line or input.
@@ -30,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     verb.add_argument("-v", "--verbose", action="store_true", help="print more detail")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    from . import demo
+    from . import database, demo
 
     demo.add_parser(sub)
+    database.add_parsers(sub)
     s = sub.add_parser("solvers", help="list the registered impurity solvers")
     s.set_defaults(func=_cmd_solvers)
     return p
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, IndexError) as exc:
         print(f"triqs-mlsolver {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

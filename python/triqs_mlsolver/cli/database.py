@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``triqs-mlsolver generate`` and ``triqs-mlsolver inspect``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parsers(sub):
+    g = sub.add_parser(
+        "generate",
+        help="generate a training database (MPI: mpirun -n N triqs-mlsolver generate ...)",
+        description="Solve random AIMs with every configured solver and write an HDF5 "
+                    "database. Run under mpirun for several ranks; a killed run continues "
+                    "with --resume.",
+    )
+    g.add_argument("config", nargs="?", type=Path, default=None,
+                   help="TOML config (default: the built-in seed recipe, 10000 samples)")
+    g.add_argument("-o", "--output", type=Path, required=True, help="database file to write")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (same config and output)")
+    g.add_argument("--keep-parts", action="store_true",
+                   help="keep the chunk files after the merge")
+    g.add_argument("--n-samples", type=int, default=None,
+                   help="override [sampler] n_samples of the config")
+    g.set_defaults(func=run_generate)
+
+    i = sub.add_parser("inspect", help="summarise a database; plots; TRIQS export",
+                       description="Counts, failures, parameter ranges, per-solver error of "
+                                   "G(tau) against the reference (MAE/RMS/max, per beta), "
+                                   "timings.")
+    i.add_argument("database", type=Path)
+    i.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots into DIR")
+    i.add_argument("--sample", type=int, default=0, help="sample shown in the G(tau) plot")
+    i.add_argument("--export", nargs=2, metavar=("I", "OUT"),
+                   help="write sample I as TRIQS BlockGfs to the archive OUT")
+    i.add_argument("--check", action="store_true", help="verify the layout against the schema")
+    i.set_defaults(func=run_inspect)
+
+
+def run_generate(args) -> int:
+    from .. import mpi
+    from ..database import generate, load_config, validate_config
+
+    cfg = load_config(args.config)
+    if args.n_samples is not None:
+        raw = {sec: dict(body) for sec, body in cfg.items()}
+        raw["sampler"]["n_samples"] = args.n_samples
+        cfg = validate_config(raw)
+    out = generate(cfg, args.output, resume=args.resume, quiet=args.quiet,
+                   keep_parts=args.keep_parts)
+    if mpi.is_master_node() and not args.quiet:
+        size = out.stat().st_size / 2**20
+        print(f"wrote {out} ({cfg['sampler']['n_samples']} samples, {size:.1f} MiB)")
+    return 0
+
+
+def run_inspect(args) -> int:
+    from ..database import Database, export_sample, plot_database, summary
+
+    db = Database(args.database)
+    if args.check:
+        sizes = db.check()
+        print(f"schema ok: {sizes}")
+    print(summary(db))
+    if args.plot:
+        for f in plot_database(db, args.plot, sample=args.sample):
+            print(f"wrote {f}")
+    if args.export:
+        try:
+            idx = int(args.export[0])
+        except ValueError:
+            raise ValueError(
+                f"--export takes a sample index and a file, got {args.export}"
+            ) from None
+        print(f"wrote {export_sample(db, idx, args.export[1])}")
+    return 0

@@ -1,0 +1,188 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Configuration of database generation: one source of defaults, strict validation.
+
+A config is a TOML file with the sections below; every key is optional and
+defaults to :data:`DEFAULTS` (the seed lecture's recipe).  Unknown keys, empty
+ranges and unphysical values are errors raised *before* any MPI work starts,
+naming the key and the fix.
+
+.. code-block:: toml
+
+    [sampler]
+    mode = "seed"          # "seed": random discrete baths; "dmft": smooth Delta fitted to a bath
+    n_samples = 10000
+    seed = 2021
+    U = [1.0, 10.0]        # uniform range
+    W = [1.0, 10.0]        # bandwidth W = 2D
+    eps = [-1.0, 1.0]      # impurity level relative to half filling: mu = U/2 - eps
+    beta = [1, 2, 5, 10, 20, 50]   # chosen uniformly from the list
+    n_bath = 8             # bath sites of the AIM (the reference solves it exactly)
+
+    [solvers]
+    cheap = ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"]
+    reference = "ed"
+
+    [grid]
+    n_iw = 1025            # Matsubara points the solvers use
+    n_tau = 201            # stored tau points per sample (uniform, both ends)
+    n_l = 40               # stored Legendre coefficients
+
+    [output]
+    chunk_size = 16        # samples per crash-safe chunk file
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["DEFAULTS", "ConfigError", "load_config", "validate_config", "config_to_toml"]
+
+DEFAULTS = {
+    "sampler": {
+        "mode": "seed",
+        "n_samples": 10000,
+        "seed": 2021,
+        "U": [1.0, 10.0],
+        "W": [1.0, 10.0],
+        "eps": [-1.0, 1.0],
+        "beta": [1.0, 2.0, 5.0, 10.0, 20.0, 50.0],
+        "n_bath": 8,
+    },
+    "solvers": {
+        "cheap": ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"],
+        "reference": "ed",
+    },
+    "grid": {"n_iw": 1025, "n_tau": 201, "n_l": 40},
+    "output": {"chunk_size": 16},
+}
+
+
+class ConfigError(ValueError):
+    """A database configuration is invalid (the message names the key and the fix)."""
+
+
+def _range(sec, key, v, lo=None):
+    if not (
+        isinstance(v, list)
+        and len(v) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    ):
+        raise ConfigError(f"[{sec}] {key} = {v!r}: expected a range [min, max] of two numbers")
+    a, b = float(v[0]), float(v[1])
+    if not (math.isfinite(a) and math.isfinite(b)) or b < a:
+        raise ConfigError(
+            f"[{sec}] {key} = {v!r}: the range is empty or not finite (need min <= max)"
+        )
+    if lo is not None and a < lo:
+        raise ConfigError(f"[{sec}] {key} = {v!r}: values must be >= {lo}")
+    return [a, b]
+
+
+def _int(sec, key, v, lo, hi=None):
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        bound = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+        raise ConfigError(f"[{sec}] {key} = {v!r}: expected an integer {bound}")
+    return v
+
+
+def validate_config(cfg: dict) -> dict:
+    """Merge ``cfg`` into :data:`DEFAULTS` and check every value; returns the full config."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("the configuration must be a table of sections")
+    out = copy.deepcopy(DEFAULTS)
+    for sec, body in cfg.items():
+        if sec not in DEFAULTS:
+            allowed = ", ".join(f"[{x}]" for x in DEFAULTS)
+            raise ConfigError(f"unknown section [{sec}]; allowed sections: {allowed}")
+        if not isinstance(body, dict):
+            raise ConfigError(f"[{sec}] must be a table of keys")
+        for key, val in body.items():
+            if key not in DEFAULTS[sec]:
+                raise ConfigError(
+                    f"unknown key {key!r} in [{sec}]; allowed keys: {', '.join(DEFAULTS[sec])}"
+                )
+            out[sec][key] = val
+    s = out["sampler"]
+    if s["mode"] not in ("seed", "dmft"):
+        raise ConfigError(f"[sampler] mode = {s['mode']!r}: use 'seed' or 'dmft'")
+    _int("sampler", "n_samples", s["n_samples"], 1)
+    _int("sampler", "seed", s["seed"], 0)
+    s["U"] = _range("sampler", "U", s["U"], lo=0.0)
+    s["W"] = _range("sampler", "W", s["W"])
+    if s["W"][0] <= 0:
+        raise ConfigError(f"[sampler] W = {s['W']}: the bandwidth must be > 0")
+    s["eps"] = _range("sampler", "eps", s["eps"])
+    betas = s["beta"]
+    if not (isinstance(betas, list) and betas):
+        raise ConfigError("[sampler] beta: expected a non-empty list of inverse temperatures")
+    for b in betas:
+        if (
+            isinstance(b, bool)
+            or not isinstance(b, (int, float))
+            or not b > 0
+            or not math.isfinite(b)
+        ):
+            raise ConfigError(f"[sampler] beta contains {b!r}: every beta must be a number > 0")
+    s["beta"] = [float(b) for b in betas]
+    _int("sampler", "n_bath", s["n_bath"], 1, 9)
+    v = out["solvers"]
+    if not isinstance(v["cheap"], list) or not all(isinstance(x, str) for x in v["cheap"]):
+        raise ConfigError("[solvers] cheap: expected a list of solver names")
+    if not isinstance(v["reference"], str):
+        raise ConfigError("[solvers] reference: expected a solver name")
+    names = [*v["cheap"], v["reference"]]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"[solvers]: solver names must be unique, got {names}")
+    from ..solvers import available_solvers
+
+    avail = available_solvers()
+    for name in names:
+        if name not in avail:
+            raise ConfigError(f"[solvers]: unknown solver {name!r}; available: {', '.join(avail)}")
+    g = out["grid"]
+    _int("grid", "n_iw", g["n_iw"], 16)
+    _int("grid", "n_tau", g["n_tau"], 3)
+    _int("grid", "n_l", g["n_l"], 1)
+    _int("output", "chunk_size", out["output"]["chunk_size"], 1)
+    return out
+
+
+def load_config(path) -> dict:
+    """Read and validate a TOML config (``None``: the defaults)."""
+    if path is None:
+        return validate_config({})
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(
+            f"config file {str(p)!r} not found; give the path of a TOML file "
+            "(see doc/database.rst for the keys)"
+        )
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    return validate_config(raw)
+
+
+def config_to_toml(cfg: dict) -> str:
+    """Serialise a validated config back to TOML (stored in every database)."""
+    lines = []
+    for sec, body in cfg.items():
+        lines.append(f"[{sec}]")
+        for k, v in body.items():
+            if isinstance(v, str):
+                lines.append(f'{k} = "{v}"')
+            elif isinstance(v, list):
+                items = ", ".join(f'"{x}"' if isinstance(x, str) else repr(x) for x in v)
+                lines.append(f"{k} = [{items}]")
+            else:
+                lines.append(f"{k} = {v!r}")
+        lines.append("")
+    return "\n".join(lines)

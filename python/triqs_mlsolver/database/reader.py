@@ -1,0 +1,251 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Reading and analysing databases: summary, error tables, plots, TRIQS export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..gf import transforms as tr
+from .schema import FORMAT, FORMAT_VERSION, check_schema
+
+__all__ = ["Database", "error_table", "summary", "export_sample", "plot_database"]
+
+
+class Database:
+    """A database file opened for reading (checks the format and version).
+
+    Attributes
+    ----------
+    path : Path
+    solvers : list of str
+    reference : str
+    params : dict of ndarray
+    attrs : dict, the root attributes
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"database {str(self.path)!r} not found; generate one with "
+                "'triqs-mlsolver generate CONFIG -o FILE'"
+            )
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError:
+            raise ValueError(f"{self.path} is not an HDF5 file") from None
+        with f:
+            fmt = f.attrs.get("format")
+            if fmt != FORMAT:
+                raise ValueError(
+                    f"{self.path} is not a triqs_mlsolver database "
+                    f"(format {fmt!r}, expected {FORMAT!r})"
+                )
+            ver = int(f.attrs["format_version"])
+            if ver > FORMAT_VERSION:
+                raise ValueError(
+                    f"{self.path} has format version {ver}, newer than this "
+                    f"package reads ({FORMAT_VERSION}); upgrade triqs_mlsolver"
+                )
+            self.attrs = {
+                k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()
+            }
+            self.solvers = [str(s) for s in f.attrs["solvers"]]
+            self.reference = str(f.attrs["reference"])
+            self.params = {k: f[f"params/{k}"][()] for k in f["params"]}
+            self.tau_over_beta = f["tau_over_beta"][()]
+            self.ok = f["status/ok"][()]
+            self.reason = np.array(
+                [r.decode() if isinstance(r, bytes) else r for r in f["status/reason"][()]],
+                dtype=object,
+            )
+
+    def __len__(self):
+        return len(self.params["U"])
+
+    @property
+    def cheap(self):
+        return [s for s in self.solvers if s != self.reference]
+
+    def read(self, solver, key):
+        """Dataset ``solvers/<solver>/<key>`` as an array."""
+        if solver not in self.solvers:
+            raise KeyError(f"no solver {solver!r} in {self.path}; it has {self.solvers}")
+        with h5py.File(self.path, "r") as f:
+            return f[f"solvers/{solver}/{key}"][()]
+
+    def check(self):
+        """Verify the layout against the documented schema."""
+        return check_schema(self.path)
+
+
+def _err_stats(diff):
+    a = np.abs(diff)
+    return {"MAE": float(a.mean()), "RMS": float(np.sqrt((a**2).mean())), "max": float(a.max())}
+
+
+def error_table(db: Database, mask=None) -> dict:
+    """Per-solver error of G(tau) against the reference: overall and per beta.
+
+    Returns ``{solver: {'all': stats, beta: stats, ...}}`` over samples where both
+    solves succeeded (and ``mask``, if given).
+    """
+    ref = db.read(db.reference, "G_tau")
+    ok_ref = db.read(db.reference, "ok")
+    betas = np.unique(db.params["beta"])
+    out = {}
+    for s in db.cheap:
+        g = db.read(s, "G_tau")
+        ok = ok_ref & db.read(s, "ok")
+        if mask is not None:
+            ok &= mask
+        if not ok.any():
+            continue
+        row = {"all": _err_stats(g[ok] - ref[ok])}
+        for b in betas:
+            sel = ok & (db.params["beta"] == b)
+            if sel.any():
+                row[float(b)] = _err_stats(g[sel] - ref[sel])
+        out[s] = row
+    return out
+
+
+def summary(db: Database) -> str:
+    """Human-readable summary: counts, failures, parameter ranges, errors, timings."""
+    lines = [
+        f"database {db.path}  (format v{db.attrs['format_version']}, "
+        f"triqs_mlsolver {db.attrs['package_version']}, git {str(db.attrs['git_hash'])[:10]})",
+        f"samples: {len(db)}, all solvers ok: {int(db.ok.sum())}, "
+        f"with a failure: {int((~db.ok).sum())};  seed {db.attrs['seed']}, "
+        f"MPI sizes {[int(x) for x in np.atleast_1d(db.attrs['mpi_size'])]}",
+        f"solvers: {', '.join(db.cheap)}; reference: {db.reference}",
+        "",
+        "parameters:",
+    ]
+    for k in ("U", "mu", "beta", "D"):
+        v = db.params[k]
+        lines.append(f"  {k:5s} min {v.min():9.4g}  max {v.max():9.4g}  mean {v.mean():9.4g}")
+    vals, counts = np.unique(db.params["beta"], return_counts=True)
+    lines.append("  beta values: " + ", ".join(f"{b:g} ({c})" for b, c in zip(vals, counts)))
+    lines += ["", "time per solve [ms] (median / max) and failures:"]
+    for s in db.solvers:
+        t = db.read(s, "wall_time") * 1e3
+        ok = db.read(s, "ok")
+        lines.append(
+            f"  {s:12s} {np.nanmedian(t):9.2f} / {np.nanmax(t):9.2f}   failed: {int((~ok).sum())}"
+        )
+    failed = np.flatnonzero(~db.ok)
+    for i in failed[:5]:
+        lines.append(f"    sample {i}: {db.reason[i]}")
+    tab = error_table(db)
+    if tab:
+        lines += ["", f"error of G(tau) against {db.reference} (MAE / RMS / max):"]
+        betas = sorted({b for row in tab.values() for b in row if b != "all"})
+        head = f"  {'solver':12s} {'all':>26s} " + " ".join(
+            f"{'beta=' + format(b, 'g'):>26s}" for b in betas
+        )
+        lines.append(head)
+        for s, row in tab.items():
+            cells = [row["all"]] + [row.get(b) for b in betas]
+            txt = " ".join(
+                f"{c['MAE']:8.2e}/{c['RMS']:8.2e}/{c['max']:8.2e}" if c else f"{'-':>26s}"
+                for c in cells
+            )
+            lines.append(f"  {s:12s} {txt}")
+    return "\n".join(lines)
+
+
+def export_sample(db: Database, i: int, out) -> Path:
+    """Write sample ``i`` of every solver as TRIQS BlockGfs (G_tau, G_l, G_iw) to ``out``."""
+    from ..gf import BlockGf, Gf, HDFArchive, MeshImFreq, MeshImTime, MeshLegendre
+
+    if not 0 <= i < len(db):
+        raise IndexError(
+            f"sample {i} out of range: the database has {len(db)} samples (0..{len(db) - 1})"
+        )
+    beta = float(db.params["beta"][i])
+    n_iw = int(db.attrs["n_iw"])
+    out = Path(out)
+    with HDFArchive(out, "w") as ar:
+        ar["params"] = {
+            k: (v[i].tolist() if v.ndim > 1 else float(v[i])) for k, v in db.params.items()
+        }
+        for s in db.solvers:
+            G_tau, G_l = db.read(s, "G_tau")[i], db.read(s, "G_l")[i]
+            meshes = {
+                "G_tau": MeshImTime(beta=beta, statistic="Fermion", n_tau=G_tau.shape[1]),
+                "G_l": MeshLegendre(beta=beta, statistic="Fermion", max_n=G_l.shape[1]),
+                "G_iw": MeshImFreq(beta=beta, statistic="Fermion", n_iw=n_iw),
+            }
+            datas = {
+                "G_tau": G_tau,
+                "G_l": G_l,
+                "G_iw": np.stack([tr.legendre_to_iw(gl, n_iw) for gl in G_l]),
+            }
+            grp = {}
+            for key, mesh in meshes.items():
+                blocks = [Gf(mesh=mesh, data=datas[key][sp][:, None, None]) for sp in range(2)]
+                grp[key] = BlockGf(name_list=["up", "down"], block_list=blocks, make_copies=False)
+            ar[s] = grp
+    return out
+
+
+def plot_database(db: Database, outdir, sample=0) -> list[Path]:
+    """PNG plots: parameter coverage, error distributions, G(tau) of one sample."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    files = []
+    fig, ax = plt.subplots(1, 3, figsize=(11, 3.3))
+    p = db.params
+    ax[0].scatter(p["U"], 2 * p["D"], s=3, c=np.log(p["beta"]), cmap="viridis")
+    ax[0].set_xlabel("U")
+    ax[0].set_ylabel("W = 2D")
+    ax[1].hist(p["U"] / 2 - p["mu"], bins=40)
+    ax[1].set_xlabel("eps = U/2 - mu")
+    vals, counts = np.unique(p["beta"], return_counts=True)
+    ax[2].bar([f"{v:g}" for v in vals], counts)
+    ax[2].set_xlabel("beta")
+    fig.suptitle("parameter coverage")
+    fig.tight_layout()
+    files.append(outdir / "coverage.png")
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+
+    ref = db.read(db.reference, "G_tau")
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for s in db.cheap:
+        ok = db.read(s, "ok") & db.read(db.reference, "ok")
+        rms = np.sqrt(((db.read(s, "G_tau")[ok] - ref[ok]) ** 2).mean(axis=(1, 2)))
+        ax.hist(np.log10(rms + 1e-16), bins=40, histtype="step", label=s)
+    ax.set_xlabel(f"log10 RMS error of G(tau) vs {db.reference}")
+    ax.set_ylabel("samples")
+    ax.legend()
+    fig.tight_layout()
+    files.append(outdir / "errors.png")
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    tau = db.tau_over_beta
+    for s in db.solvers:
+        ax.plot(tau, db.read(s, "G_tau")[sample, 0], lw=2.5 if s == db.reference else 1.2, label=s)
+    ax.set_xlabel("tau / beta")
+    ax.set_ylabel("G(tau)")
+    ax.set_title(
+        f"sample {sample}: U={p['U'][sample]:.3g}, mu={p['mu'][sample]:.3g}, "
+        f"beta={p['beta'][sample]:g}, D={p['D'][sample]:.3g}"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    files.append(outdir / f"sample_{sample}.png")
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+    return files

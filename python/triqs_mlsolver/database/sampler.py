@@ -1,0 +1,84 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Random Anderson impurity models for the training databases.
+
+``mode = "seed"`` (Sheridan et al. 2021; the seed lecture's table): for sample
+``i``, with its own generator ``default_rng([seed, i])`` (so the samples do not
+depend on the number of MPI ranks or the order of the work):
+
+* ``U`` uniform in ``[U_min, U_max]``, bandwidth ``W`` uniform, ``D = W/2``;
+* impurity level relative to half filling ``eps`` uniform: ``mu = U/2 - eps``;
+* ``beta`` chosen uniformly from the list;
+* ``n_bath`` levels: uniform random positions mapped affinely onto
+  ``[-D, D]`` so that ``(max eps_k - min eps_k) / (2D) = 1``; hoppings from
+  random positive weights scaled to the Bethe-lattice sum rule
+  ``sum_k V_k^2 = D^2/4``.
+
+``mode = "dmft"``: a smooth hybridisation like those a DMFT loop produces —
+``Delta = (D^2/4) G(z)`` where ``G`` is a mixture of a semicircle of half
+width ``D`` centred at a random shift (metallic) and, with random weight, two
+narrower semicircles at ``+-U/2`` (Hubbard bands) — fitted by ``n_bath``
+sites (:func:`triqs_mlsolver.aim.fit_bath`); the fitted discrete bath is the
+sample, so every solver sees the same AIM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..aim import AIMParams, fit_bath
+from ..gf.transforms import matsubara_freqs
+
+__all__ = ["sample_params", "sample_arrays"]
+
+
+def _semicircle(z, D, c=0.0):
+    w = z - c
+    return 2.0 / (w + np.sqrt(w - D) * np.sqrt(w + D)) / 1.0
+
+
+def sample_params(cfg: dict, i: int) -> AIMParams:
+    """The ``i``-th AIM of the database described by the validated config ``cfg``."""
+    s = cfg["sampler"]
+    rng = np.random.default_rng([int(s["seed"]), int(i)])
+    U = rng.uniform(*s["U"])
+    D = rng.uniform(*s["W"]) / 2
+    eps = rng.uniform(*s["eps"])
+    beta = float(s["beta"][rng.integers(len(s["beta"]))])
+    nb = int(s["n_bath"])
+    mu = U / 2 - eps
+    if s["mode"] == "seed":
+        if nb == 1:
+            e = np.zeros(1)
+        else:
+            x = rng.uniform(0, 1, nb)
+            x = (x - x.min()) / (x.max() - x.min()) if x.max() > x.min() else np.linspace(0, 1, nb)
+            e = np.sort(-D + 2 * D * x)
+        w = rng.uniform(0.1, 1.0, nb)
+        V = np.sqrt(w / w.sum() * D**2 / 4)
+        return AIMParams(U=U, mu=mu, beta=beta, eps_k=e, V_k=V, D=D)
+    # dmft-like: smooth Delta, fitted by nb sites
+    n_iw = 256
+    iw = matsubara_freqs(beta, n_iw)
+    shift = rng.uniform(-0.3, 0.3) * D
+    w_ins = rng.uniform(0.0, 1.0) ** 2
+    width = rng.uniform(0.2, 0.6) * D
+    G = (1 - w_ins) * _semicircle(iw, D, shift) + w_ins * 0.5 * (
+        _semicircle(iw, width, U / 2) + _semicircle(iw, width, -U / 2)
+    )
+    delta = D**2 / 4 * G
+    fit = fit_bath(delta, beta, nb, n_starts=3, seed=int(rng.integers(2**31)), D=D)
+    return AIMParams(
+        U=U, mu=mu, beta=beta, eps_k=fit.eps_k, V_k=fit.V_k, D=D, extra={"fit_chi2": fit.chi2}
+    )
+
+
+def sample_arrays(params: AIMParams) -> dict:
+    """The stored parameters of one sample (spin-symmetric databases: spin up)."""
+    return {
+        "U": params.U,
+        "mu": float(params.mu[0]),
+        "beta": params.beta,
+        "D": params.D,
+        "eps_k": params.eps_k[0].copy(),
+        "V_k": params.V_k[0].copy(),
+    }

@@ -1,0 +1,312 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Database generation: schema, determinism across MPI sizes, crash safety, bad configs."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from triqs_mlsolver.database import (
+    SCHEMA,
+    ConfigError,
+    Database,
+    check_schema,
+    error_table,
+    export_sample,
+    generate,
+    load_config,
+    sample_params,
+    summary,
+    validate_config,
+)
+from triqs_mlsolver.database.schema import ROOT_ATTRS, SOLVER_ATTRS
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = """
+[sampler]
+n_samples = {n}
+n_bath = 3
+beta = [2.0, 10.0]
+seed = 7
+[solvers]
+cheap = ["hubbard_i", "ed1"]
+reference = "ed"
+[grid]
+n_iw = 64
+n_tau = 21
+n_l = 12
+[output]
+chunk_size = {chunk}
+"""
+
+
+def _mpiexec():
+    cand = Path(sys.executable).with_name("mpiexec")
+    return str(cand) if cand.exists() else shutil.which("mpiexec")
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "python") + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("TRIQS_MLSOLVER_NO_MPI", None)
+    return env
+
+
+def _write_cfg(tmp_path, n=10, chunk=2):
+    p = tmp_path / "cfg.toml"
+    p.write_text(SMALL.format(n=n, chunk=chunk))
+    return p
+
+
+def _cli(*args, mpi=None, **kw):
+    cmd = [sys.executable, "-m", "triqs_mlsolver.cli.main", *args]
+    if mpi:
+        cmd = [_mpiexec(), "-n", str(mpi), *cmd]
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, **kw)
+
+
+def _datasets(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset)
+                     else None)
+    return out
+
+
+def _assert_same_data(a, b):
+    da, db = _datasets(a), _datasets(b)
+    assert da.keys() == db.keys()
+    for k in da:
+        if k.endswith("wall_time"):
+            continue
+        if da[k].dtype.kind == "f":
+            assert np.array_equal(da[k], db[k], equal_nan=True), k  # bit for bit
+        else:
+            assert np.array_equal(da[k], db[k]), k
+
+
+# -- sampler -------------------------------------------------------------------------------
+def test_sampler_follows_the_seed_recipe():
+    cfg = validate_config({"sampler": {"n_bath": 6}})
+    for i in range(50):
+        p = sample_params(cfg, i)
+        D = p.D
+        assert 1.0 <= p.U <= 10.0 and 0.5 <= D <= 5.0
+        assert -1.0 <= p.U / 2 - p.mu[0] <= 1.0
+        assert p.beta in (1, 2, 5, 10, 20, 50)
+        assert abs(np.sum(p.V_k[0] ** 2) - D**2 / 4) < 1e-12  # Bethe scaling
+        assert abs((p.eps_k[0].max() - p.eps_k[0].min()) / (2 * D) - 1) < 1e-12
+    # the same (seed, i) gives the same sample
+    a, b = sample_params(cfg, 17), sample_params(cfg, 17)
+    assert np.array_equal(a.eps_k, b.eps_k) and a.U == b.U
+
+
+def test_dmft_like_sampler_gives_a_fitted_bath():
+    cfg = validate_config({"sampler": {"mode": "dmft", "n_bath": 4, "beta": [10.0]}})
+    p = sample_params(cfg, 3)
+    assert p.eps_k.shape == (2, 4) and p.extra["fit_chi2"] < 1e-2
+    assert abs(np.sum(p.V_k[0] ** 2) - p.D**2 / 4) < 0.05 * p.D**2
+
+
+# -- generation, schema, inspect --------------------------------------------------------------
+def test_generate_schema_inspect_and_export(tmp_path):
+    cfg = load_config(_write_cfg(tmp_path, n=6, chunk=4))
+    out = tmp_path / "db.h5"
+    generate(cfg, out, quiet=True)
+    sizes = check_schema(out)
+    assert sizes == {"N": 6, "K": 3, "T": 21, "L": 12}
+    assert not (tmp_path / "db.h5.parts").exists()
+    db = Database(out)
+    assert db.ok.all() and db.reference == "ed" and db.cheap == ["hubbard_i", "ed1"]
+    # the reference solves the sampled AIM exactly: G(0+) + G(beta-) = -1
+    G = db.read("ed", "G_tau")
+    assert np.abs(G[:, :, 0] + G[:, :, -1] + 1).max() < 1e-10
+    tab = error_table(db)
+    assert set(tab) == {"hubbard_i", "ed1"} and tab["ed1"]["all"]["RMS"] > 0
+    text = summary(db)
+    assert "hubbard_i" in text and "beta=" in text
+    from triqs_mlsolver.gf import HDFArchive
+
+    export_sample(db, 2, tmp_path / "s2.h5")
+    with HDFArchive(tmp_path / "s2.h5", "r") as ar:
+        g = ar["ed"]["G_tau"]
+        assert list(g.indices) == ["up", "down"]
+        assert np.allclose(g["up"].data[:, 0, 0].real, G[2, 0], rtol=0, atol=1e-15)
+        assert ar["params"]["beta"] == db.params["beta"][2]
+    with pytest.raises(IndexError, match="out of range"):
+        export_sample(db, 99, tmp_path / "x.h5")
+
+
+def test_schema_check_fails_when_the_writer_drifts(tmp_path):
+    cfg = load_config(_write_cfg(tmp_path, n=2, chunk=2))
+    out = tmp_path / "db.h5"
+    generate(cfg, out, quiet=True)
+    bad = tmp_path / "bad.h5"
+    shutil.copy(out, bad)
+    with h5py.File(bad, "a") as f:
+        del f["solvers/ed/G_l"]
+        f["solvers/ed/G_l"] = np.zeros((2, 12))  # wrong rank
+    with pytest.raises(ValueError, match="G_l"):
+        check_schema(bad)
+    shutil.copy(out, bad)
+    with h5py.File(bad, "a") as f:
+        f["solvers/ed/extra"] = np.zeros(2)
+    with pytest.raises(ValueError, match="not in the schema"):
+        check_schema(bad)
+
+
+def test_schema_is_documented():
+    """doc/database.rst lists every dataset and attribute of the schema."""
+    text = (ROOT / "doc" / "database.rst").read_text()
+    for key in [*SCHEMA, *ROOT_ATTRS, *SOLVER_ATTRS]:
+        assert f"``{key}``" in text, f"{key} missing from doc/database.rst"
+
+
+@pytest.mark.mpi
+def test_one_and_two_ranks_give_identical_databases(tmp_path):
+    if _mpiexec() is None:
+        pytest.skip("no mpiexec")
+    cfg = _write_cfg(tmp_path, n=8, chunk=2)
+    r1 = _cli("-q", "generate", str(cfg), "-o", str(tmp_path / "one.h5"), timeout=300)
+    assert r1.returncode == 0, r1.stderr
+    r2 = _cli("-q", "generate", str(cfg), "-o", str(tmp_path / "two.h5"), mpi=2, timeout=300)
+    assert r2.returncode == 0, r2.stderr
+    _assert_same_data(tmp_path / "one.h5", tmp_path / "two.h5")
+    with h5py.File(tmp_path / "two.h5", "r") as f:
+        assert list(f.attrs["mpi_size"]) == [2]
+
+
+@pytest.mark.mpi
+def test_killed_run_resumes_without_recomputing_or_losing_samples(tmp_path):
+    if _mpiexec() is None:
+        pytest.skip("no mpiexec")
+    n = 40
+    cfg = _write_cfg(tmp_path, n=n, chunk=2)
+    out = tmp_path / "db.h5"
+    parts = tmp_path / "db.h5.parts"
+    cmd = [_mpiexec(), "-n", "2", sys.executable, "-m", "triqs_mlsolver.cli.main", "-q",
+           "generate", str(cfg), "-o", str(out), "--keep-parts"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("chunk-*.h5"))) < 4:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in parts.glob("chunk-*.h5")}
+    assert 4 <= len(before) < n // 2, "the kill came too late to test a resume"
+    assert not out.exists()
+    # without --resume the leftover parts are an error, with a hint
+    r = _cli("generate", str(cfg), "-o", str(out), timeout=60)
+    assert r.returncode == 2 and "--resume" in r.stderr
+    r = _cli("-q", "generate", str(cfg), "-o", str(out), "--resume", "--keep-parts",
+             mpi=2, timeout=300)
+    assert r.returncode == 0, r.stderr
+    after = {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in parts.glob("chunk-*.h5")}
+    for name, stamp in before.items():
+        assert after[name] == stamp, f"{name} was rewritten"
+    counts = [int(re.search(r"chunk-\d+-(\d+)-", k).group(1)) for k in after]
+    assert sum(counts) == n  # every sample exactly once: nothing recomputed, nothing lost
+    check_schema(out)
+    ref = tmp_path / "ref.h5"
+    generate(load_config(cfg), ref, quiet=True)
+    _assert_same_data(out, ref)
+
+
+# -- bad input --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        ({"sampler": {"n_sample": 5}}, "unknown key 'n_sample' in \\[sampler\\]"),
+        ({"samplers": {}}, "unknown section \\[samplers\\]"),
+        ({"sampler": {"U": [3.0, 1.0]}}, "range is empty"),
+        ({"sampler": {"beta": [10.0, 0.0]}}, "beta must be a number > 0"),
+        ({"sampler": {"beta": []}}, "non-empty list"),
+        ({"sampler": {"n_bath": 0}}, "n_bath = 0"),
+        ({"sampler": {"mode": "random"}}, "'seed' or 'dmft'"),
+        ({"solvers": {"cheap": ["ipt", "hubbard"]}}, "unknown solver 'hubbard'"),
+        ({"grid": {"n_tau": 2}}, "n_tau = 2"),
+    ],
+)
+def test_bad_configs_are_rejected_with_the_key_named(raw, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config(raw)
+
+
+def test_bad_outputs_are_rejected_before_any_work(tmp_path):
+    cfg = load_config(_write_cfg(tmp_path, n=2, chunk=2))
+    with pytest.raises(ConfigError, match="does not exist"):
+        generate(cfg, tmp_path / "nope" / "db.h5", quiet=True)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores permissions
+            pytest.skip("running as root: a read-only folder is still writable")
+        with pytest.raises(ConfigError, match="not writable"):
+            generate(cfg, ro / "db.h5", quiet=True)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_existing_output_and_foreign_parts_are_refused(tmp_path):
+    cfg_path = _write_cfg(tmp_path, n=2, chunk=2)
+    cfg = load_config(cfg_path)
+    out = tmp_path / "db.h5"
+    generate(cfg, out, quiet=True)
+    with pytest.raises(ConfigError, match="already exists"):
+        generate(cfg, out, quiet=True)
+    # parts of a run with a different config cannot be resumed
+    other = validate_config({**{k: dict(v) for k, v in cfg.items()},
+                             "sampler": {**cfg["sampler"], "seed": 99}})
+    out2 = tmp_path / "db2.h5"
+    generate(other, out2, quiet=True, max_chunks=0)
+    with pytest.raises(ConfigError, match="different config"):
+        generate(cfg, out2, resume=True, quiet=True)
+
+
+def test_cli_errors_say_what_to_do(tmp_path):
+    r = _cli("generate", str(tmp_path / "missing.toml"), "-o", str(tmp_path / "x.h5"))
+    assert r.returncode == 2 and "not found" in r.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sampler]\nn_sampels = 3\n")
+    r = _cli("generate", str(bad), "-o", str(tmp_path / "x.h5"))
+    assert r.returncode == 2 and "n_sampels" in r.stderr and "allowed keys" in r.stderr
+    r = _cli("inspect", str(tmp_path / "none.h5"))
+    assert r.returncode == 2 and "generate" in r.stderr
+    (tmp_path / "foreign.h5").write_bytes(b"not hdf5")
+    r = _cli("inspect", str(tmp_path / "foreign.h5"))
+    assert r.returncode == 2 and "not an HDF5 file" in r.stderr
+
+
+def test_failed_solves_are_recorded_not_fatal(tmp_path, monkeypatch):
+    import importlib
+
+    gen_mod = importlib.import_module("triqs_mlsolver.database.generate")
+
+    cfg = load_config(_write_cfg(tmp_path, n=3, chunk=3))
+    real = gen_mod.solve_aim
+
+    def flaky(name, params, **kw):
+        if name == "ed1" and params.beta == 10.0:
+            raise RuntimeError("simulated failure")
+        return real(name, params, **kw)
+
+    monkeypatch.setattr(gen_mod, "solve_aim", flaky)
+    out = tmp_path / "db.h5"
+    generate(cfg, out, quiet=True)
+    db = Database(out)
+    ok = db.read("ed1", "ok")
+    bad = db.params["beta"] == 10.0
+    assert np.array_equal(ok, ~bad) and bad.any()
+    assert all("simulated failure" in r for r in db.reason[bad])
+    assert np.all(np.isnan(db.read("ed1", "G_tau")[bad]))
+    assert np.all(db.read("ed", "ok"))
