@@ -13,7 +13,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from triqs_mlsolver.database import (
     SCHEMA,
     ConfigError,
