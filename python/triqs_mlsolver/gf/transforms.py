@@ -64,9 +64,16 @@ def _mm(a, b):
 
 
 def matsubara_freqs(beta: float, n_iw: int) -> np.ndarray:
-    """Fermionic ``i w_n`` for ``n = -n_iw ... n_iw-1`` (TRIQS's mesh order)."""
+    """Fermionic ``i w_n`` for ``n = -n_iw ... n_iw-1`` (TRIQS's mesh order; read-only, cached)."""
+    return _matsubara_freqs(float(beta), int(n_iw))
+
+
+@lru_cache(maxsize=64)
+def _matsubara_freqs(beta: float, n_iw: int) -> np.ndarray:
     n = np.arange(-n_iw, n_iw)
-    return 1j * np.pi * (2 * n + 1) / beta
+    out = 1j * np.pi * (2 * n + 1) / beta
+    out.setflags(write=False)
+    return out
 
 
 @lru_cache(maxsize=64)

@@ -72,18 +72,35 @@ def sigma2_iw(g0_tau_s, U, beta, n_iw):
     return np.stack(out)
 
 
-def _mu0_for_density(target, delta_s, iw, beta, tol):
-    """``mu0~`` with ``n(1/(iw + mu0~ - Delta)) = target`` (the density is monotone in mu0~)."""
+def _mu0_for_density(target, delta_s, iw, beta, tol, guess=0.0):
+    """``mu0~`` with ``n(1/(iw + mu0~ - Delta)) = target``.
+
+    Newton steps with the exact derivative ``dn/dmu = -T sum_n G(i w_n)^2 > 0``
+    (the density is monotone in mu0~), safeguarded by bisection on a bracket.
+    """
 
     def f(m):
-        return _density(1.0 / (iw + m - delta_s), beta, -m) - target
+        g = 1.0 / (iw + m - delta_s)
+        return _density(g, beta, -m) - target, float(-(g * g).sum().real / beta)
 
-    lo, hi = -1.0, 1.0
-    while f(lo) > 0:
-        lo *= 2
-    while f(hi) < 0:
-        hi *= 2
-    return brentq(f, lo, hi, xtol=tol, rtol=4 * np.finfo(float).eps)
+    lo, hi = -np.inf, np.inf
+    m = float(guess)
+    for _ in range(100):
+        val, slope = f(m)
+        if abs(val) < tol:
+            return m
+        if val > 0:
+            hi = min(hi, m)
+        else:
+            lo = max(lo, m)
+        step = m - val / slope if slope > 0 else np.nan
+        if np.isfinite(lo) and np.isfinite(hi):
+            m = step if lo < step < hi else 0.5 * (lo + hi)
+        elif np.isfinite(step) and abs(step - m) < 10.0:
+            m = step
+        else:
+            m = m - 10.0 if val > 0 else m + 10.0
+    raise RuntimeError(f"IPT: no mu0~ gives density {target} (last {m}, residual {val:.2e})")
 
 
 def _kajueter_kotliar(params, iw, delta, nt, tol, max_iter):
@@ -94,7 +111,13 @@ def _kajueter_kotliar(params, iw, delta, nt, tol, max_iter):
 
     def evaluate(n):
         n = np.clip(np.asarray(n, float), 1e-12, 1 - 1e-12)
-        mu0 = np.array([_mu0_for_density(n[s], delta[s], iw, beta, tol) for s in range(2)])
+        guess = state.get("mu0", mu - U * n[::-1])
+        if params.spin_symmetric and n[0] == n[1]:
+            m0 = _mu0_for_density(n[0], delta[0], iw, beta, tol, guess[0])
+            mu0 = np.array([m0, m0])
+        else:
+            mu0 = np.array([_mu0_for_density(n[s], delta[s], iw, beta, tol, guess[s])
+                            for s in range(2)])
         g0 = 1.0 / (iw[None, :] + mu0[:, None] - delta)
         g0t = np.stack([_g_tau(g0[s], beta, nt, -mu0[s]) for s in range(2)])
         s2 = sigma2_iw(g0t, U, beta, n_iw)
