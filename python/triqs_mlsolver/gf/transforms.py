@@ -60,6 +60,11 @@ def _mm(a, b):
     BLAS makes them 10-100x slower when the cores are busy (MPI ranks, other
     jobs), so they use numpy's own loops.
     """
+    if a.shape[1] <= 16:
+        out = a[:, 0, None] * b[0]
+        for j in range(1, a.shape[1]):
+            out = out + a[:, j, None] * b[j]
+        return out
     return np.einsum("ij,jk->ik", a, b)
 
 
@@ -515,6 +520,14 @@ def _legendre_of_extension(beta: float, n_iw: int, n_l: int, k_first: int, k_cou
     return np.conj(T_ext).T @ P
 
 
+@lru_cache(maxsize=32)
+def _legendre_matrix_h(n_iw: int, n_l: int) -> np.ndarray:
+    """``conj(T).T`` on the mesh ``-n_iw ... n_iw-1``, contiguous (cached)."""
+    out = np.ascontiguousarray(np.conj(legendre_matrix_iw(np.arange(-n_iw, n_iw), n_l)).T)
+    out.setflags(write=False)
+    return out
+
+
 def iw_to_legendre(G_w, beta: float, n_l: int, moments=None) -> np.ndarray:
     """``G_l = sum_n conj(T_nl) G(i w_n)`` with the tail summed analytically.
 
@@ -525,8 +538,7 @@ def iw_to_legendre(G_w, beta: float, n_l: int, moments=None) -> np.ndarray:
     G, tshape = _flat(G_w)
     n_iw = G.shape[0] // 2
     R, m_sub, m_high = _split_tail(G, beta, moments)
-    T = legendre_matrix_iw(np.arange(-n_iw, n_iw), n_l)
-    out = _mm(np.conj(T).T, R)
+    out = _mm(_legendre_matrix_h(n_iw, n_l), R)
     if m_high.shape[0]:
         out = out + _mm(_legendre_of_extension(
             float(beta), n_iw, n_l, m_sub.shape[0], m_high.shape[0]), m_high)

@@ -138,13 +138,26 @@ def _dyson(params, G_sw):
     return 1.0 / params.g0_iw(n_iw) - 1.0 / G_sw
 
 
+def _spin_map(fn, items, same):
+    """``[fn(items[0]), fn(items[1])]``, computing once when the spins are the same."""
+    first = fn(items[0])
+    return np.stack([first, first if same else fn(items[1])])
+
+
+def _same_spins(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b)) if isinstance(a, tuple) else \
+        np.array_equal(a, b)
+
+
 def solution_from_poles(params, poles, *, n_iw, n_tau, n_l, **extra) -> AIMSolution:
     """Build a solution from the Lehmann poles ``[(E_p, W_p)]`` of each spin (exact)."""
     iw = params.iw(n_iw)
     tau = np.linspace(0.0, params.beta, n_tau)
-    G_iw = np.stack([(W[None, :] / (iw[:, None] - E[None, :])).sum(axis=1) for E, W in poles])
-    G_tau = np.stack([tau_of_poles(E, W, params.beta, tau) for E, W in poles])
-    G_l = np.stack([legendre_of_poles(E, W, params.beta, n_l) for E, W in poles])
+    same = _same_spins(tuple(poles[0]), tuple(poles[1]))
+    G_iw = _spin_map(lambda p: (p[1][None, :] / (iw[:, None] - p[0][None, :])).sum(axis=1),
+                     poles, same)
+    G_tau = _spin_map(lambda p: tau_of_poles(p[0], p[1], params.beta, tau), poles, same)
+    G_l = _spin_map(lambda p: legendre_of_poles(p[0], p[1], params.beta, n_l), poles, same)
     density = -G_tau[:, -1]
     return AIMSolution(beta=params.beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l,
                        Sigma_iw=_dyson(params, G_iw), density=density, **extra)
@@ -157,14 +170,17 @@ def solution_from_iw(params, G_sw, *, n_tau, n_l, moments=None, **extra) -> AIMS
     """
     G_sw = np.asarray(G_sw, complex)
     iw = params.iw(G_sw.shape[1] // 2)
-    G_tau, G_l = [], []
-    for s in range(2):
-        km = np.array([0.0, 1.0]) if moments is None else np.asarray(moments[s])
-        m, _ = tr.fit_tail(G_sw[s], iw, known_moments=km)
-        G_tau.append(tr.iw_to_tau(G_sw[s], params.beta, n_tau, m).real)
-        G_l.append(tr.iw_to_legendre(G_sw[s], params.beta, n_l, m).real)
-    G_tau = np.stack(G_tau)
-    return AIMSolution(beta=params.beta, G_iw=G_sw, G_tau=G_tau, G_l=np.stack(G_l),
+    kms = [np.array([0.0, 1.0]) if moments is None else np.asarray(moments[s]) for s in range(2)]
+    same = np.array_equal(G_sw[0], G_sw[1]) and np.array_equal(kms[0], kms[1])
+
+    def transform(s):
+        m, _ = tr.fit_tail(G_sw[s], iw, known_moments=kms[s])
+        return np.concatenate([tr.iw_to_tau(G_sw[s], params.beta, n_tau, m).real,
+                               tr.iw_to_legendre(G_sw[s], params.beta, n_l, m).real])
+
+    both = _spin_map(transform, [0, 1], same)
+    G_tau, G_l = both[:, :n_tau], both[:, n_tau:]
+    return AIMSolution(beta=params.beta, G_iw=G_sw, G_tau=G_tau, G_l=G_l,
                        Sigma_iw=_dyson(params, G_sw), density=-G_tau[:, -1], **extra)
 
 
@@ -192,8 +208,9 @@ def solution_from_tau(params, G_st, *, n_iw, n_tau, n_l, **extra) -> AIMSolution
 
     n_fine = max(n_in, 4 * n_iw + 1)
     G_fine = G_st if n_fine == n_in else resample(n_fine)
-    G_iw = np.stack([tr.tau_to_iw(g, beta, n_iw) for g in G_fine])
-    G_l = np.stack([tr.tau_to_legendre(g, beta, n_l) for g in G_st])
+    same = np.array_equal(G_st[0], G_st[1])
+    G_iw = _spin_map(lambda g: tr.tau_to_iw(g, beta, n_iw), G_fine, same)
+    G_l = _spin_map(lambda g: tr.tau_to_legendre(g, beta, n_l), G_st, same)
     G_tau = G_st if n_tau == n_in else resample(n_tau)
     return AIMSolution(beta=beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l,
                        Sigma_iw=_dyson(params, G_iw), density=-G_st[:, -1], **extra)
