@@ -60,6 +60,8 @@ def _mm(a, b):
     BLAS makes them 10-100x slower when the cores are busy (MPI ranks, other
     jobs), so they use numpy's own loops.
     """
+    if a.shape[1] == 0:
+        return np.zeros((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
     if a.shape[1] <= 16:
         out = a[:, 0, None] * b[0]
         for j in range(1, a.shape[1]):
