@@ -315,7 +315,9 @@ class Solver:
             "solver_name": self.solver_name,
             "constr_params": {**self.constr_params,
                               "gf_struct": [tuple(x) for x in self.gf_struct]},
-            "last_solve_parameters": dict(self.last_solve_parameters),
+            # None (= the default) cannot be stored in the TRIQS scheme: omitted
+            "last_solve_parameters": {k: v for k, v in self.last_solve_parameters.items()
+                                      if v is not None},
             "G0_iw": self.G0_iw, "G_iw": self.G_iw, "Sigma_iw": self.Sigma_iw,
             "G_tau": self.G_tau, "G_l": self.G_l,
         }
