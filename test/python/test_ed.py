@@ -1,0 +1,356 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Exact diagonalisation solver: exact limits, an independent Fock-space construction,
+agreement of the two methods (full / Lanczos), convergence of the k = 8 reference and
+input validation.
+
+Tolerances come from the method: the full path is exact to rounding (1e-12); the
+Lanczos path is exact up to the Boltzmann cutoff (1e-10 of the weight) and the
+continued-fraction depth, hence 1e-8 between the two.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from triqs_mlsolver.aim.params import AIMParams
+from triqs_mlsolver.errors import UnknownParameterError
+from triqs_mlsolver.solvers import _ed_core as core
+from triqs_mlsolver.solvers.base import get_solver, solve_aim
+from triqs_mlsolver.solvers.ed import TooManyStatesError, ed_poles, solve_ed
+from triqs_mlsolver.solvers.solution import solution_from_poles, tau_of_poles
+
+MESH = dict(n_iw=64, n_tau=201, n_l=20)
+
+
+def random_aim(k, beta, seed, *, polarised=False, U=None):
+    """A seeded random AIM; ``polarised`` gives different up/down parameters."""
+    rng = np.random.default_rng(seed)
+    U = rng.uniform(0.5, 3.0) if U is None else U
+    shape = (2, k) if polarised else (k,)
+    eps = rng.uniform(-1.5, 1.5, shape)
+    V = rng.uniform(0.2, 0.7, shape)
+    mu = U / 2 + rng.uniform(-0.6, 0.6, 2 if polarised else None)
+    return AIMParams(U=U, mu=mu, beta=beta, eps_k=eps, V_k=V)
+
+
+def ph_aim(k, beta, U, seed=0):
+    """Half filling (mu = U/2) with a particle-hole symmetric bath (a level at 0 for odd k)."""
+    rng = np.random.default_rng(seed)
+    e = rng.uniform(0.2, 1.5, k // 2)
+    v = rng.uniform(0.2, 0.6, k // 2)
+    eps = np.concatenate([e, -e] + ([[0.0]] if k % 2 else []))
+    V = np.concatenate([v, v] + ([[0.4]] if k % 2 else []))
+    return AIMParams(U=U, mu=U / 2, beta=beta, eps_k=eps, V_k=V)
+
+
+def g_tau_poles(poles, beta, tau):
+    return np.stack([tau_of_poles(E, W, beta, tau) for E, W in poles])
+
+
+def noninteracting_poles(p, s):
+    """Poles of the U = 0 impurity G: eigen-decomposition of the (k+1) one-body matrix."""
+    k = p.n_bath
+    h = np.zeros((k + 1, k + 1))
+    h[0, 0] = -p.mu[s]
+    h[0, 1:] = h[1:, 0] = p.V_k[s]
+    h[1:, 1:] = np.diag(p.eps_k[s])
+    e, v = np.linalg.eigh(h)
+    return e, v[0] ** 2
+
+
+# -- 1. U = 0 ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("k, method, tol", [(3, "full", 1e-12), (8, "lanczos", 1e-10)])
+def test_noninteracting_limit(k, method, tol):
+    p = random_aim(k, beta=30.0, seed=k, U=0.0, polarised=True)
+    sol = solve_ed(p, method=method, **MESH)
+    assert sol.diagnostics["method"] == method
+    np.testing.assert_allclose(sol.G_iw, p.g0_iw(MESH["n_iw"]), rtol=0, atol=tol)
+    tau = np.linspace(0, p.beta, MESH["n_tau"])
+    for s in range(2):
+        ref = tau_of_poles(*noninteracting_poles(p, s), p.beta, tau)
+        np.testing.assert_allclose(sol.G_tau[s], ref, rtol=0, atol=tol)
+    assert sol.double_occupancy == pytest.approx(sol.density[0] * sol.density[1], abs=tol)
+    np.testing.assert_allclose(sol.Sigma_iw, 0, atol=1e3 * tol)
+
+
+# -- 2. atomic limit ---------------------------------------------------------------------------
+@pytest.mark.parametrize("method, k", [("full", 1), ("full", 3), ("lanczos", 6)])
+def test_atomic_limit_half_filling(method, k):
+    U, beta = 2.0, 5.0
+    eps = np.linspace(1.5, 3.0, k) * (-1) ** np.arange(k)  # decoupled levels far from 0
+    p = AIMParams(U=U, mu=U / 2, beta=beta, eps_k=eps, V_k=np.zeros(k))
+    # Path B drops states below the Boltzmann cutoff: tighten it for a 1e-12 check
+    sol = solve_ed(p, method=method, cutoff=1e-15, **MESH)
+    if method == "lanczos":
+        assert sol.diagnostics["omitted_weight_bound"] < 1e-12
+    iw = p.iw(MESH["n_iw"])
+    ref = 0.5 / (iw - U / 2) + 0.5 / (iw + U / 2)
+    np.testing.assert_allclose(sol.G_iw, np.stack([ref, ref]), rtol=0, atol=1e-10)
+    d_exact = 1.0 / (2 + 2 * math.exp(beta * U / 2))
+    assert sol.double_occupancy == pytest.approx(d_exact, rel=0, abs=1e-12)
+    np.testing.assert_allclose(sol.Sigma_iw, np.stack([U / 2 + U**2 / (4 * iw)] * 2), atol=1e-9)
+
+
+def test_atomic_limit_general_filling():
+    U, beta, mu = 3.0, 4.0, np.array([0.7, 2.1])
+    p = AIMParams(U=U, mu=mu, beta=beta, eps_k=[2.5], V_k=[0.0])
+    sol = solve_ed(p, **MESH)
+    eps = -mu
+    E = np.array([0.0, eps[0], eps[1], eps[0] + eps[1] + U])
+    w = np.exp(-beta * (E - E.min()))
+    w /= w.sum()
+    n = np.array([w[1] + w[3], w[2] + w[3]])
+    iw = p.iw(MESH["n_iw"])
+    for s in range(2):
+        nb = n[1 - s]
+        ref = (1 - nb) / (iw + mu[s]) + nb / (iw + mu[s] - U)
+        np.testing.assert_allclose(sol.G_iw[s], ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sol.density, n, atol=1e-12)
+    assert sol.double_occupancy == pytest.approx(w[3], abs=1e-12)
+
+
+# -- 3. independent Fock-space construction of the two-site AIM --------------------------------
+def _brute_force_two_site(U, mu, eps_c, V, beta, tau):
+    """16-state Jordan-Wigner construction, order (d_up, c_up, d_dn, c_dn); own Lehmann sum."""
+    a = np.array([[0.0, 1.0], [0.0, 0.0]])  # annihilator on one mode, |0>=(1,0), |1>=(0,1)
+    zs = np.diag([1.0, -1.0])  # (-1)^n
+    one = np.eye(2)
+
+    def annihilator(j):
+        mats = [zs] * j + [a] + [one] * (3 - j)
+        out = mats[0]
+        for m in mats[1:]:
+            out = np.kron(out, m)
+        return out
+
+    c = [annihilator(j) for j in range(4)]
+    n = [x.T @ x for x in c]
+    d, b = (c[0], c[2]), (c[1], c[3])
+    H = U * n[0] @ n[2]
+    for s in range(2):
+        H += -mu[s] * d[s].T @ d[s] + eps_c[s] * b[s].T @ b[s]
+        H += V[s] * (d[s].T @ b[s] + b[s].T @ d[s])
+    E, Q = np.linalg.eigh(H)
+    E = E - E.min()
+    Z = np.exp(-beta * E).sum()
+    G = []
+    for s in range(2):
+        M2 = (Q.T @ d[s].T @ Q) ** 2  # |<m|d^+|n>|^2, rows m
+        # G(tau) = -(1/Z) sum_{n,m} e^{-(beta - tau) E_n} e^{-tau E_m} |<m|d^+|n>|^2
+        G.append([-np.einsum("mn,n,m->", M2, np.exp(-(beta - t) * E), np.exp(-t * E)) / Z
+                  for t in tau])
+    rho = Q @ np.diag(np.exp(-beta * E) / Z) @ Q.T
+    docc = np.trace(rho @ n[0] @ n[2])
+    energy = np.trace(rho @ H)  # H itself is not shifted
+    return np.array(G), docc, energy
+
+
+@pytest.mark.parametrize("method", ["full", "lanczos"])
+def test_two_site_against_independent_construction(method):
+    U, beta = 2.3, 7.0
+    mu, eps_c, V = np.array([0.9, 1.4]), np.array([0.3, -0.2]), np.array([0.45, 0.6])
+    p = AIMParams(U=U, mu=mu, beta=beta, eps_k=eps_c[:, None], V_k=V[:, None])
+    sol = solve_ed(p, method=method, n_iw=32, n_tau=11, n_l=10)
+    tau = np.linspace(0, beta, 11)
+    G, docc, energy = _brute_force_two_site(U, mu, eps_c, V, beta, tau)
+    np.testing.assert_allclose(sol.G_tau, G, rtol=0, atol=1e-10)
+    assert sol.double_occupancy == pytest.approx(docc, abs=1e-12)
+    assert sol.energy == pytest.approx(energy, abs=1e-11)
+
+
+# -- 4. particle-hole symmetry -----------------------------------------------------------------
+@pytest.mark.parametrize("k", [2, 8])
+def test_particle_hole_symmetry(k):
+    p = ph_aim(k, beta=40.0, U=2.0)
+    assert p.is_particle_hole_symmetric()
+    sol = solve_ed(p, **MESH)
+    np.testing.assert_allclose(sol.G_tau, sol.G_tau[:, ::-1], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(sol.density, 0.5, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(sol.G_iw.real, 0, atol=1e-10)
+
+
+# -- 5. Lanczos path == full diagonalisation ---------------------------------------------------
+@pytest.mark.parametrize("beta", [1.0, 10.0, 50.0])
+@pytest.mark.parametrize("k, polarised, seed", [(2, True, 1), (3, False, 2), (4, True, 3)])
+def test_lanczos_equals_full(k, polarised, seed, beta):
+    p = random_aim(k, beta, seed, polarised=polarised)
+    tau = np.linspace(0, beta, 101)
+    P_full, st_full = ed_poles(p, method="full")
+    G_full = g_tau_poles(P_full, beta, tau)
+    # dim_full=8 forces ARPACK on every sector with more than 8 states and continued
+    # fractions wherever the target sector is not diagonalised completely
+    P_lz, st_lz = ed_poles(p, method="lanczos", dim_full=8)
+    np.testing.assert_allclose(g_tau_poles(P_lz, beta, tau), G_full, rtol=0, atol=1e-8)
+    assert st_lz["double_occupancy"] == pytest.approx(st_full["double_occupancy"], abs=1e-8)
+    assert st_lz["energy"] == pytest.approx(st_full["energy"], abs=1e-8)
+    assert st_lz["omitted_weight_bound"] < 1e-6
+
+
+@pytest.mark.parametrize("beta", [10.0, 50.0])
+@pytest.mark.parametrize("eps, V", [([-0.7, 0.4, 0.4, 1.1], [0.3, 0.5, 0.5, 0.4]),
+                                    ([-0.5, -0.5, 0.5, 0.5], [0.4, 0.4, 0.4, 0.4])])
+def test_lanczos_with_degenerate_bath(eps, V, beta):
+    """Identical bath sites give exactly degenerate levels inside a sector (ARPACK must
+    find every member of a degenerate multiplet)."""
+    p = AIMParams(U=2.0, mu=1.0, beta=beta, eps_k=eps, V_k=V)
+    tau = np.linspace(0, beta, 101)
+    G_full = g_tau_poles(ed_poles(p, method="full")[0], beta, tau)
+    P, st = ed_poles(p, method="lanczos", dim_full=8)
+    assert any(v["how"] == "eigsh" for v in st["sectors"].values())
+    np.testing.assert_allclose(g_tau_poles(P, beta, tau), G_full, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("beta", [1.0, 10.0])
+def test_continued_fractions_for_many_states(beta):
+    """Small beta: every kept state through Lanczos chains (no exact projection)."""
+    p = random_aim(3, beta, seed=7, polarised=True)
+    tau = np.linspace(0, beta, 101)
+    G_full = g_tau_poles(ed_poles(p, method="full")[0], beta, tau)
+    P, st = ed_poles(p, method="lanczos", dim_full=8, project=False)
+    assert st["n_projections"] == 0 and st["n_chains"] > 100
+    np.testing.assert_allclose(g_tau_poles(P, beta, tau), G_full, rtol=0, atol=1e-8)
+
+
+def test_small_beta_never_truncates_silently():
+    p = random_aim(4, 1.0, seed=3)
+    # a sector needing more states than allowed and too large to diagonalise: error
+    with pytest.raises(TooManyStatesError, match="n_states_max|third"):
+        ed_poles(p, method="lanczos", dim_full=8, dim_fallback=10, n_states_max=4)
+    # allowed to diagonalise it: complete diagonalisation, reported
+    _, st = ed_poles(p, method="lanczos", dim_full=8, n_states_max=4)
+    hows = {v["how"] for v in st["sectors"].values()}
+    assert "fallback_full" in hows
+
+
+# -- 6. k = 8 reference: converged ------------------------------------------------------------
+def test_k8_converged_and_symmetric():
+    p = ph_aim(8, beta=50.0, U=2.0, seed=4)
+    mesh = dict(n_iw=128, n_tau=401, n_l=30)
+    a = solve_ed(p, **mesh)
+    b = solve_ed(p, n_lanczos=250, cutoff=1e-12, **mesh)
+    assert a.diagnostics["method"] == "lanczos"
+    np.testing.assert_allclose(a.G_tau, b.G_tau, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(a.G_tau[:, 0] + a.G_tau[:, -1], -1.0, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(a.G_tau, a.G_tau[:, ::-1], rtol=0, atol=1e-8)
+    assert a.diagnostics["omitted_weight_bound"] < 1e-5
+    d = a.diagnostics
+    assert d["E0"] < 0 and d["n_states_kept"] >= 1 and d["lanczos_depths"]["max"] <= 150
+    kept = sum(v["n_kept"] for v in d["sectors"].values())
+    assert kept == sum(d["states_kept"].values())
+
+
+def test_k8_away_from_half_filling_sum_rule():
+    p = random_aim(8, beta=50.0, seed=11)
+    sol = solve_ed(p, **MESH)
+    np.testing.assert_allclose(sol.G_tau[:, 0] + sol.G_tau[:, -1], -1.0, atol=1e-8)
+    np.testing.assert_allclose(sol.density, sol.diagnostics["density_direct"], atol=1e-8)
+    # high-frequency moments: c2 = eps_d + U n_{-s}, c3 = c2^2 + U^2 n(1-n) + sum V^2
+    n = sol.density
+    for s in range(2):
+        c2 = -p.mu[s] + p.U * n[1 - s]
+        E, W = ed_poles(p)[0][s]
+        assert np.sum(W) == pytest.approx(1.0, abs=1e-10)
+        assert np.sum(W * E) == pytest.approx(c2, abs=1e-8)
+        c3 = c2**2 + p.U**2 * n[1 - s] * (1 - n[1 - s]) + np.sum(p.V_k[s] ** 2)
+        assert np.sum(W * E**2) == pytest.approx(c3, abs=1e-7)
+
+
+# -- 7. spin polarisation ----------------------------------------------------------------------
+def _swap(p):
+    return AIMParams(U=p.U, mu=p.mu[::-1], beta=p.beta, eps_k=p.eps_k[::-1], V_k=p.V_k[::-1])
+
+
+@pytest.mark.parametrize("k, method", [(3, "full"), (5, "lanczos")])
+def test_spin_polarised_swap(k, method):
+    p = random_aim(k, beta=20.0, seed=5, polarised=True)
+    a = solve_ed(p, method=method, **MESH)
+    b = solve_ed(_swap(p), method=method, **MESH)
+    assert np.abs(a.G_tau[0] - a.G_tau[1]).max() > 1e-2
+    np.testing.assert_allclose(a.G_tau, b.G_tau[::-1], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(a.G_iw, b.G_iw[::-1], rtol=0, atol=1e-10)
+    assert a.double_occupancy == pytest.approx(b.double_occupancy, abs=1e-10)
+
+
+# -- solution building ---------------------------------------------------------------------------
+def test_fast_pole_sums_equal_solution_from_poles():
+    p = random_aim(4, beta=20.0, seed=9, polarised=True)
+    sol = solve_ed(p, n_iw=200, n_tau=1001, n_l=25)
+    ref = solution_from_poles(p, ed_poles(p)[0], n_iw=200, n_tau=1001, n_l=25)
+    for name in ("G_iw", "G_tau", "G_l", "Sigma_iw", "density"):
+        np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0, atol=1e-13)
+
+
+def test_merge_poles():
+    E = np.array([0.5, -1.0, 0.5 + 1e-12, 2.0, 3.0])
+    W = np.array([0.25, 0.25, 0.25, 0.25, 1e-16])
+    Em, Wm = core.merge_poles(E, W, beta=10.0)
+    np.testing.assert_allclose(Em, [-1.0, 0.5 + 0.5e-12, 2.0], atol=1e-15)
+    np.testing.assert_allclose(Wm, [0.25, 0.5, 0.25])
+
+
+# -- bath fitting --------------------------------------------------------------------------------
+def test_fitted_bath_reproduces_discrete_solution():
+    p = random_aim(3, beta=20.0, seed=12)
+    n_iw = 256
+    cont = AIMParams(U=p.U, mu=p.mu, beta=p.beta, Delta_iw=p.delta_iw(n_iw))
+    ref = solve_ed(p, n_iw=n_iw, n_tau=101, n_l=20)
+    sol = solve_ed(cont, n_bath=3, n_iw=n_iw, n_tau=101, n_l=20)
+    fit = sol.diagnostics["bath_fit"]
+    assert max(fit["chi2"]) < 1e-12
+    np.testing.assert_allclose(sol.G_tau, ref.G_tau, atol=1e-6)
+
+
+def test_cheap_solver_fits_larger_bath():
+    p = random_aim(8, beta=20.0, seed=13)
+    sol = solve_aim("ed2", p, **MESH)
+    assert sol.diagnostics["n_bath"] == 2 and sol.diagnostics["method"] == "full"
+    assert "bath_fit" in sol.diagnostics
+    np.testing.assert_allclose(sol.G_tau[:, 0] + sol.G_tau[:, -1], -1.0, atol=1e-10)
+
+
+# -- registry and bad input ----------------------------------------------------------------
+def test_registered_solvers():
+    spec = get_solver("ed")
+    assert spec.options == {"n_bath": None, "method": "auto", "cutoff": 1e-10,
+                            "n_lanczos": 150, "n_states_max": 200, "ph_symmetric_fit": False,
+                            "fit_starts": 4}
+    for k in (1, 2, 3, 4):
+        opts = get_solver(f"ed{k}").options
+        assert "n_bath" not in opts and opts["method"] == "full"
+    assert get_solver("ed8").options["method"] == "lanczos"
+    p = random_aim(2, beta=10.0, seed=0)
+    a = solve_aim("ed", p, **MESH)
+    b = solve_aim("ed2", p, **MESH)  # same bath size: no fit
+    np.testing.assert_allclose(a.G_iw, b.G_iw, atol=1e-14)
+    assert "bath_fit" not in b.diagnostics
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(n_bath=0), "n_bath=0"),
+    (dict(n_bath=10), "n_bath=10"),
+    (dict(n_bath=2.5), "n_bath"),
+    (dict(method="exact"), "method"),
+    (dict(cutoff=2.0), "cutoff"),
+    (dict(n_lanczos=1), "n_lanczos"),
+    (dict(n_states_max=0), "n_states_max"),
+])
+def test_bad_options(bad, match):
+    p = random_aim(2, beta=10.0, seed=0)
+    with pytest.raises(ValueError, match=match):
+        solve_aim("ed", p, **MESH, **bad)
+
+
+def test_unknown_option_and_missing_bath():
+    p = random_aim(2, beta=10.0, seed=0)
+    with pytest.raises(UnknownParameterError, match="n_bathh"):
+        solve_aim("ed", p, **MESH, n_bathh=3)
+    with pytest.raises(UnknownParameterError):
+        solve_aim("ed4", p, **MESH, n_bath=3)
+    cont = AIMParams(U=1.0, mu=0.5, beta=10.0, Delta_iw=p.delta_iw(MESH["n_iw"]))
+    with pytest.raises(ValueError, match="n_bath"):
+        solve_aim("ed", cont, **MESH)
+    big = random_aim(10, beta=10.0, seed=0)
+    with pytest.raises(ValueError, match="at most 9"):
+        solve_aim("ed", big, **MESH)
+    with pytest.raises(ValueError, match="lanczos"):
+        solve_aim("ed", random_aim(7, beta=10.0, seed=0), **MESH, method="full")
