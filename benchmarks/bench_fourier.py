@@ -13,7 +13,6 @@ import argparse
 import time
 
 import numpy as np
-
 from triqs_mlsolver.gf import Fourier, GfImFreq, GfImTime, SemiCircular
 from triqs_mlsolver.gf import transforms as tr
 

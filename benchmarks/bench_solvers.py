@@ -13,7 +13,6 @@ import argparse
 import time
 
 import numpy as np
-
 from triqs_mlsolver.aim import AIMParams
 from triqs_mlsolver.dmft import semicircle_g
 from triqs_mlsolver.gf.transforms import matsubara_freqs
