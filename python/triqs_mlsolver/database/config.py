@@ -16,7 +16,7 @@ naming the key and the fix.
     W = [1.0, 10.0]        # bandwidth W = 2D
     eps = [-1.0, 1.0]      # impurity level relative to half filling: mu = U/2 - eps
     beta = [1, 2, 5, 10, 20, 50]   # chosen uniformly from the list
-    n_bath = 8             # bath sites of the AIM (the reference solves it exactly)
+    n_bath = 4             # bath sites of the AIM (the reference ED solves it exactly)
 
     [solvers]
     cheap = ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"]
@@ -53,7 +53,7 @@ DEFAULTS = {
         "W": [1.0, 10.0],
         "eps": [-1.0, 1.0],
         "beta": [1.0, 2.0, 5.0, 10.0, 20.0, 50.0],
-        "n_bath": 8,
+        "n_bath": 4,
     },
     "solvers": {
         "cheap": ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"],

@@ -81,7 +81,10 @@ def _mu0_for_density(target, delta_s, iw, beta, tol, guess=0.0):
 
     def f(m):
         g = 1.0 / (iw + m - delta_s)
-        return _density(g, beta, -m) - target, float(-(g * g).sum().real / beta)
+        # dn/dm = -T sum_n G^2; the 1/(iw)^2 tail beyond the mesh is summed exactly
+        # (T sum_n (iw_n)^-2 = -beta/4), otherwise the slope is off by ~beta/(2 pi^2 n_iw)
+        slope = -float((g * g - 1.0 / (iw * iw)).sum().real / beta) + beta / 4
+        return _density(g, beta, -m) - target, slope
 
     lo, hi = -np.inf, np.inf
     m = float(guess)
@@ -95,6 +98,8 @@ def _mu0_for_density(target, delta_s, iw, beta, tol, guess=0.0):
             lo = max(lo, m)
         step = m - val / slope if slope > 0 else np.nan
         if np.isfinite(lo) and np.isfinite(hi):
+            if hi - lo < 1e-13 * (1.0 + abs(m)):
+                return m  # bracket closed: the density is resolved to its own precision
             m = step if lo < step < hi else 0.5 * (lo + hi)
         elif np.isfinite(step) and abs(step - m) < 10.0:
             m = step
@@ -132,13 +137,35 @@ def _kajueter_kotliar(params, iw, delta, nt, tol, max_iter):
         state["evaluations"] += 1
         return nG - n
 
+    # starting density: the Hartree-like G0 at mu - U/2 (exact at half filling)
+    g_start = 1.0 / (iw[None, :] + (mu - U / 2)[:, None] - delta)
+    n_start = np.array([_density(g_start[s], beta, -(mu[s] - U / 2)) for s in range(2)])
     if params.spin_symmetric:
-        n_star = brentq(lambda x: evaluate([x, x])[0], 1e-6, 1 - 1e-6, xtol=tol,
-                        maxiter=max_iter)
+        # bracket the root of n_G(n) - n around n_start, widening step by step; extreme
+        # densities (mu0~ far outside the mesh) are never probed unless needed
+        def F(x):
+            return evaluate([x, x])[0]
+
+        edge = 1e-4
+        n0 = float(np.clip(n_start[0], 0.05, 0.95))
+        lo, hi = n0 - 0.02, n0 + 0.02
+        f_lo, f_hi = F(lo), F(hi)
+        width = 0.05
+        while f_lo < 0 and lo > edge:
+            lo, hi, f_hi = max(edge, lo - width), lo, f_lo
+            f_lo, width = F(lo), 2 * width
+        while f_hi > 0 and hi < 1 - edge:
+            lo, f_lo, hi = hi, f_hi, min(1 - edge, hi + width)
+            f_hi, width = F(hi), 2 * width
+        if f_lo < 0 or f_hi > 0:
+            raise RuntimeError(
+                f"IPT (Kajueter-Kotliar): no density in [{edge}, {1 - edge}] satisfies n_G = n "
+                f"(U={U}, mu={mu.tolist()}, beta={beta})"
+            )
+        n_star = brentq(F, lo, hi, xtol=tol, maxiter=max_iter)
         resid = evaluate([n_star, n_star])
     else:
-        res = root(evaluate, np.full(2, 0.5), method="hybr", tol=tol,
-                   options={"maxfev": max_iter})
+        res = root(evaluate, n_start, method="hybr", tol=tol, options={"maxfev": max_iter})
         resid = evaluate(res.x)
     if np.abs(resid).max() > 1e-8:
         raise RuntimeError(
