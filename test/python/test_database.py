@@ -309,3 +309,10 @@ def test_failed_solves_are_recorded_not_fatal(tmp_path, monkeypatch):
     assert all("simulated failure" in r for r in db.reason[bad])
     assert np.all(np.isnan(db.read("ed1", "G_tau")[bad]))
     assert np.all(db.read("ed", "ok"))
+
+
+def test_shipped_default_config_is_the_builtin_default():
+    from importlib.resources import files
+
+    path = files("triqs_mlsolver") / "data" / "default_database.toml"
+    assert load_config(path) == validate_config({})
