@@ -27,3 +27,15 @@ def test_bethe_dmft_example_runs(tmp_path, solver):
 
     with HDFArchive(tmp_path / "bethe_dmft.h5", "r") as ar:
         assert "G_iw-0" in ar and "solver" in ar
+
+
+def test_mott_scan_example_runs(tmp_path):
+    r = run_example("mott_scan.py", "--solvers", "ipt", "hubbard_i", "--U", "1.0", "3.5",
+                    "--beta", "20", "--n-iw", "256", "--out", "scan", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    res = json.loads((tmp_path / "scan.json").read_text())
+    ipt = res["solvers"]["ipt"]
+    assert ipt["up"][0]["Z0"] > 0.5 and ipt["up"][1]["A0"] < 0.05  # metal at 1, insulator 3.5
+    assert (tmp_path / "scan.png").stat().st_size > 1000
