@@ -32,7 +32,12 @@ import numpy as np
 from scipy.special import expit
 
 from .base import register_solver
-from .solution import galitskii_migdal, solution_from_iw, solution_from_poles
+from .solution import (
+    double_occupancy_from_ud,
+    galitskii_migdal,
+    solution_from_iw,
+    solution_from_poles,
+)
 
 __all__ = ["atomic_occupations", "sigma_hubbard_i", "solve_hubbard_i"]
 
@@ -78,11 +83,8 @@ def solve_hubbard_i(params, *, n_iw, n_tau, n_l):
         sol = solution_from_iw(params, G, n_tau=n_tau, n_l=n_l, moments=moments,
                                diagnostics=diag)
         nb = n_at[::-1]
-        if U > 0:
-            ud = galitskii_migdal(sigma, G, beta, U * nb, U**2 * nb * (1 - nb), sol.density)
-            sol.double_occupancy = float(np.mean(ud) / U)
-        else:
-            sol.double_occupancy = float(sol.density[0] * sol.density[1])
+        ud = galitskii_migdal(sigma, G, beta, U * nb, U**2 * nb * (1 - nb), sol.density)
+        sol.double_occupancy = double_occupancy_from_ud(ud, U, sol.density)
         return sol
     poles, gm = [], []
     for s in range(2):
@@ -110,10 +112,7 @@ def solve_hubbard_i(params, *, n_iw, n_tau, n_l):
         ratio = np.where(close, dfde, (_fermi(E, beta) - _fermi(a, beta)) / safe)
         gm.append(shift * np.sum(W * _fermi(E, beta)) + w2 * np.sum(W * ratio))
     sol = solution_from_poles(params, poles, n_iw=n_iw, n_tau=n_tau, n_l=n_l, diagnostics=diag)
-    if U > 0:
-        sol.double_occupancy = float(np.mean(gm) / U)
-    else:
-        sol.double_occupancy = float(sol.density[0] * sol.density[1])
+    sol.double_occupancy = double_occupancy_from_ud(gm, U, sol.density)
     return sol
 
 

@@ -43,7 +43,7 @@ from scipy.optimize import brentq, root
 
 from ..gf import transforms as tr
 from .base import register_solver
-from .solution import galitskii_migdal, solution_from_iw
+from .solution import double_occupancy_from_ud, galitskii_migdal, solution_from_iw
 
 __all__ = ["sigma2_iw", "solve_ipt"]
 
@@ -202,12 +202,9 @@ def solve_ipt(params, *, n_iw, n_tau, n_l, n_tau_internal=None, tol=1e-10, max_i
     moments = [np.array([0.0, 1.0, c2[s]]) for s in range(2)]
     sol = solution_from_iw(params, G, n_tau=n_tau, n_l=n_l, moments=moments, diagnostics=diag)
     sol.Sigma_iw = sigma
-    if U > 0:
-        nb = sol.density[::-1]
-        ud = galitskii_migdal(sigma, G, beta, U * nb, U**2 * nb * (1 - nb), sol.density)
-        sol.double_occupancy = float(np.mean(ud) / U)
-    else:
-        sol.double_occupancy = float(sol.density[0] * sol.density[1])
+    nb = sol.density[::-1]
+    ud = galitskii_migdal(sigma, G, beta, U * nb, U**2 * nb * (1 - nb), sol.density)
+    sol.double_occupancy = double_occupancy_from_ud(ud, U, sol.density)
     return sol
 
 

@@ -133,6 +133,14 @@ def galitskii_migdal(Sigma_sw, G_sw, beta, sigma_inf, c1, density):
     return np.array(out)
 
 
+def double_occupancy_from_ud(ud, U, density) -> float:
+    """``<n_up n_dn>`` from the per-spin Galitskii-Migdal values ``U d`` (spin average);
+    at ``U = 0`` the exact ``n_up n_dn``."""
+    if U > 0:
+        return float(np.mean(ud) / U)
+    return float(density[0] * density[1])
+
+
 def _dyson(params, G_sw):
     n_iw = G_sw.shape[1] // 2
     return 1.0 / params.g0_iw(n_iw) - 1.0 / G_sw
