@@ -89,7 +89,8 @@ def fit_bath(delta_w, beta, n_bath, *, ph_symmetric=False, n_starts=4, seed=0, i
     ph_symmetric : bool
         Particle-hole symmetric parametrisation.
     n_starts : int
-        Number of starts (the deterministic spread counts as one).
+        Maximum number of starts (the deterministic spread counts as one); the
+        search stops early when two starts reach the same minimum.
     seed : int
         Seed of the random starts.
     initial : tuple (eps_k, V_k), optional
@@ -177,12 +178,18 @@ def fit_bath(delta_w, beta, n_bath, *, ph_symmetric=False, n_starts=4, seed=0, i
         v = base_V * rng.uniform(0.5, 1.5, k)
         starts.append(_pack(e, v, ph_symmetric))
 
-    best = None
+    # Stop as soon as two starts reach the same minimum (relative 1e-8 in the cost):
+    # the usual sign that it is the global one; otherwise try every start.
+    best, agree = None, False
     for x0 in starts:
         res = least_squares(resid, x0, jac=jac, method="trf", x_scale="jac", xtol=1e-14,
                             ftol=1e-14, gtol=1e-14, max_nfev=2000)
+        if best is not None and abs(res.cost - best.cost) <= 1e-8 * max(best.cost, 1e-300):
+            agree = True
         if best is None or res.cost < best.cost:
             best = res
+        if agree:
+            break
     eps, V = _expand(best.x, k, ph_symmetric)
     V = np.abs(V)
     order = np.argsort(eps)
