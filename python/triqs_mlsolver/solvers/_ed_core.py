@@ -49,8 +49,6 @@ __all__ = [
     "full_lehmann_poles",
     "low_spectrum",
     "thermal_poles",
-    "tau_of_poles_gemm",
-    "iw_of_poles",
 ]
 
 #: Poles closer than ``MERGE_TOL_BETA / beta`` are merged into one at their weighted mean
@@ -732,54 +730,3 @@ def thermal_poles(model: _Model, kept, info, beta, *, n_lanczos, b_tol, dim_full
                                      max=int(dep.max())),
                  n_chains=len(depths), n_projections=n_proj)
     return poles, stats
-
-
-def tau_of_poles_gemm(E_p, W_p, beta, n_tau):
-    """``G(tau_j) = -sum_p W_p e^{-E_p tau_j}/(1 + e^{-beta E_p})`` on the uniform grid.
-
-    The same exact sum as :func:`triqs_mlsolver.solvers.solution.tau_of_poles`, but with
-    ``tau_j = j dtau``, ``j = m J + r``: ``e^{-|E| tau_j} = e^{-|E| dtau J m} e^{-|E| dtau r}``,
-    so the sum is one matrix product ``(M x P) @ (P x J)`` per sign of ``E`` (poles with
-    ``E < 0`` are written in ``beta - tau``), about ``sqrt(n_tau)`` times fewer exponentials.
-    Every factor is <= 1 (no overflow); the result agrees with the direct sum to rounding.
-    """
-    E = np.asarray(E_p, float).ravel()
-    W = np.asarray(W_p, float).ravel()
-    n_tau = int(n_tau)
-    dt = beta / (n_tau - 1)
-    J = max(1, int(math.ceil(math.sqrt(n_tau))))
-    M = -(-n_tau // J)
-    out = np.zeros(n_tau)
-    for neg in (False, True):
-        sel = (E < 0) if neg else (E >= 0)
-        if not np.any(sel):
-            continue
-        x = np.abs(E[sel]) * dt
-        c = W[sel] / (1.0 + np.exp(-beta * np.abs(E[sel])))
-        A = c[None, :] * np.exp(-np.outer(np.arange(M) * J, x))
-        B = np.exp(-np.outer(x, np.arange(J)))
-        S = (A @ B).ravel()[:n_tau]  # S[j] = sum_p c_p e^{-|E_p| dtau j}
-        out -= S[::-1] if neg else S
-    return out
-
-
-def iw_of_poles(E_p, W_p, beta, n_iw):
-    """``G(i w_n) = sum_p W_p / (i w_n - E_p)`` on the TRIQS mesh (``2 n_iw`` points).
-
-    Real arithmetic on the positive half, ``G(-i w) = conj G(i w)``:
-    ``G(i w) = -sum_p W_p (E_p + i w) / (w^2 + E_p^2)``.
-    """
-    E = np.asarray(E_p, float).ravel()
-    W = np.asarray(W_p, float).ravel()
-    w = np.pi * (2 * np.arange(n_iw) + 1) / beta
-    w2 = w[:, None] ** 2
-    re = np.zeros(n_iw)
-    im = np.zeros(n_iw)
-    step = 256  # poles per block: temporaries of n_iw x 256 stay in cache
-    for i in range(0, E.size, step):
-        e = E[i:i + step]
-        R = 1.0 / (w2 + e[None, :] ** 2)
-        re -= R @ (W[i:i + step] * e)
-        im -= R @ W[i:i + step]
-    pos = re + 1j * w * im
-    return np.concatenate([pos[::-1].conj(), pos])

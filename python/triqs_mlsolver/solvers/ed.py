@@ -70,10 +70,10 @@ Two methods (option ``method``):
     seconds per AIM), at ``beta = 50`` ~10.
 
 The result: ``G_iw``, ``G_tau`` and ``G_l`` are the exact pole sums of
-:func:`~triqs_mlsolver.solvers.solution.solution_from_poles` (``G_l`` by its
-``legendre_of_poles``), with ``G_iw`` evaluated in real arithmetic and
-``G_tau`` as a matrix product of exponentials (:func:`._ed_core.tau_of_poles_gemm`,
-~40x faster for ``n_tau = 10001``); a test checks the two agree to 1e-13.
+:func:`~triqs_mlsolver.solvers.solution.solution_from_poles` (``G_iw`` in real
+arithmetic, ``G_tau`` as a matrix product of exponentials, ~40x faster than
+the direct sum for ``n_tau = 10001``; a test checks both against the direct
+sums to 1e-13).
 
 Continuous hybridisation: if the parameters hold ``Delta_iw`` (or if
 ``n_bath`` differs from the size of the given discrete bath), ``Delta`` of
@@ -97,7 +97,7 @@ from ..aim.params import AIMParams
 from ..errors import TriqsMLSolverError
 from . import _ed_core as core
 from .base import register_solver
-from .solution import AIMSolution, legendre_of_poles
+from .solution import solution_from_poles
 
 __all__ = ["solve_ed", "ed_poles", "TooManyStatesError", "MAX_BATH", "DIM_FULL",
            "DIM_FALLBACK"]
@@ -325,36 +325,11 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
     diag["time_poles"] = t1 - t0
     if fit is not None:
         diag["bath_fit"] = fit
-    sol = _solution_from_poles(disc, poles, n_iw=n_iw, n_tau=n_tau, n_l=n_l,
+    sol = solution_from_poles(disc, poles, n_iw=n_iw, n_tau=n_tau, n_l=n_l,
                                double_occupancy=float(st["double_occupancy"]),
                                energy=float(st["energy"]), diagnostics=diag)
     sol.diagnostics["time_solution"] = time.perf_counter() - t1
     return sol
-
-
-def _solution_from_poles(params, poles, *, n_iw, n_tau, n_l, **extra) -> AIMSolution:
-    """:func:`~.solution.solution_from_poles` with faster exact pole sums.
-
-    The same sums (``G_iw``, ``G_tau`` and, via ``legendre_of_poles``, ``G_l``),
-    evaluated in real arithmetic (``G_iw``) and as a matrix product (``G_tau``,
-    see :func:`._ed_core.tau_of_poles_gemm`); spins with identical poles are
-    evaluated once.  Agrees with ``solution_from_poles`` to rounding (tested).
-    """
-    beta = params.beta
-    G_iw, G_tau, G_l = [], [], []
-    for s, (E, W) in enumerate(poles):
-        if s == 1 and poles[1] is poles[0]:
-            G_iw.append(G_iw[0])
-            G_tau.append(G_tau[0])
-            G_l.append(G_l[0])
-            break
-        G_iw.append(core.iw_of_poles(E, W, beta, n_iw))
-        G_tau.append(core.tau_of_poles_gemm(E, W, beta, n_tau))
-        G_l.append(legendre_of_poles(E, W, beta, n_l))
-    G_iw, G_tau = np.stack(G_iw), np.stack(G_tau)
-    Sigma = 1.0 / params.g0_iw(n_iw) - 1.0 / G_iw
-    return AIMSolution(beta=beta, G_iw=G_iw, G_tau=G_tau, G_l=np.stack(G_l), Sigma_iw=Sigma,
-                       density=-G_tau[:, -1].copy(), **extra)
 
 
 _OPTIONS = {"n_bath": None, "method": "auto", "cutoff": 1e-10, "n_lanczos": 150,
