@@ -67,7 +67,8 @@ def run(args) -> int:
             r = bethe_dmft(reg, U, args.beta, n_iw=args.n_iw, n_tau=4 * args.n_iw + 1,
                            start=start, tol=1e-6, max_iter=400, solver_options=opts)
             start = r.G_iw
-            rows.append((name, U, float(r.Z[0]), r.g_beta_half, r.double_occupancy,
+            a0 = r.g_beta_half + 0.0  # no "-0.0000" in the table
+            rows.append((name, U, float(r.Z[0]), a0 if abs(a0) > 5e-5 else 0.0, r.double_occupancy,
                          r.converged, r.iterations))
             bar.update()
     bar.close()
