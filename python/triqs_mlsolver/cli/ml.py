@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``triqs-mlsolver train``, ``evaluate``, ``gridsearch`` and ``model-info``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["add_parsers", "run_train", "run_evaluate", "run_gridsearch", "run_model_info"]
+
+
+def add_parsers(sub):
+    t = sub.add_parser(
+        "train", help="train a correction model from a database (TOML config)",
+        description="Train the network that corrects a cheap solver towards the reference "
+                    "(see doc/ml.rst for the config keys). The held-out test split is never "
+                    "used in training; the model file records it.")
+    t.add_argument("config", type=Path, help="TOML training config")
+    t.add_argument("-o", "--output", type=Path, default=None,
+                   help="model file to write (overrides [output] model)")
+    t.add_argument("--database", type=Path, default=None,
+                   help="database to train on (overrides [data] database)")
+    t.add_argument("--max-epochs", type=int, default=None,
+                   help="override [training] max_epochs")
+    t.set_defaults(func=run_train)
+
+    e = sub.add_parser(
+        "evaluate", help="error tables of a model, the cheap solvers, ridge and KRR",
+        description="MAE/RMS/max of G(tau), error of G_l, Sigma(i w_0) and Z0, per beta and "
+                    "per U bin, on samples the model never saw (its test split on the "
+                    "training database; all samples of any other database).")
+    e.add_argument("model", type=Path, help="model file (.safetensors)")
+    e.add_argument("database", type=Path)
+    e.add_argument("--split", choices=("test", "validation"), default="test",
+                   help="part of the training database to evaluate on (default test)")
+    e.add_argument("--no-baselines", action="store_true", help="skip ridge and KRR")
+    e.add_argument("--no-krr", action="store_true", help="skip KRR (the slowest baseline)")
+    e.add_argument("--plot", type=Path, metavar="DIR",
+                   help="write learning curves, error histograms and G(tau) plots into DIR")
+    e.add_argument("--rst", action="store_true", help="print reStructuredText tables")
+    e.add_argument("--json", type=Path, metavar="FILE", help="write the tables as JSON")
+    e.set_defaults(func=run_evaluate)
+
+    g = sub.add_parser(
+        "gridsearch", help="hyperparameter grid search with a small budget per config",
+        description="Train one model per point of the [grid] table of the config and rank "
+                    "them by validation error (the test split is not used).")
+    g.add_argument("config", type=Path, help="TOML training config with a [grid] table")
+    g.add_argument("-o", "--output", type=Path, default=Path("gridsearch"),
+                   help="folder for the results table (results.csv, results.md)")
+    g.set_defaults(func=run_gridsearch)
+
+    i = sub.add_parser("model-info", help="print the metadata of a model file",
+                       description="Reads only the JSON header (no weights, no code).")
+    i.add_argument("model", type=Path)
+    i.add_argument("--full", action="store_true", help="include the split and histories")
+    i.set_defaults(func=run_model_info)
+
+
+def _log(args):
+    return None if getattr(args, "quiet", False) else print
+
+
+def run_train(args) -> int:
+    from ..ml.train import load_train_config, train, validate_train_config
+
+    cfg = load_train_config(args.config)
+    if args.output is not None:
+        cfg["output"]["model"] = str(args.output)
+    if args.database is not None:
+        cfg["data"]["database"] = str(args.database)
+    if args.max_epochs is not None:
+        cfg["training"]["max_epochs"] = args.max_epochs
+    cfg = validate_train_config(cfg)
+    train(cfg, quiet=getattr(args, "quiet", False))
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from ..database import Database
+    from ..ml.evaluate import QUANTITIES, evaluate, format_table, plot_evaluation
+    from ..ml.modelfile import load_model
+
+    model = load_model(args.model)
+    db = Database(args.database)
+    res = evaluate(model, db, split=args.split, baselines=not args.no_baselines,
+                   krr=not args.no_krr, log=_log(args))
+    fmt = "rst" if args.rst else "text"
+    print(f"model {args.model} on {db.path} ({res.info['split']}, {len(res.samples)} samples)")
+    for q in QUANTITIES:
+        stats = ("RMS", "MAE", "max") if q == "G(tau)" else ("RMS",) if q == "G_l/beta" \
+            else ("MAE", "max")
+        for st in stats:
+            print()
+            if fmt == "rst":
+                print(f"{q} {st}\n")
+            print(format_table(res, q, st, fmt=fmt))
+    if args.json:
+        args.json.write_text(json.dumps({"info": res.info, "table": res.table}, indent=1,
+                                        default=float))
+        print(f"wrote {args.json}")
+    if args.plot:
+        hist = (getattr(model, "metadata", {}) or {}).get("training", {}).get("history")
+        for f in plot_evaluation(res, args.plot, history=hist):
+            print(f"wrote {f}")
+    return 0
+
+
+def run_gridsearch(args) -> int:
+    from ..ml.gridsearch import run_grid
+
+    table = run_grid(args.config, args.output, quiet=getattr(args, "quiet", False))
+    print(table)
+    return 0
+
+
+def run_model_info(args) -> int:
+    from ..ml.modelfile import read_metadata
+
+    meta = read_metadata(args.model)
+    if not args.full:
+        meta = dict(meta)
+        if "split" in meta:
+            meta["split"] = {k: (f"{len(v)} samples" if isinstance(v, list) else v)
+                             for k, v in meta["split"].items()}
+        tr = dict(meta.get("training", {}))
+        if "history" in tr:
+            tr["history"] = f"{len(tr['history'])} learning curves"
+        meta["training"] = tr
+        for k in ("transforms",):
+            if k in meta:
+                meta[k] = {n: {"name": t["name"], "components": len(t["shift"])}
+                           for n, t in meta[k].items()}
+    print(json.dumps(meta, indent=1, default=str))
+    return 0

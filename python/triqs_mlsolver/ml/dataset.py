@@ -1,0 +1,296 @@
+# SPDX-License-Identifier: Apache-2.0
+"""From a database to arrays: samples, features, targets, splits.
+
+The model learns the correction ``Delta G = G_ref - G_base`` of one cheap
+solver (``base``) from the Green's functions of one or several cheap
+solvers (``inputs``, stacked) and scalar descriptors.  All functions are in
+a :class:`~triqs_mlsolver.ml.representations.Representation` (dimensionless).
+
+Feature layout (``input_mode``)
+-------------------------------
+``"absolute"``
+    ``y_k`` for every input solver ``k`` (the seed's stacked solvers).
+``"difference"``
+    ``y_base`` and ``y_k - y_base`` for the other inputs.
+``"shape"`` (default)
+    ``y_base``; for every other input ``(y_k - y_base) / s_k`` and
+    ``log10 s_k``, with ``s_k = ||y_k - y_base||`` (the ``L2(0, 1)`` norm of
+    :meth:`Representation.metric`).  The disagreement between solvers spans
+    eight decades over the database (ED-2 vs ED-3: ``1e-6`` at ``beta = 1``,
+    ``1e-2`` at ``beta = 50``); its shape and its logarithmic size are both
+    O(1) numbers a network handles well.
+
+Target scaling (``target_scale``)
+---------------------------------
+With ``target_scale = k`` the target is ``Delta y / s_k`` (the correction in
+units of the disagreement of solver ``k`` with the base; ``None``: no
+scaling).  The mean-square loss is then a relative one and every temperature
+counts, not only the large errors at low temperature.  ``s_k`` is known at
+inference, so the prediction is ``y_base + s_k * net(...)``.
+
+Samples are spin-averaged: the databases are spin symmetric (checked).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .representations import Representation, descriptors, ph_image_params
+
+__all__ = ["FeatureSpec", "SampleSet", "load_samples", "split_indices", "INPUT_MODES"]
+
+INPUT_MODES = ("absolute", "difference", "shape")
+#: Norms below this are treated as this (solvers that agree to rounding).
+SCALE_FLOOR = 1e-13
+
+
+@dataclass
+class FeatureSpec:
+    """What the model sees and predicts.
+
+    Parameters
+    ----------
+    representation : Representation
+    inputs : list of str
+        Cheap solvers whose Green's functions are features (stacked).
+    base : str
+        The cheap solver whose correction is learned (must be in ``inputs``).
+    descriptors : list of str
+        Names from :data:`~triqs_mlsolver.ml.representations.DESCRIPTORS` (or ``"bath"``).
+    input_mode : {"absolute", "difference", "shape"}
+    target_scale : str or None
+        Solver ``k`` whose distance to the base scales the target.
+    """
+
+    representation: Representation
+    inputs: list
+    base: str
+    descriptors: list = field(default_factory=list)
+    input_mode: str = "shape"
+    target_scale: str | None = None
+
+    def __post_init__(self):
+        if not self.inputs:
+            raise ValueError("inputs: give at least one cheap solver")
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ValueError(f"inputs: solver names must be unique, got {self.inputs}")
+        if self.base not in self.inputs:
+            raise ValueError(
+                f"base solver {self.base!r} must be one of the inputs {self.inputs}"
+            )
+        if self.input_mode not in INPUT_MODES:
+            raise ValueError(f"input_mode {self.input_mode!r}: use one of {INPUT_MODES}")
+        if self.target_scale is not None and (
+            self.target_scale not in self.inputs or self.target_scale == self.base
+        ):
+            raise ValueError(
+                f"target_scale {self.target_scale!r} must be an input solver other than the "
+                f"base {self.base!r} (or none)"
+            )
+        descriptors({k: np.ones(1) for k in ("U", "mu", "beta", "D")}
+                    | {"eps_k": np.ones((1, 1)), "V_k": np.ones((1, 1))}, self.descriptors)
+
+    @property
+    def others(self) -> list:
+        return [s for s in self.inputs if s != self.base]
+
+    def to_dict(self) -> dict:
+        return {
+            "representation": self.representation.to_dict(),
+            "inputs": list(self.inputs),
+            "base": self.base,
+            "descriptors": list(self.descriptors),
+            "input_mode": self.input_mode,
+            "target_scale": self.target_scale,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureSpec:
+        d = dict(d)
+        d["representation"] = Representation.from_dict(d["representation"])
+        return cls(**d)
+
+    # -- features -------------------------------------------------------------
+    def function_mask(self, n_features: int) -> np.ndarray:
+        """True for the feature components that are Green's-function values.
+
+        The elementwise transform (tanh, ...) acts on these; the scalar
+        descriptors and ``log10 s_k`` only get the affine rescaling.
+        """
+        n = self.representation.size
+        if self.input_mode in ("absolute", "difference"):
+            blocks = [np.ones(n * len(self.inputs), bool)]
+        else:
+            blocks = [np.ones(n, bool)] + [np.r_[np.ones(n, bool), False]] * len(self.others)
+        used = sum(len(b) for b in blocks)
+        return np.concatenate(blocks + [np.zeros(n_features - used, bool)])
+
+    def features(self, samples: SampleSet) -> np.ndarray:
+        """Raw feature matrix ``X_bf`` (before transforms)."""
+        rep = self.representation
+        w = rep.metric()
+        yb = samples.y[self.base]
+        cols = []
+        if self.input_mode == "absolute":
+            cols += [samples.y[s] for s in self.inputs]
+        else:
+            cols.append(yb)
+            for s in self.others:
+                d = samples.y[s] - yb
+                if self.input_mode == "difference":
+                    cols.append(d)
+                else:
+                    nrm = np.maximum(np.sqrt((d**2 * w).sum(axis=1)), SCALE_FLOOR)
+                    cols += [d / nrm[:, None], np.log10(nrm)[:, None]]
+        X_desc, _ = descriptors(samples.params, self.descriptors)
+        cols.append(X_desc)
+        return np.concatenate(cols, axis=1)
+
+    def scale(self, samples: SampleSet) -> np.ndarray:
+        """Per-sample target scale ``s_b`` (ones without ``target_scale``)."""
+        if self.target_scale is None:
+            return np.ones(len(samples))
+        d = samples.y[self.target_scale] - samples.y[self.base]
+        w = self.representation.metric()
+        return np.maximum(np.sqrt((d**2 * w).sum(axis=1)), SCALE_FLOOR)
+
+    def target(self, samples: SampleSet, reference: str) -> np.ndarray:
+        """Scaled correction ``(y_ref - y_base) / s`` of every sample."""
+        return (samples.y[reference] - samples.y[self.base]) / self.scale(samples)[:, None]
+
+
+@dataclass
+class SampleSet:
+    """Encoded samples of a database.
+
+    Attributes
+    ----------
+    index : ndarray (b,) int, the database sample numbers (PH images keep theirs)
+    params : dict of ndarray, ``U, mu, beta, D`` (b,), ``eps_k, V_k`` (b, K)
+    y : dict solver -> ndarray (b, o), the encoded functions
+    G_tau : dict solver -> ndarray (b, T), spin-averaged stored G(tau) (for evaluation)
+    G_l : dict solver -> ndarray (b, L), spin-averaged stored G_l
+    x_stored : ndarray (T,), ``tau / beta`` of the stored points
+    ph : ndarray (b,) bool, the sample is a particle-hole image
+    """
+
+    index: np.ndarray
+    params: dict
+    y: dict
+    G_tau: dict
+    G_l: dict
+    x_stored: np.ndarray
+    ph: np.ndarray
+
+    def __len__(self):
+        return len(self.index)
+
+    @property
+    def beta(self) -> np.ndarray:
+        return self.params["beta"]
+
+    def subset(self, sel) -> SampleSet:
+        return SampleSet(
+            self.index[sel],
+            {k: v[sel] for k, v in self.params.items()},
+            {k: v[sel] for k, v in self.y.items()},
+            {k: v[sel] for k, v in self.G_tau.items()},
+            {k: v[sel] for k, v in self.G_l.items()},
+            self.x_stored,
+            self.ph[sel],
+        )
+
+    def ph_image(self, rep: Representation) -> SampleSet:
+        """The particle-hole images of all samples (``mu -> U-mu``, ``eps_k -> -eps_k``)."""
+        sign = (-1.0) ** np.arange(next(iter(self.G_l.values())).shape[1])
+        return SampleSet(
+            self.index.copy(),
+            ph_image_params(self.params),
+            {k: rep.ph_image(v) for k, v in self.y.items()},
+            {k: v[:, ::-1].copy() for k, v in self.G_tau.items()},
+            {k: v * sign for k, v in self.G_l.items()},
+            self.x_stored,
+            ~self.ph,
+        )
+
+    @staticmethod
+    def concatenate(parts) -> SampleSet:
+        parts = list(parts)
+        p0 = parts[0]
+        return SampleSet(
+            np.concatenate([p.index for p in parts]),
+            {k: np.concatenate([p.params[k] for p in parts]) for k in p0.params},
+            {k: np.concatenate([p.y[k] for p in parts]) for k in p0.y},
+            {k: np.concatenate([p.G_tau[k] for p in parts]) for k in p0.G_tau},
+            {k: np.concatenate([p.G_l[k] for p in parts]) for k in p0.G_l},
+            p0.x_stored,
+            np.concatenate([p.ph for p in parts]),
+        )
+
+
+def load_samples(db, rep: Representation, solvers, indices=None) -> SampleSet:
+    """Read and encode the samples ``indices`` (default: all with every solve ok).
+
+    Raises ``ValueError`` when a solver is missing, a requested sample failed,
+    or the database is not spin symmetric (the model treats one spin).
+    """
+    missing = [s for s in solvers if s not in db.solvers]
+    if missing:
+        raise ValueError(
+            f"{db.path}: solvers {missing} are not in the database (it has {db.solvers})"
+        )
+    ok = np.ones(len(db), bool)
+    for s in solvers:
+        ok &= db.read(s, "ok")
+    if indices is None:
+        indices = np.flatnonzero(ok)
+    indices = np.asarray(indices, dtype=np.int64)
+    if len(indices) and (indices.min() < 0 or indices.max() >= len(db)):
+        raise ValueError(f"sample indices out of range for {db.path} ({len(db)} samples)")
+    bad = indices[~ok[indices]]
+    if len(bad):
+        raise ValueError(f"samples {bad[:5].tolist()} of {db.path} have a failed solve")
+    params = {k: np.asarray(v)[indices].astype(float) for k, v in db.params.items()}
+    beta = params["beta"]
+    y, Gt, Gl = {}, {}, {}
+    for s in solvers:
+        t = db.read(s, "G_tau")[indices]
+        l = db.read(s, "G_l")[indices]
+        asym = np.abs(t[:, 0] - t[:, 1]).max() if len(t) else 0.0
+        if asym > 1e-8:
+            raise ValueError(
+                f"{db.path}: solver {s} has spin-polarised samples (|G_up - G_dn| = {asym:.2g});"
+                " the ML models treat spin-symmetric problems only"
+            )
+        Gt[s] = t.mean(axis=1)
+        Gl[s] = l.mean(axis=1)
+        y[s] = rep.encode(Gt[s], Gl[s], beta, db.tau_over_beta)
+    return SampleSet(indices, params, y, Gt, Gl, np.asarray(db.tau_over_beta),
+                     np.zeros(len(indices), bool))
+
+
+def split_indices(candidates, *, test_fraction=0.1, validation_fraction=0.1, seed=0):
+    """Random split of sample numbers into train / validation / test.
+
+    The rule (recorded in the model file): a permutation of the sorted
+    ``candidates`` by ``numpy.random.default_rng(seed)``; the first
+    ``round(test_fraction * n)`` are the test split, the next
+    ``round(validation_fraction * (n - n_test))`` the validation split (carved
+    out of the training part), the rest train.  Returns sorted index arrays.
+    """
+    c = np.sort(np.asarray(candidates, dtype=np.int64))
+    for name, f in (("test_fraction", test_fraction), ("validation_fraction",
+                                                        validation_fraction)):
+        if not 0.0 <= f < 1.0:
+            raise ValueError(f"{name}={f}: expected a fraction in [0, 1)")
+    perm = np.random.default_rng(seed).permutation(len(c))
+    n_test = int(round(test_fraction * len(c)))
+    n_val = int(round(validation_fraction * (len(c) - n_test)))
+    test = np.sort(c[perm[:n_test]])
+    val = np.sort(c[perm[n_test : n_test + n_val]])
+    train = np.sort(c[perm[n_test + n_val :]])
+    if len(train) == 0:
+        raise ValueError(f"no training samples left of {len(c)}: lower the fractions")
+    return train, val, test

@@ -1,0 +1,294 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Error tables of a model, the cheap solvers, ridge and KRR on unseen samples.
+
+``triqs-mlsolver evaluate MODEL DB`` (or :func:`evaluate`).  Only samples
+never seen in training are used: on the training database the model file's
+test split (``--split validation`` for the validation part); on any other
+database every sample whose solves succeeded.
+
+Quantities, per method, overall, per beta and per U bin:
+
+* ``G(tau)``: MAE, RMS and max of ``G - G_ref`` on the stored tau grid;
+* ``G_l``: RMS of ``(G_l - G_l^ref) / beta`` (dimensionless, ``l < L``);
+* ``Sigma(iw0)``: MAE and max of ``|Sigma - Sigma_ref| / D`` at the first
+  Matsubara frequency, ``Sigma = G0^-1 - G^-1`` with the sample's
+  ``G0^-1(i w_0) = i w_0 + mu - Delta(i w_0)`` and ``G(i w_0)`` from ``G_l``;
+* ``Z0 = 1 / (1 - Im Sigma(i w_0) / w_0)``: MAE and max.  This is the
+  finite-temperature first-Matsubara estimate of the quasiparticle weight,
+  not the T = 0 residue.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..gf import transforms as tr
+from .baselines import fit_krr, fit_ridge
+from .dataset import SampleSet, load_samples
+
+__all__ = [
+    "errors_of_prediction",
+    "sigma_z_from_legendre",
+    "EvaluationResult",
+    "evaluate",
+    "format_table",
+    "plot_evaluation",
+]
+
+QUANTITIES = ("G(tau)", "G_l/beta", "Sigma(iw0)/D", "Z0")
+
+
+def _stats(diff):
+    a = np.abs(np.asarray(diff))
+    if a.size == 0:
+        return {"MAE": float("nan"), "RMS": float("nan"), "max": float("nan"), "n": 0}
+    return {"MAE": float(a.mean()), "RMS": float(np.sqrt((a**2).mean())),
+            "max": float(a.max()), "n": int(a.shape[0])}
+
+
+def errors_of_prediction(G_pred_bt, G_ref_bt, beta_b) -> dict:
+    """``{"all": stats, beta: stats}`` of ``G_pred - G_ref`` (MAE, RMS, max)."""
+    d = np.asarray(G_pred_bt) - np.asarray(G_ref_bt)
+    out = {"all": _stats(d)}
+    for b in np.unique(beta_b):
+        out[f"beta={b:g}"] = _stats(d[beta_b == b])
+    return out
+
+
+def sigma_z_from_legendre(G_bl, samples: SampleSet):
+    """``Sigma(i w_0)`` and ``Z0`` from Legendre coefficients and the samples' baths."""
+    p = samples.params
+    beta = p["beta"]
+    T0 = tr.legendre_matrix_iw(np.array([0]), G_bl.shape[1])[0]
+    G0 = G_bl @ T0
+    iw0 = 1j * np.pi / beta
+    delta = (p["V_k"] ** 2 / (iw0[:, None] - p["eps_k"])).sum(axis=1)
+    sigma = iw0 + p["mu"] - delta - 1.0 / G0
+    Z = 1.0 / (1.0 - sigma.imag / (np.pi / beta))
+    return sigma, Z
+
+
+@dataclass
+class EvaluationResult:
+    """Predictions and errors on a set of unseen samples.
+
+    Attributes
+    ----------
+    samples : SampleSet
+    reference : str
+    G_tau : dict method -> ndarray (b, T)
+    G_l : dict method -> ndarray (b, L)
+    sigma0, Z0 : dict method -> ndarray (b,)
+    spread : ndarray (b, T), the ensemble spread of the model
+    bins : dict bin label -> bool mask (b,)
+    table : dict quantity -> method -> bin -> stats
+    info : dict (split used, baselines' hyperparameters, timings)
+    """
+
+    samples: SampleSet
+    reference: str
+    G_tau: dict
+    G_l: dict
+    sigma0: dict
+    Z0: dict
+    spread: np.ndarray
+    bins: dict
+    table: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def _bins(samples: SampleSet, u_edges):
+    b = {"all": np.ones(len(samples), bool)}
+    for v in np.unique(samples.beta):
+        b[f"beta={v:g}"] = samples.beta == v
+    U = samples.params["U"]
+    for lo, hi in zip(u_edges[:-1], u_edges[1:]):
+        last = hi == u_edges[-1]
+        b[f"U in [{lo:g},{hi:g}{']' if last else ')'}"] = (U >= lo) & ((U <= hi) if last
+                                                                      else (U < hi))
+    return b
+
+
+def _table(res: EvaluationResult):
+    s = res.samples
+    ref = res.reference
+    D = s.params["D"]
+    beta = s.beta
+    tab = {q: {} for q in QUANTITIES}
+    for m in res.G_tau:
+        dG = res.G_tau[m] - s.G_tau[ref]
+        dl = (res.G_l[m] - s.G_l[ref][:, : res.G_l[m].shape[1]]) / beta[:, None]
+        ds = np.abs(res.sigma0[m] - res.sigma0[ref]) / D
+        dz = np.abs(res.Z0[m] - res.Z0[ref])
+        for q, d in zip(QUANTITIES, (dG, dl, ds, dz)):
+            tab[q][m] = {b: _stats(d[mask]) for b, mask in res.bins.items()}
+    return tab
+
+
+def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4, 7, 10),
+             log=print, krr_n_fit=4000, krr_n_cv=1000) -> EvaluationResult:
+    """Evaluate ``model`` on the unseen samples of ``db`` (see the module docstring)."""
+    from ..database import Database
+    from .modelfile import check_compatible, file_sha256
+
+    check_compatible(model, db)
+    meta = getattr(model, "metadata", {}) or {}
+    spec, ref = model.spec, model.reference
+    solvers = list(dict.fromkeys([*db.cheap, *spec.inputs, ref]))
+    solvers = [x for x in solvers if x in db.solvers]
+    same_db = bool(meta.get("database")) and file_sha256(db.path) == meta["database"]["sha256"]
+    info = {"database": str(db.path), "same_as_training": same_db}
+    if same_db:
+        if split not in ("test", "validation"):
+            raise ValueError(
+                f"split {split!r}: on the training database only 'test' or 'validation' "
+                "samples are unseen"
+            )
+        idx = np.asarray(meta["split"][split], dtype=np.int64)
+        info["split"] = split
+    else:
+        idx = None
+        info["split"] = "all samples (a database the model was not trained on)"
+    samples = load_samples(db, spec.representation, solvers, idx)
+    if len(samples) == 0:
+        raise ValueError(f"no samples to evaluate in {db.path} ({info['split']})")
+    n_l = samples.G_l[ref].shape[1]
+    G_tau, G_l, sig, Z = {}, {}, {}, {}
+    for s in solvers:
+        G_tau[s] = samples.G_tau[s]
+        G_l[s] = samples.G_l[s]
+    t0 = time.perf_counter()
+    pred = model.predict(samples)
+    info["model_seconds"] = time.perf_counter() - t0
+    methods = {"model": (pred, model)}
+    if baselines:
+        train_db = None
+        if same_db:
+            train_db = db
+        elif meta.get("database", {}).get("path") and Path(meta["database"]["path"]).is_file():
+            cand = Database(meta["database"]["path"])
+            if file_sha256(cand.path) == meta["database"]["sha256"]:
+                train_db = cand
+        if train_db is None:
+            if log:
+                log("baselines skipped: the training database is not available")
+        else:
+            tr_idx = np.asarray(meta["split"]["train"] + meta["split"]["validation"])
+            train = load_samples(train_db, spec.representation,
+                                 list(dict.fromkeys([*spec.inputs, ref])), np.sort(tr_idx))
+            cfg = meta.get("training", {}).get("config", {}).get("features", {})
+            kw = {"ph_augment": cfg.get("ph_augment", True),
+                  "input_transform": cfg.get("input_transform", "identity"),
+                  "target_transform": cfg.get("target_transform", "identity"),
+                  "clip": model.clip}
+            t0 = time.perf_counter()
+            ridge = fit_ridge(spec, ref, train, **kw)
+            info["ridge"] = {**ridge.info, "seconds": time.perf_counter() - t0}
+            methods["ridge"] = (ridge.predict(samples), ridge)
+            if log:
+                log(f"ridge: {info['ridge']}")
+            if krr:
+                t0 = time.perf_counter()
+                k = fit_krr(spec, ref, train, n_fit=krr_n_fit, n_cv=krr_n_cv, **kw)
+                info["krr"] = {**k.info, "seconds": time.perf_counter() - t0}
+                methods["krr"] = (k.predict(samples), k)
+                if log:
+                    log(f"krr: {info['krr']}")
+    for name, (p, _) in methods.items():
+        G_tau[name] = p.G_tau
+        G_l[name] = p.G_l(samples, spec, n_l)
+    for m in G_l:
+        sig[m], Z[m] = sigma_z_from_legendre(G_l[m], samples)
+    res = EvaluationResult(samples, ref, {m: G_tau[m] for m in G_tau if m != ref},
+                           G_l, sig, Z, pred.G_tau_spread, _bins(samples, u_edges), info=info)
+    res.table = _table(res)
+    return res
+
+
+def format_table(res: EvaluationResult, quantity="G(tau)", stat="RMS", fmt="text") -> str:
+    """One quantity/statistic as a table: methods x bins (text or reStructuredText)."""
+    tab = res.table[quantity]
+    bins = list(res.bins)
+    methods = list(tab)
+    head = ["method"] + bins
+    rows = [[m] + [f"{tab[m][b][stat]:.2e}" for b in bins] for m in methods]
+    rows.append(["(samples)"] + [str(int(res.bins[b].sum())) for b in bins])
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    if fmt == "rst":
+        sep = "  ".join("=" * w for w in widths)
+        lines = [sep, "  ".join(h.ljust(w) for h, w in zip(head, widths)), sep]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+        lines.append(sep)
+        return "\n".join(lines)
+    lines = [f"{quantity} {stat} against {res.reference}",
+             " ".join(h.rjust(w) for h, w in zip(head, widths))]
+    lines += [" ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def plot_evaluation(res: EvaluationResult, outdir, *, history=None, n_examples=4) -> list:
+    """PNG plots: learning curves, error histograms, G(tau) comparisons."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    files = []
+    if history:
+        fig, ax = plt.subplots(figsize=(6, 3.8))
+        for k, h in enumerate(history):
+            ep = [r["epoch"] for r in h]
+            ax.semilogy(ep, [r["train"] for r in h], color=f"C{k}", lw=1, label=f"train {k}")
+            ax.semilogy(ep, [r["validation"] for r in h], color=f"C{k}", ls="--", lw=1,
+                        label=f"validation {k}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        files.append(outdir / "learning_curves.png")
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    s = res.samples
+    ref = s.G_tau[res.reference]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for m, G in res.G_tau.items():
+        rms = np.sqrt(((G - ref) ** 2).mean(axis=1))
+        ax.hist(np.log10(rms + 1e-17), bins=40, histtype="step", lw=2 if m == "model" else 1,
+                label=m)
+    ax.set_xlabel(f"log10 RMS error of G(tau) per sample vs {res.reference}")
+    ax.set_ylabel("samples")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    files.append(outdir / "error_histograms.png")
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+    err = np.sqrt(((res.G_tau["model"] - ref) ** 2).mean(axis=1))
+    picks = np.argsort(err)[:: max(1, len(err) // n_examples)][:n_examples]
+    fig, axes = plt.subplots(2, len(picks), figsize=(3.2 * len(picks), 5.5), squeeze=False)
+    x = s.x_stored
+    for j, i in enumerate(picks):
+        a0, a1 = axes[0, j], axes[1, j]
+        a0.plot(x, ref[i], "k", lw=2, label=res.reference)
+        a0.plot(x, res.G_tau["model"][i], "C3--", label="model")
+        a0.set_title(f"U={s.params['U'][i]:.2g} beta={s.beta[i]:g} D={s.params['D'][i]:.2g}",
+                     fontsize=8)
+        for m, G in res.G_tau.items():
+            a1.semilogy(x, np.abs(G[i] - ref[i]) + 1e-17, lw=2 if m == "model" else 0.8,
+                        label=m)
+        a1.set_xlabel("tau / beta")
+        if j == 0:
+            a0.set_ylabel("G(tau)")
+            a1.set_ylabel("|G - G_ref|")
+            a0.legend(fontsize=7)
+            a1.legend(fontsize=6)
+    fig.tight_layout()
+    files.append(outdir / "g_tau_examples.png")
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+    return files

@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Applying a model to one AIM: cheap solutions in, corrected G out (for ``MLSolver``).
+
+.. code-block:: python
+
+    from triqs_mlsolver.ml import load_model
+    from triqs_mlsolver.ml.inference import correct
+    from triqs_mlsolver.solvers import solve_aim
+
+    model = load_model("triqs_mlsolver_default_v1.safetensors")
+    sols = {s: solve_aim(s, params, n_iw=1025, n_tau=201, n_l=40) for s in model.spec.inputs}
+    out = correct(model, params, sols)      # out.G_tau (2, n_tau), out.G_l (2, n_l), ...
+
+The cheap solutions must share one grid (``n_tau`` uniform points, ``n_l``
+Legendre coefficients).  Descriptors need the bath: a discrete one
+(``eps_k``, ``V_k``), or for a continuous ``Delta_iw`` the moments
+``m_n`` from its high-frequency tail (``Delta ~ sum_n m_n / (i w)^(n+1)``);
+(a two-site bath with the same ``m_0 .. m_3``, a two-point Gauss rule, stands
+in for it); the ``"bath"`` descriptor needs a discrete bath with the
+training number of sites.  Parameters outside the training domain raise an
+:class:`OutOfDomainWarning`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import TriqsMLSolverWarning
+from ..gf import transforms as tr
+from .dataset import SampleSet
+from .representations import descriptors
+
+__all__ = ["OutOfDomainWarning", "CorrectedSolution", "sample_from_solutions", "correct",
+           "domain_violations"]
+
+
+class OutOfDomainWarning(TriqsMLSolverWarning):
+    """The model is applied outside the parameter ranges it was trained on."""
+
+
+@dataclass
+class CorrectedSolution:
+    """Corrected Green's function of one AIM (both spins equal).
+
+    Attributes
+    ----------
+    G_tau : ndarray (2, n_tau), on the cheap solutions' uniform tau grid
+    G_l : ndarray (2, n_l)
+    G_tau_spread : ndarray (2, n_tau), ensemble standard deviation
+    out_of_domain : list of str, descriptors outside the training ranges
+    """
+
+    G_tau: np.ndarray
+    G_l: np.ndarray
+    G_tau_spread: np.ndarray
+    out_of_domain: list
+
+
+def _gauss_bath(m):
+    """Two sites whose ``sum V^2 eps^n`` equal the moments ``m[0..3]`` (2-point Gauss rule)."""
+    H = np.array([[m[0], m[1]], [m[1], m[2]]])
+    c0, c1 = np.linalg.solve(H, -np.array([m[2], m[3]]))
+    x = np.roots([1.0, c1, c0]).real
+    w = np.linalg.solve(np.vstack([np.ones(2), x]), m[:2])
+    return x, np.sqrt(np.maximum(w, 0.0))
+
+
+def _param_arrays(params):
+    base = {"U": np.array([params.U]), "mu": np.array([float(np.mean(params.mu))]),
+            "beta": np.array([params.beta]), "D": np.array([params.D])}
+    if params.has_discrete_bath:
+        return {**base, "eps_k": params.eps_k[:1].copy(), "V_k": params.V_k[:1].copy()}, True
+    if params.Delta_iw is None:
+        return {**base, "eps_k": np.zeros((1, 1)), "V_k": np.zeros((1, 1))}, False
+    # continuous bath: Delta ~ sum_n m_n / (i w)^(n+1); a two-site bath with the same
+    # m_0..m_3 gives the same moment descriptors
+    d = params.Delta_iw.mean(axis=0)
+    iw = tr.matsubara_freqs(params.beta, d.size // 2)
+    mom, _ = tr.fit_tail(d, iw, known_moments=np.zeros(1), max_order=6)
+    e, v = _gauss_bath(np.real(mom[1:5]))
+    return {**base, "eps_k": e[None], "V_k": v[None]}, False
+
+
+def sample_from_solutions(model, params, solutions: dict) -> SampleSet:
+    """One-sample :class:`SampleSet` from ``{solver: AIMSolution}`` of the model's inputs."""
+    from .modelfile import ModelMismatchError
+
+    spec = model.spec
+    missing = [s for s in spec.inputs if s not in solutions]
+    if missing:
+        raise ModelMismatchError(f"the model needs the solutions of {missing} as well")
+    p, discrete = _param_arrays(params)
+    if not discrete and "bath" in spec.descriptors:
+        raise ModelMismatchError(
+            "the model uses the discrete bath as descriptor ('bath'); these parameters have a "
+            "continuous Delta_iw. Fit a bath with the training number of sites first "
+            "(triqs_mlsolver.aim.fit_bath) or use a model without the 'bath' descriptor"
+        )
+    n_tau = {sol.n_tau for sol in solutions.values()}
+    n_l = {sol.n_l for sol in solutions.values()}
+    if len(n_tau) > 1 or len(n_l) > 1:
+        raise ValueError(f"the cheap solutions have different grids (n_tau {n_tau}, n_l {n_l})")
+    x = np.linspace(0.0, 1.0, n_tau.pop())
+    rep = spec.representation
+    Gt = {s: sol.G_tau.real.mean(axis=0)[None] for s, sol in solutions.items()}
+    Gl = {s: sol.G_l.real.mean(axis=0)[None] for s, sol in solutions.items()}
+    y = {s: rep.encode(Gt[s], Gl[s], p["beta"], x) for s in solutions}
+    return SampleSet(np.zeros(1, np.int64), p, y, Gt, Gl, x, np.zeros(1, bool))
+
+
+def domain_violations(model, samples: SampleSet) -> list:
+    """Descriptors of ``samples`` outside the ranges in the model's training domain."""
+    dom = (getattr(model, "metadata", {}) or {}).get("domain", {})
+    names = [n for n in ("U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3") if n in dom]
+    if not names:
+        return []
+    X, _ = descriptors(samples.params, names)
+    out = []
+    for j, n in enumerate(names):
+        lo, hi = dom[n]
+        tol = 1e-9 * max(1.0, abs(lo), abs(hi))
+        v = X[:, j]
+        if np.any(v < lo - tol) or np.any(v > hi + tol):
+            out.append(f"{n} = {float(v[0]):.4g} outside [{lo:.4g}, {hi:.4g}]")
+    return out
+
+
+def correct(model, params, solutions: dict, *, warn=True) -> CorrectedSolution:
+    """Corrected G of the AIM ``params`` from the cheap ``solutions`` (see module docstring)."""
+    samples = sample_from_solutions(model, params, solutions)
+    bad = domain_violations(model, samples)
+    if bad and warn:
+        warnings.warn("the model is used outside its training domain: " + "; ".join(bad),
+                      OutOfDomainWarning, stacklevel=2)
+    pred = model.predict(samples)
+    n_l = samples.G_l[model.spec.base].shape[1]
+    G_l = pred.G_l(samples, model.spec, n_l)
+    return CorrectedSolution(np.repeat(pred.G_tau, 2, axis=0), np.repeat(G_l, 2, axis=0),
+                             np.repeat(pred.G_tau_spread, 2, axis=0), bad)

@@ -1,0 +1,344 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Model files: weights that load without executing code, plus JSON metadata.
+
+A model is one file ``NAME.safetensors`` (format ``triqs_mlsolver.model``,
+version 1).  `safetensors <https://huggingface.co/docs/safetensors>`_ is a
+JSON header followed by raw little-endian arrays; reading it runs no code,
+unlike Python pickles (``torch.save``), which are refused.
+
+Layout::
+
+    NAME.safetensors
+      header __metadata__:
+        "format"          "triqs_mlsolver.model"
+        "format_version"  "1"
+        "triqs_mlsolver"  JSON document, below
+      tensors:
+        member<k>.layers.<i>.weight / .bias    ensemble member k, layer i
+
+The JSON document holds
+
+* ``format``, ``format_version``, ``package_version``, ``torch_version``,
+  ``numpy_version``, ``created`` (UTC), ``name`` and ``published``;
+* ``kind`` (``"mlp"``), ``architecture`` (``depth, width, activation, n_in,
+  n_out, dtype``), ``n_members``;
+* ``feature_spec``: the representation (kind, size, tau mesh, source,
+  Legendre parity), input solvers, base solver, descriptors, input mode,
+  target scale; ``reference``; ``transforms`` (input and target: elementwise
+  name, mask, fitted affine ``shift`` and ``scale``); ``options``
+  (``symmetrize``, ``clip``);
+* ``database``: path, ``sha256`` of the file, sizes, solvers;
+* ``split``: the rule, seed, fractions and the sample numbers of the
+  train / validation / test parts;
+* ``domain``: the ranges of U, mu - U/2, beta, D, U/D, beta D and the bath
+  moments over the training samples;
+* ``training``: the validated config, epochs, time, learning curves;
+* ``errors``: validation and test error tables;
+* ``weights_sha256``: hash of the tensors (names, shapes, dtypes, bytes),
+  checked on loading.
+
+Published models get a versioned name ``<name>_v<N>`` (e.g.
+``triqs_mlsolver_default_v1``) and are never overwritten
+(:func:`publish_model`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TriqsMLSolverError
+from .dataset import FeatureSpec
+from .models import CorrectionModel
+from .representations import Transform
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ModelFormatError",
+    "ModelMismatchError",
+    "ModelExistsError",
+    "save_model",
+    "load_model",
+    "read_metadata",
+    "publish_model",
+    "file_sha256",
+    "check_compatible",
+]
+
+FORMAT = "triqs_mlsolver.model"
+FORMAT_VERSION = 1
+#: Published names: letters, digits, underscores, ending in ``_v<N>``.
+NAME_RE = re.compile(r"^[A-Za-z0-9_]+_v[0-9]+$")
+_MAX_HEADER = 100 * 2**20
+
+
+class ModelFormatError(TriqsMLSolverError, ValueError):
+    """A model file is corrupt, truncated, foreign, or a pickle (which is refused)."""
+
+
+class ModelMismatchError(TriqsMLSolverError, ValueError):
+    """A model does not match the data it is applied to (representation, solvers, features)."""
+
+
+class ModelExistsError(TriqsMLSolverError, FileExistsError):
+    """Writing a model would overwrite an existing (or published) one."""
+
+
+def file_sha256(path, chunk=2**22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tensors_sha256(tensors: dict) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _versions() -> dict:
+    from .. import __version__
+
+    try:
+        import torch
+
+        tv = torch.__version__
+    except ImportError:  # pragma: no cover
+        tv = "unavailable"
+    return {"package_version": __version__, "torch_version": tv,
+            "numpy_version": np.__version__}
+
+
+def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
+               overwrite: bool = False, name: str = "", published: bool = False) -> Path:
+    """Write ``model`` (and the extra ``metadata``) to ``path`` (``.safetensors``).
+
+    An existing file is an error unless ``overwrite`` is true; a published
+    model is never overwritten.
+    """
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"model files end in .safetensors, got {path.name!r}")
+    if path.exists():
+        if not overwrite:
+            raise ModelExistsError(
+                f"{path} exists; choose another output name (models are not overwritten "
+                "unless asked: overwrite = true in [output])"
+            )
+        try:
+            old = read_metadata(path)
+        except ModelFormatError:
+            old = {}
+        if old.get("published"):
+            raise ModelExistsError(
+                f"{path} is the published model {old.get('name')!r}; published models are "
+                "never edited in place: publish a new version (…_v<N+1>)"
+            )
+    if published and not NAME_RE.match(name):
+        raise ValueError(f"published model name {name!r} must look like 'my_model_v1'")
+    tensors = {k: np.ascontiguousarray(v) for k, v in model.state_tensors().items()}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **_versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "name": name,
+        "published": bool(published),
+        "kind": model.kind,
+        "architecture": model.architecture,
+        "n_members": len(model.nets),
+        **model.pipeline_dict(),
+        **(metadata or {}),
+        "weights_sha256": _tensors_sha256(tensors),
+    }
+    text = json.dumps(meta, allow_nan=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": FORMAT,
+                                           "format_version": str(FORMAT_VERSION),
+                                           "triqs_mlsolver": text})
+    tmp.replace(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)  # safetensors writes 0600; a model is meant to be shared
+    return path
+
+
+def _sniff(path: Path):
+    """Refuse pickles, zip archives (torch.save) and files that are not safetensors."""
+    if not path.exists():
+        raise FileNotFoundError(f"model file {str(path)!r} not found")
+    if path.is_dir():
+        raise ModelFormatError(
+            f"{path} is a folder; a model is one .safetensors file (format {FORMAT})"
+        )
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[:1] == b"\x80" or head[:2] in (b"(d", b"(l", b"}q", b"]q"):
+        raise ModelFormatError(
+            f"{path} is a Python pickle; pickles can execute arbitrary code when loaded "
+            "and are refused. Models must be safetensors files written by "
+            "triqs_mlsolver (save_model)"
+        )
+    if head[:4] == b"PK\x03\x04":
+        raise ModelFormatError(
+            f"{path} is a zip archive (torch.save format, which wraps a pickle that can "
+            "execute code); it is refused. Models must be safetensors files written by "
+            "triqs_mlsolver (save_model)"
+        )
+    if len(head) < 8:
+        raise ModelFormatError(f"{path} is empty or truncated ({size} bytes); not a model file")
+    (n,) = struct.unpack("<Q", head)
+    if n > _MAX_HEADER or n + 8 > size:
+        raise ModelFormatError(
+            f"{path} is not a safetensors model file, or it is truncated (header length {n}, "
+            f"file size {size} bytes)"
+        )
+
+
+def read_metadata(path) -> dict:
+    """The JSON metadata of a model file (checks that it is ours; loads no weights)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    _sniff(path)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            head = f.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+        raise ModelFormatError(f"{path} is corrupt or truncated: {exc}") from None
+    if head.get("format") != FORMAT:
+        raise ModelFormatError(
+            f"{path} is a safetensors file but not a triqs_mlsolver model (format "
+            f"{head.get('format')!r}, expected {FORMAT!r})"
+        )
+    try:
+        ver = int(head.get("format_version", "-1"))
+    except ValueError:
+        ver = -1
+    if not 1 <= ver <= FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{path} has model format version {head.get('format_version')!r}; this package "
+            f"reads versions 1..{FORMAT_VERSION}" + ("; upgrade triqs_mlsolver" if ver > 0
+                                                    else "")
+        )
+    try:
+        meta = json.loads(head["triqs_mlsolver"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{path}: the model metadata is missing or corrupt ({exc})") \
+            from None
+    return meta
+
+
+def load_model(path) -> CorrectionModel:
+    """Load a model file (no code is executed); refuses corrupt, foreign and pickle files.
+
+    The returned model carries its metadata as ``model.metadata``.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # noqa: BLE001
+        raise ModelFormatError(f"{path} is corrupt or truncated: {exc}") from None
+    if _tensors_sha256(tensors) != meta.get("weights_sha256"):
+        raise ModelFormatError(
+            f"{path}: the weights do not match their recorded hash; the file is corrupt "
+            "(or was edited); use an intact copy"
+        )
+    if meta.get("kind") != "mlp":
+        raise ModelFormatError(f"{path}: unknown model kind {meta.get('kind')!r}")
+    try:
+        spec = FeatureSpec.from_dict(meta["feature_spec"])
+        itf = Transform.from_dict(meta["transforms"]["input"])
+        otf = Transform.from_dict(meta["transforms"]["target"])
+        model = CorrectionModel.from_tensors(
+            spec, meta["reference"], itf, otf, meta["architecture"], tensors,
+            int(meta["n_members"]), **meta["options"])
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ModelFormatError):
+            raise
+        raise ModelFormatError(f"{path}: inconsistent model metadata ({exc})") from None
+    if len(itf.shift) != model.architecture["n_in"] or len(otf.shift) != \
+            model.architecture["n_out"] or spec.representation.size != \
+            model.architecture["n_out"]:
+        raise ModelFormatError(
+            f"{path}: the transforms/representation ({spec.representation.describe()}) do not "
+            f"match the network sizes {model.architecture}; the file is inconsistent"
+        )
+    model.metadata = meta
+    model.path = path
+    return model
+
+
+def check_compatible(model: CorrectionModel, db) -> None:
+    """Raise :class:`ModelMismatchError` if ``db`` cannot feed ``model``.
+
+    Checks the solvers (inputs, base, reference) and that the stored data
+    support the representation (Legendre size, tau grid).
+    """
+    spec = model.spec
+    rep = spec.representation
+    need = [*spec.inputs, model.reference]
+    missing = [s for s in need if s not in db.solvers]
+    if missing:
+        raise ModelMismatchError(
+            f"the model needs solvers {missing} that {db.path} does not have "
+            f"(it has {db.solvers})"
+        )
+    import h5py
+
+    with h5py.File(db.path, "r") as f:
+        n_l = f[f"solvers/{db.solvers[0]}/G_l"].shape[-1]
+    if rep.kind == "legendre" and n_l < rep.n:
+        raise ModelMismatchError(
+            f"the model's representation ({rep.describe()}) needs {rep.n} Legendre "
+            f"coefficients; {db.path} stores {n_l}"
+        )
+    if len(db.tau_over_beta) < 3:
+        raise ModelMismatchError(f"{db.path} stores fewer than 3 tau points")
+
+
+def publish_model(src, directory, name: str) -> Path:
+    """Copy the model ``src`` to ``directory/<name>.safetensors`` as a published model.
+
+    ``name`` must be versioned (``..._v<N>``); an existing file of that name is
+    never replaced.
+    """
+    if not NAME_RE.match(name):
+        raise ValueError(
+            f"published model name {name!r} must be versioned like 'triqs_mlsolver_default_v1'"
+        )
+    target = Path(directory) / f"{name}.safetensors"
+    if target.exists():
+        raise ModelExistsError(
+            f"{target} exists; published models are never edited in place: "
+            "choose the next version number"
+        )
+    model = load_model(src)
+    meta = dict(model.metadata)
+    for key in ("format", "format_version", "name", "published", "weights_sha256", "kind",
+                "architecture", "n_members", "created", "package_version", "torch_version",
+                "numpy_version", "feature_spec", "reference", "transforms", "options"):
+        meta.pop(key, None)
+    meta["published_from"] = str(src)
+    return save_model(model, target, metadata=meta, name=name, published=True)

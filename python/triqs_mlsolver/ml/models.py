@@ -1,0 +1,285 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Correction models: fully connected networks (and any regressor) behind one pipeline.
+
+A prediction runs
+
+1. features ``X_bf`` of the cheap solvers and descriptors
+   (:meth:`FeatureSpec.features <triqs_mlsolver.ml.dataset.FeatureSpec.features>`),
+2. the input transform (elementwise T, affine; fitted on the training set),
+3. the regressor (an ensemble of :func:`build_mlp` networks; ridge or kernel
+   ridge for the baselines),
+4. the inverse target transform and the per-sample scale: the correction
+   ``Delta y_bo`` in the representation,
+5. the constraint ``Delta G(0+) + Delta G(beta-) = 0`` enforced exactly by
+   :func:`~triqs_mlsolver.ml.representations.constraint_projection`
+   (the cheap solvers satisfy ``G(0+) + G(beta-) = -1`` to 1e-11, so the
+   corrected G does too),
+6. optionally (``symmetrize``) the same for the particle-hole image of the
+   sample, mapped back and averaged: the prediction is then exactly
+   particle-hole covariant, and at half filling with a symmetric bath exactly
+   symmetric,
+7. ``G = G_base + decode(Delta y)`` on the stored tau grid and, with ``clip``,
+   the projection onto ``{G <= 0, G(0) + G(beta) = -1}``
+   (:func:`~triqs_mlsolver.ml.representations.project_tau_physical`; it
+   cannot increase the error because the exact G lies in that convex set).
+
+The ensemble's members differ by their random seed; the spread (standard
+deviation over members) is returned with every prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dataset import FeatureSpec, SampleSet
+from .representations import Transform, constraint_projection, project_tau_physical
+
+__all__ = [
+    "ACTIVATIONS",
+    "PRESETS",
+    "build_mlp",
+    "Prediction",
+    "CorrectionPipeline",
+    "CorrectionModel",
+]
+
+
+def _activations():
+    import torch.nn as nn
+
+    return {
+        "tanh": nn.Tanh,
+        "relu": nn.ReLU,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
+        "elu": nn.ELU,
+        "softplus": nn.Softplus,
+        "sigmoid": nn.Sigmoid,
+    }
+
+
+#: Activation names accepted by :func:`build_mlp`.
+ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "softplus", "sigmoid")
+
+#: Named settings.  ``"seed"``: the network of the seed lecture (Sheridan et al.
+#: 2021): 2 hidden layers of 51 tanh units, Adam with learning rate 2e-4,
+#: batch 8, G(tau) on an adaptive mesh of 51 points, a 90/10 split.
+PRESETS = {
+    "seed": {
+        "model": {"depth": 2, "width": 51, "activation": "tanh"},
+        "training": {"lr": 2e-4, "batch_size": 8},
+        "features": {"kind": "tau", "n": 51, "mesh": "adaptive"},
+        "data": {"test_fraction": 0.1},
+    },
+}
+
+
+def build_mlp(n_in: int, n_out: int, *, depth: int, width: int, activation: str,
+              dtype="float64"):
+    """``depth`` hidden layers of ``width`` units with ``activation``, linear output.
+
+    Parameter names are ``layers.<i>.weight`` / ``layers.<i>.bias`` (a
+    ``torch.nn.Sequential`` called ``layers``).
+    """
+    import torch
+    import torch.nn as nn
+
+    acts = _activations()
+    if activation not in acts:
+        raise ValueError(f"activation {activation!r}: use one of {ACTIVATIONS}")
+    for name, v, lo in (("depth", depth, 0), ("width", width, 1), ("n_in", n_in, 1),
+                        ("n_out", n_out, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name}={v!r}: expected an integer >= {lo}")
+    mods, d = [], n_in
+    for _ in range(depth):
+        mods += [nn.Linear(d, width), acts[activation]()]
+        d = width
+    mods.append(nn.Linear(d, n_out))
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.Sequential(*mods)
+
+        def forward(self, x):
+            return self.layers(x)
+
+    return MLP().to(getattr(torch, dtype))
+
+
+@dataclass
+class Prediction:
+    """Corrected Green's functions of a batch (spin-averaged; both spins are equal).
+
+    Attributes
+    ----------
+    dy : ndarray (b, o), the predicted correction in the representation
+    G_tau : ndarray (b, T), G on the stored tau grid ``x_stored``
+    G_tau_spread : ndarray (b, T), ensemble standard deviation (zeros for one member)
+    """
+
+    dy: np.ndarray
+    G_tau: np.ndarray
+    G_tau_spread: np.ndarray
+
+    def G_l(self, samples: SampleSet, spec: FeatureSpec, n_l: int) -> np.ndarray:
+        """``G_l = G_l^base + decode(Delta y)``, shape (b, n_l)."""
+        base = samples.G_l[spec.base][:, :n_l]
+        return base + spec.representation.decode_legendre(self.dy, samples.beta, n_l)
+
+
+class CorrectionPipeline:
+    """Transforms + regressor + constraints (see the module docstring).
+
+    Subclasses implement :meth:`_members` (the regressor outputs in the
+    transformed target space, one per ensemble member).
+
+    Attributes
+    ----------
+    spec : FeatureSpec
+    reference : str, the solver the corrections lead to
+    input_transform, target_transform : Transform
+    symmetrize, clip : bool
+    """
+
+    kind = "pipeline"
+
+    def __init__(self, spec: FeatureSpec, reference: str, input_transform: Transform,
+                 target_transform: Transform, *, symmetrize=False, clip=True):
+        self.spec = spec
+        self.reference = reference
+        self.input_transform = input_transform
+        self.target_transform = target_transform
+        self.symmetrize = bool(symmetrize)
+        self.clip = bool(clip)
+
+    def _members(self, Z_bf) -> np.ndarray:  # (K, b, o)
+        raise NotImplementedError
+
+    def n_features(self) -> int:
+        return len(self.input_transform.shift)
+
+    def check_features(self, X_bf):
+        if X_bf.shape[1] != self.n_features():
+            from .modelfile import ModelMismatchError
+
+            raise ModelMismatchError(
+                f"the data give {X_bf.shape[1]} features but the model was trained with "
+                f"{self.n_features()} (representation {self.spec.representation.describe()}, "
+                f"inputs {self.spec.inputs}, descriptors {self.spec.descriptors}); the "
+                "database does not match the model (e.g. another number of bath sites)"
+            )
+
+    def correction_members(self, samples: SampleSet) -> np.ndarray:
+        """Constrained corrections of every member, shape (K, b, o)."""
+        rep = self.spec.representation
+        X = self.spec.features(samples)
+        self.check_features(X)
+        T = self._members(self.input_transform.forward(X))
+        s = self.spec.scale(samples)
+        dy = np.stack([self.target_transform.inverse(t) * s[:, None] for t in T])
+        a = rep.constraint()
+        w = None if rep.kind == "tau" else rep.metric()
+        return np.stack([constraint_projection(d, a, 0.0, w) for d in dy])
+
+    def predict(self, samples: SampleSet) -> Prediction:
+        """Corrected G of every sample (see the module docstring)."""
+        rep = self.spec.representation
+        dy = self.correction_members(samples)
+        if self.symmetrize:
+            img = samples.ph_image(rep)
+            dy_img = self.correction_members(img)
+            dy = 0.5 * (dy + rep.ph_image(dy_img))
+        x = samples.x_stored
+        base = samples.G_tau[self.spec.base]
+        G_k = np.stack([base + rep.decode_tau(d, x) for d in dy])
+        if self.clip:
+            G_k = np.stack([project_tau_physical(g) for g in G_k])
+        dy_mean = dy.mean(axis=0)
+        G = base + rep.decode_tau(dy_mean, x)
+        if self.clip:
+            G = project_tau_physical(G)
+        spread = G_k.std(axis=0) if len(G_k) > 1 else np.zeros_like(G)
+        return Prediction(dy_mean, G, spread)
+
+    # -- description for model files ------------------------------------------
+    def pipeline_dict(self) -> dict:
+        return {
+            "feature_spec": self.spec.to_dict(),
+            "reference": self.reference,
+            "transforms": {
+                "input": self.input_transform.to_dict(),
+                "target": self.target_transform.to_dict(),
+            },
+            "options": {"symmetrize": self.symmetrize, "clip": self.clip},
+        }
+
+
+class CorrectionModel(CorrectionPipeline):
+    """An ensemble of fully connected networks (see :func:`build_mlp`).
+
+    Attributes
+    ----------
+    nets : list of torch.nn.Module
+    architecture : dict, ``depth, width, activation, n_in, n_out, dtype``
+    """
+
+    kind = "mlp"
+
+    def __init__(self, spec, reference, input_transform, target_transform, nets, architecture,
+                 **options):
+        super().__init__(spec, reference, input_transform, target_transform, **options)
+        self.nets = list(nets)
+        self.architecture = dict(architecture)
+
+    def _members(self, Z_bf):
+        import torch
+
+        dtype = getattr(torch, self.architecture.get("dtype", "float64"))
+        out = []
+        with torch.no_grad():
+            z = torch.as_tensor(np.ascontiguousarray(Z_bf), dtype=dtype)
+            for net in self.nets:
+                net.eval()
+                dev = next(net.parameters()).device
+                out.append(net(z.to(dev)).cpu().double().numpy())
+        return np.stack(out)
+
+    def state_tensors(self) -> dict:
+        """``{"member<k>.<param>": ndarray}`` of every member (for the model file)."""
+        out = {}
+        for k, net in enumerate(self.nets):
+            for name, t in net.state_dict().items():
+                out[f"member{k}.{name}"] = t.detach().cpu().numpy()
+        return out
+
+    @classmethod
+    def from_tensors(cls, spec, reference, input_transform, target_transform, architecture,
+                     tensors: dict, n_members: int, **options) -> CorrectionModel:
+        import torch
+
+        a = architecture
+        nets = []
+        for k in range(n_members):
+            net = build_mlp(a["n_in"], a["n_out"], depth=a["depth"], width=a["width"],
+                            activation=a["activation"], dtype=a.get("dtype", "float64"))
+            prefix = f"member{k}."
+            sd = {n[len(prefix):]: torch.from_numpy(np.array(v)) for n, v in tensors.items()
+                  if n.startswith(prefix)}
+            want = net.state_dict()
+            if set(sd) != set(want) or any(tuple(sd[n].shape) != tuple(want[n].shape)
+                                           for n in want):
+                from .modelfile import ModelFormatError
+
+                raise ModelFormatError(
+                    f"the weights of member {k} do not match the architecture in the metadata "
+                    f"({a}); the file is inconsistent or corrupt"
+                )
+            net.load_state_dict(sd)
+            net.eval()
+            nets.append(net)
+        return cls(spec, reference, input_transform, target_transform, nets, architecture,
+                   **options)

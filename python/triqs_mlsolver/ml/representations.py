@@ -1,0 +1,483 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Representations of G, reversible transforms, particle-hole images and descriptors.
+
+Every array here is dimensionless and carries a leading batch axis ``b``
+(one row per sample); ``t`` is a tau point, ``l`` a Legendre index, ``f`` a
+feature, ``o`` an output component.
+
+Why dimensionless.  The AIM with every energy multiplied by ``c`` and
+``beta`` divided by ``c`` has the same ``G`` as a function of ``x = tau /
+beta``.  Energies in the database vary by a factor 10 (``D`` from 0.5 to 5),
+so the representation uses ``G(x)`` (already dimensionless) or
+``g_l = G_l / beta`` and the descriptors are ratios (``U/D``, ``eps/D``,
+``log(beta D)``, bath moments in units of ``D``).  Two samples related by a
+change of energy unit then have identical inputs and targets, and the network
+does not have to learn that invariance from data.
+
+Representations (:class:`Representation`)
+-----------------------------------------
+``kind = "tau"``
+    ``G(x_t)`` on ``n`` points ``x_t = tau_t / beta`` of a ``"uniform"`` mesh
+    (both ends included) or of an ``"adaptive"`` one (Chebyshev-Lobatto points
+    ``x_t = (1 - cos(pi t / (n-1))) / 2``, denser near 0 and beta, where G
+    varies fastest; the seed lecture uses 51 points).  ``source`` says how the
+    values come from a database: ``"G_tau"`` interpolates the stored uniform
+    ``G(tau)`` with a quintic spline (exact when the mesh is the stored one);
+    ``"G_l"`` evaluates the stored Legendre series with
+    :func:`~triqs_mlsolver.gf.transforms.legendre_to_tau` (exact up to the
+    truncation at ``L`` coefficients, which is not negligible at
+    ``beta D >= 100``).  Decoding back to another tau grid uses a cubic spline
+    through the mesh points (node values kept exactly).
+``kind = "legendre"``
+    ``g_l = G_l / beta`` for ``l < n``; ``G(x) = sum_l sqrt(2l+1) P_l(2x-1) g_l``.
+    ``parity = "even"`` or ``"odd"`` keeps only the even (symmetric in
+    ``tau -> beta - tau``) or odd (antisymmetric) coefficients, so the two parts
+    can be learned separately.
+
+For both, :meth:`Representation.constraint` gives the vector ``a`` with
+``a . y = G(0+) + G(beta-)`` and :meth:`Representation.metric` weights ``w``
+with ``sum_o w_o y_o^2 ~ int_0^1 G(x)^2 dx`` (exact for Legendre,
+trapezoidal for the tau meshes).
+
+Particle-hole image
+-------------------
+``c_sigma -> c^dagger_sigma`` maps the AIM ``(U, mu, eps_k, V_k)`` to
+``(U, U - mu, -eps_k, V_k)`` and ``G(tau)`` to ``G(beta - tau)``;
+in Legendre ``G_l -> (-1)^l G_l``.  A particle-hole symmetric sample
+(``mu = U/2`` and a symmetric bath) is its own image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.polynomial import legendre as npleg
+
+from ..gf import transforms as tr
+
+__all__ = [
+    "Representation",
+    "tau_mesh",
+    "Transform",
+    "TRANSFORMS",
+    "DESCRIPTORS",
+    "descriptors",
+    "ph_image_params",
+    "constraint_projection",
+    "project_tau_physical",
+]
+
+KINDS = ("tau", "legendre")
+MESHES = ("uniform", "adaptive")
+SOURCES = ("G_tau", "G_l")
+PARITIES = ("both", "even", "odd")
+
+
+def tau_mesh(kind: str, n: int) -> np.ndarray:
+    """Points ``x = tau / beta`` in ``[0, 1]``, both ends included, ``x[::-1] == 1 - x`` exactly.
+
+    ``"uniform"``: ``linspace(0, 1, n)``; ``"adaptive"``: Chebyshev-Lobatto
+    points ``(1 - cos(pi t / (n-1))) / 2``.
+    """
+    if kind not in MESHES:
+        raise ValueError(f"tau mesh {kind!r}: use one of {MESHES}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 3:
+        raise ValueError(f"a tau mesh needs an integer number of points >= 3, got {n!r}")
+    t = np.arange(n)
+    x = t / (n - 1) if kind == "uniform" else (1.0 - np.cos(np.pi * t / (n - 1))) / 2
+    half = (n + 1) // 2
+    x[n - half :] = 1.0 - x[:half][::-1]  # exact mirror symmetry
+    if n % 2:
+        x[n // 2] = 0.5
+    x[0], x[-1] = 0.0, 1.0
+    return x
+
+
+def _trapezoid_weights(x):
+    w = np.zeros_like(x)
+    d = np.diff(x)
+    w[:-1] += d / 2
+    w[1:] += d / 2
+    return w
+
+
+def _spline(x, y_bt, k):
+    from scipy.interpolate import make_interp_spline
+
+    return make_interp_spline(x, np.asarray(y_bt).T, k=min(k, len(x) - 1), axis=0)
+
+
+@dataclass(frozen=True)
+class Representation:
+    """How one Green's function of a sample becomes a vector (see the module docstring).
+
+    Parameters
+    ----------
+    kind : {"tau", "legendre"}
+    n : int
+        Tau points or Legendre coefficients.
+    mesh : {"uniform", "adaptive"}
+        Tau mesh (``kind="tau"`` only).
+    source : {"G_tau", "G_l"}
+        Stored data the tau values are computed from (``kind="tau"`` only).
+    parity : {"both", "even", "odd"}
+        Legendre coefficients kept (``kind="legendre"`` only).
+    """
+
+    kind: str = "tau"
+    n: int = 51
+    mesh: str = "adaptive"
+    source: str = "G_tau"
+    parity: str = "both"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"representation kind {self.kind!r}: use one of {KINDS}")
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 3:
+            raise ValueError(f"representation size n={self.n!r}: expected an integer >= 3")
+        if self.mesh not in MESHES:
+            raise ValueError(f"tau mesh {self.mesh!r}: use one of {MESHES}")
+        if self.source not in SOURCES:
+            raise ValueError(f"representation source {self.source!r}: use one of {SOURCES}")
+        if self.parity not in PARITIES:
+            raise ValueError(f"Legendre parity {self.parity!r}: use one of {PARITIES}")
+        if self.kind == "tau" and self.parity != "both":
+            raise ValueError("parity selects Legendre coefficients; use kind='legendre'")
+
+    # -- description ----------------------------------------------------------
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Representation:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown representation keys {sorted(unknown)}")
+        return cls(**d)
+
+    @property
+    def l_index(self) -> np.ndarray:
+        """Legendre indices kept (``kind="legendre"``)."""
+        l = np.arange(self.n)
+        if self.parity == "even":
+            return l[l % 2 == 0]
+        if self.parity == "odd":
+            return l[l % 2 == 1]
+        return l
+
+    @property
+    def size(self) -> int:
+        """Length of the vector of one function."""
+        return self.n if self.kind == "tau" else len(self.l_index)
+
+    @property
+    def x(self) -> np.ndarray:
+        """The tau mesh ``tau / beta`` (``kind="tau"``)."""
+        return tau_mesh(self.mesh, self.n)
+
+    def describe(self) -> str:
+        if self.kind == "tau":
+            return f"G(tau) on {self.n} {self.mesh} points (from stored {self.source})"
+        return f"G_l/beta, l < {self.n} ({self.parity})"
+
+    # -- encode / decode --------------------------------------------------------
+    def encode(self, G_bt=None, G_bl=None, beta_b=None, x_stored=None) -> np.ndarray:
+        """Vectors ``y_bo`` of the functions of a batch.
+
+        Parameters
+        ----------
+        G_bt : ndarray (b, T), optional
+            ``G(tau)`` on the stored uniform points ``x_stored`` (``tau/beta``).
+        G_bl : ndarray (b, L), optional
+            Stored Legendre coefficients (dimensionful, ``G_l``).
+        beta_b : ndarray (b,)
+        x_stored : ndarray (T,), optional
+            Default ``linspace(0, 1, T)``.
+        """
+        if self.kind == "legendre":
+            if G_bl is None or beta_b is None:
+                raise ValueError("the Legendre representation needs G_l and beta")
+            G_bl = np.atleast_2d(G_bl)
+            if G_bl.shape[1] < self.n:
+                raise ValueError(
+                    f"the representation needs n_l >= {self.n} Legendre coefficients; the "
+                    f"data has {G_bl.shape[1]}. Use a database with more n_l or a smaller n"
+                )
+            return G_bl[:, self.l_index] / np.asarray(beta_b, float)[:, None]
+        x = self.x
+        if self.source == "G_l":
+            if G_bl is None or beta_b is None:
+                raise ValueError("source='G_l' needs the Legendre coefficients and beta")
+            G_bl = np.atleast_2d(G_bl)
+            beta_b = np.asarray(beta_b, float)
+            # G(x) = sum_l sqrt(2l+1)/beta P_l(2x-1) G_l: the same matrix for every beta
+            V = npleg.legvander(2 * x - 1, G_bl.shape[1] - 1) * np.sqrt(
+                2 * np.arange(G_bl.shape[1]) + 1
+            )
+            return (G_bl / beta_b[:, None]) @ V.T
+        if G_bt is None:
+            raise ValueError("source='G_tau' needs G(tau) on the stored mesh")
+        G_bt = np.atleast_2d(G_bt)
+        xs = np.linspace(0.0, 1.0, G_bt.shape[1]) if x_stored is None else np.asarray(x_stored)
+        if len(xs) == len(x) and np.allclose(xs, x, rtol=0, atol=1e-14):
+            return G_bt.copy()
+        return _spline(xs, G_bt, 5)(x).T
+
+    def decode_tau(self, y_bo, x_out, beta_b=None) -> np.ndarray:
+        """``G(x)`` at the points ``x_out`` (``tau/beta``) from ``y_bo``; shape (b, len(x_out))."""
+        y_bo = np.atleast_2d(y_bo)
+        x_out = np.asarray(x_out, float)
+        if self.kind == "legendre":
+            l = self.l_index
+            P = npleg.legvander(2 * x_out - 1, self.n - 1)[:, l] * np.sqrt(2 * l + 1)
+            return y_bo @ P.T
+        x = self.x
+        if len(x_out) == len(x) and np.allclose(x_out, x, rtol=0, atol=1e-14):
+            return y_bo.copy()
+        return _spline(x, y_bo, 3)(x_out).T
+
+    def decode_legendre(self, y_bo, beta_b, n_l: int) -> np.ndarray:
+        """Legendre coefficients ``G_l`` (dimensionful), ``l < n_l``, shape (b, n_l)."""
+        y_bo = np.atleast_2d(y_bo)
+        beta_b = np.asarray(beta_b, float)
+        if self.kind == "legendre":
+            out = np.zeros((y_bo.shape[0], n_l))
+            l = self.l_index
+            keep = l < n_l
+            out[:, l[keep]] = y_bo[:, keep]
+            return out * beta_b[:, None]
+        # through a fine uniform grid and the spline-Gauss projection of gf.transforms
+        x_f = np.linspace(0.0, 1.0, 401)
+        G_ft = self.decode_tau(y_bo, x_f).T
+        return np.stack(
+            [tr.tau_to_legendre(G_ft[:, i], b, n_l) for i, b in enumerate(beta_b)]
+        )
+
+    # -- structure --------------------------------------------------------------
+    def ph_image(self, y_bo) -> np.ndarray:
+        """The vectors of ``G(beta - tau)`` (particle-hole image)."""
+        y_bo = np.asarray(y_bo)
+        if self.kind == "legendre":
+            return y_bo * np.where(self.l_index % 2 == 0, 1.0, -1.0)
+        return y_bo[..., ::-1].copy()
+
+    def constraint(self) -> np.ndarray:
+        """``a`` with ``a . y = G(0+) + G(beta-)``.
+
+        Legendre: ``G(0) + G(beta) = sum_l sqrt(2l+1) (P_l(-1) + P_l(1)) g_l
+        = sum_l sqrt(2l+1) (1 + (-1)^l) g_l`` (even ``l`` only).  Tau: the two
+        end points.
+        """
+        if self.kind == "legendre":
+            l = self.l_index
+            return np.sqrt(2 * l + 1) * (1.0 + (-1.0) ** l)
+        a = np.zeros(self.n)
+        a[0] = a[-1] = 1.0
+        return a
+
+    def metric(self) -> np.ndarray:
+        """Weights ``w`` with ``sum w y^2 ~ int_0^1 G(x)^2 dx``."""
+        if self.kind == "legendre":
+            return np.ones(self.size)
+        return _trapezoid_weights(self.x)
+
+
+def constraint_projection(y_bo, a, r_b=0.0, w=None) -> np.ndarray:
+    """Project ``y_bo`` onto ``{y : a . y = r_b}``, orthogonally in the metric ``diag(w)``.
+
+    ``y - (a.y - r) w^-1 a / (a . w^-1 a)``.  With ``w`` the metric of the
+    error norm, the distance to any ``y_true`` on the constraint never grows.
+    For the tau meshes the projection uses the plain Euclidean metric
+    (``w = None``): it then moves only the two end points, and the node values
+    of the other points stay as predicted.
+    """
+    y_bo = np.asarray(y_bo, float)
+    a = np.asarray(a, float)
+    winv_a = a if w is None else a / np.asarray(w, float)
+    norm = a @ winv_a
+    if norm == 0.0:  # e.g. odd Legendre coefficients only: G(0) + G(beta) is unaffected
+        return y_bo.copy()
+    c = (y_bo @ a - r_b) / norm
+    return y_bo - np.multiply.outer(c, winv_a)
+
+
+def project_tau_physical(G_bt) -> np.ndarray:
+    """Euclidean projection of G on a tau grid with both ends onto the physical set.
+
+    The set ``{G(tau_t) <= 0 for all t, G(0) + G(beta) = -1}`` is convex and
+    holds the exact G, so the projection never increases the error on that
+    grid.  Interior points are clipped at 0; the end points ``(a, b)`` are
+    projected onto the segment ``a + b = -1, a <= 0, b <= 0``.
+    """
+    G_bt = np.atleast_2d(np.asarray(G_bt, float))
+    G = np.minimum(G_bt, 0.0)
+    shift = (G_bt[:, 0] + G_bt[:, -1] + 1.0) / 2
+    a = np.clip(G_bt[:, 0] - shift, -1.0, 0.0)  # nearest point of the segment
+    G[:, 0], G[:, -1] = a, -1.0 - a
+    return G
+
+
+# -- transforms -----------------------------------------------------------------
+#: Elementwise transforms of the seed lecture: name -> (T, T^-1).
+TRANSFORMS = {
+    "identity": (lambda v: v, lambda v: v),
+    "tanh": (np.tanh, np.arctanh),
+    "-tanh": (lambda v: -np.tanh(v), lambda v: np.arctanh(-v)),
+}
+
+
+class Transform:
+    """Elementwise transform followed by an affine rescaling fitted on the training set.
+
+    ``z = (T(v) - shift) / scale`` and the exact inverse
+    ``v = T^-1(z * scale + shift)``.  ``T`` is ``"identity"``, ``"tanh"`` or
+    ``"-tanh"`` (the seed lecture's T0, T1, T2), applied to the components
+    where ``mask`` is true (default: all; the feature builder applies it to the
+    Green's-function components only, not to the scalar descriptors).
+    ``affine = True`` fits ``shift`` (mean) and ``scale`` (standard deviation,
+    or 1 where it vanishes) per component on the training set.  The inverse of
+    ``tanh`` clips its argument to ``|u| <= 1 - 1e-15`` so that a network output
+    outside ``(-1, 1)`` gives a large finite value, not NaN.  The inverse is
+    exact up to rounding amplified by ``cosh(v)^2`` (1e-12 for ``|v| < 3``):
+    tanh suits values of order one, which is why it is applied after the
+    dimensionless scaling and never to the logarithmic features.
+
+    Attributes
+    ----------
+    name : str
+    affine : bool
+    mask : ndarray (f,) of bool or None (all components)
+    shift, scale : ndarray (f,), None before :meth:`fit`
+    """
+
+    def __init__(self, name: str = "identity", *, affine: bool = True, mask=None, shift=None,
+                 scale=None):
+        if name not in TRANSFORMS:
+            raise ValueError(f"transform {name!r}: use one of {list(TRANSFORMS)}")
+        self.name = name
+        self.affine = bool(affine)
+        self.mask = None if mask is None else np.asarray(mask, bool)
+        self.shift = None if shift is None else np.asarray(shift, float)
+        self.scale = None if scale is None else np.asarray(scale, float)
+
+    def _elementwise(self, v, which):
+        f = TRANSFORMS[self.name][which]
+        if self.name == "identity":
+            return v
+        if which == 1:
+            v = np.clip(v, -1.0 + 1e-15, 1.0 - 1e-15) if self.mask is None else np.where(
+                self.mask, np.clip(v, -1.0 + 1e-15, 1.0 - 1e-15), v)
+        if self.mask is None:
+            return f(v)
+        out = v.copy()
+        out[..., self.mask] = f(v[..., self.mask])
+        return out
+
+    def fit(self, v_bf) -> Transform:
+        u = self._elementwise(np.asarray(v_bf, float), 0)
+        if self.affine:
+            self.shift = u.mean(axis=0)
+            s = u.std(axis=0)
+            self.scale = np.where(s > 1e-300, s, 1.0)
+        else:
+            self.shift = np.zeros(u.shape[1])
+            self.scale = np.ones(u.shape[1])
+        return self
+
+    def _check(self):
+        if self.shift is None:
+            raise RuntimeError("Transform.fit() must be called before the transform is used")
+
+    def forward(self, v_bf) -> np.ndarray:
+        self._check()
+        return (self._elementwise(np.asarray(v_bf, float), 0) - self.shift) / self.scale
+
+    def inverse(self, z_bf) -> np.ndarray:
+        self._check()
+        return self._elementwise(np.asarray(z_bf, float) * self.scale + self.shift, 1)
+
+    def to_dict(self) -> dict:
+        self._check()
+        return {"name": self.name, "affine": self.affine,
+                "mask": None if self.mask is None else self.mask.tolist(),
+                "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Transform:
+        return cls(d["name"], affine=d["affine"], mask=d.get("mask"), shift=d["shift"],
+                   scale=d["scale"])
+
+
+# -- descriptors ------------------------------------------------------------------
+def _moment(n):
+    def f(p):
+        D = p["D"]
+        return (p["V_k"] ** 2 * p["eps_k"] ** n).sum(axis=1) / D ** (n + 2)
+
+    return f
+
+
+#: Scalar descriptors: name -> (function of the parameter arrays, particle-hole parity).
+#: Parity -1: the descriptor changes sign under the particle-hole map.
+DESCRIPTORS = {
+    "U/D": (lambda p: p["U"] / p["D"], 1),
+    "eps/D": (lambda p: (p["U"] / 2 - p["mu"]) / p["D"], -1),
+    "log(beta*D)": (lambda p: np.log(p["beta"] * p["D"]), 1),
+    "log(beta*U)": (lambda p: np.log(p["beta"] * np.maximum(p["U"], 1e-12)), 1),
+    "m0": (_moment(0), 1),
+    "m1": (_moment(1), -1),
+    "m2": (_moment(2), 1),
+    "m3": (_moment(3), -1),
+    "U": (lambda p: p["U"], 1),
+    "mu-U/2": (lambda p: p["mu"] - p["U"] / 2, -1),
+    "beta": (lambda p: p["beta"], 1),
+    "log(beta)": (lambda p: np.log(p["beta"]), 1),
+    "D": (lambda p: p["D"], 1),
+}
+#: Bath descriptors ``bath_e<k>`` = k-th sorted ``eps_k / D`` and ``bath_v<k>`` = ``V_k^2 / D^2``
+#: of the same site are added by :func:`descriptors` for ``"bath"``.
+DEFAULT_DESCRIPTORS = ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3"]
+
+
+def _bath(p):
+    order = np.argsort(p["eps_k"], axis=1)
+    e = np.take_along_axis(p["eps_k"], order, axis=1) / p["D"][:, None]
+    v = np.take_along_axis(p["V_k"] ** 2, order, axis=1) / p["D"][:, None] ** 2
+    return e, v
+
+
+def descriptors(params: dict, names) -> tuple[np.ndarray, list[str]]:
+    """Descriptor matrix ``X_bf`` and column names for the parameter arrays ``params``.
+
+    ``params`` holds ``U, mu, beta, D`` (b,) and ``eps_k, V_k`` (b, K).  Names
+    are keys of :data:`DESCRIPTORS` or ``"bath"`` (``eps_k/D`` sorted and the
+    matching ``V_k^2/D^2``).
+    """
+    p = {k: np.atleast_1d(np.asarray(v, float)) for k, v in params.items()}
+    for k in ("eps_k", "V_k"):
+        if k in p and p[k].ndim == 1:
+            p[k] = p[k][None, :]
+    cols, labels = [], []
+    for name in names:
+        if name == "bath":
+            e, v = _bath(p)
+            for k in range(e.shape[1]):
+                cols += [e[:, k], v[:, k]]
+                labels += [f"bath_e{k}", f"bath_v{k}"]
+        elif name in DESCRIPTORS:
+            cols.append(DESCRIPTORS[name][0](p))
+            labels.append(name)
+        else:
+            raise ValueError(
+                f"unknown descriptor {name!r}; available: {', '.join(DESCRIPTORS)}, bath"
+            )
+    return np.stack(cols, axis=1) if cols else np.zeros((len(p["U"]), 0)), labels
+
+
+def ph_image_params(params: dict) -> dict:
+    """Particle-hole image of the parameter arrays: ``mu -> U - mu``, ``eps_k -> -eps_k``."""
+    out = dict(params)
+    out["mu"] = np.asarray(params["U"]) - np.asarray(params["mu"])
+    out["eps_k"] = -np.asarray(params["eps_k"])
+    return out

@@ -1,0 +1,579 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Training of correction models: validated TOML config, seeded, early stopping.
+
+``triqs-mlsolver train config.toml`` (or :func:`train`).  Every key is
+optional except ``[data] database``; defaults are :data:`DEFAULTS`; an unknown
+section or key is an error naming it.  ``[model] preset = "seed"`` fills the
+seed lecture's settings (2 x 51 tanh, lr 2e-4, batch 8, 51-point adaptive tau
+mesh, 90/10 split) under the keys given explicitly.
+
+.. code-block:: toml
+
+    [data]
+    database = "default_db.h5"
+    reference = ""              # default: the database's reference solver
+    test_fraction = 0.1         # held out, never seen in training
+    validation_fraction = 0.1   # of the rest: early stopping
+    split_seed = 0
+    max_samples = 0             # > 0: a random subset (quick runs)
+
+    [features]
+    kind = "tau"                # "tau" | "legendre"
+    n = 51                      # tau points or Legendre coefficients
+    mesh = "adaptive"           # tau mesh: "uniform" | "adaptive"
+    source = "G_tau"            # tau values from stored "G_tau" (spline) or "G_l"
+    parity = "both"             # Legendre: "both" | "even" | "odd"
+    inputs = ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"]
+    base = "ed3"                # the solver whose correction is learned
+    descriptors = ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3"]
+    input_mode = "shape"        # "absolute" | "difference" | "shape"
+    target_scale = ""           # "" or an input solver (target in units of its distance to base)
+    input_transform = "identity"   # "identity" | "tanh" | "-tanh" (then affine)
+    target_transform = "identity"
+    ph_augment = true           # add the particle-hole image of every training sample
+    symmetrize = false          # average the prediction with its PH image
+    clip = true                 # project G onto {G <= 0, G(0)+G(beta) = -1}
+
+    [model]
+    preset = ""                 # "seed"
+    depth = 2
+    width = 51
+    activation = "tanh"
+    n_ensemble = 1              # members with seeds seed, seed+1, ...
+
+    [training]
+    lr = 2e-4
+    batch_size = 8
+    max_epochs = 300
+    min_epochs = 0
+    patience = 30               # epochs without a better validation loss
+    lr_patience = 10            # halve lr after this many epochs without improvement (0: off)
+    weight_decay = 0.0
+    loss_weight = "none"        # "beta": every temperature weighs alike (relative to base)
+    seed = 0
+    device = "auto"             # "cpu" | "cuda" | "auto" (CUDA when available)
+    threads = 1                 # torch CPU threads (0: torch's default)
+    dtype = "float64"
+    max_minutes = 0.0           # wall-clock budget per member (0: none)
+
+    [output]
+    model = "model.safetensors"
+    name = ""                   # versioned name to publish under, e.g. "triqs_mlsolver_default_v1"
+    checkpoint_every = 10       # epochs between checkpoints of the best weights (0: none)
+    overwrite = false
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import FeatureSpec, SampleSet, load_samples, split_indices
+from .models import ACTIVATIONS, PRESETS, CorrectionModel, build_mlp
+from .representations import DESCRIPTORS, Representation, Transform, descriptors
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "DEFAULTS",
+    "TrainConfigError",
+    "validate_train_config",
+    "load_train_config",
+    "prepare_data",
+    "train",
+    "training_domain",
+]
+
+DEFAULTS = {
+    "data": {
+        "database": "",
+        "reference": "",
+        "test_fraction": 0.1,
+        "validation_fraction": 0.1,
+        "split_seed": 0,
+        "max_samples": 0,
+    },
+    "features": {
+        "kind": "tau",
+        "n": 51,
+        "mesh": "adaptive",
+        "source": "G_tau",
+        "parity": "both",
+        "inputs": ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"],
+        "base": "ed3",
+        "descriptors": ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3"],
+        "input_mode": "shape",
+        "target_scale": "",
+        "input_transform": "identity",
+        "target_transform": "identity",
+        "ph_augment": True,
+        "symmetrize": False,
+        "clip": True,
+    },
+    "model": {
+        "preset": "",
+        "depth": 2,
+        "width": 51,
+        "activation": "tanh",
+        "n_ensemble": 1,
+    },
+    "training": {
+        "lr": 2e-4,
+        "batch_size": 8,
+        "max_epochs": 300,
+        "min_epochs": 0,
+        "patience": 30,
+        "lr_patience": 10,
+        "weight_decay": 0.0,
+        "loss_weight": "none",
+        "seed": 0,
+        "device": "auto",
+        "threads": 1,
+        "dtype": "float64",
+        "max_minutes": 0.0,
+    },
+    "output": {
+        "model": "model.safetensors",
+        "name": "",
+        "checkpoint_every": 10,
+        "overwrite": False,
+    },
+}
+
+
+class TrainConfigError(ValueError):
+    """A training configuration is invalid (the message names the key and the fix)."""
+
+
+def _type_ok(default, v):
+    if isinstance(default, bool):
+        return isinstance(v, bool)
+    if isinstance(default, int):
+        return isinstance(v, int) and not isinstance(v, bool)
+    if isinstance(default, float):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if isinstance(default, str):
+        return isinstance(v, str)
+    if isinstance(default, list):
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+    return True
+
+
+def validate_train_config(cfg: dict) -> dict:
+    """Merge ``cfg`` (and its preset) into :data:`DEFAULTS`, check every value."""
+    if not isinstance(cfg, dict):
+        raise TrainConfigError("the configuration must be a table of sections")
+    for sec, body in cfg.items():
+        if sec not in DEFAULTS:
+            raise TrainConfigError(
+                f"unknown section [{sec}]; allowed: {', '.join(f'[{s}]' for s in DEFAULTS)}"
+            )
+        if not isinstance(body, dict):
+            raise TrainConfigError(f"[{sec}] must be a table of keys")
+        for key, val in body.items():
+            if key not in DEFAULTS[sec]:
+                raise TrainConfigError(
+                    f"unknown key {key!r} in [{sec}]; allowed keys: {', '.join(DEFAULTS[sec])}"
+                )
+            if not _type_ok(DEFAULTS[sec][key], val):
+                raise TrainConfigError(
+                    f"[{sec}] {key} = {val!r}: expected a value like {DEFAULTS[sec][key]!r}"
+                )
+    out = copy.deepcopy(DEFAULTS)
+    preset = cfg.get("model", {}).get("preset", "")
+    if preset:
+        if preset not in PRESETS:
+            raise TrainConfigError(
+                f"[model] preset = {preset!r}: available presets: {', '.join(PRESETS)}"
+            )
+        for sec, body in PRESETS[preset].items():
+            out[sec].update(body)
+    for sec, body in cfg.items():
+        for key, val in body.items():
+            out[sec][key] = float(val) if isinstance(DEFAULTS[sec][key], float) else val
+    d, f, m, t, o = (out[k] for k in ("data", "features", "model", "training", "output"))
+    for key in ("test_fraction", "validation_fraction"):
+        if not 0.0 <= d[key] < 1.0:
+            raise TrainConfigError(f"[data] {key} = {d[key]}: expected a fraction in [0, 1)")
+    if d["validation_fraction"] <= 0:
+        raise TrainConfigError("[data] validation_fraction must be > 0 (early stopping)")
+    for sec, key, lo in (("data", "max_samples", 0), ("data", "split_seed", 0),
+                         ("model", "depth", 0), ("model", "width", 1),
+                         ("model", "n_ensemble", 1), ("training", "batch_size", 1),
+                         ("training", "max_epochs", 1), ("training", "min_epochs", 0),
+                         ("training", "patience", 1), ("training", "lr_patience", 0),
+                         ("training", "seed", 0), ("training", "threads", 0),
+                         ("output", "checkpoint_every", 0)):
+        if out[sec][key] < lo:
+            raise TrainConfigError(f"[{sec}] {key} = {out[sec][key]}: must be >= {lo}")
+    try:
+        rep = Representation(kind=f["kind"], n=f["n"], mesh=f["mesh"], source=f["source"],
+                             parity=f["parity"] if f["kind"] == "legendre" else "both")
+    except ValueError as exc:
+        raise TrainConfigError(f"[features]: {exc}") from None
+    if f["kind"] == "tau" and f["parity"] != "both":
+        raise TrainConfigError("[features] parity applies to kind = 'legendre' only")
+    for key in ("input_transform", "target_transform"):
+        if f[key] not in ("identity", "tanh", "-tanh"):
+            raise TrainConfigError(
+                f"[features] {key} = {f[key]!r}: use 'identity', 'tanh' or '-tanh'"
+            )
+    for name in f["descriptors"]:
+        if name != "bath" and name not in DESCRIPTORS:
+            raise TrainConfigError(
+                f"[features] descriptors: unknown {name!r}; available: "
+                f"{', '.join(DESCRIPTORS)}, bath"
+            )
+    try:
+        FeatureSpec(rep, list(f["inputs"]), f["base"], list(f["descriptors"]), f["input_mode"],
+                    f["target_scale"] or None)
+    except ValueError as exc:
+        raise TrainConfigError(f"[features]: {exc}") from None
+    if m["activation"] not in ACTIVATIONS:
+        raise TrainConfigError(
+            f"[model] activation = {m['activation']!r}: use one of {', '.join(ACTIVATIONS)}"
+        )
+    if not (t["lr"] > 0 and math.isfinite(t["lr"])):
+        raise TrainConfigError(f"[training] lr = {t['lr']}: must be > 0")
+    if t["weight_decay"] < 0:
+        raise TrainConfigError("[training] weight_decay must be >= 0")
+    if t["loss_weight"] not in ("none", "beta"):
+        raise TrainConfigError(f"[training] loss_weight = {t['loss_weight']!r}: 'none' or 'beta'")
+    if t["device"] not in ("auto", "cpu", "cuda"):
+        raise TrainConfigError(f"[training] device = {t['device']!r}: 'auto', 'cpu' or 'cuda'")
+    if t["dtype"] not in ("float32", "float64"):
+        raise TrainConfigError(f"[training] dtype = {t['dtype']!r}: 'float32' or 'float64'")
+    if t["max_minutes"] < 0:
+        raise TrainConfigError("[training] max_minutes must be >= 0 (0: no limit)")
+    if not str(o["model"]).endswith(".safetensors"):
+        raise TrainConfigError(f"[output] model = {o['model']!r}: must end in .safetensors")
+    return out
+
+
+def load_train_config(path) -> dict:
+    """Read and validate a TOML training config; relative paths are taken from its folder."""
+    p = Path(path)
+    if not p.is_file():
+        raise TrainConfigError(f"config file {str(p)!r} not found (see doc/ml.rst)")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise TrainConfigError(f"{p}: not valid TOML ({exc})") from None
+    cfg = validate_train_config(raw)
+    for sec, key in (("data", "database"), ("output", "model")):
+        v = cfg[sec][key]
+        if v and not Path(v).is_absolute():
+            cfg[sec][key] = str((p.parent / v).resolve())
+    return cfg
+
+
+# -- data -------------------------------------------------------------------------
+def feature_spec(cfg: dict) -> FeatureSpec:
+    f = cfg["features"]
+    rep = Representation(kind=f["kind"], n=f["n"], mesh=f["mesh"], source=f["source"],
+                         parity=f["parity"] if f["kind"] == "legendre" else "both")
+    return FeatureSpec(rep, list(f["inputs"]), f["base"], list(f["descriptors"]),
+                       f["input_mode"], f["target_scale"] or None)
+
+
+def prepare_data(cfg: dict, db=None):
+    """Database, feature spec, reference, split, and the encoded samples of each part.
+
+    Returns ``(db, spec, reference, split, parts)`` with ``split`` the dict
+    recorded in the model file and ``parts = {"train", "validation", "test"}``
+    of :class:`SampleSet` (the training part without augmentation).
+    """
+    from ..database import Database
+
+    d = cfg["data"]
+    if db is None:
+        if not d["database"]:
+            raise TrainConfigError("[data] database: give the database file to train on")
+        db = Database(d["database"])
+    spec = feature_spec(cfg)
+    reference = d["reference"] or db.reference
+    solvers = list(dict.fromkeys([*spec.inputs, reference]))
+    missing = [s for s in solvers if s not in db.solvers]
+    if missing:
+        raise TrainConfigError(
+            f"solvers {missing} are not in {db.path}; it has {db.solvers}"
+        )
+    samples = load_samples(db, spec.representation, solvers)
+    candidates = samples.index
+    if d["max_samples"] and d["max_samples"] < len(candidates):
+        rng = np.random.default_rng(d["split_seed"] + 7919)
+        candidates = np.sort(rng.choice(candidates, d["max_samples"], replace=False))
+    train_i, val_i, test_i = split_indices(
+        candidates, test_fraction=d["test_fraction"],
+        validation_fraction=d["validation_fraction"], seed=d["split_seed"])
+    pos = {int(i): k for k, i in enumerate(samples.index)}
+    parts = {name: samples.subset(np.array([pos[int(i)] for i in idx], dtype=np.int64))
+             for name, idx in (("train", train_i), ("validation", val_i), ("test", test_i))}
+    split = {
+        "rule": "numpy.random.default_rng(seed).permutation of the sorted candidate sample "
+                "numbers; first round(test_fraction*n) = test, next "
+                "round(validation_fraction*(n-n_test)) = validation, rest = train",
+        "candidates": "samples where every solver used succeeded"
+                      + (f", random subset of {d['max_samples']}" if d["max_samples"] else ""),
+        "seed": d["split_seed"],
+        "test_fraction": d["test_fraction"],
+        "validation_fraction": d["validation_fraction"],
+        "train": train_i.tolist(),
+        "validation": val_i.tolist(),
+        "test": test_i.tolist(),
+    }
+    return db, spec, reference, split, parts
+
+
+def training_domain(samples: SampleSet) -> dict:
+    """Ranges ``[min, max]`` of the physical and dimensionless parameters of ``samples``."""
+    p = samples.params
+    X, names = descriptors(p, ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3"])
+    out = {
+        "U": [float(p["U"].min()), float(p["U"].max())],
+        "mu-U/2": [float((p["mu"] - p["U"] / 2).min()), float((p["mu"] - p["U"] / 2).max())],
+        "beta": [float(p["beta"].min()), float(p["beta"].max())],
+        "D": [float(p["D"].min()), float(p["D"].max())],
+        "n_bath": int(p["eps_k"].shape[1]),
+    }
+    for j, n in enumerate(names):
+        out[n] = [float(X[:, j].min()), float(X[:, j].max())]
+    return out
+
+
+def _beta_weights(spec, reference, samples: SampleSet):
+    """Per-sample weights making every beta class weigh alike in the loss.
+
+    ``w_b = s_b^2 / <||Delta y||^2>_{beta(b)}``: with targets ``Delta y / s`` the
+    weighted mean square error is the sum over temperatures of the error
+    relative to the base solver's mean square error at that temperature.
+    """
+    rep = spec.representation
+    s = spec.scale(samples)
+    dy = samples.y[reference] - samples.y[spec.base]
+    e2 = (dy**2 * rep.metric()).sum(axis=1)
+    w = np.empty(len(samples))
+    for b in np.unique(samples.beta):
+        m = samples.beta == b
+        w[m] = s[m] ** 2 / max(e2[m].mean(), 1e-300)
+    return w / w.mean()
+
+
+# -- training -----------------------------------------------------------------------
+def _device(name):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainConfigError("[training] device = 'cuda' but CUDA is not available")
+    return torch.device(name)
+
+
+def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, quiet=True):
+    """Train one network; returns ``(net, history, info)`` with the best-validation weights."""
+    import torch
+    from tqdm import tqdm
+
+    m, t = cfg["model"], cfg["training"]
+    torch.manual_seed(seed)
+    dev = _device(t["device"])
+    dtype = getattr(torch, t["dtype"])
+    net = build_mlp(Z.shape[1], T.shape[1], depth=m["depth"], width=m["width"],
+                    activation=m["activation"], dtype=t["dtype"]).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
+    z = torch.as_tensor(Z, dtype=dtype, device=dev)
+    y = torch.as_tensor(T, dtype=dtype, device=dev)
+    w = torch.as_tensor(W, dtype=dtype, device=dev)[:, None]
+    zv = torch.as_tensor(Zv, dtype=dtype, device=dev)
+    yv = torch.as_tensor(Tv, dtype=dtype, device=dev)
+    wv = torch.as_tensor(Wv, dtype=dtype, device=dev)[:, None]
+    gen = torch.Generator().manual_seed(seed)
+    n, bs = len(z), t["batch_size"]
+    best, best_state, best_epoch, bad, lr_bad = math.inf, None, 0, 0, 0
+    history = []
+    t0 = time.perf_counter()
+    stop = "max_epochs"
+    bar = tqdm(range(t["max_epochs"]), desc=f"member seed {seed}", unit="epoch",
+               disable=quiet, dynamic_ncols=True)
+    for epoch in bar:
+        net.train()
+        perm = torch.randperm(n, generator=gen).to(dev)
+        tot = 0.0
+        for k in range(0, n, bs):
+            idx = perm[k : k + bs]
+            loss = (w[idx] * (net(z[idx]) - y[idx]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += float(loss.detach()) * len(idx)
+        net.eval()
+        with torch.no_grad():
+            val = float((wv * (net(zv) - yv) ** 2).mean())
+        history.append({"epoch": epoch + 1, "train": tot / n, "validation": val,
+                        "lr": opt.param_groups[0]["lr"]})
+        bar.set_postfix(train=f"{tot / n:.3g}", val=f"{val:.3g}")
+        if val < best:
+            best, best_epoch, bad, lr_bad = val, epoch + 1, 0, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            bad += 1
+            lr_bad += 1
+        if t["lr_patience"] and lr_bad >= t["lr_patience"]:
+            for g in opt.param_groups:
+                g["lr"] *= 0.5
+            lr_bad = 0
+        if checkpoint and cfg["output"]["checkpoint_every"] and \
+                (epoch + 1) % cfg["output"]["checkpoint_every"] == 0:
+            checkpoint(best_state, history)
+        if epoch + 1 >= t["min_epochs"] and bad >= t["patience"]:
+            stop = "early_stopping"
+            break
+        if t["max_minutes"] and time.perf_counter() - t0 > 60 * t["max_minutes"]:
+            stop = "time_budget"
+            break
+    bar.close()
+    net.load_state_dict(best_state)
+    net.eval()
+    info = {"best_epoch": best_epoch, "epochs": len(history), "best_validation_loss": best,
+            "stopped_by": stop, "seconds": time.perf_counter() - t0, "seed": seed}
+    if log:
+        log(f"  member seed {seed}: {info['epochs']} epochs ({stop}), best validation loss "
+            f"{best:.4g} at epoch {best_epoch}, {info['seconds']:.1f} s")
+    return net.cpu(), history, info
+
+
+def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=True):
+    """Train the model described by the validated ``cfg``; returns ``(model, report)``.
+
+    ``report`` holds the split, domain, learning curves, timings and the
+    validation and (with ``test_errors``) test error tables; with ``save`` the
+    model file ``[output] model`` is written (refusing to overwrite unless
+    asked).  The test samples are used only for that final table.
+    """
+    import torch
+
+    from ..database.reader import Database  # noqa: F401 - documented dependency
+    from .evaluate import errors_of_prediction
+    from .modelfile import ModelExistsError, file_sha256, save_model
+
+    if quiet:
+        log = None
+    out_path = Path(cfg["output"]["model"])
+    if save and out_path.exists() and not cfg["output"]["overwrite"]:
+        raise ModelExistsError(
+            f"{out_path} exists; choose another [output] model or set overwrite = true"
+        )
+    t_start = time.perf_counter()
+    if cfg["training"]["threads"]:
+        torch.set_num_threads(cfg["training"]["threads"])
+    db, spec, reference, split, parts = prepare_data(cfg, db)
+    f = cfg["features"]
+    train_set = parts["train"]
+    if f["ph_augment"]:
+        train_set = SampleSet.concatenate([train_set, train_set.ph_image(spec.representation)])
+    val_set = parts["validation"]
+    X, Xv = spec.features(train_set), spec.features(val_set)
+    Y, Yv = spec.target(train_set, reference), spec.target(val_set, reference)
+    itf = Transform(f["input_transform"], mask=spec.function_mask(X.shape[1])).fit(X)
+    otf = Transform(f["target_transform"]).fit(Y)
+    Z, Zv = itf.forward(X), itf.forward(Xv)
+    T, Tv = otf.forward(Y), otf.forward(Yv)
+    if cfg["training"]["loss_weight"] == "beta":
+        W, Wv = (_beta_weights(spec, reference, s) for s in (train_set, val_set))
+    else:
+        W, Wv = np.ones(len(Z)), np.ones(len(Zv))
+    if log:
+        log(f"training on {db.path}: {len(parts['train'])} train"
+            f"{' (x2 with PH images)' if f['ph_augment'] else ''}, "
+            f"{len(val_set)} validation, {len(parts['test'])} test samples; "
+            f"{Z.shape[1]} features -> {T.shape[1]} outputs "
+            f"({spec.representation.describe()}, base {spec.base}, reference {reference})")
+    nets, histories, infos = [], [], []
+    m = cfg["model"]
+    arch = {"depth": m["depth"], "width": m["width"], "activation": m["activation"],
+            "n_in": int(Z.shape[1]), "n_out": int(T.shape[1]),
+            "dtype": cfg["training"]["dtype"]}
+    ckpt_dir = out_path.with_name(out_path.stem + ".checkpoints")
+
+    def make_ckpt(k):
+        def ckpt(state, history):
+            if state is None or not save:
+                return
+            from safetensors.torch import save_file
+
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            save_file({n: v.contiguous().cpu() for n, v in state.items()},
+                      str(ckpt_dir / f"member{k}.safetensors"))
+            (ckpt_dir / f"member{k}.json").write_text(json.dumps(history))
+
+        return ckpt
+
+    for k in range(m["n_ensemble"]):
+        net, hist, info = _fit_member(Z, T, W, Zv, Tv, Wv, cfg, cfg["training"]["seed"] + k,
+                                      log=log, checkpoint=make_ckpt(k), quiet=quiet)
+        nets.append(net)
+        histories.append(hist)
+        infos.append(info)
+    model = CorrectionModel(spec, reference, itf, otf, nets, arch,
+                            symmetrize=f["symmetrize"], clip=f["clip"])
+    errors = {}
+    for name in ("validation", "test") if test_errors else ("validation",):
+        if len(parts[name]):
+            pred = model.predict(parts[name])
+            errors[name] = errors_of_prediction(pred.G_tau, parts[name].G_tau[reference],
+                                                parts[name].beta)
+    report = {
+        "database": {
+            "path": str(db.path),
+            "sha256": file_sha256(db.path),
+            "n_samples": len(db),
+            "format_version": int(db.attrs["format_version"]),
+            "reference": db.reference,
+            "solvers": list(db.solvers),
+            "n_tau_stored": len(db.tau_over_beta),
+            "seed": int(db.attrs["seed"]),
+        },
+        "split": split,
+        "domain": training_domain(parts["train"]),
+        "training": {
+            "config": cfg,
+            "members": infos,
+            "history": histories,
+            "seconds": time.perf_counter() - t_start,
+            "device": str(_device(cfg["training"]["device"])),
+            "torch_threads": torch.get_num_threads(),
+        },
+        "errors": errors,
+    }
+    if log:
+        for name, e in errors.items():
+            base = errors_of_prediction(parts[name].G_tau[spec.base],
+                                        parts[name].G_tau[reference], parts[name].beta)
+            log(f"{name}: RMS of G(tau) {e['all']['RMS']:.3e} (base {spec.base}: "
+                f"{base['all']['RMS']:.3e})")
+        log(f"total {report['training']['seconds']:.1f} s")
+    if save:
+        save_model(model, out_path, metadata=report, overwrite=cfg["output"]["overwrite"])
+        if log:
+            log(f"wrote {out_path}")
+        if ckpt_dir.is_dir():  # the run finished: its checkpoints are superseded
+            for f in ckpt_dir.glob("member*"):
+                f.unlink()
+            ckpt_dir.rmdir()
+        if cfg["output"]["name"]:
+            from .modelfile import publish_model
+
+            pub = publish_model(out_path, out_path.parent, cfg["output"]["name"])
+            if log:
+                log(f"published {pub}")
+    model.metadata = report
+    return model, report

@@ -1,0 +1,614 @@
+# SPDX-License-Identifier: Apache-2.0
+"""ML layer: representations, transforms, constraints, training, model files, refusals."""
+
+import argparse
+import json
+import pickle
+import struct
+
+import numpy as np
+import pytest
+from triqs_mlsolver.aim import AIMParams
+from triqs_mlsolver.database import Database, generate, validate_config
+from triqs_mlsolver.gf import transforms as tr
+from triqs_mlsolver.ml import (
+    ModelExistsError,
+    ModelFormatError,
+    ModelMismatchError,
+    Representation,
+    TrainConfigError,
+    Transform,
+    constraint_projection,
+    descriptors,
+    load_model,
+    ph_image_params,
+    project_tau_physical,
+    publish_model,
+    save_model,
+    tau_mesh,
+    train_model,
+    validate_train_config,
+)
+from triqs_mlsolver.ml.dataset import load_samples
+from triqs_mlsolver.ml.evaluate import evaluate, format_table
+from triqs_mlsolver.solvers import solve_aim
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+
+REPS = [
+    Representation(kind="tau", n=21, mesh="uniform"),
+    Representation(kind="tau", n=15, mesh="adaptive"),
+    Representation(kind="tau", n=15, mesh="adaptive", source="G_l"),
+    Representation(kind="legendre", n=12),
+    Representation(kind="legendre", n=12, parity="even"),
+    Representation(kind="legendre", n=12, parity="odd"),
+]
+
+
+# -- representations -------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["uniform", "adaptive"])
+@pytest.mark.parametrize("n", [3, 8, 51])
+def test_tau_mesh_symmetric(kind, n):
+    x = tau_mesh(kind, n)
+    assert x[0] == 0.0 and x[-1] == 1.0 and np.all(np.diff(x) > 0)
+    half = n // 2
+    np.testing.assert_array_equal(x[::-1][:half], 1.0 - x[:half])  # mirrored by construction
+    np.testing.assert_allclose(x[::-1], 1.0 - x, rtol=0, atol=1e-16)
+    if kind == "adaptive" and n > 8:  # denser at the ends than in the middle
+        assert x[1] - x[0] < 0.2 * (x[n // 2 + 1] - x[n // 2])
+
+
+@pytest.mark.parametrize("name", ["identity", "tanh", "-tanh"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_transforms_invertible(name, masked):
+    rng = np.random.default_rng(1)
+    v = rng.normal(0, 0.7, (50, 9))
+    # e.g. log10 of a scale: the mask keeps tanh off it.  Unmasked, tanh's inverse
+    # amplifies rounding by cosh(v)^2 (1e7 at |v| = 8), so stay where it is well conditioned
+    v[:, -1] = rng.uniform(-8, 0, 50) if masked else rng.uniform(-2.5, 0, 50)
+    mask = np.r_[np.ones(8, bool), False] if masked else None
+    t = Transform(name, mask=mask).fit(v)
+    z = t.forward(v)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(t.inverse(z), v, rtol=0, atol=1e-12)
+    t2 = Transform.from_dict(json.loads(json.dumps(t.to_dict())))
+    np.testing.assert_array_equal(t2.forward(v), z)
+
+
+def test_transform_errors():
+    with pytest.raises(ValueError, match="transform 'tan'"):
+        Transform("tan")
+    with pytest.raises(RuntimeError, match="fit"):
+        Transform("tanh").forward(np.zeros((2, 2)))
+
+
+def _poles_G(beta, tau):
+    """A G(tau) with poles: -sum_p w_p e^{-E_p tau} / (1 + e^{-beta E_p})."""
+    E, W = np.array([-1.3, 0.2, 2.1]), np.array([0.3, 0.5, 0.2])
+    return -(W * np.exp(-np.outer(tau, E)) / (1 + np.exp(-beta * E))).sum(axis=1)
+
+
+def test_legendre_parity_is_tau_reflection():
+    beta, n_l = 7.0, 24
+    rng = np.random.default_rng(2)
+    G_l = rng.normal(size=n_l)
+    tau = np.linspace(0, beta, 33)
+    sign = (-1.0) ** np.arange(n_l)
+    np.testing.assert_allclose(tr.legendre_to_tau(sign * G_l, beta, tau),
+                               tr.legendre_to_tau(G_l, beta, beta - tau), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("rep", REPS, ids=lambda r: r.describe())
+def test_ph_image_is_reflection_in_every_representation(rep):
+    beta = 4.0
+    x = np.linspace(0, 1, 201)
+    G_t = _poles_G(beta, beta * x)[None]
+    G_l = tr.tau_to_legendre(G_t[0], beta, 40)[None]
+    G_t_r = G_t[:, ::-1]
+    G_l_r = G_l * (-1.0) ** np.arange(40)
+    y = rep.encode(G_t, G_l, np.array([beta]), x)
+    y_r = rep.encode(G_t_r, G_l_r, np.array([beta]), x)
+    np.testing.assert_allclose(rep.ph_image(y), y_r, rtol=0, atol=1e-12)
+
+
+def test_encode_decode_roundtrip_tau():
+    beta = 3.0
+    x = np.linspace(0, 1, 201)
+    G = _poles_G(beta, beta * x)[None]
+    rep = Representation(kind="tau", n=201, mesh="uniform")
+    y = rep.encode(G, None, np.array([beta]), x)
+    np.testing.assert_array_equal(rep.decode_tau(y, x), G)  # the stored mesh: exact
+    rep = Representation(kind="tau", n=51, mesh="adaptive")
+    y = rep.encode(G, None, np.array([beta]), x)
+    np.testing.assert_allclose(y[0], _poles_G(beta, beta * rep.x), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(rep.decode_tau(y, x), G, rtol=0, atol=1e-5)
+
+
+def test_legendre_decode_matches_transforms():
+    beta = 5.0
+    x = np.linspace(0, 1, 51)
+    G_l = tr.tau_to_legendre(_poles_G(beta, beta * np.linspace(0, 1, 401)), beta, 30)[None]
+    rep = Representation(kind="legendre", n=30)
+    y = rep.encode(None, G_l, np.array([beta]))
+    np.testing.assert_allclose(rep.decode_tau(y, x)[0], tr.legendre_to_tau(G_l[0], beta,
+                                                                            beta * x),
+                               rtol=0, atol=1e-13)
+    np.testing.assert_allclose(rep.decode_legendre(y, [beta], 30), G_l, rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match="n_l >= 40"):
+        Representation(kind="legendre", n=40).encode(None, G_l, np.array([beta]))
+
+
+def _ph_symmetric_params(U=2.5, beta=6.0):
+    return AIMParams(U=U, mu=U / 2, beta=beta, eps_k=[-0.7, 0.0, 0.7], V_k=[0.4, 0.3, 0.4])
+
+
+def test_ph_augmentation_maps_symmetric_sample_to_itself():
+    p = _ph_symmetric_params()
+    sol = solve_aim("ed", p, n_iw=64, n_tau=41, n_l=30)
+    arrays = {"U": np.array([p.U]), "mu": p.mu[:1], "beta": np.array([p.beta]),
+              "D": np.array([1.0]), "eps_k": p.eps_k[:1], "V_k": p.V_k[:1]}
+    img = ph_image_params(arrays)
+    names = ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3", "bath"]
+    X, _ = descriptors(arrays, names)
+    X_img, _ = descriptors(img, names)
+    np.testing.assert_allclose(X_img, X, rtol=0, atol=1e-15)
+    x = np.linspace(0, 1, 41)
+    for rep in REPS:
+        y = rep.encode(sol.G_tau[:1], sol.G_l[:1], np.array([p.beta]), x)
+        np.testing.assert_allclose(rep.ph_image(y), y, rtol=0, atol=1e-10)
+
+
+def test_ph_image_params_solve_reflected_G():
+    """The image parameters (mu -> U - mu, eps_k -> -eps_k) have G(beta - tau)."""
+    p = AIMParams(U=3.0, mu=0.9, beta=5.0, eps_k=[-0.8, 0.1, 0.5], V_k=[0.3, 0.5, 0.2])
+    arrays = {"U": np.array([p.U]), "mu": p.mu[:1], "beta": np.array([p.beta]),
+              "eps_k": p.eps_k[:1], "V_k": p.V_k[:1]}
+    img = ph_image_params(arrays)
+    q = AIMParams(U=p.U, mu=float(img["mu"][0]), beta=p.beta, eps_k=img["eps_k"][0],
+                  V_k=img["V_k"][0])
+    g = solve_aim("ed", p, n_iw=64, n_tau=41, n_l=20)
+    h = solve_aim("ed", q, n_iw=64, n_tau=41, n_l=20)
+    np.testing.assert_allclose(h.G_tau, g.G_tau[:, ::-1], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(h.G_l, g.G_l * (-1.0) ** np.arange(20), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("rep", REPS, ids=lambda r: r.describe())
+def test_constraint_projection_exact(rep):
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=(20, rep.size))
+    a = rep.constraint()
+    w = None if rep.kind == "tau" else rep.metric()
+    p = constraint_projection(y, a, 0.0, w)
+    np.testing.assert_allclose(p @ a, 0.0, rtol=0, atol=1e-13)
+    # Delta G(0) + Delta G(beta) = 0 in tau
+    ends = rep.decode_tau(p, np.array([0.0, 1.0]))
+    np.testing.assert_allclose(ends.sum(axis=1), 0.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(constraint_projection(p, a, 0.0, w), p, rtol=0, atol=1e-13)
+    # the projection never moves a prediction away from a target on the constraint
+    t = constraint_projection(rng.normal(size=(20, rep.size)), a, 0.0, w)
+    wm = np.ones(rep.size) if w is None else w
+    assert np.all(((p - t) ** 2 * wm).sum(1) <= ((y - t) ** 2 * wm).sum(1) + 1e-12)
+    if rep.parity == "odd":
+        assert np.all(a == 0)  # odd coefficients never change G(0) + G(beta)
+
+
+def test_legendre_constraint_vector():
+    rep = Representation(kind="legendre", n=6)
+    expect = np.sqrt(2 * np.arange(6) + 1) * np.array([2, 0, 2, 0, 2, 0])
+    np.testing.assert_array_equal(rep.constraint(), expect)
+
+
+def test_project_tau_physical():
+    rng = np.random.default_rng(4)
+    G = rng.normal(-0.3, 0.4, (30, 11))
+    P = project_tau_physical(G)
+    assert np.all(P <= 0)
+    np.testing.assert_allclose(P[:, 0] + P[:, -1], -1.0, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(project_tau_physical(P), P)
+    truth = project_tau_physical(rng.normal(-0.3, 0.2, (30, 11)))
+    assert np.all(((P - truth) ** 2).sum(1) <= ((G - truth) ** 2).sum(1) + 1e-12)
+
+
+def test_descriptors_scale_free():
+    p = {"U": np.array([2.0]), "mu": np.array([0.7]), "beta": np.array([10.0]),
+         "D": np.array([1.0]), "eps_k": np.array([[-0.5, 0.2]]), "V_k": np.array([[0.3, 0.4]])}
+    c = 2.5
+    q = {"U": p["U"] * c, "mu": p["mu"] * c, "beta": p["beta"] / c, "D": p["D"] * c,
+         "eps_k": p["eps_k"] * c, "V_k": p["V_k"] * c}
+    names = ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3", "bath"]
+    np.testing.assert_allclose(descriptors(q, names)[0], descriptors(p, names)[0], rtol=1e-14)
+    with pytest.raises(ValueError, match="unknown descriptor"):
+        descriptors(p, ["U/W"])
+
+
+# -- tiny database, training, model files -------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mldb") / "tiny.h5"
+    cfg = validate_config({
+        "sampler": {"n_samples": 60, "n_bath": 2, "beta": [2.0, 5.0], "seed": 11,
+                    "U": [1.0, 4.0], "W": [1.0, 3.0]},
+        "solvers": {"cheap": ["hubbard_i", "ipt", "ed1"], "reference": "ed"},
+        "grid": {"n_iw": 64, "n_tau": 21, "n_l": 16},
+        "output": {"chunk_size": 30},
+    })
+    generate(cfg, path, quiet=True)
+    return path
+
+
+def _cfg(db, out, **over):
+    raw = {
+        "data": {"database": str(db), "test_fraction": 0.2, "validation_fraction": 0.25},
+        "features": {"kind": "tau", "n": 21, "mesh": "uniform", "inputs": ["hubbard_i", "ipt",
+                                                                          "ed1"],
+                     "base": "ipt", "descriptors": ["U/D", "eps/D", "log(beta*D)", "bath"]},
+        "model": {"depth": 1, "width": 32, "activation": "tanh", "n_ensemble": 2},
+        "training": {"lr": 3e-3, "batch_size": 8, "max_epochs": 150, "patience": 40,
+                     "seed": 5},
+        "output": {"model": str(out), "checkpoint_every": 0},
+    }
+    for sec, body in over.items():
+        raw.setdefault(sec, {}).update(body)
+    return validate_train_config(raw)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_db, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    model, report = train_model(_cfg(tiny_db, out), quiet=True)
+    return model, report, out
+
+
+def test_training_beats_best_cheap_solver(trained, tiny_db):
+    """The corrected G is closer to the reference than every cheap solver (validation)."""
+    model, report, _ = trained
+    db = Database(tiny_db)
+    for part, factor in (("validation", 0.7), ("test", 1.0)):
+        idx = np.array(report["split"][part])
+        s = load_samples(db, model.spec.representation, ["hubbard_i", "ipt", "ed1", "ed"], idx)
+        rms = {k: np.sqrt(((s.G_tau[k] - s.G_tau["ed"]) ** 2).mean())
+               for k in ("hubbard_i", "ipt", "ed1")}
+        model_rms = report["errors"][part]["all"]["RMS"]
+        assert model_rms < factor * min(rms.values()), (part, model_rms, rms)
+    # the learning curve went down
+    h = report["training"]["history"][0]
+    assert min(r["validation"] for r in h) < 0.5 * h[0]["validation"]
+
+
+def test_split_disjoint_and_recorded(trained):
+    _, report, path = trained
+    sp = report["split"]
+    tr_, va, te = (set(sp[k]) for k in ("train", "validation", "test"))
+    assert not (tr_ & va) and not (tr_ & te) and not (va & te)
+    assert len(te) == 12 and len(tr_ | va | te) == 60
+    meta = load_model(path).metadata
+    assert meta["split"]["test"] == sp["test"]
+    assert len(meta["database"]["sha256"]) == 64
+    assert meta["format"] == "triqs_mlsolver.model"
+
+
+def test_model_file_roundtrip_identical(trained, tiny_db):
+    model, _, path = trained
+    db = Database(tiny_db)
+    s = load_samples(db, model.spec.representation, ["hubbard_i", "ipt", "ed1", "ed"])
+    loaded = load_model(path)
+    a, b = model.predict(s), loaded.predict(s)
+    np.testing.assert_array_equal(a.G_tau, b.G_tau)
+    np.testing.assert_array_equal(a.G_tau_spread, b.G_tau_spread)
+    assert np.all(a.G_tau <= 0)
+    np.testing.assert_allclose(a.G_tau[:, 0] + a.G_tau[:, -1], -1, rtol=0, atol=1e-12)
+    assert a.G_tau_spread.max() > 0  # two members
+
+
+def test_training_is_deterministic(tiny_db, tmp_path):
+    cfg = _cfg(tiny_db, tmp_path / "a.safetensors",
+               model={"n_ensemble": 1}, training={"max_epochs": 5})
+    m1, _ = train_model(cfg, quiet=True, save=False)
+    m2, _ = train_model(cfg, quiet=True, save=False)
+    for p, q in zip(m1.nets[0].parameters(), m2.nets[0].parameters()):
+        assert torch.equal(p, q)
+
+
+def test_symmetrized_model_is_ph_covariant(trained, tiny_db):
+    model, _, _ = trained
+    db = Database(tiny_db)
+    s = load_samples(db, model.spec.representation, ["hubbard_i", "ipt", "ed1", "ed"])
+    model.symmetrize = True
+    try:
+        a = model.predict(s)
+        b = model.predict(s.ph_image(model.spec.representation))
+    finally:
+        model.symmetrize = False
+    np.testing.assert_allclose(b.G_tau, a.G_tau[:, ::-1], rtol=0, atol=1e-12)
+
+
+def test_evaluate_table(trained, tiny_db):
+    _, _, path = trained
+    model = load_model(path)
+    res = evaluate(model, Database(tiny_db), log=None, krr_n_cv=30, krr_n_fit=60)
+    assert res.bins["all"].sum() == 12
+    tab = res.table["G(tau)"]
+    assert {"hubbard_i", "ipt", "ed1", "model", "ridge", "krr"} <= set(tab)
+    assert tab["model"]["all"]["RMS"] < tab["ed1"]["all"]["RMS"]
+    txt = format_table(res, "Z0", "MAE")
+    assert "beta=2" in txt and "U in" in txt
+
+
+def test_cli_train_and_evaluate(tiny_db, tmp_path, capsys):
+    from triqs_mlsolver.cli import ml as cli_ml
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-q", "--quiet", action="store_true")
+    cli_ml.add_parsers(parser.add_subparsers(dest="command"))
+    cfg = tmp_path / "train.toml"
+    cfg.write_text(f"""
+[data]
+database = "{tiny_db}"
+[features]
+kind = "legendre"
+n = 12
+inputs = ["ipt", "ed1"]
+base = "ed1"
+[model]
+preset = "seed"
+[training]
+max_epochs = 3
+[output]
+model = "m.safetensors"
+""")
+    args = parser.parse_args(["-q", "train", str(cfg)])
+    assert args.func(args) == 0
+    model = tmp_path / "m.safetensors"
+    assert model.is_file()
+    meta = load_model(model).metadata
+    assert meta["architecture"]["width"] == 51  # the seed preset
+    assert meta["training"]["config"]["training"]["batch_size"] == 8
+    args = parser.parse_args(["-q", "evaluate", str(model), str(tiny_db), "--no-krr",
+                              "--plot", str(tmp_path / "plots")])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "G(tau) RMS" in out and "ridge" in out
+    assert (tmp_path / "plots" / "error_histograms.png").is_file()
+    args = parser.parse_args(["-q", "train", str(cfg)])
+    with pytest.raises(ModelExistsError, match="exists"):
+        args.func(args)
+
+
+def test_gridsearch(tiny_db, tmp_path):
+    from triqs_mlsolver.ml.gridsearch import run_grid
+
+    raw = {
+        "data": {"database": str(tiny_db)},
+        "features": {"kind": "tau", "n": 21, "mesh": "uniform", "inputs": ["ed1"],
+                     "base": "ed1", "descriptors": ["U/D"]},
+        "training": {"max_epochs": 2},
+        "grid": {"model.width": [4, 8], "features": [{"input_transform": "tanh"},
+                                                     {"input_transform": "identity"}]},
+    }
+    text = run_grid(raw, tmp_path, quiet=True)
+    assert len(text.splitlines()) == 2 + 4
+    assert (tmp_path / "results.csv").is_file()
+    with pytest.raises(TrainConfigError, match="model.widht"):
+        run_grid({**raw, "grid": {"model.widht": [1]}}, tmp_path, quiet=True)
+
+
+def test_bad_train_configs(tiny_db, tmp_path):
+    with pytest.raises(TrainConfigError, match="unknown key 'lr_rate' in \\[training\\]"):
+        validate_train_config({"training": {"lr_rate": 1e-3}})
+    with pytest.raises(TrainConfigError, match="unknown section"):
+        validate_train_config({"optimizer": {}})
+    with pytest.raises(TrainConfigError, match="base solver"):
+        validate_train_config({"features": {"inputs": ["ipt"], "base": "ed3"}})
+    with pytest.raises(TrainConfigError, match="preset"):
+        validate_train_config({"model": {"preset": "best"}})
+    with pytest.raises(TrainConfigError, match="activation"):
+        validate_train_config({"model": {"activation": "swish"}})
+    with pytest.raises(TrainConfigError, match="not in"):
+        train_model(_cfg(tiny_db, tmp_path / "x.safetensors",
+                   features={"inputs": ["nca", "ed1"], "base": "ed1"}), quiet=True)
+
+
+# -- refusals -----------------------------------------------------------------------
+def test_refuse_truncated_and_corrupt(trained, tmp_path):
+    _, _, path = trained
+    data = path.read_bytes()
+    trunc = tmp_path / "trunc.safetensors"
+    trunc.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFormatError, match="truncated"):
+        load_model(trunc)
+    bad = bytearray(data)
+    bad[-5] ^= 0xFF  # flip bits in the last weight
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(bytes(bad))
+    with pytest.raises(ModelFormatError, match="corrupt"):
+        load_model(corrupt)
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelFormatError, match="empty or truncated"):
+        load_model(empty)
+
+
+def test_refuse_foreign_file(tmp_path, tiny_db):
+    from safetensors.numpy import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": np.zeros(3)}, str(foreign), metadata={"format": "pt"})
+    with pytest.raises(ModelFormatError, match="not a triqs_mlsolver model"):
+        load_model(foreign)
+    with pytest.raises(ModelFormatError, match="not a safetensors model file"):
+        load_model(tiny_db)  # an HDF5 file
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.safetensors")
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save"])
+def test_refuse_code_carrying_pickle(tmp_path, how):
+    marker = tmp_path / "PWNED"
+    evil = tmp_path / "evil.safetensors"
+    if how == "pickle":
+        evil.write_bytes(pickle.dumps({"weights": _Evil(marker)}, protocol=4))
+    else:
+        torch.save({"weights": _Evil(marker)}, evil)
+    # sanity: the payload really would run if unpickled
+    assert not marker.exists()
+    with pytest.raises(ModelFormatError, match="refused"):
+        load_model(evil)
+    assert not marker.exists(), "loading a model executed code"
+
+
+def test_refuse_representation_mismatch(trained, tiny_db, tmp_path):
+    model, _, _ = trained
+    # a Legendre model needing more coefficients than the database stores (16)
+    from triqs_mlsolver.ml.modelfile import check_compatible
+
+    spec = model.spec
+    model.spec = type(spec)(Representation(kind="legendre", n=30), spec.inputs, spec.base,
+                            spec.descriptors, spec.input_mode, spec.target_scale)
+    try:
+        with pytest.raises(ModelMismatchError, match="needs 30 Legendre coefficients"):
+            check_compatible(model, Database(tiny_db))
+    finally:
+        model.spec = spec
+    # a database without the model's input solvers
+    other = tmp_path / "other.h5"
+    generate(validate_config({
+        "sampler": {"n_samples": 4, "n_bath": 2, "beta": [2.0], "seed": 3},
+        "solvers": {"cheap": ["hubbard_i"], "reference": "ed"},
+        "grid": {"n_iw": 32, "n_tau": 21, "n_l": 16}}), other, quiet=True)
+    with pytest.raises(ModelMismatchError, match="needs solvers"):
+        evaluate(model, Database(other), log=None)
+
+
+def test_refuse_inconsistent_metadata(trained, tmp_path):
+    """Metadata whose representation does not match the weights is refused."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    _, _, path = trained
+    with safe_open(str(path), framework="numpy") as f:
+        head = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta = json.loads(head["triqs_mlsolver"])
+    meta["feature_spec"]["representation"]["n"] = 15
+    head["triqs_mlsolver"] = json.dumps(meta)
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata=head)
+    with pytest.raises(ModelFormatError, match="do not\\s+match"):
+        load_model(bad)
+
+
+def test_published_models_are_frozen(trained, tmp_path):
+    model, _, path = trained
+    pub = publish_model(path, tmp_path, "tiny_test_v1")
+    assert pub.name == "tiny_test_v1.safetensors"
+    meta = load_model(pub).metadata
+    assert meta["published"] and meta["name"] == "tiny_test_v1"
+    assert meta["split"] == load_model(path).metadata["split"]
+    with pytest.raises(ModelExistsError, match="never edited in place"):
+        publish_model(path, tmp_path, "tiny_test_v1")
+    with pytest.raises(ModelExistsError, match="published"):
+        save_model(model, pub, overwrite=True)
+    with pytest.raises(ValueError, match="versioned"):
+        publish_model(path, tmp_path, "tiny_test")
+    with pytest.raises(ModelExistsError, match="exists"):
+        save_model(model, path)
+
+
+def test_header_length_sniffing(tmp_path):
+    f = tmp_path / "huge_header.safetensors"
+    f.write_bytes(struct.pack("<Q", 10**12) + b"{}")
+    with pytest.raises(ModelFormatError, match="truncated"):
+        load_model(f)
+
+
+def test_documented_configs_are_valid():
+    """The config in ml.train's docstring (shown in doc/ml.rst) is the defaults; the
+    shipped default-model config validates."""
+    import importlib
+    import textwrap
+    from pathlib import Path
+
+    train_mod = importlib.import_module("triqs_mlsolver.ml.train")
+    import triqs_mlsolver.ml.train as imported
+
+    assert imported is train_mod  # the module, not shadowed by a function
+    tomllib = train_mod.tomllib
+
+    block = train_mod.__doc__.split(".. code-block:: toml")[1]
+    doc_cfg = tomllib.loads(textwrap.dedent(block))
+    doc_cfg["data"]["database"] = ""
+    assert validate_train_config(doc_cfg) == train_mod.DEFAULTS
+    path = Path(train_mod.__file__).with_name("default_model.toml")
+    cfg = train_mod.load_train_config(path)
+    assert cfg["features"]["base"] == "ed3"
+
+
+def test_inference_from_solutions_matches_database(trained, tiny_db):
+    """correct() on fresh cheap solves equals the prediction on the stored sample."""
+    from triqs_mlsolver.ml.inference import OutOfDomainWarning, correct
+
+    model, report, _ = trained
+    db = Database(tiny_db)
+    i = report["split"]["test"][0]
+    p = db.params
+    params = AIMParams(U=p["U"][i], mu=p["mu"][i], beta=p["beta"][i], eps_k=p["eps_k"][i],
+                       V_k=p["V_k"][i], D=p["D"][i])
+    sols = {s: solve_aim(s, params, n_iw=64, n_tau=21, n_l=16) for s in model.spec.inputs}
+    out = correct(model, params, sols)
+    s = load_samples(db, model.spec.representation, model.spec.inputs, np.array([i]))
+    np.testing.assert_allclose(out.G_tau[0], model.predict(s).G_tau[0], rtol=0, atol=1e-9)
+    assert out.G_tau.shape == (2, 21) and out.G_l.shape == (2, 16) and not out.out_of_domain
+    far = AIMParams(U=40.0, mu=20.0, beta=p["beta"][i], eps_k=p["eps_k"][i], V_k=p["V_k"][i],
+                    D=p["D"][i])
+    sols = {s: solve_aim(s, far, n_iw=64, n_tau=21, n_l=16) for s in model.spec.inputs}
+    with pytest.warns(OutOfDomainWarning, match="U/D"):
+        correct(model, far, sols)
+
+
+def test_gauss_bath_reproduces_moments():
+    from triqs_mlsolver.ml.inference import _gauss_bath
+
+    eps, V = np.array([-0.9, -0.2, 0.4, 1.0]), np.array([0.2, 0.3, 0.25, 0.1])
+    m = np.array([(V**2 * eps**n).sum() for n in range(4)])
+    e2, v2 = _gauss_bath(m)
+    np.testing.assert_allclose([(v2**2 * e2**n).sum() for n in range(4)], m, rtol=1e-12)
+
+
+def test_evaluate_on_another_database(trained, tmp_path):
+    """On a database the model was not trained on, every sample is unseen; the baselines are
+    fitted on the training database (found by its recorded path and hash)."""
+    _, _, path = trained
+    other = tmp_path / "other.h5"
+    generate(validate_config({
+        "sampler": {"n_samples": 6, "n_bath": 2, "beta": [2.0, 5.0], "seed": 99,
+                    "U": [1.0, 4.0], "W": [1.0, 3.0]},
+        "solvers": {"cheap": ["hubbard_i", "ipt", "ed1"], "reference": "ed"},
+        "grid": {"n_iw": 64, "n_tau": 21, "n_l": 16}}), other, quiet=True)
+    res = evaluate(load_model(path), Database(other), krr=False, log=None)
+    assert not res.info["same_as_training"] and res.bins["all"].sum() == 6
+    assert "ridge" in res.table["G(tau)"]
+
+
+def test_shipped_default_model_loads_and_describes_itself():
+    from importlib.resources import files
+
+    from triqs_mlsolver.ml import load_model, read_metadata
+
+    path = files("triqs_mlsolver") / "models" / "triqs_mlsolver_default_v1.safetensors"
+    meta = read_metadata(path)
+    model = load_model(path)
+    assert model is not None
+    text = str(meta)
+    for key in ("ed3", "sha256", "split"):
+        assert key in text, key
