@@ -10,21 +10,11 @@ analytic tail cost on top of it.
 """
 
 import argparse
-import time
 
 import numpy as np
+from _timing import median_time
 from triqs_mlsolver.gf import Fourier, GfImFreq, GfImTime, SemiCircular
 from triqs_mlsolver.gf import transforms as tr
-
-
-def best_of(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main():
@@ -47,11 +37,11 @@ def main():
     def baseline_tau_to_iw():
         return np.fft.ifft(gt.data[:M, 0, 0])
 
-    t_base = best_of(baseline_iw_to_tau, args.repeat)
-    t_fwd = best_of(lambda: gt << Fourier(g), args.repeat)
-    t_fwd_raw = best_of(lambda: tr.iw_to_tau(data, beta, n_tau), args.repeat)
-    t_base2 = best_of(baseline_tau_to_iw, args.repeat)
-    t_bwd = best_of(lambda: g << Fourier(gt), args.repeat)
+    t_base = median_time(baseline_iw_to_tau, args.repeat)
+    t_fwd = median_time(lambda: gt << Fourier(g), args.repeat)
+    t_fwd_raw = median_time(lambda: tr.iw_to_tau(data, beta, n_tau), args.repeat)
+    t_base2 = median_time(baseline_tau_to_iw, args.repeat)
+    t_bwd = median_time(lambda: g << Fourier(gt), args.repeat)
     print(f"Fourier at n_iw={n_iw}, n_tau={n_tau}, beta={beta:g} (median of {args.repeat})")
     print(f"{'transform':34s} {'time [ms]':>10s} {'ratio to numpy FFT':>20s}")
     rows = [

@@ -13,24 +13,14 @@ solvers' results as input, so the ML solve costs (sum of its input solvers)
 """
 
 import argparse
-import time
 
 import numpy as np
+from _timing import median_time
 from triqs_mlsolver.aim import AIMParams
 from triqs_mlsolver.database import Database
 from triqs_mlsolver.ml import load_model
 from triqs_mlsolver.ml.dataset import SampleSet, load_samples
 from triqs_mlsolver.solvers import solve_aim
-
-
-def median_time(fn, repeat):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
 
 
 def main():

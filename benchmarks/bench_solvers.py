@@ -10,25 +10,14 @@ IPT is also timed off half filling (Kajueter-Kotliar, mu = 0.6).
 """
 
 import argparse
-import time
 
-import numpy as np
+from _timing import median_time
 from triqs_mlsolver.aim import AIMParams
 from triqs_mlsolver.dmft import semicircle_g
 from triqs_mlsolver.gf.transforms import matsubara_freqs
 from triqs_mlsolver.solvers import available_solvers, solve_aim
 
 TARGETS = {"hubbard_i": 1e-3, "ipt": 5e-3, "ed4": 50e-3, "nca": 0.5}
-
-
-def median_time(fn, repeat):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
 
 
 def main():

@@ -37,6 +37,8 @@ import copy
 import math
 from pathlib import Path
 
+from .._config import check_sections
+
 try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -94,21 +96,10 @@ def _int(sec, key, v, lo, hi=None):
 
 def validate_config(cfg: dict) -> dict:
     """Merge ``cfg`` into :data:`DEFAULTS` and check every value; returns the full config."""
-    if not isinstance(cfg, dict):
-        raise ConfigError("the configuration must be a table of sections")
+    check_sections(cfg, DEFAULTS, ConfigError)
     out = copy.deepcopy(DEFAULTS)
     for sec, body in cfg.items():
-        if sec not in DEFAULTS:
-            allowed = ", ".join(f"[{x}]" for x in DEFAULTS)
-            raise ConfigError(f"unknown section [{sec}]; allowed sections: {allowed}")
-        if not isinstance(body, dict):
-            raise ConfigError(f"[{sec}] must be a table of keys")
-        for key, val in body.items():
-            if key not in DEFAULTS[sec]:
-                raise ConfigError(
-                    f"unknown key {key!r} in [{sec}]; allowed keys: {', '.join(DEFAULTS[sec])}"
-                )
-            out[sec][key] = val
+        out[sec].update(body)
     s = out["sampler"]
     if s["mode"] not in ("seed", "dmft"):
         raise ConfigError(f"[sampler] mode = {s['mode']!r}: use 'seed' or 'dmft'")

@@ -73,6 +73,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._config import check_sections
 from .dataset import FeatureSpec, SampleSet, load_samples, split_indices
 from .models import ACTIVATIONS, PRESETS, CorrectionModel, build_mlp
 from .representations import DESCRIPTORS, Representation, Transform, descriptors
@@ -169,20 +170,9 @@ def _type_ok(default, v):
 
 def validate_train_config(cfg: dict) -> dict:
     """Merge ``cfg`` (and its preset) into :data:`DEFAULTS`, check every value."""
-    if not isinstance(cfg, dict):
-        raise TrainConfigError("the configuration must be a table of sections")
+    check_sections(cfg, DEFAULTS, TrainConfigError)
     for sec, body in cfg.items():
-        if sec not in DEFAULTS:
-            raise TrainConfigError(
-                f"unknown section [{sec}]; allowed: {', '.join(f'[{s}]' for s in DEFAULTS)}"
-            )
-        if not isinstance(body, dict):
-            raise TrainConfigError(f"[{sec}] must be a table of keys")
         for key, val in body.items():
-            if key not in DEFAULTS[sec]:
-                raise TrainConfigError(
-                    f"unknown key {key!r} in [{sec}]; allowed keys: {', '.join(DEFAULTS[sec])}"
-                )
             if not _type_ok(DEFAULTS[sec][key], val):
                 raise TrainConfigError(
                     f"[{sec}] {key} = {val!r}: expected a value like {DEFAULTS[sec][key]!r}"
