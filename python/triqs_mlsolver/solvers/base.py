@@ -72,15 +72,8 @@ def register_solver(name, function, *, options=None, description="", multi_orbit
 
 
 def _load_builtin():
-    # importing the modules registers them
-    import importlib
-
-    for mod in ("hubbard_i", "ipt", "ed", "nca", "cthyb"):
-        try:
-            importlib.import_module(f"{__package__}.{mod}")
-        except ModuleNotFoundError as exc:  # TEMP until ed/nca land
-            if exc.name != f"{__package__}.{mod}":
-                raise
+    """Import the built-in solver modules (importing a module registers its solvers)."""
+    from . import cthyb, ed, hubbard_i, ipt, nca  # noqa: F401
 
 
 def get_solver(name: str) -> SolverSpec:
