@@ -11,7 +11,7 @@ import numpy as np
 from ..gf import transforms as tr
 from .schema import FORMAT, FORMAT_VERSION, check_schema
 
-__all__ = ["Database", "error_table", "summary", "export_sample", "plot_database"]
+__all__ = ["Database", "error_stats", "error_table", "summary", "export_sample", "plot_database"]
 
 
 class Database:
@@ -82,9 +82,14 @@ class Database:
         return check_schema(self.path)
 
 
-def _err_stats(diff):
-    a = np.abs(diff)
-    return {"MAE": float(a.mean()), "RMS": float(np.sqrt((a**2).mean())), "max": float(a.max())}
+def error_stats(diff) -> dict:
+    """MAE, RMS and max of ``|diff|`` over all entries, and the number of samples ``n``
+    (first axis); NaN statistics for an empty selection."""
+    a = np.abs(np.asarray(diff))
+    if a.size == 0:
+        return {"MAE": float("nan"), "RMS": float("nan"), "max": float("nan"), "n": 0}
+    return {"MAE": float(a.mean()), "RMS": float(np.sqrt((a**2).mean())),
+            "max": float(a.max()), "n": int(a.shape[0])}
 
 
 def error_table(db: Database, mask=None) -> dict:
@@ -104,11 +109,11 @@ def error_table(db: Database, mask=None) -> dict:
             ok &= mask
         if not ok.any():
             continue
-        row = {"all": _err_stats(g[ok] - ref[ok])}
+        row = {"all": error_stats(g[ok] - ref[ok])}
         for b in betas:
             sel = ok & (db.params["beta"] == b)
             if sel.any():
-                row[float(b)] = _err_stats(g[sel] - ref[sel])
+                row[float(b)] = error_stats(g[sel] - ref[sel])
         out[s] = row
     return out
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..database.reader import error_stats
 from ..gf import transforms as tr
 from .baselines import fit_krr, fit_ridge
 from .dataset import SampleSet, load_samples
@@ -42,20 +43,12 @@ __all__ = [
 QUANTITIES = ("G(tau)", "G_l/beta", "Sigma(iw0)/D", "Z0")
 
 
-def _stats(diff):
-    a = np.abs(np.asarray(diff))
-    if a.size == 0:
-        return {"MAE": float("nan"), "RMS": float("nan"), "max": float("nan"), "n": 0}
-    return {"MAE": float(a.mean()), "RMS": float(np.sqrt((a**2).mean())),
-            "max": float(a.max()), "n": int(a.shape[0])}
-
-
 def errors_of_prediction(G_pred_bt, G_ref_bt, beta_b) -> dict:
     """``{"all": stats, beta: stats}`` of ``G_pred - G_ref`` (MAE, RMS, max)."""
     d = np.asarray(G_pred_bt) - np.asarray(G_ref_bt)
-    out = {"all": _stats(d)}
+    out = {"all": error_stats(d)}
     for b in np.unique(beta_b):
-        out[f"beta={b:g}"] = _stats(d[beta_b == b])
+        out[f"beta={b:g}"] = error_stats(d[beta_b == b])
     return out
 
 
@@ -125,7 +118,7 @@ def _table(res: EvaluationResult):
         ds = np.abs(res.sigma0[m] - res.sigma0[ref]) / D
         dz = np.abs(res.Z0[m] - res.Z0[ref])
         for q, d in zip(QUANTITIES, (dG, dl, ds, dz)):
-            tab[q][m] = {b: _stats(d[mask]) for b, mask in res.bins.items()}
+            tab[q][m] = {b: error_stats(d[mask]) for b, mask in res.bins.items()}
     return tab
 
 
