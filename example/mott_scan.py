@@ -9,7 +9,11 @@ Half filling, D = 1.  For each solver: an up-sweep from the metallic start
 insulating start; where the two differ the solver shows coexistence.  ED
 refits its bath (``--n-bath`` sites) to the hybridisation every iteration.
 Writes ``OUT.json`` (all numbers), ``OUT.png`` (Z0 and -beta G(beta/2)/pi
-against U) and prints a table.  Z0 = 1/(1 - Im Sigma(i w_0)/w_0) is the
+against U) and prints a table.  ``--reuse FILE`` takes the solvers already in
+an earlier ``OUT.json`` (same beta and U) instead of recomputing them (ED-8
+takes ~25 min); ``--reference ed`` adds the distance of every solver's Z0 to
+that solver's (the MLSolver acceptance: ``--solvers ml ipt hubbard_i ed
+--reuse doc/figures/mott_beta50.json --reference ed``).  Z0 = 1/(1 - Im Sigma(i w_0)/w_0) is the
 finite-temperature estimate of the quasiparticle weight.
 """
 
@@ -49,10 +53,25 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-5)
     ap.add_argument("--no-down", action="store_true", help="skip the down-sweeps")
     ap.add_argument("--out", default="mott_scan")
+    ap.add_argument("--reuse", help="earlier OUT.json whose solvers are taken, not recomputed")
+    ap.add_argument("--reference", help="solver whose Z0 the others are compared with")
     args = ap.parse_args()
     Us = sorted(args.U)
     result = {"beta": args.beta, "U": Us, "n_bath": args.n_bath, "solvers": {}}
+    if args.reuse:
+        with open(args.reuse) as f:
+            old = json.load(f)
+        if old["beta"] != args.beta or sorted(old["U"]) != Us:
+            raise SystemExit(f"--reuse {args.reuse}: beta={old['beta']}, U={old['U']} differ "
+                             f"from this run's beta={args.beta}, U={Us}")
+        result["solvers"].update({k: v for k, v in old["solvers"].items()
+                                  if k in args.solvers})
+    if args.reference and args.reference not in args.solvers:
+        raise SystemExit(f"--reference {args.reference} must be one of --solvers")
     for s in args.solvers:
+        if s in result["solvers"]:
+            print(f"  {s}: taken from {args.reuse}")
+            continue
         opts = {"n_bath": args.n_bath} if s == "ed" else {}
         up = sweep(s, Us, args.beta, "metal", opts, args.n_iw, args.tol)
         down = [] if args.no_down else sweep(s, Us[::-1], args.beta, "insulator", opts,
@@ -70,6 +89,28 @@ def main():
             z_dn = r["down"][i]["Z0"] if r["down"] else np.nan
             cells.append(f"{z_up:8.4f}/{z_dn:8.4f}")
         print(f"{U:5.2f} " + " ".join(cells))
+    if args.reference:
+        ref = result["solvers"][args.reference]
+        print(f"\n|Z0 - Z0({args.reference})|, up sweep (down sweep where computed)")
+        print(f"{'U':>5s} " + " ".join(f"{s:>17s}" for s in args.solvers
+                                        if s != args.reference))
+        worst = {}
+        for i, U in enumerate(Us):
+            cells = []
+            for s in args.solvers:
+                if s == args.reference:
+                    continue
+                r = result["solvers"][s]
+                du = abs(r["up"][i]["Z0"] - ref["up"][i]["Z0"])
+                dd = abs(r["down"][i]["Z0"] - ref["down"][i]["Z0"]) if (
+                    r["down"] and ref["down"]) else np.nan
+                worst[s] = max(worst.get(s, 0.0), du, 0.0 if np.isnan(dd) else dd)
+                cells.append(f"{du:8.4f}/{dd:8.4f}")
+            print(f"{U:5.2f} " + " ".join(cells))
+        print("  max  " + " ".join(f"{worst[s]:17.4f}" for s in worst))
+        result["max_abs_dZ0"] = {"reference": args.reference, **worst}
+        with open(args.out + ".json", "w") as f:
+            json.dump(result, f, indent=1)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -230,7 +230,7 @@ def test_killed_run_resumes_without_recomputing_or_losing_samples(tmp_path):
         ({"sampler": {"beta": [10.0, 0.0]}}, "beta must be a number > 0"),
         ({"sampler": {"beta": []}}, "non-empty list"),
         ({"sampler": {"n_bath": 0}}, "n_bath = 0"),
-        ({"sampler": {"mode": "random"}}, "'seed' or 'dmft'"),
+        ({"sampler": {"mode": "random"}}, "'seed', 'dmft' or 'bethe'"),
         ({"solvers": {"cheap": ["ipt", "hubbard"]}}, "unknown solver 'hubbard'"),
         ({"grid": {"n_tau": 2}}, "n_tau = 2"),
     ],

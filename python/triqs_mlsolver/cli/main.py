@@ -4,10 +4,12 @@
 Sub-commands (``triqs-mlsolver COMMAND --help`` for each):
 
 * ``demo``     Bethe-lattice Mott scan with the available solvers: table + Z(U) plot.
+* ``dmft``     DMFT U scans of several solvers from a TOML config: table, archive, plot.
 * ``generate`` MPI-parallel, crash-safe generation of a training database.
 * ``inspect``  summary, error tables, plots and TRIQS export of a database.
 * ``train``, ``evaluate``, ``gridsearch``, ``model-info``  the correction models.
 * ``solvers``  list the registered impurity solvers.
+* ``run``      an unmodified TRIQS script, with its impurity solver served here.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad command line or input.
 """
@@ -33,11 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     verb.add_argument("-v", "--verbose", action="store_true", help="print more detail")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    from . import database, demo, ml
+    from . import database, demo, dmft, ml, run
 
     demo.add_parser(sub)
+    dmft.add_parser(sub)
     database.add_parsers(sub)
     ml.add_parsers(sub)
+    run.add_parser(sub)
     s = sub.add_parser("solvers", help="list the registered impurity solvers")
     s.set_defaults(func=_cmd_solvers)
     return p

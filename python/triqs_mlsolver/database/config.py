@@ -9,7 +9,8 @@ naming the key and the fix.
 .. code-block:: toml
 
     [sampler]
-    mode = "seed"          # "seed": random discrete baths; "dmft": smooth Delta fitted to a bath
+    mode = "seed"          # "seed": random discrete baths; "dmft": smooth Delta fitted to a bath;
+                           # "bethe": Bethe-lattice DMFT-like Delta (metals, Mott insulators)
     n_samples = 10000
     seed = 2021
     U = [1.0, 10.0]        # uniform range
@@ -101,8 +102,8 @@ def validate_config(cfg: dict) -> dict:
     for sec, body in cfg.items():
         out[sec].update(body)
     s = out["sampler"]
-    if s["mode"] not in ("seed", "dmft"):
-        raise ConfigError(f"[sampler] mode = {s['mode']!r}: use 'seed' or 'dmft'")
+    if s["mode"] not in ("seed", "dmft", "bethe"):
+        raise ConfigError(f"[sampler] mode = {s['mode']!r}: use 'seed', 'dmft' or 'bethe'")
     _int("sampler", "n_samples", s["n_samples"], 1)
     _int("sampler", "seed", s["seed"], 0)
     s["U"] = _range("sampler", "U", s["U"], lo=0.0)

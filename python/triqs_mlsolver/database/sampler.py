@@ -19,6 +19,24 @@ width ``D`` centred at a random shift (metallic) and, with random weight, two
 narrower semicircles at ``+-U/2`` (Hubbard bands) — fitted by ``n_bath``
 sites (:func:`triqs_mlsolver.aim.fit_bath`); the fitted discrete bath is the
 sample, so every solver sees the same AIM.
+
+``mode = "bethe"``: the hybridisations a Bethe-lattice DMFT loop visits,
+metals with a quasiparticle peak of any width and Mott insulators.
+``Delta = (D^2/4) G_loc`` with the semicircle ``G_loc(z) = G_sc(z - s -
+Sigma(z))`` for the two-pole self-energy
+
+.. math::
+
+    \\Sigma(z) = \\frac{U_s^2}{4}\\,\\frac{z}{z^2 - \\Omega^2},
+    \\qquad \\Omega^2 = \\frac{U_s^2}{4}\\,\\frac{Z}{1 - Z},
+
+which is a Fermi liquid with weight ``Z`` (``Sigma ~ (1 - 1/Z) z`` for
+``|z| << Omega``), has the atomic tail ``U_s^2/(4 z)`` and becomes the
+Hubbard-I (Mott) self-energy as ``Z -> 0``.  Drawn per sample: ``Z``
+uniform in ``[0, 1]`` (a quarter of the samples exactly insulating,
+``Z = 0``), ``U_s = U * uniform(0.7, 1.3)``, a small shift ``s`` (a quarter
+of the samples exactly particle-hole symmetric, ``s = 0`` and ``eps = 0``).
+The fitted ``n_bath``-site bath is the sample.
 """
 
 from __future__ import annotations
@@ -56,9 +74,11 @@ def sample_params(cfg: dict, i: int) -> AIMParams:
         w = rng.uniform(0.1, 1.0, nb)
         V = np.sqrt(w / w.sum() * D**2 / 4)
         return AIMParams(U=U, mu=mu, beta=beta, eps_k=e, V_k=V, D=D)
-    # dmft-like: smooth Delta, fitted by nb sites
     n_iw = 256
     iw = matsubara_freqs(beta, n_iw)
+    if s["mode"] == "bethe":
+        return _bethe_sample(rng, U, D, eps, beta, nb, iw)
+    # dmft-like: smooth Delta, fitted by nb sites
     shift = rng.uniform(-0.3, 0.3) * D
     w_ins = rng.uniform(0.0, 1.0) ** 2
     width = rng.uniform(0.2, 0.6) * D
@@ -70,6 +90,23 @@ def sample_params(cfg: dict, i: int) -> AIMParams:
     return AIMParams(
         U=U, mu=mu, beta=beta, eps_k=fit.eps_k, V_k=fit.V_k, D=D, extra={"fit_chi2": fit.chi2}
     )
+
+
+def _bethe_sample(rng, U, D, eps, beta, nb, iw):
+    Z = 0.0 if rng.uniform() < 0.25 else rng.uniform(0.0, 1.0)
+    Us = U * rng.uniform(0.7, 1.3)
+    ph = rng.uniform() < 0.25
+    shift = 0.0 if ph else rng.uniform(-0.2, 0.2) * D
+    if ph:
+        eps = 0.0
+    A = Us**2 / 4
+    Om2 = A * Z / (1.0 - Z) if Z < 1.0 else np.inf
+    sigma = A * iw / (iw**2 - Om2) if np.isfinite(Om2) else np.zeros_like(iw)
+    G = _semicircle(iw - shift - sigma, D)
+    fit = fit_bath(D**2 / 4 * G, beta, nb, ph_symmetric=ph, n_starts=3,
+                   seed=int(rng.integers(2**31)), D=D)
+    return AIMParams(U=U, mu=U / 2 - eps, beta=beta, eps_k=fit.eps_k, V_k=fit.V_k, D=D,
+                     extra={"fit_chi2": fit.chi2, "Z_sample": Z})
 
 
 def sample_arrays(params: AIMParams) -> dict:

@@ -8,6 +8,10 @@ Self-consistency (paramagnet or spin-resolved), half bandwidth ``D``, ``t = D/2`
 
 The loop mixes ``G`` linearly, ``G <- a G_new + (1 - a) G``, and stops when
 ``max |G_new - G| < tol`` on the Matsubara mesh.
+
+This is the original plain loop, kept with its signature and results;
+:func:`triqs_mlsolver.dmft.run_dmft` is the general driver (any lattice,
+history, archives) and gives the same fixed point on the Bethe lattice.
 """
 
 from __future__ import annotations
@@ -19,13 +23,9 @@ import numpy as np
 from ..aim.params import AIMParams
 from ..gf.transforms import matsubara_freqs
 from ..solvers.base import solve_aim
+from .lattice import semicircle_g
 
 __all__ = ["DMFTResult", "bethe_dmft", "initial_g", "semicircle_g"]
-
-
-def semicircle_g(iw, D=1.0):
-    """``G(z) = 2 / (z + sqrt(z - D) sqrt(z + D))`` (stable at large ``|z|``)."""
-    return 2.0 / (iw + np.sqrt(iw - D) * np.sqrt(iw + D))
 
 
 def initial_g(kind, iw, U, D=1.0):

@@ -436,8 +436,34 @@ DESCRIPTORS = {
     "D": (lambda p: p["D"], 1),
 }
 #: Bath descriptors ``bath_e<k>`` = k-th sorted ``eps_k / D`` and ``bath_v<k>`` = ``V_k^2 / D^2``
-#: of the same site are added by :func:`descriptors` for ``"bath"``.
+#: of the same site are added by :func:`descriptors` for ``"bath"``; ``"delta"`` adds the
+#: Legendre coefficients ``Delta_l / (beta D^2)``, ``l < N_DELTA``, of the hybridisation
+#: (the shape of a continuous bath; from ``params["delta_l"]`` when given, else exact from
+#: the discrete bath).
 DEFAULT_DESCRIPTORS = ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3"]
+
+
+#: Legendre coefficients of the hybridisation used by the ``"delta"`` descriptor.
+N_DELTA = 20
+
+
+def delta_legendre(eps_k, V_k, beta, n_l=N_DELTA) -> np.ndarray:
+    """Exact ``Delta_l`` of the discrete baths ``(eps_k, V_k)`` (b, K), shape (b, n_l).
+
+    ``Delta(tau) = -sum_k V_k^2 e^{-eps_k tau} / (1 + e^{-beta eps_k})`` has the form of a
+    Green's function with poles ``eps_k`` and weights ``V_k^2``.
+    """
+    from ..solvers.solution import legendre_of_poles
+
+    eps_k, V_k = np.atleast_2d(eps_k), np.atleast_2d(V_k)
+    beta = np.broadcast_to(np.asarray(beta, float), (len(eps_k),))
+    return np.stack([legendre_of_poles(e, v**2, b, n_l) for e, v, b in zip(eps_k, V_k, beta)])
+
+
+def _delta(p):
+    """``Delta_l / (beta D^2)``, ``l < N_DELTA`` (dimensionless): the shape of the bath."""
+    dl = p["delta_l"] if "delta_l" in p else delta_legendre(p["eps_k"], p["V_k"], p["beta"])
+    return dl[:, :N_DELTA] / (p["beta"] * p["D"] ** 2)[:, None]
 
 
 def _bath(p):
@@ -465,12 +491,16 @@ def descriptors(params: dict, names) -> tuple[np.ndarray, list[str]]:
             for k in range(e.shape[1]):
                 cols += [e[:, k], v[:, k]]
                 labels += [f"bath_e{k}", f"bath_v{k}"]
+        elif name == "delta":
+            d = _delta(p)
+            cols += list(d.T)
+            labels += [f"delta_{k}" for k in range(d.shape[1])]
         elif name in DESCRIPTORS:
             cols.append(DESCRIPTORS[name][0](p))
             labels.append(name)
         else:
             raise ValueError(
-                f"unknown descriptor {name!r}; available: {', '.join(DESCRIPTORS)}, bath"
+                f"unknown descriptor {name!r}; available: {', '.join(DESCRIPTORS)}, bath, delta"
             )
     return np.stack(cols, axis=1) if cols else np.zeros((len(p["U"]), 0)), labels
 
@@ -480,4 +510,7 @@ def ph_image_params(params: dict) -> dict:
     out = dict(params)
     out["mu"] = np.asarray(params["U"]) - np.asarray(params["mu"])
     out["eps_k"] = -np.asarray(params["eps_k"])
+    if "delta_l" in params:  # Delta(tau) -> Delta(beta - tau)
+        dl = np.asarray(params["delta_l"])
+        out["delta_l"] = dl * (-1.0) ** np.arange(dl.shape[-1])
     return out

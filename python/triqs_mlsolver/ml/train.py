@@ -217,10 +217,10 @@ def validate_train_config(cfg: dict) -> dict:
                 f"[features] {key} = {f[key]!r}: use 'identity', 'tanh' or '-tanh'"
             )
     for name in f["descriptors"]:
-        if name != "bath" and name not in DESCRIPTORS:
+        if name not in ("bath", "delta") and name not in DESCRIPTORS:
             raise TrainConfigError(
                 f"[features] descriptors: unknown {name!r}; available: "
-                f"{', '.join(DESCRIPTORS)}, bath"
+                f"{', '.join(DESCRIPTORS)}, bath, delta"
             )
     try:
         FeatureSpec(rep, list(f["inputs"]), f["base"], list(f["descriptors"]), f["input_mode"],
@@ -515,12 +515,17 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         infos.append(info)
     model = CorrectionModel(spec, reference, itf, otf, nets, arch,
                             symmetrize=f["symmetrize"], clip=f["clip"])
-    errors = {}
+    errors, spread = {}, {}
     for name in ("validation", "test") if test_errors else ("validation",):
         if len(parts[name]):
             pred = model.predict(parts[name])
             errors[name] = errors_of_prediction(pred.G_tau, parts[name].G_tau[reference],
                                                 parts[name].beta)
+            if name == "validation" and m["n_ensemble"] > 1:
+                # in-domain level of the ensemble spread (MLSolver's out-of-domain guard)
+                smax = np.abs(pred.G_tau_spread).max(axis=1)
+                spread = {f"q{q}": float(np.quantile(smax, q / 100)) for q in (50, 90, 99)}
+                spread["max"] = float(smax.max())
     report = {
         "database": {
             "path": str(db.path),
@@ -543,6 +548,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
             "torch_threads": torch.get_num_threads(),
         },
         "errors": errors,
+        "spread": spread,
     }
     if log:
         for name, e in errors.items():

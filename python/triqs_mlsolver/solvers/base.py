@@ -73,7 +73,7 @@ def register_solver(name, function, *, options=None, description="", multi_orbit
 
 def _load_builtin():
     """Import the built-in solver modules (importing a module registers its solvers)."""
-    from . import cthyb, ed, hubbard_i, ipt, nca  # noqa: F401
+    from . import cthyb, ed, hubbard_i, ipt, ml, nca  # noqa: F401
 
 
 def get_solver(name: str) -> SolverSpec:

@@ -1,0 +1,619 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``triqs-mlsolver run``: an unmodified TRIQS script, its impurity solver served here.
+
+::
+
+    triqs-mlsolver run [--solver ml|ipt|hubbard_i|nca|ed] [--model MODEL] [--serve-hubbardI]
+                       SCRIPT.py [ARGS...]
+
+runs ``SCRIPT.py`` as ``python SCRIPT.py ARGS...`` would (``__name__ ==
+"__main__"``, ``sys.argv == [SCRIPT.py, *ARGS]``, the script's folder first on
+``sys.path``), with import hooks in place for the duration of the run only:
+
+* ``triqs_cthyb`` is a module whose ``Solver`` is the solver chosen with
+  ``--solver`` (default ``ml``: :class:`triqs_mlsolver.mlsolver.MLSolver`);
+  it takes ``triqs_cthyb.Solver``'s constructor and ``solve()`` keywords;
+  ``--model`` picks the model of ``MLSolver``;
+* with ``--serve-hubbardI``, ``triqs_hubbardI.Solver`` is the Hubbard-I solver
+  of this package, with ``triqs_hubbardI``'s keywords and results
+  (:class:`HubbardIInterface`);
+* where triqs_mlsolver uses its light TRIQS layer (TRIQS is not installed, or
+  ``TRIQS_MLSOLVER_BACKEND=light``), ``triqs``, ``triqs.gf``, ``triqs.gfs``,
+  ``triqs.operators`` (with ``.util``), ``triqs.utility.mpi``, ``h5`` and
+  the TRIQS 1.x/2.x names ``pytriqs.gf``, ``pytriqs.gf.local``,
+  ``pytriqs.archive``, ``pytriqs.operators``, ``pytriqs.utility.mpi`` are
+  served from :mod:`triqs_mlsolver.gf`, :mod:`triqs_mlsolver.operators` and
+  :mod:`triqs_mlsolver.mpi`.  Where real TRIQS is in use, it is never shadowed.
+
+How it works
+------------
+:class:`ServedTriqs` is a ``sys.meta_path`` finder and loader.  Entering it
+imports everything the served modules need (so nothing imports a TRIQS name
+while the hooks are active by accident), takes the entries of the served
+namespaces out of ``sys.modules`` (e.g. a real ``triqs_cthyb`` imported
+earlier), and puts itself first on ``sys.meta_path``, plus a fallback finder
+last that turns the import of a missing TRIQS-ecosystem module
+(``triqs_dft_tools``, ...) into a :class:`NotServedError` that says what to
+install.  Leaving it removes both finders and restores the ``sys.modules``
+entries of the served namespaces exactly as they were; :func:`run_script`
+also restores ``sys.argv``, ``sys.path`` and the working directory, and
+forgets the modules the script imported from its own folder.  Nothing named
+``triqs`` or ``h5`` is ever written to disk.
+
+The protocol solvers (``ipt``, ``hubbard_i``, ``nca``, ``ed``) are wrapped in
+:class:`CthybInterface`: ``triqs_cthyb``'s Monte Carlo parameters
+(``n_cycles``, ``length_cycle``, ...) are accepted and have no effect (one
+:class:`IgnoredParameterWarning` says so), requests for observables the
+solver does not compute (``measure_density_matrix=True``, ``measure_G2_*``,
+...) are errors, and so are unknown keywords.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import importlib.abc
+import importlib.machinery
+import os
+import runpy
+import sys
+import traceback
+import types
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..solvers.cthyb_keywords import (
+    IgnoredParameterWarning,
+    check_not_supported,
+    harmless_off,
+    split_cthyb_keywords,
+)
+
+__all__ = [
+    "add_parser",
+    "run_script",
+    "ServedTriqs",
+    "SERVED_SOLVERS",
+    "CthybInterface",
+    "HubbardIInterface",
+    "NotServedError",
+    "IgnoredParameterWarning",
+]
+
+
+# -- what serves triqs_cthyb.Solver ---------------------------------------------------------
+@dataclass(frozen=True)
+class ServedSolver:
+    """A choice of ``--solver``: the class that serves ``triqs_cthyb.Solver``.
+
+    Attributes
+    ----------
+    module, name : str
+        Where the class is (imported only when chosen).
+    cthyb_compatible : bool
+        True if the class already takes ``triqs_cthyb``'s keywords (``MLSolver``);
+        otherwise it is a protocol solver and is wrapped in :class:`CthybInterface`.
+    description : str
+    takes_model : bool
+        The class loads a correction model (``model=`` keyword, ``--model``); it is
+        resolved before the script starts, so a missing model fails early.
+    """
+
+    module: str
+    name: str
+    cthyb_compatible: bool
+    description: str
+    takes_model: bool = False
+
+
+#: ``--solver`` choices.
+SERVED_SOLVERS = {
+    "ml": ServedSolver("triqs_mlsolver.mlsolver", "MLSolver", True,
+                       "MLSolver: cheap solvers corrected by the learned model (default)",
+                       takes_model=True),
+    "ipt": ServedSolver("triqs_mlsolver.solvers", "IPTSolver", False,
+                        "iterated perturbation theory (half filling)"),
+    "hubbard_i": ServedSolver("triqs_mlsolver.solvers", "HubbardISolver", False, "Hubbard-I"),
+    "nca": ServedSolver("triqs_mlsolver.solvers", "NCASolver", False,
+                        "non-crossing approximation"),
+    "ed": ServedSolver("triqs_mlsolver.solvers", "EDSolver", False,
+                       "exact diagonalisation with a fitted discrete bath"),
+}
+DEFAULT_SOLVER = "ml"
+
+
+class NotServedError(ModuleNotFoundError):
+    """A script imported a TRIQS-ecosystem module that this run cannot provide."""
+
+
+class CthybInterface:
+    """Mixin giving a protocol solver ``triqs_cthyb.Solver``'s signature.
+
+    ``Solver(beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, delta_interface=False)``
+    and ``solve(h_int=..., **cthyb_parameters)`` as in triqs_cthyb 3.x.  The
+    Monte Carlo parameters (:data:`CTHYB_NO_EFFECT`) are accepted without effect
+    (one :class:`IgnoredParameterWarning` lists them), the options of the served
+    solver (e.g. ``n_bath`` of ED) are passed on, and everything else is an error.
+
+    Attributes
+    ----------
+    average_sign : float
+        1.0: the served solvers are deterministic (cthyb reports its QMC sign here).
+    ignored_parameters : list of str
+        The triqs_cthyb keywords of the last :meth:`solve` that had no effect.
+    """
+
+    average_sign = 1.0
+    _served_as = "triqs_cthyb.Solver"
+
+    def __init__(self, beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, delta_interface=False):
+        if delta_interface:
+            raise ValueError(
+                "delta_interface=True (Delta_tau and h_loc0 given instead of G0_iw) is not "
+                "supported by the solver served by `triqs-mlsolver run`; fill S.G0_iw instead"
+            )
+        super().__init__(beta=beta, gf_struct=gf_struct, n_iw=n_iw, n_tau=n_tau, n_l=n_l)
+        self.ignored_parameters = []
+        self._reported = set()
+
+    def solve(self, *, h_int=None, **params):
+        """Solve with ``h_int``; ``params`` are ``triqs_cthyb`` keywords or solver options."""
+        own, ignored = split_cthyb_keywords(params, self.solver_options(),
+                                            f"{self.solver_name!r}", reported=self._reported)
+        super().solve(h_int=h_int, **own)
+        self.ignored_parameters = sorted(ignored)
+        return self
+
+
+class HubbardIInterface:
+    """Mixin giving the Hubbard-I protocol solver ``triqs_hubbardI.Solver``'s interface.
+
+    ``Solver(beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, n_w=500, w_min=-15,
+    w_max=15, idelta=0.01)`` and ``solve(h_int=..., calc_gtau=False,
+    calc_gw=False, calc_gl=False, calc_dm=False)`` as in triqs_hubbardI 3.x, with
+    its results: ``Sigma_iw`` is the atomic self-energy and ``G_iw`` the *atomic*
+    Green's function ``inverse(iOmega_n + mu - Sigma_iw)`` (not the impurity one
+    with the hybridisation: triqs_hubbardI returns ``atomic_g_iw``); ``G_tau`` and
+    ``G_l`` are its transforms, always computed.  The real-axis results
+    (``calc_gw=True``) and the density matrix (``calc_dm=True``) are not available
+    and requesting them is an error; ``n_w``, ``w_min``, ``w_max`` and ``idelta``
+    are stored only.
+    """
+
+    _served_as = "triqs_hubbardI.Solver"
+
+    def __init__(self, beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, n_w=500, w_min=-15,
+                 w_max=15, idelta=0.01):
+        super().__init__(beta=beta, gf_struct=gf_struct, n_iw=n_iw, n_tau=n_tau, n_l=n_l)
+        self.n_w, self.w_min, self.w_max, self.idelta = int(n_w), w_min, w_max, idelta
+
+    def solve(self, *, h_int=None, calc_gtau=False, calc_gw=False, calc_gl=False,
+              calc_dm=False, **options):
+        """Solve with ``h_int``; ``calc_gtau``/``calc_gl`` are accepted (always computed)."""
+        from .. import gf
+
+        check_not_supported({"calc_gw": calc_gw, "calc_dm": calc_dm},
+                             {"calc_gw": harmless_off, "calc_dm": harmless_off},
+                             f"{self.solver_name!r}", "triqs_hubbardI")
+        super().solve(h_int=h_int, **options)
+        mu = self.last_solve_parameters["mu"]  # -(atomic level), per block
+        for s, name in enumerate(self.block_names):
+            self.G_iw[name] << gf.inverse(gf.iOmega_n + mu[s] - self.Sigma_iw[name])
+        self.G_tau << gf.Fourier(self.G_iw)
+        self.G_l << gf.MatsubaraToLegendre(self.G_iw)
+        return self
+
+
+def _unregistered_subclass(name, bases, namespace):
+    """A subclass of the protocol solver ``bases[-1]``, stored in HDF5 (and read back) as it.
+
+    ``Solver.__init_subclass__`` registers every solver class under its own HDF5
+    Format; a class made for one run must not add entries to that global registry
+    (nor collide there, which real TRIQS's ``h5`` refuses), so the class is made with
+    an empty ``solver_name`` (no registration) and given the base's afterwards.
+    """
+    base = bases[-1]
+    cls = type(name, bases, {"__module__": __name__, **namespace, "solver_name": "",
+                             "_hdf5_format_": f"triqs_mlsolver.{base.__name__}"})
+    cls.solver_name = base.solver_name
+    return cls
+
+
+@functools.cache
+def _served_class(interface, base):
+    """``base`` with the signature of ``interface`` (:class:`CthybInterface`, ...)."""
+    name = f"{base.__name__}As{interface.__name__.removesuffix('Interface')}"
+    doc = f"{base.__name__} served as {interface._served_as} (see {interface.__name__})."
+    return _unregistered_subclass(name, (interface, base), {"__doc__": doc})
+
+
+@functools.cache
+def _with_model(cls, model):
+    """``cls`` (MLSolver) whose ``model`` defaults to ``model`` (``--model``)."""
+
+    def __init__(self, *args, model=model, **kwargs):
+        cls.__init__(self, *args, model=model, **kwargs)
+
+    doc = f"{cls.__name__} with model={model!r} (--model)."
+    return _unregistered_subclass(cls.__name__, (cls,), {"__init__": __init__, "__doc__": doc})
+
+
+def _cthyb_solver(choice, model=None):
+    """The class that serves ``triqs_cthyb.Solver`` for ``--solver choice [--model model]``."""
+    try:
+        spec = SERVED_SOLVERS[choice]
+    except KeyError:
+        raise ValueError(f"--solver {choice!r} is not known; use one of "
+                         f"{', '.join(SERVED_SOLVERS)}") from None
+    if model is not None and not spec.takes_model:
+        raise ValueError(f"--model selects the model of --solver ml; --solver {choice} has "
+                         "none: drop --model or use --solver ml")
+    try:
+        cls = getattr(importlib.import_module(spec.module), spec.name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(
+            f"--solver {choice} needs {spec.module}.{spec.name}, which cannot be imported "
+            f"here ({type(exc).__name__}: {exc}); choose another solver, e.g. --solver ipt"
+        ) from exc
+    if spec.takes_model:
+        from ..mlsolver import resolve_model
+
+        resolve_model(model)  # a missing model fails here, before the script starts
+        if model is not None:
+            return _with_model(cls, str(model))
+    return cls if spec.cthyb_compatible else _served_class(CthybInterface, cls)
+
+
+# -- the import hooks -------------------------------------------------------------------------
+_LIGHT_TOPS = ("triqs", "h5", "pytriqs")
+#: Names of triqs_mlsolver.gf that real ``triqs.gf`` does not export.
+_GF_PROJECT_ONLY = {"BACKEND", "using_triqs", "normalize_gf_struct", "HDFArchive",
+                    "HDFArchiveGroup", "register_class"}
+_OPERATOR_NAMES = ("Operator", "c", "c_dag", "n", "dagger")
+_HAMILTONIAN_NAMES = ("h_int_kanamori", "h_int_density")
+_UMATRIX_NAMES = ("U_matrix_kanamori",)
+_ARCHIVE_NAMES = ("HDFArchive", "HDFArchiveGroup")
+
+
+def _light_layer_table():
+    """``{served module name: (source module, exported names)}`` of the light TRIQS layer."""
+    from .. import gf, mpi, operators
+
+    gf_names = tuple(n for n in gf.__all__ if n not in _GF_PROJECT_ONLY)
+    ops = (operators, _OPERATOR_NAMES)
+    util = (operators, _HAMILTONIAN_NAMES + _UMATRIX_NAMES)
+    archive = (gf, _ARCHIVE_NAMES)
+    table = {"triqs": (None, ()), "triqs.utility": (None, ()), "pytriqs": (None, ()),
+             "pytriqs.utility": (None, ()),
+             "h5": (gf, (*_ARCHIVE_NAMES, "register_class")), "h5.archive": archive,
+             "h5.formats": (gf, ("register_class",)), "pytriqs.archive": archive,
+             "triqs.operators.util.hamiltonians": (operators, _HAMILTONIAN_NAMES),
+             "triqs.operators.util.U_matrix": (operators, _UMATRIX_NAMES),
+             "triqs.operators.util": util, "pytriqs.operators.util": util}
+    for name in ("triqs.gf", "triqs.gfs", "pytriqs.gf", "pytriqs.gf.local"):
+        table[name] = (gf, gf_names)
+    for name in ("triqs.operators", "pytriqs.operators"):
+        table[name] = ops
+    for name in ("triqs.utility.mpi", "pytriqs.utility.mpi"):
+        table[name] = (mpi, tuple(mpi.__all__))
+    return table
+
+
+def _facade(name, source, names, doc):
+    mod = types.ModuleType(name, doc)
+    for key in names:
+        setattr(mod, key, getattr(source, key))
+    mod.__all__ = list(names)
+    mod.__path__ = []  # a package: its submodules are asked of the finder, which can explain
+    return mod
+
+
+def _top(name):
+    return name.partition(".")[0]
+
+
+def _is_triqs_ecosystem(name):
+    top = _top(name)
+    return top in _LIGHT_TOPS or (top.startswith("triqs_") and top != "triqs_mlsolver")
+
+
+class _MissingModuleFinder(importlib.abc.MetaPathFinder):
+    """Last on ``sys.meta_path``: explains a TRIQS-ecosystem module nothing else found."""
+
+    def __init__(self, owner):
+        self.owner = owner
+
+    def find_spec(self, fullname, path=None, target=None):
+        if _is_triqs_ecosystem(fullname):
+            raise NotServedError(self.owner.explain_missing(fullname), name=fullname)
+        return None
+
+
+class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Import hooks that serve the TRIQS modules of a script, for one run (a context manager).
+
+    Parameters
+    ----------
+    solver : str
+        ``--solver`` choice serving ``triqs_cthyb.Solver`` (a key of :data:`SERVED_SOLVERS`).
+    model : str or path, optional
+        With ``solver='ml'``: the model ``MLSolver`` loads (shipped name or file);
+        default the shipped default model.
+    serve_hubbardI : bool
+        Also serve ``triqs_hubbardI.Solver`` with the Hubbard-I solver.
+    light : bool, optional
+        Serve the light TRIQS layer (``triqs``, ``h5``, ``pytriqs``); default: exactly
+        when :mod:`triqs_mlsolver.gf` uses it, so real TRIQS is never shadowed.
+
+    Attributes
+    ----------
+    modules : dict
+        ``{module name: module object}`` that this finder serves.
+    served_tops : set of str
+        The top-level names whose whole namespace the finder owns.
+
+    Examples
+    --------
+    >>> with ServedTriqs("ipt"):                     # doctest: +SKIP
+    ...     from triqs_cthyb import Solver
+    """
+
+    def __init__(self, solver=DEFAULT_SOLVER, *, model=None, serve_hubbardI=False, light=None):
+        from .. import gf
+        from ..solvers import available_solvers
+
+        available_solvers()  # import the solver registry now: solvers/cthyb.py probes triqs_cthyb
+        self.solver = solver
+        self.light = (not gf.using_triqs()) if light is None else bool(light)
+        cthyb_cls = _cthyb_solver(solver, model)
+        self.modules = {"triqs_cthyb": _facade(
+            "triqs_cthyb", types.SimpleNamespace(Solver=cthyb_cls), ("Solver",),
+            f"triqs_cthyb served by `triqs-mlsolver run`: Solver is {cthyb_cls.__name__} "
+            f"(--solver {solver})")}
+        self.serve_hubbardI = bool(serve_hubbardI)
+        if self.serve_hubbardI:
+            from ..solvers import HubbardISolver
+
+            hub = _served_class(HubbardIInterface, HubbardISolver)
+            self.modules["triqs_hubbardI"] = _facade(
+                "triqs_hubbardI", types.SimpleNamespace(Solver=hub), ("Solver",),
+                "triqs_hubbardI served by `triqs-mlsolver run` (--serve-hubbardI)")
+        if self.light:
+            for name, (source, names) in _light_layer_table().items():
+                what = source.__name__ if source else "an empty package"
+                self.modules[name] = _facade(
+                    name, source, names,
+                    f"{name} served by `triqs-mlsolver run` from {what} (light TRIQS layer)")
+        self.served_tops = {_top(n) for n in self.modules}
+        self._fallback = _MissingModuleFinder(self)
+        self._saved = None
+
+    # -- finder and loader
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in self.modules:
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        if _top(fullname) in self.served_tops:
+            raise NotServedError(self.explain_missing(fullname), name=fullname)
+        return None
+
+    def create_module(self, spec):
+        return self.modules[spec.name]
+
+    def exec_module(self, module):
+        """Nothing to run: the served module is built when the hooks are made."""
+
+    def explain_missing(self, fullname):
+        """The message of the :class:`NotServedError` for ``fullname``."""
+        top = _top(fullname)
+        if top in ("triqs_cthyb", "triqs_hubbardI") and top in self.served_tops:
+            return (f"{fullname} is not provided: `triqs-mlsolver run` replaces the {top} "
+                    f"package by a module holding only Solver; import Solver from {top}, or "
+                    f"run the script with plain python where {top} is installed")
+        if top in _LIGHT_TOPS and self.light:
+            served = ", ".join(sorted(n for n, m in self.modules.items()
+                                      if _top(n) in _LIGHT_TOPS and m.__all__))
+            return (f"{fullname} is not provided by the light TRIQS layer of `triqs-mlsolver "
+                    f"run` (TRIQS is not installed here, or TRIQS_MLSOLVER_BACKEND=light); it "
+                    f"serves {served}. Installing TRIQS (https://triqs.github.io) makes "
+                    f"{fullname} available: the run then uses the real TRIQS and replaces "
+                    "only the impurity solver")
+        if top == "triqs_hubbardI":
+            return (f"{fullname} is not installed; run with --serve-hubbardI to serve "
+                    "triqs_hubbardI.Solver with the Hubbard-I solver of triqs_mlsolver")
+        what = "TRIQS" if top in _LIGHT_TOPS else f"TRIQS and {top}"
+        return (f"{fullname} is not installed and `triqs-mlsolver run` does not provide it "
+                f"(it serves {', '.join(sorted(self.served_tops))}); install {what} "
+                "(https://triqs.github.io) to make it available")
+
+    # -- scope
+    def _owned(self, name):
+        return _top(name) in self.served_tops
+
+    def __enter__(self):
+        if self._saved is not None:
+            raise RuntimeError("these import hooks are already installed; use a new ServedTriqs")
+        self._saved = {k: sys.modules.pop(k) for k in [k for k in sys.modules if self._owned(k)]}
+        sys.meta_path.insert(0, self)
+        sys.meta_path.append(self._fallback)
+        return self
+
+    def __exit__(self, *exc):
+        for finder in (self, self._fallback):
+            while finder in sys.meta_path:
+                sys.meta_path.remove(finder)
+        for key in [k for k in sys.modules if self._owned(k)]:
+            del sys.modules[key]
+        sys.modules.update(self._saved)
+        self._saved = None
+        return False
+
+    def describe(self):
+        """One line saying what this run serves."""
+        cls = self.modules["triqs_cthyb"].Solver
+        parts = [f"triqs_cthyb.Solver = {cls.__name__} (--solver {self.solver})"]
+        if self.serve_hubbardI:
+            hub = self.modules["triqs_hubbardI"].Solver
+            parts.append(f"triqs_hubbardI.Solver = {hub.__name__}")
+        parts.append("light TRIQS layer for triqs, h5, pytriqs" if self.light
+                     else "real TRIQS (not shadowed)")
+        return "; ".join(parts)
+
+
+# -- running the script ----------------------------------------------------------------------
+def _exit_code(code):
+    """The process exit status of ``SystemExit(code)``, as the interpreter computes it."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _print_script_traceback(exc, script):
+    """Print ``exc`` with the traceback from the frame of ``script`` (absolute path) on."""
+    tb = start = exc.__traceback__
+    while start is not None and start.tb_frame.f_code.co_filename != script:
+        start = start.tb_next
+    traceback.print_exception(type(exc), exc, start or tb, file=sys.stderr)
+
+
+def _found_in(module, folder):
+    """True if ``module`` was found on the ``sys.path`` entry ``folder``."""
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None)
+    if not origin or not os.path.isabs(origin):  # built-in, frozen, namespace package
+        return False
+    where = os.path.dirname(origin)
+    if spec.submodule_search_locations is not None:  # a package: origin is its __init__.py
+        where = os.path.dirname(where)
+    return os.path.realpath(where) == folder
+
+
+def _forget_script_modules(before, folder):
+    """Drop the modules the run imported from the script's folder (they saw the hooks)."""
+    new = [k for k in sys.modules if k not in before]
+    tops = {_top(k) for k in new if _top(k) not in before}
+    local = {t for t in tops if t in sys.modules and _found_in(sys.modules[t], folder)}
+    for key in new:
+        if _top(key) in local:
+            del sys.modules[key]
+
+
+def _quiet_categories():
+    """The notes on ignored triqs_cthyb keywords that ``-q`` silences."""
+    return [IgnoredParameterWarning]
+
+
+def run_script(script, args=(), *, solver=DEFAULT_SOLVER, model=None, serve_hubbardI=False,
+               quiet=False):
+    """Run ``script`` as ``python script *args`` with its TRIQS imports served here.
+
+    Parameters
+    ----------
+    script : str or path-like
+        The TRIQS script, run unmodified with ``__name__ == "__main__"``.
+    args : sequence of str
+        Its command-line arguments (``sys.argv[1:]`` in the script).
+    solver : str
+        What serves ``triqs_cthyb.Solver`` (a key of :data:`SERVED_SOLVERS`).
+    model : str or path, optional
+        The model of ``solver='ml'`` (a shipped model's name or a model file).
+    serve_hubbardI : bool
+        Also serve ``triqs_hubbardI.Solver``.
+    quiet : bool
+        No banner, and no :class:`IgnoredParameterWarning` on the triqs_cthyb keywords
+        without effect.
+
+    Returns
+    -------
+    int
+        The script's exit status: 0, its ``sys.exit()`` code, or 1 after an
+        exception (whose traceback is printed on stderr).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``script`` is not a file.
+    ValueError
+        ``solver`` is unknown or cannot be imported, or ``model`` is given for a
+        solver without one.
+    """
+    path = Path(script)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(
+            f"the script '{script}' {what}; give the path of a Python file, e.g. "
+            "`triqs-mlsolver run example/cthyb_tutorial_dmft.py`")
+    hooks = ServedTriqs(solver, model=model, serve_hubbardI=serve_hubbardI)
+    if not quiet and os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")) == "0":
+        print(f"triqs-mlsolver run {script}: {hooks.describe()}", file=sys.stderr)
+    folder = os.path.realpath(path.parent)
+    target = os.path.abspath(script)  # __main__.__file__ is absolute, as in python >= 3.9
+    saved_argv, saved_path, saved_cwd = sys.argv, sys.path[:], os.getcwd()
+    before = set(sys.modules)
+    sys.argv = [str(script), *map(str, args)]
+    sys.path.insert(0, folder)
+    try:
+        with warnings.catch_warnings():
+            if quiet:
+                for category in _quiet_categories():
+                    warnings.simplefilter("ignore", category)
+            with hooks:
+                runpy.run_path(target, run_name="__main__")
+    except SystemExit as exc:
+        return _exit_code(exc.code)
+    except Exception as exc:  # noqa: BLE001 - the script's error is reported, not ours
+        _print_script_traceback(exc, target)
+        return 1
+    finally:
+        sys.argv = saved_argv
+        sys.path[:] = saved_path
+        os.chdir(saved_cwd)
+        _forget_script_modules(before, folder)
+    return 0
+
+
+# -- command line ----------------------------------------------------------------------------
+_EPILOG = """\
+examples:
+  triqs-mlsolver run example/cthyb_tutorial_dmft.py           # MLSolver serves triqs_cthyb
+  triqs-mlsolver run --solver ipt my_dmft.py --U 2.5          # script arguments follow it
+  triqs-mlsolver run --serve-hubbardI hubbardI_script.py
+
+The hooks exist only during the run: nothing is installed, and a real TRIQS,
+where importable, is used (only triqs_cthyb / triqs_hubbardI are replaced).
+Exit status: the script's (1 after an uncaught exception), 2 for a bad command line.
+"""
+
+
+def add_parser(sub):
+    """Register ``run`` on the sub-command parser ``sub``."""
+    p = sub.add_parser(
+        "run", help="run an unmodified TRIQS script with its impurity solver served here",
+        description=("Run an unmodified TRIQS DMFT script (python SCRIPT ARGS...) with "
+                     "triqs_cthyb.Solver served by a solver of this package and, where TRIQS "
+                     "is not installed, triqs, triqs.gf(s), triqs.operators, "
+                     "triqs.utility.mpi and h5 served by its light TRIQS layer."),
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--solver", choices=list(SERVED_SOLVERS), default=DEFAULT_SOLVER,
+                   help="what serves triqs_cthyb.Solver: " + "; ".join(
+                       f"{k} = {v.description}" for k, v in SERVED_SOLVERS.items()))
+    p.add_argument("--model", default=None, metavar="MODEL",
+                   help="with --solver ml: a shipped model's name or a model file from "
+                        "`triqs-mlsolver train` (default: the shipped default model)")
+    p.add_argument("--serve-hubbardI", action="store_true", dest="serve_hubbardI",
+                   help="also serve triqs_hubbardI.Solver with the Hubbard-I solver "
+                        "(triqs_hubbardI's keywords; no real-axis results)")
+    p.add_argument("script", help="the TRIQS script (.py), run unmodified as __main__")
+    p.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                   help="arguments for the script (its sys.argv[1:])")
+    p.set_defaults(func=_cmd_run)
+    return p
+
+
+def _cmd_run(args) -> int:
+    return run_script(args.script, args.script_args, solver=args.solver, model=args.model,
+                      serve_hubbardI=args.serve_hubbardI, quiet=args.quiet)

@@ -1,0 +1,214 @@
+# SPDX-License-Identifier: Apache-2.0
+"""MLSolver: the cthyb interface, the physics of its output, the guard, bad input."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from triqs_mlsolver.errors import GfStructError, UnknownParameterError  # noqa: E402
+from triqs_mlsolver.gf import HDFArchive, SemiCircular, inverse, iOmega_n  # noqa: E402
+from triqs_mlsolver.ml import ModelFormatError  # noqa: E402
+from triqs_mlsolver.ml.inference import OutOfDomainWarning  # noqa: E402
+from triqs_mlsolver.mlsolver import (  # noqa: E402
+    DEFAULT_MODEL,
+    MLSolver,
+    shipped_models,
+)
+from triqs_mlsolver.operators import c, c_dag, n  # noqa: E402
+from triqs_mlsolver.solvers import EDSolver  # noqa: E402
+from triqs_mlsolver.solvers.cthyb_keywords import IgnoredParameterWarning  # noqa: E402
+
+STRUCT = [("up", 1), ("down", 1)]
+BETA, N_IW = 50.0, 512
+
+
+def bethe(S, U, D=1.0, mu=None, G=None):
+    """Fill G0_iw with the Bethe Weiss field of ``G`` (default: the U = 0 semicircle)."""
+    mu = U / 2 if mu is None else mu
+    if G is None:
+        G = S.G_iw.copy()
+        G << SemiCircular(D)
+    for name, g0 in S.G0_iw:
+        g0 << inverse(iOmega_n + mu - D**2 / 4 * G[name])
+    return S
+
+
+def solve(S, U, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDomainWarning)
+        S.solve(h_int=U * n("up", 0) * n("down", 0), **kw)
+    return S
+
+
+@pytest.fixture(scope="module")
+def solved():
+    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=2001, n_l=40), 2.0)
+    return solve(S, 2.0)
+
+
+def test_default_model_is_shipped_and_alias():
+    import triqs_mlsolver
+
+    assert DEFAULT_MODEL in shipped_models()
+    assert triqs_mlsolver.Solver is MLSolver
+
+
+def test_outputs_are_physical(solved):
+    S = solved
+    for name in ("up", "down"):
+        Gt = S.G_tau[name].data[:, 0, 0].real
+        assert Gt[0] + Gt[-1] == pytest.approx(-1.0, abs=1e-10)  # projected exactly
+        assert np.all(Gt < 0)
+        # particle-hole symmetry at half filling: G(tau) = G(beta - tau) up to the model's error
+        assert np.abs(Gt - Gt[::-1]).max() < 5e-3
+        Gw = S.G_iw[name].data[:, 0, 0]
+        assert np.all(Gw[N_IW:].imag < 0)
+    assert S.density == pytest.approx([0.5, 0.5], abs=5e-3)
+    # Sigma tail: U n + U^2 n(1-n)/(i w) (exact moments imposed above w_c)
+    sig = S.Sigma_iw["up"].data[:, 0, 0]
+    wn = np.pi * (2 * np.arange(-N_IW, N_IW) + 1) / BETA
+    n_ = S.density[1]
+    np.testing.assert_allclose(sig[-1].real, 2.0 * n_, atol=1e-3)
+    np.testing.assert_allclose(sig[-1].imag * wn[-1], -(4.0 * n_ * (1 - n_)), rtol=2e-2)
+    # below w_c Sigma_iw is the raw Dyson one
+    np.testing.assert_allclose(S.Sigma_iw["up"].data[N_IW:N_IW + 20],
+                               S.Sigma_iw_raw["up"].data[N_IW:N_IW + 20], rtol=0, atol=1e-12)
+    assert S.average_sign == 1.0
+    assert 0.0 < S.double_occupancy < 0.25
+
+
+def test_closer_to_ed_than_its_base_solver(solved):
+    """An independent check: ED with 6 bath sites (the reference of the model's database)
+    on the same G0_iw; the corrected G must be closer to it than the cheap base solver."""
+    S = solved
+    ref = bethe(EDSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=2001, n_l=40), 2.0)
+    ref.solve(h_int=2.0 * n("up", 0) * n("down", 0), n_bath=6)
+    g_ref = ref.G_tau["up"].data[:, 0, 0].real
+    g_ml = S.G_tau["up"].data[:, 0, 0].real
+    base = S.model.spec.base
+    from triqs_mlsolver.solvers import solve_aim
+
+    b = solve_aim(base, _params_of(S), n_iw=N_IW, n_tau=2001, n_l=40)
+    err_ml = np.sqrt(np.mean((g_ml - g_ref) ** 2))
+    err_base = np.sqrt(np.mean((b.G_tau[0] - g_ref) ** 2))
+    assert err_ml < 0.5 * err_base, (err_ml, err_base)
+
+
+def _params_of(S):
+    from triqs_mlsolver.solvers.base import params_from_g0
+
+    g0 = np.stack([S.G0_iw[b].data[:, 0, 0] for b in ("up", "down")])
+    return params_from_g0(g0, S.beta, 2.0, np.zeros(2))
+
+
+def test_cthyb_keywords_accepted_and_reported_once():
+    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 2.0)
+    h = 2.0 * n("up", 0) * n("down", 0)
+    with pytest.warns(IgnoredParameterWarning, match="n_cycles"):
+        S.solve(h_int=h, n_cycles=10000, length_cycle=50, n_warmup_cycles=1000,
+                measure_G_l=True, perform_tail_fit=True, random_seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IgnoredParameterWarning)
+        S.solve(h_int=h, n_cycles=20000)
+    assert S.last_solve_parameters["n_cycles"] == 20000
+    with pytest.raises(UnknownParameterError, match="n_cylces"):
+        S.solve(h_int=h, n_cylces=10)
+    with pytest.raises(ValueError, match="measure_G2_iw"):
+        S.solve(h_int=h, measure_G2_iw=True)
+    with pytest.raises(TypeError, match="h_int"):
+        S.solve()
+
+
+def test_bad_construction():
+    with pytest.raises(UnknownParameterError, match="n_omega"):
+        MLSolver(beta=BETA, gf_struct=STRUCT, n_omega=3)
+    with pytest.raises(GfStructError, match="single-orbital"):
+        MLSolver(beta=BETA, gf_struct=[("ud", 2)])
+    with pytest.raises(GfStructError):
+        MLSolver(beta=BETA, gf_struct=[("up", 1), ("down", 1), ("x", 1)])
+    with pytest.raises(ValueError, match="delta_interface"):
+        MLSolver(beta=BETA, gf_struct=STRUCT, delta_interface=True)
+    with pytest.raises(FileNotFoundError, match="shipped models"):
+        MLSolver(beta=BETA, gf_struct=STRUCT, model="no_such_model_v7")
+
+
+def test_refuses_corrupt_foreign_and_pickled_models(tmp_path):
+    bad = tmp_path / "trunc.safetensors"
+    src = MLSolver(beta=BETA, gf_struct=STRUCT).model.metadata
+    assert src  # the default model carries its metadata
+    from triqs_mlsolver.mlsolver import _MODELS_DIR
+
+    raw = (_MODELS_DIR / f"{DEFAULT_MODEL}.safetensors").read_bytes()
+    bad.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFormatError):
+        MLSolver(beta=BETA, gf_struct=STRUCT, model=bad)
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    pk = tmp_path / "evil.safetensors"
+    pk.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ModelFormatError, match="pickle"):
+        MLSolver(beta=BETA, gf_struct=STRUCT, model=pk)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_nan_in_g0_and_bad_h_int():
+    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 2.0)
+    with pytest.raises(ValueError, match="spin|density"):
+        S.solve(h_int=2.0 * c_dag("up", 0) * c("down", 0))  # spin flip: not in the model
+    S.G0_iw["up"].data[3, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        S.solve(h_int=2.0 * n("up", 0) * n("down", 0))
+
+
+def test_out_of_domain_warns_or_falls_back():
+    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 9.0)
+    h = 9.0 * n("up", 0) * n("down", 0)
+    with pytest.warns(OutOfDomainWarning, match="U/D"):
+        S.solve(h_int=h)
+    assert S.ml_report["out_of_domain"] and not S.ml_report["fallback_used"]
+    S.solve(h_int=h, fallback="ed")
+    assert S.ml_report["fallback_used"]
+    # the fallback is the reference ED with the model's bath size
+    ref = bethe(EDSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 9.0)
+    nb = int(S.model.metadata["domain"]["n_bath"])
+    ref.solve(h_int=h, n_bath=nb)
+    np.testing.assert_allclose(S.G_iw["up"].data, ref.G_iw["up"].data, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="fallback"):
+        S.solve(h_int=h, fallback="cthyb")
+
+
+def test_spin_polarised_input_is_flagged():
+    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 2.0)
+    with pytest.warns(OutOfDomainWarning, match="spin-polarised"):
+        S.solve(h_int=2.0 * n("up", 0) * n("down", 0) + 0.1 * n("up", 0))
+    assert any("spin" in r for r in S.ml_report["out_of_domain"])
+
+
+def test_hdf5_round_trip(solved, tmp_path):
+    with HDFArchive(tmp_path / "ml.h5", "w") as ar:
+        ar["S"] = solved
+    with HDFArchive(tmp_path / "ml.h5", "r") as ar:
+        S2 = ar["S"]
+    assert isinstance(S2, MLSolver)
+    for key in ("G_iw", "Sigma_iw", "G_tau", "G_l", "G_iw_raw", "Delta_tau"):
+        np.testing.assert_array_equal(getattr(S2, key)["up"].data,
+                                      getattr(solved, key)["up"].data)
+
+
+def test_delta_tau_is_the_bethe_hybridisation(solved):
+    """Delta = G_sc/4 for the U = 0 Weiss field: Delta(tau) = G_sc(tau)/4, and
+    G_sc(beta/2) is known independently from the Legendre/Matsubara transforms."""
+    from triqs_mlsolver.dmft import semicircle_g
+    from triqs_mlsolver.gf import transforms as tr
+
+    iw = tr.matsubara_freqs(BETA, N_IW)
+    g_t = tr.iw_to_tau(semicircle_g(iw), BETA, 2001, np.array([0.0, 1.0]))
+    np.testing.assert_allclose(solved.Delta_tau["up"].data[:, 0, 0].real, 0.25 * g_t.real,
+                               rtol=0, atol=1e-6)
