@@ -23,9 +23,10 @@ as the solver ``"ml"`` so that every driver of the solver protocol can use it):
 3. predict the correction ``Delta G_l = G_l^ref - G_l^base`` (Legendre, the
    ``G(0+) + G(beta-) = -1`` constraint projected exactly) with an ensemble
    of networks, and its spread;
-4. ``G_l = G_l^base + Delta G_l``; ``G(tau)`` and ``G(i w)`` are the base
-   solver's exact ones plus the transform of ``Delta G_l`` (the base
-   solver's tails are kept, only the smooth correction is truncated);
+4. ``G_iw_raw = G_iw^base + sum_l T_nl Delta G_l`` (the base solver's exact
+   ``G(i w)`` and tails are kept, only the smooth correction is truncated at
+   the model's ``n_l``); ``G_tau`` and ``G_l`` on the user's grids are its
+   tail-corrected transforms;
 5. ``Sigma_iw_raw = G0^-1 - G_iw_raw^-1`` (Dyson) and, like cthyb's tail fit,
    ``Sigma_iw`` with its high-frequency part replaced above ``w_c`` by the
    expansion ``U n_-s + U^2 n_-s (1 - n_-s)/(i w) + c_2/(i w)^2 + c_3/(i w)^3``
@@ -130,20 +131,16 @@ def _spread_limit(model, spread_tol):
     return float("inf")
 
 
-def _resample_tau(G_st, n_out):
-    """Uniform-grid G(tau) of ``n_out`` points from a finer uniform grid (exact subset when
-    the grids nest, else a quintic spline)."""
-    n_in = G_st.shape[1]
-    if n_in == n_out:
-        return G_st
-    if (n_in - 1) % (n_out - 1) == 0:
-        return G_st[:, :: (n_in - 1) // (n_out - 1)]
-    from scipy.interpolate import make_interp_spline
+def _predict_one_thread(model, samples):
+    """``model.predict`` with one torch thread (a batch of one: threads only cost)."""
+    import torch
 
-    x = np.linspace(0.0, 1.0, n_in)
-    out = make_interp_spline(x, G_st, k=min(5, n_in - 1), axis=1)(np.linspace(0, 1, n_out))
-    out[:, 0], out[:, -1] = G_st[:, 0], G_st[:, -1]
-    return out
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return model.predict(samples)
+    finally:
+        torch.set_num_threads(n)
 
 
 def _effective_params(params):
@@ -236,7 +233,6 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
         ``Sigma_iw_raw``, ``G_tau_spread`` (2, n_tau), ``timings`` (s per solver).
     """
     from .ml.inference import OutOfDomainWarning, sample_from_solutions
-    from .ml.modelfile import ModelMismatchError
 
     if fallback not in ("none", "ed"):
         raise ValueError(f"fallback={fallback!r}: use 'none' (warn) or 'ed' (solve with the "
@@ -249,32 +245,21 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
     eff, m0 = _effective_params(params)
     beta = params.beta
     timings = {}
-    base_sol = None
     sols = {}
-    for name in spec.inputs:
+    for name in spec.inputs:  # on the model's grid; the outputs are built from G_iw below
         t0 = time.perf_counter()
-        if name == spec.base:
-            base_sol = solve_aim(name, eff, n_iw=n_iw, n_tau=n_tau, n_l=max(n_l, n_l_m))
-            sols[name] = AIMSolution(beta=beta, G_iw=base_sol.G_iw,
-                                     G_tau=_resample_tau(base_sol.G_tau, n_tau_m),
-                                     G_l=base_sol.G_l[:, :n_l_m], Sigma_iw=base_sol.Sigma_iw,
-                                     density=base_sol.density)
-        else:
-            sols[name] = solve_aim(name, eff, n_iw=n_iw, n_tau=n_tau_m, n_l=n_l_m)
+        sols[name] = solve_aim(name, eff, n_iw=n_iw, n_tau=n_tau_m, n_l=n_l_m)
         timings[name] = time.perf_counter() - t0
+    base_sol = sols[spec.base]
     t0 = time.perf_counter()
-    try:
-        samples = sample_from_solutions(mdl, eff, sols)
-    except ModelMismatchError:
-        raise
-    pred = mdl.predict(samples)
+    samples = sample_from_solutions(mdl, eff, sols)
+    pred = _predict_one_thread(mdl, samples)
     dG_l = pred.G_l(samples, spec, n_l_m)[0] - samples.G_l[spec.base][0, :n_l_m]
     spread_t = pred.G_tau_spread[0]
     timings["model"] = time.perf_counter() - t0
     spread_max = float(np.abs(spread_t).max())
     limit = _spread_limit(mdl, spread_tol)
     reasons = _ood_reasons(mdl, params, samples, spread_max, limit)
-    tau = np.linspace(0.0, beta, n_tau)
     spread_out = np.interp(np.linspace(0, 1, n_tau), np.linspace(0, 1, len(spread_t)), spread_t)
     diag = {"model": _model_name(mdl), "out_of_domain": reasons, "spread_max": spread_max,
             "spread_limit": limit, "fallback_used": False, "D_model": float(eff.D),
@@ -289,17 +274,16 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
             f"model {diag['model']} used outside its training domain: " + "; ".join(reasons)
             + ". Pass fallback='ed' to solve such inputs with the reference ED",
             OutOfDomainWarning, stacklevel=3)
-    if spec.base not in sols or base_sol is None:  # pragma: no cover - spec guarantees it
-        raise ModelMismatchError("the model's base solver is not among its inputs")
-    G_l = base_sol.G_l[:, :n_l].copy()
-    k = min(n_l, n_l_m)
-    G_l[:, :k] += dG_l[None, :k]
-    G_tau = base_sol.G_tau + tr.legendre_to_tau(dG_l, beta, tau)[None, :]
     G_iw_raw = base_sol.G_iw + tr.legendre_to_iw(dG_l, n_iw)[None, :]
+    iw = tr.matsubara_freqs(beta, n_iw)
+    # G_tau and G_l from G_iw (tail-corrected transforms; c_0 = 0, c_1 = 1 exact)
+    gm, _ = tr.fit_tail(G_iw_raw[0], iw, known_moments=np.array([0.0, 1.0]), max_order=6)
+    g_t = tr.iw_to_tau(G_iw_raw[0], beta, n_tau, gm[:4]).real
+    g_l = tr.iw_to_legendre(G_iw_raw[0], beta, n_l, gm[:4]).real
+    G_tau, G_l = np.tile(g_t, (2, 1)), np.tile(g_l, (2, 1))
     g0_inv = 1.0 / params.g0_iw(n_iw)
     Sigma_raw = g0_inv - 1.0 / G_iw_raw
     density = -G_tau[:, -1]
-    iw = tr.matsubara_freqs(beta, n_iw)
     w_c = min(0.6 * float(iw.imag.max()), max(20.0 * eff.D, 4.0 * params.U))
     Sigma, moments = _sigma_tail(Sigma_raw, iw, params.U, density, w_c)
     G_iw = 1.0 / (g0_inv - Sigma)

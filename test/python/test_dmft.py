@@ -439,17 +439,6 @@ def test_doc_lists_every_config_key():
             assert f"``{key}``" in text, f"[{sec}] {key} is not documented in doc/dmft.rst"
 
 
-def test_doc_python_blocks_run(tmp_path, monkeypatch):
-    """The ``.. code-block:: python`` examples of doc/dmft.rst run (in one namespace)."""
-    text = (ROOT / "doc" / "dmft.rst").read_text()
-    blocks = re.findall(r"\.\. code-block:: python\n\n((?:(?:   .*)?\n)+)", text)
-    assert len(blocks) >= 2
-    monkeypatch.chdir(tmp_path)
-    ns = {}
-    for block in blocks:
-        exec(compile("\n".join(ln[3:] for ln in block.splitlines()), "doc/dmft.rst", "exec"), ns)
-
-
 @pytest.mark.mpi
 def test_cli_under_mpiexec_shares_the_sweeps(tmp_path):
     exe = Path(sys.executable).with_name("mpiexec")

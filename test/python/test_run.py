@@ -201,7 +201,7 @@ def test_served_cthyb_solver_checks_keywords():
         from triqs_cthyb import Solver
 
         S = Solver(10.0, [("up", 1), ("down", 1)], 64, 257)  # cthyb's positional order
-        assert S.n_l == 50 and S.average_sign == 1.0
+        assert S.n_l == 30 and S.average_sign == 1.0
         for _, g0 in S.G0_iw:
             g0 << inverse(iOmega_n + 1.0 - 0.25 * SemiCircular(1.0))
         h_int = 2.0 * n("up", 0) * n("down", 0)
@@ -229,7 +229,7 @@ def test_served_cthyb_solver_round_trips_through_hdf5(tmp_path):
         ar["S"] = S
     with HDFArchive(tmp_path / "s.h5", "r") as ar:
         back = ar["S"]
-    assert type(back) is IPTSolver and back.n_l == 50
+    assert type(back) is IPTSolver and back.n_l == 30
 
 
 def test_serve_hubbardI_gives_triqs_hubbardI_results(tmp_path):
@@ -276,8 +276,7 @@ def test_console_script_help_and_exit_status(tmp_path):
 def test_tutorial_with_default_ml_solver(tmp_path):
     from triqs_mlsolver.mlsolver import DEFAULT_MODEL, shipped_models
 
-    if DEFAULT_MODEL not in shipped_models():
-        pytest.skip(f"the default model {DEFAULT_MODEL} is not shipped yet")
+    assert DEFAULT_MODEL in shipped_models()
     assert run_in(tmp_path, TUTORIAL) == 0
     from triqs_mlsolver.gf import HDFArchive
 

@@ -117,7 +117,11 @@ def sample_from_solutions(model, params, solutions: dict) -> SampleSet:
 def domain_violations(model, samples: SampleSet) -> list:
     """Descriptors of ``samples`` outside the ranges in the model's training domain."""
     dom = (getattr(model, "metadata", {}) or {}).get("domain", {})
-    names = [n for n in ("U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3") if n in dom]
+    # the physical parameters always; the moments of Delta only where the model uses them
+    # (for a continuous Delta they come from a tail fit, uncertain beyond m_1)
+    used = set(model.spec.descriptors) | {"U/D", "eps/D", "log(beta*D)"}
+    names = [n for n in ("U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3")
+             if n in dom and n in used]
     if not names:
         return []
     X, _ = descriptors(samples.params, names)

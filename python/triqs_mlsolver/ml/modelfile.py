@@ -189,8 +189,12 @@ def _sniff(path: Path):
         )
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:1] == b"\x80" or head[:2] in (b"(d", b"(l", b"}q", b"]q"):
+        head = f.read(9)
+    # a safetensors file: 8-byte little-endian header length, then the JSON header "{..."
+    # (its first byte may be 0x80 like a pickle's PROTO opcode: test this form first)
+    if len(head) == 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] + 8 <= size:
+        head = head[:8]
+    elif head[:1] == b"\x80" or head[:2] in (b"(d", b"(l", b"}q", b"]q"):
         raise ModelFormatError(
             f"{path} is a Python pickle; pickles can execute arbitrary code when loaded "
             "and are refused. Models must be safetensors files written by "
@@ -204,7 +208,7 @@ def _sniff(path: Path):
         )
     if len(head) < 8:
         raise ModelFormatError(f"{path} is empty or truncated ({size} bytes); not a model file")
-    (n,) = struct.unpack("<Q", head)
+    (n,) = struct.unpack("<Q", head[:8])
     if n > _MAX_HEADER or n + 8 > size:
         raise ModelFormatError(
             f"{path} is not a safetensors model file, or it is truncated (header length {n}, "
