@@ -301,6 +301,44 @@ def test_model_file_roundtrip_identical(trained, tiny_db):
     assert a.G_tau_spread.max() > 0  # two members
 
 
+def test_gated_head_round_trip_and_gates(tiny_db, tmp_path):
+    """A gated model saves, loads and predicts the same; with the residual and every gate
+    but one set to zero it returns exactly the correction that input proposes."""
+    out = tmp_path / "gated.safetensors"
+    cfg = _cfg(tiny_db, out, model={"head": "gated", "n_ensemble": 1},
+               training={"max_epochs": 20})
+    model, report = train_model(cfg, quiet=True)
+    assert model.head == "gated" and model.architecture["n_gates"] == 2
+    back = load_model(out)
+    db = Database(tiny_db)
+    s = load_samples(db, model.spec.representation, ["hubbard_i", "ipt", "ed1", "ed"])
+    np.testing.assert_array_equal(back.predict(s).G_tau, model.predict(s).G_tau)
+    # force r = 0, g = (1, 0): the prediction is the first other input's correction (hubbard_i
+    # relative to the base ipt), i.e. G = G_hubbard_i before the constraint and clipping
+    net = back.nets[0]
+    last = net.layers[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[model.architecture["n_out"]] = 1.0
+    back.target_transform.shift[:] = 0.0
+    back.clip = False
+    dy = back.correction_members(s)[0]
+    want = s.y["hubbard_i"] - s.y["ipt"]
+    np.testing.assert_allclose(dy, want, rtol=0, atol=1e-12)
+
+
+def test_gated_head_config_errors(tiny_db, tmp_path):
+    with pytest.raises(TrainConfigError, match="head"):
+        validate_train_config({"model": {"head": "moe"}})
+    with pytest.raises(TrainConfigError, match="two"):
+        validate_train_config({"model": {"head": "gated"},
+                               "features": {"inputs": ["ipt"], "base": "ipt"}})
+    with pytest.raises(TrainConfigError, match="identity"):
+        validate_train_config({"model": {"head": "gated"},
+                               "features": {"target_transform": "tanh"}})
+
+
 def test_training_is_deterministic(tiny_db, tmp_path):
     cfg = _cfg(tiny_db, tmp_path / "a.safetensors",
                model={"n_ensemble": 1}, training={"max_epochs": 5})

@@ -216,3 +216,20 @@ def test_delta_tau_is_the_bethe_hybridisation(solved):
     taus = np.linspace(0, BETA, 2001)
     for k in (0, 1, 7, 500, 1000, 1999, 2000):
         assert d_t[k] == pytest.approx(exact(taus[k]), abs=1e-8), k
+
+
+def test_temperature_outside_the_training_range_is_named():
+    S = bethe(MLSolver(beta=5.0, gf_struct=STRUCT, n_iw=256, n_tau=501), 2.0)
+    with pytest.warns(OutOfDomainWarning, match=r"log\(beta\*D\)"):
+        S.solve(h_int=2.0 * n("up", 0) * n("down", 0))
+    assert any("beta" in r for r in S.ml_report["out_of_domain"])
+
+
+def test_energy_unit_is_the_bath_moment():
+    """A t = 1 script (D = 2, as in the TRIQS tutorials) is the D = 1 problem in other units:
+    G(tau) at beta D = 50 must be the same function of tau/beta, and Sigma scales with D."""
+    a = solve(bethe(MLSolver(beta=50.0, gf_struct=STRUCT, n_iw=512, n_tau=501), 2.0), 2.0)
+    b = solve(bethe(MLSolver(beta=25.0, gf_struct=STRUCT, n_iw=512, n_tau=501), 4.0, D=2.0), 4.0)
+    ga, gb = a.G_tau["up"].data[:, 0, 0].real, b.G_tau["up"].data[:, 0, 0].real
+    np.testing.assert_allclose(gb, ga, rtol=0, atol=2e-6)
+    assert b.ml_report["out_of_domain"] == []

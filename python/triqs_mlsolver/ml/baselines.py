@@ -43,7 +43,7 @@ class SklearnCorrection(CorrectionPipeline):
         self.estimator = estimator
         self.info = info
 
-    def _members(self, Z_bf):
+    def _members(self, Z_bf, gates=None):
         return self.estimator.predict(Z_bf)[None]
 
 

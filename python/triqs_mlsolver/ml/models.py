@@ -7,7 +7,13 @@ A prediction runs
    (:meth:`FeatureSpec.features <triqs_mlsolver.ml.dataset.FeatureSpec.features>`),
 2. the input transform (elementwise T, affine; fitted on the training set),
 3. the regressor (an ensemble of :func:`build_mlp` networks; ridge or kernel
-   ridge for the baselines),
+   ridge for the baselines).  With ``head = "gated"`` each network has
+   ``o + K`` outputs ``(r, g)`` and predicts ``r + sum_k g_k d_k``, with
+   ``d_k`` the correction the ``k``-th other input proposes (its difference
+   to the base, :func:`gate_inputs`): where one cheap solver is nearly exact
+   (IPT at small U) the network only has to learn the weight ``g_k = 1``, not
+   the function itself -- the seed lecture's "combining approximations
+   obtained from different limits",
 4. the inverse target transform and the per-sample scale: the correction
    ``Delta y_bo`` in the representation,
 5. the constraint ``Delta G(0+) + Delta G(beta-) = 0`` enforced exactly by
@@ -40,6 +46,8 @@ __all__ = [
     "ACTIVATIONS",
     "PRESETS",
     "build_mlp",
+    "gate_inputs",
+    "gated_output",
     "Prediction",
     "CorrectionPipeline",
     "CorrectionModel",
@@ -110,6 +118,23 @@ def build_mlp(n_in: int, n_out: int, *, depth: int, width: int, activation: str,
     return MLP().to(getattr(torch, dtype))
 
 
+def gate_inputs(spec, samples, target_transform) -> np.ndarray:
+    """The corrections the other inputs propose, ``(y_k - y_base) / s`` for
+    ``k`` in ``spec.others``, divided by the target transform's scale: shape (b, K, o)."""
+    s = spec.scale(samples)[:, None]
+    scale = np.asarray(target_transform.scale, float)
+    return np.stack([(samples.y[k] - samples.y[spec.base]) / s / scale for k in spec.others],
+                    axis=1)
+
+
+def gated_output(out, gates):
+    """Gated head: the network's ``o + K`` outputs ``(r, g)`` give ``r + sum_k g_k d_k`` with
+    ``d_k = gates[:, k]`` (torch tensors; ``out`` (b, o + K), ``gates`` (b, K, o))."""
+    K = gates.shape[1]
+    o = out.shape[1] - K
+    return out[:, :o] + (out[:, o:, None] * gates).sum(dim=1)
+
+
 @dataclass
 class Prediction:
     """Corrected Green's functions of a batch (spin-averaged; both spins are equal).
@@ -156,8 +181,19 @@ class CorrectionPipeline:
         self.symmetrize = bool(symmetrize)
         self.clip = bool(clip)
 
-    def _members(self, Z_bf) -> np.ndarray:  # (K, b, o)
+    def _members(self, Z_bf, gates=None) -> np.ndarray:  # (K, b, o)
         raise NotImplementedError
+
+    #: Regressor head: ``"plain"`` or ``"gated"`` (see :class:`CorrectionModel`).
+    head = "plain"
+
+    def gate_inputs(self, samples: SampleSet):
+        """``(y_k - y_base)/(s * scale_T)`` of every other input, shape (b, K, o), for a gated
+        head (None otherwise): the corrections the inputs themselves propose, in the units
+        of the transformed target."""
+        if self.head != "gated":
+            return None
+        return gate_inputs(self.spec, samples, self.target_transform)
 
     def n_features(self) -> int:
         return len(self.input_transform.shift)
@@ -178,7 +214,7 @@ class CorrectionPipeline:
         rep = self.spec.representation
         X = self.spec.features(samples)
         self.check_features(X)
-        T = self._members(self.input_transform.forward(X))
+        T = self._members(self.input_transform.forward(X), self.gate_inputs(samples))
         s = self.spec.scale(samples)
         dy = np.stack([self.target_transform.inverse(t) * s[:, None] for t in T])
         a = rep.constraint()
@@ -235,17 +271,26 @@ class CorrectionModel(CorrectionPipeline):
         self.nets = list(nets)
         self.architecture = dict(architecture)
 
-    def _members(self, Z_bf):
+    @property
+    def head(self):
+        return self.architecture.get("head", "plain")
+
+    def _members(self, Z_bf, gates=None):
         import torch
 
         dtype = getattr(torch, self.architecture.get("dtype", "float64"))
         out = []
         with torch.no_grad():
             z = torch.as_tensor(np.ascontiguousarray(Z_bf), dtype=dtype)
+            g = None if gates is None else torch.as_tensor(np.ascontiguousarray(gates),
+                                                           dtype=dtype)
             for net in self.nets:
                 net.eval()
                 dev = next(net.parameters()).device
-                out.append(net(z.to(dev)).cpu().double().numpy())
+                y = net(z.to(dev))
+                if self.head == "gated":
+                    y = gated_output(y, g.to(dev))
+                out.append(y.cpu().double().numpy())
         return np.stack(out)
 
     def state_tensors(self) -> dict:
@@ -264,8 +309,9 @@ class CorrectionModel(CorrectionPipeline):
         a = architecture
         nets = []
         for k in range(n_members):
-            net = build_mlp(a["n_in"], a["n_out"], depth=a["depth"], width=a["width"],
-                            activation=a["activation"], dtype=a.get("dtype", "float64"))
+            net = build_mlp(a["n_in"], a["n_out"] + int(a.get("n_gates", 0)), depth=a["depth"],
+                            width=a["width"], activation=a["activation"],
+                            dtype=a.get("dtype", "float64"))
             prefix = f"member{k}."
             sd = {n[len(prefix):]: torch.from_numpy(np.array(v)) for n, v in tensors.items()
                   if n.startswith(prefix)}

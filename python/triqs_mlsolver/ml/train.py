@@ -36,6 +36,7 @@ mesh, 90/10 split) under the keys given explicitly.
 
     [model]
     preset = ""                 # "seed"
+    head = "plain"              # "plain" | "gated": r + sum_k g_k (y_k - y_base) (ml/models.py)
     depth = 2
     width = 51
     activation = "tanh"
@@ -121,6 +122,7 @@ DEFAULTS = {
     },
     "model": {
         "preset": "",
+        "head": "plain",
         "depth": 2,
         "width": 51,
         "activation": "tanh",
@@ -227,6 +229,15 @@ def validate_train_config(cfg: dict) -> dict:
                     f["target_scale"] or None)
     except ValueError as exc:
         raise TrainConfigError(f"[features]: {exc}") from None
+    if m["head"] not in ("plain", "gated"):
+        raise TrainConfigError(f"[model] head = {m['head']!r}: use 'plain' or 'gated'")
+    if m["head"] == "gated":
+        if len(f["inputs"]) < 2:
+            raise TrainConfigError("[model] head = 'gated' needs at least two [features] "
+                                   "inputs (the gates weigh the other inputs' corrections)")
+        if f["target_transform"] != "identity":
+            raise TrainConfigError("[model] head = 'gated' needs target_transform = "
+                                   "'identity' (the gated sum is linear in the target)")
     if m["activation"] not in ACTIVATIONS:
         raise TrainConfigError(
             f"[model] activation = {m['activation']!r}: use one of {', '.join(ACTIVATIONS)}"
@@ -368,17 +379,34 @@ def _device(name):
     return torch.device(name)
 
 
-def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, quiet=True):
-    """Train one network; returns ``(net, history, info)`` with the best-validation weights."""
+def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, quiet=True,
+                gates=None, gates_v=None):
+    """Train one network; returns ``(net, history, info)`` with the best-validation weights.
+
+    ``gates``, ``gates_v`` (b, K, o): the gate inputs of a gated head (None: plain head).
+    """
     import torch
     from tqdm import tqdm
+
+    from .models import gated_output
 
     m, t = cfg["model"], cfg["training"]
     torch.manual_seed(seed)
     dev = _device(t["device"])
     dtype = getattr(torch, t["dtype"])
-    net = build_mlp(Z.shape[1], T.shape[1], depth=m["depth"], width=m["width"],
+    n_g = 0 if gates is None else gates.shape[1]
+    net = build_mlp(Z.shape[1], T.shape[1] + n_g, depth=m["depth"], width=m["width"],
                     activation=m["activation"], dtype=t["dtype"]).to(dev)
+    if n_g:
+        g_tr = torch.as_tensor(gates, dtype=dtype, device=dev)
+        g_va = torch.as_tensor(gates_v, dtype=dtype, device=dev)
+
+        def f(x, sel=None, val=False):
+            g = g_va if val else (g_tr if sel is None else g_tr[sel])
+            return gated_output(net(x), g)
+    else:
+        def f(x, sel=None, val=False):
+            return net(x)
     opt = torch.optim.Adam(net.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
     z = torch.as_tensor(Z, dtype=dtype, device=dev)
     y = torch.as_tensor(T, dtype=dtype, device=dev)
@@ -400,14 +428,14 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
         tot = 0.0
         for k in range(0, n, bs):
             idx = perm[k : k + bs]
-            loss = (w[idx] * (net(z[idx]) - y[idx]) ** 2).mean()
+            loss = (w[idx] * (f(z[idx], idx) - y[idx]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             tot += float(loss.detach()) * len(idx)
         net.eval()
         with torch.no_grad():
-            val = float((wv * (net(zv) - yv) ** 2).mean())
+            val = float((wv * (f(zv, val=True) - yv) ** 2).mean())
         history.append({"epoch": epoch + 1, "train": tot / n, "validation": val,
                         "lr": opt.param_groups[0]["lr"]})
         bar.set_postfix(train=f"{tot / n:.3g}", val=f"{val:.3g}")
@@ -492,6 +520,12 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     arch = {"depth": m["depth"], "width": m["width"], "activation": m["activation"],
             "n_in": int(Z.shape[1]), "n_out": int(T.shape[1]),
             "dtype": cfg["training"]["dtype"]}
+    G = Gv = None
+    if m["head"] == "gated":
+        from .models import gate_inputs
+
+        G, Gv = (gate_inputs(spec, s_, otf) for s_ in (train_set, val_set))
+        arch.update(head="gated", n_gates=int(G.shape[1]))
     ckpt_dir = out_path.with_name(out_path.stem + ".checkpoints")
 
     def make_ckpt(k):
@@ -509,7 +543,8 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
 
     for k in range(m["n_ensemble"]):
         net, hist, info = _fit_member(Z, T, W, Zv, Tv, Wv, cfg, cfg["training"]["seed"] + k,
-                                      log=log, checkpoint=make_ckpt(k), quiet=quiet)
+                                      log=log, checkpoint=make_ckpt(k), quiet=quiet,
+                                      gates=G, gates_v=Gv)
         nets.append(net)
         histories.append(hist)
         infos.append(info)
