@@ -37,6 +37,8 @@ def add_parsers(sub):
     e.add_argument("--no-krr", action="store_true", help="skip KRR (the slowest baseline)")
     e.add_argument("--plot", type=Path, metavar="DIR",
                    help="write learning curves, error histograms and G(tau) plots into DIR")
+    e.add_argument("--u-edges", type=float, nargs="+", default=None, metavar="U",
+                   help="edges of the U bins (default: 1 4 7 10, the seed database's range)")
     e.add_argument("--rst", action="store_true", help="print reStructuredText tables")
     e.add_argument("--json", type=Path, metavar="FILE", help="write the tables as JSON")
     e.set_defaults(func=run_evaluate)
@@ -83,8 +85,11 @@ def run_evaluate(args) -> int:
 
     model = load_model(args.model)
     db = Database(args.database)
+    edges = (1, 4, 7, 10) if args.u_edges is None else tuple(args.u_edges)
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges[:-1], edges[1:])):
+        raise ValueError(f"--u-edges {list(edges)}: give at least two increasing values")
     res = evaluate(model, db, split=args.split, baselines=not args.no_baselines,
-                   krr=not args.no_krr, log=_log(args))
+                   krr=not args.no_krr, log=_log(args), u_edges=edges)
     fmt = "rst" if args.rst else "text"
     print(f"model {args.model} on {db.path} ({res.info['split']}, {len(res.samples)} samples)")
     for q in QUANTITIES:
