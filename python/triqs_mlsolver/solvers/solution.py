@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import ive, spherical_in
 
 from ..gf import transforms as tr
 
