@@ -26,7 +26,7 @@ def test_sphinx_builds_without_warnings(tmp_path):
 #: Pages whose ``.. code-block:: python`` examples are complete programs (run in order, one
 #: namespace per page, in a temporary folder).  hdf5_scheme.rst shows fragments (an
 #: undefined ``G_iw``, ``mpi``) and is not run.
-RUNNABLE_PAGES = ["dmft.rst", "mlsolver.rst"]
+RUNNABLE_PAGES = ["tutorial.rst", "dmft.rst", "mlsolver.rst"]
 
 
 @pytest.mark.parametrize("page", RUNNABLE_PAGES)
