@@ -351,10 +351,11 @@ def test_cli_runs_the_shipped_example(tmp_path, capsys):
     assert main(["dmft", str(cfg)]) == 0
     out = capsys.readouterr().out
     rows = [ln.split() for ln in out.splitlines() if re.match(r"^\s*\d+\.\d+\s+\w", ln)]
-    assert len(rows) == 2 * 2 * 2  # solvers x directions x U
+    assert len(rows) == 3 * 2 * 2  # solvers (ml, ipt, hubbard_i) x directions x U
     assert "converged" in out and "insulating" in out
-    ipt_up = {float(r[0]): r for r in rows if r[1] == "ipt" and r[2] == "up"}
-    assert ipt_up[2.0][6] == "no" and ipt_up[3.5][6] == "yes"  # insulating? column
+    for solver in ("ipt", "ml"):  # both: metal at U = 2, Mott insulator at 3.5 (beta = 50)
+        up = {float(r[0]): r for r in rows if r[1] == solver and r[2] == "up"}
+        assert up[2.0][6] == "no" and up[3.5][6] == "yes", solver  # insulating? column
     h5, png = tmp_path / "out" / "dmft_scan.h5", tmp_path / "out" / "Z_of_U.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     with h5py.File(h5, "r") as f:
@@ -363,7 +364,8 @@ def test_cli_runs_the_shipped_example(tmp_path, capsys):
         stored = validate_config(tomllib.loads(f.attrs["config"]))
         assert stored["scan"]["U"] == [2.0, 3.5]
     with HDFArchive(h5, "r") as ar:
-        assert sorted(ar.keys()) == ["config", "format", "hubbard_i", "ipt", "package_version"]
+        assert sorted(ar.keys()) == ["config", "format", "hubbard_i", "ipt", "ml",
+                                     "package_version"]
         s = ar["ipt/up/summary"]
         np.testing.assert_array_equal(s["U"], [2.0, 3.5])
         assert ar["ipt/up/U_3.5/parameters"]["start"].startswith("previous run")
