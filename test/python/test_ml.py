@@ -337,6 +337,9 @@ def test_gated_head_config_errors(tiny_db, tmp_path):
     with pytest.raises(TrainConfigError, match="identity"):
         validate_train_config({"model": {"head": "gated"},
                                "features": {"target_transform": "tanh"}})
+    with pytest.raises(TrainConfigError, match="target_scale"):
+        validate_train_config({"model": {"head": "gated"},
+                               "features": {"target_scale": "ed2"}})
 
 
 def test_training_is_deterministic(tiny_db, tmp_path):
