@@ -36,14 +36,8 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 
-from .._config import check_sections
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from .._config import check_sections, config_to_toml, read_toml
 
 __all__ = ["DEFAULTS", "ConfigError", "load_config", "validate_config", "config_to_toml"]
 
@@ -150,31 +144,5 @@ def load_config(path) -> dict:
     """Read and validate a TOML config (``None``: the defaults)."""
     if path is None:
         return validate_config({})
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(
-            f"config file {str(p)!r} not found; give the path of a TOML file "
-            "(see doc/database.rst for the keys)"
-        )
-    try:
-        raw = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
-    return validate_config(raw)
-
-
-def config_to_toml(cfg: dict) -> str:
-    """Serialise a validated config back to TOML (stored in every database)."""
-    lines = []
-    for sec, body in cfg.items():
-        lines.append(f"[{sec}]")
-        for k, v in body.items():
-            if isinstance(v, str):
-                lines.append(f'{k} = "{v}"')
-            elif isinstance(v, list):
-                items = ", ".join(f'"{x}"' if isinstance(x, str) else repr(x) for x in v)
-                lines.append(f"{k} = [{items}]")
-            else:
-                lines.append(f"{k} = {v!r}")
-        lines.append("")
-    return "\n".join(lines)
+    return validate_config(read_toml(
+        path, ConfigError, "; give the path of a TOML file (see doc/database.rst for the keys)"))

@@ -41,18 +41,10 @@ the key and the fix, raised before any solver runs.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from pathlib import Path
 
-import numpy as np
-
-from .._config import check_sections
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from .._config import check_sections, config_to_toml, read_toml
 
 __all__ = ["DEFAULTS", "KEYS", "DMFTConfigError", "validate_config", "load_config",
            "config_to_toml", "lattice_from_config", "example_config_path"]
@@ -305,50 +297,9 @@ def validate_config(raw: dict) -> dict:
 
 def load_config(path) -> dict:
     """Read and validate a TOML config file."""
-    p = Path(path)
-    if not p.is_file():
-        raise DMFTConfigError(
-            f"config file {str(p)!r} not found; give the path of a TOML file (start from "
-            "`triqs-mlsolver dmft --print-example > dmft.toml`)")
-    try:
-        raw = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise DMFTConfigError(f"{p}: not valid TOML ({exc})") from None
-    return validate_config(raw)
-
-
-def _toml_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v))
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {v!r} of type {type(v).__name__} as TOML")
-
-
-def config_to_toml(cfg: dict) -> str:
-    """Serialise a validated config to TOML (``validate_config(tomllib.loads(...))``
-    gives it back); sub-tables (solver options) follow their section."""
-    lines = []
-    for sec, body in cfg.items():
-        lines.append(f"[{sec}]")
-        subs = []
-        for k, v in body.items():
-            if isinstance(v, dict):
-                subs.append((k, v))
-            else:
-                lines.append(f"{k} = {_toml_value(v)}")
-        lines.append("")
-        for k, v in subs:
-            lines.append(f"[{sec}.{k}]")
-            lines.extend(f"{kk} = {_toml_value(vv)}" for kk, vv in v.items())
-            lines.append("")
-    return "\n".join(lines)
+    return validate_config(read_toml(
+        path, DMFTConfigError, "; give the path of a TOML file (start from "
+        "`triqs-mlsolver dmft --print-example > dmft.toml`)"))
 
 
 def lattice_from_config(cfg: dict):

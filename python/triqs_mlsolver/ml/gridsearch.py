@@ -39,7 +39,8 @@ import json
 import time
 from pathlib import Path
 
-from .train import DEFAULTS, TrainConfigError, tomllib, train, validate_train_config
+from .._config import read_toml
+from .train import DEFAULTS, TrainConfigError, train, validate_train_config
 
 __all__ = ["expand_grid", "run_grid"]
 
@@ -91,9 +92,7 @@ def run_grid(config, outdir, *, quiet=False, db=None) -> str:
 
     if isinstance(config, (str, Path)):
         p = Path(config)
-        if not p.is_file():
-            raise TrainConfigError(f"config file {str(p)!r} not found")
-        raw = tomllib.loads(p.read_text())
+        raw = read_toml(p, TrainConfigError, "")
         dbp = raw.get("data", {}).get("database")
         if dbp and not Path(dbp).is_absolute():
             raw["data"]["database"] = str((p.parent / dbp).resolve())

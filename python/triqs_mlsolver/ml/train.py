@@ -74,15 +74,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._config import check_sections
+from .._config import check_sections, read_toml
 from .dataset import FeatureSpec, SampleSet, load_samples, split_indices
 from .models import ACTIVATIONS, PRESETS, CorrectionModel, build_mlp
 from .representations import DESCRIPTORS, Representation, Transform, descriptors
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 __all__ = [
     "DEFAULTS",
@@ -268,12 +263,7 @@ def validate_train_config(cfg: dict) -> dict:
 def load_train_config(path) -> dict:
     """Read and validate a TOML training config; relative paths are taken from its folder."""
     p = Path(path)
-    if not p.is_file():
-        raise TrainConfigError(f"config file {str(p)!r} not found (see doc/ml.rst)")
-    try:
-        raw = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise TrainConfigError(f"{p}: not valid TOML ({exc})") from None
+    raw = read_toml(p, TrainConfigError, " (see doc/ml.rst)")
     cfg = validate_train_config(raw)
     for sec, key in (("data", "database"), ("output", "model")):
         v = cfg[sec][key]
