@@ -144,16 +144,17 @@ def _predict_one_thread(model, samples):
 
 
 def _effective_params(params):
-    """``params`` with ``D = 2 sqrt(m_0)``, the model's energy unit (see module docstring)."""
+    """``(params with D = 2 sqrt(m_0), tail moments of Delta or None)``: the model's energy
+    unit (see module docstring); the moments of a continuous Delta are returned for reuse."""
     from dataclasses import replace
 
+    from .ml.inference import delta_tail_moments
+
+    mom = None
     if params.has_discrete_bath:
-        m0 = float(np.mean(np.sum(params.V_k**2, axis=1)))
+        m0 = float(np.mean(params.delta_moments()))
     elif params.Delta_iw is not None:
-        n_iw = params.Delta_iw.shape[1] // 2
-        iw = tr.matsubara_freqs(params.beta, n_iw)
-        mom, _ = tr.fit_tail(params.Delta_iw.mean(axis=0), iw, known_moments=np.zeros(1),
-                             max_order=6)
+        mom = delta_tail_moments(params)
         m0 = float(mom[1].real)
     else:
         m0 = 0.0
@@ -162,7 +163,7 @@ def _effective_params(params):
             "Delta(i w) vanishes (no bath): the ML models are trained for an impurity coupled "
             "to a bath; for the atomic limit use the Hubbard-I solver"
         )
-    return replace(params, D=2.0 * np.sqrt(m0)), m0
+    return replace(params, D=2.0 * np.sqrt(m0)), mom
 
 
 def _sigma_tail(Sigma_sw, iw, U, density, w_c):
@@ -186,9 +187,7 @@ def _sigma_tail(Sigma_sw, iw, U, density, w_c):
 def _ood_reasons(model, params, samples, spread_max, spread_limit):
     from .ml.inference import domain_violations
 
-    reasons = []
-    for n in domain_violations(model, samples):
-        reasons.append(n)
+    reasons = list(domain_violations(model, samples))
     if not params.spin_symmetric:
         reasons.append("spin-polarised input (the model was trained on spin-symmetric AIMs)")
     if spread_max > spread_limit:
@@ -242,7 +241,7 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
     n_l_m = int(spec.representation.n) if spec.representation.kind == "legendre" else 40
     n_tau_m = int(((getattr(mdl, "metadata", None) or {}).get("database", {}) or {})
                   .get("n_tau_stored", 201))
-    eff, m0 = _effective_params(params)
+    eff, delta_mom = _effective_params(params)
     beta = params.beta
     timings = {}
     sols = {}
@@ -252,7 +251,7 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
         timings[name] = time.perf_counter() - t0
     base_sol = sols[spec.base]
     t0 = time.perf_counter()
-    samples = sample_from_solutions(mdl, eff, sols)
+    samples = sample_from_solutions(mdl, eff, sols, delta_moments=delta_mom)
     pred = _predict_one_thread(mdl, samples)
     dG_l = pred.G_l(samples, spec, n_l_m)[0] - samples.G_l[spec.base][0, :n_l_m]
     spread_t = pred.G_tau_spread[0]

@@ -69,7 +69,16 @@ def _gauss_bath(m):
     return x, np.sqrt(np.maximum(w, 0.0))
 
 
-def _param_arrays(params):
+def delta_tail_moments(params) -> np.ndarray:
+    """High-frequency moments ``m_n`` of the spin-averaged continuous ``Delta(i w)``
+    (``Delta ~ sum_n m_n / (i w)^(n+1)``; entry ``n + 1`` holds ``m_n``), fitted to order 6."""
+    d = params.Delta_iw.mean(axis=0)
+    iw = tr.matsubara_freqs(params.beta, d.size // 2)
+    mom, _ = tr.fit_tail(d, iw, known_moments=np.zeros(1), max_order=6)
+    return mom
+
+
+def _param_arrays(params, delta_moments=None):
     base = {"U": np.array([params.U]), "mu": np.array([float(np.mean(params.mu))]),
             "beta": np.array([params.beta]), "D": np.array([params.D])}
     if params.has_discrete_bath:
@@ -79,23 +88,25 @@ def _param_arrays(params):
     # continuous bath: Delta ~ sum_n m_n / (i w)^(n+1); a two-site bath with the same
     # m_0..m_3 gives the same moment descriptors
     d = params.Delta_iw.mean(axis=0)
-    iw = tr.matsubara_freqs(params.beta, d.size // 2)
-    mom, _ = tr.fit_tail(d, iw, known_moments=np.zeros(1), max_order=6)
+    mom = delta_tail_moments(params) if delta_moments is None else delta_moments
     e, v = _gauss_bath(np.real(mom[1:5]))
     # the shape of Delta for the "delta" descriptor: its Legendre coefficients
     dl = tr.iw_to_legendre(d, params.beta, N_DELTA, mom[:4]).real
     return {**base, "eps_k": e[None], "V_k": v[None], "delta_l": dl[None]}, False
 
 
-def sample_from_solutions(model, params, solutions: dict) -> SampleSet:
-    """One-sample :class:`SampleSet` from ``{solver: AIMSolution}`` of the model's inputs."""
+def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None) -> SampleSet:
+    """One-sample :class:`SampleSet` from ``{solver: AIMSolution}`` of the model's inputs.
+
+    ``delta_moments``: :func:`delta_tail_moments` of a continuous ``Delta`` when the
+    caller has them already (else fitted here)."""
     from .modelfile import ModelMismatchError
 
     spec = model.spec
     missing = [s for s in spec.inputs if s not in solutions]
     if missing:
         raise ModelMismatchError(f"the model needs the solutions of {missing} as well")
-    p, discrete = _param_arrays(params)
+    p, discrete = _param_arrays(params, delta_moments)
     if not discrete and "bath" in spec.descriptors:
         raise ModelMismatchError(
             "the model uses the discrete bath as descriptor ('bath'); these parameters have a "
