@@ -77,8 +77,6 @@ def main():
         down = [] if args.no_down else sweep(s, Us[::-1], args.beta, "insulator", opts,
                                              args.n_iw, args.tol)[::-1]
         result["solvers"][s] = {"up": up, "down": down}
-    with open(args.out + ".json", "w") as f:
-        json.dump(result, f, indent=1)
     print(f"\nBethe lattice, half filling, D = 1, beta = {args.beta:g}; Z0 (up / down sweep)")
     print(f"{'U':>5s} " + " ".join(f"{s:>17s}" for s in args.solvers))
     for i, U in enumerate(Us):
@@ -109,8 +107,8 @@ def main():
             print(f"{U:5.2f} " + " ".join(cells))
         print("  max  " + " ".join(f"{worst[s]:17.4f}" for s in worst))
         result["max_abs_dZ0"] = {"reference": args.reference, **worst}
-        with open(args.out + ".json", "w") as f:
-            json.dump(result, f, indent=1)
+    with open(args.out + ".json", "w") as f:
+        json.dump(result, f, indent=1)
     import matplotlib
 
     matplotlib.use("Agg")
