@@ -229,7 +229,9 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
     AIMSolution
         ``diagnostics`` holds ``model``, ``out_of_domain`` (list of str),
         ``spread_max``, ``spread_limit``, ``fallback_used``, ``G_iw_raw``,
-        ``Sigma_iw_raw``, ``G_tau_spread`` (2, n_tau), ``timings`` (s per solver).
+        ``Sigma_iw_raw``, ``G_tau_spread`` (2, n_tau), ``timings`` (s per solver),
+        ``delta_moments`` (tail moments of a continuous Delta, spin-averaged; None for a
+        discrete bath).
     """
     from .ml.inference import OutOfDomainWarning, sample_from_solutions
 
@@ -262,7 +264,8 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
     spread_out = np.interp(np.linspace(0, 1, n_tau), np.linspace(0, 1, len(spread_t)), spread_t)
     diag = {"model": _model_name(mdl), "out_of_domain": reasons, "spread_max": spread_max,
             "spread_limit": limit, "fallback_used": False, "D_model": float(eff.D),
-            "timings": timings, "G_tau_spread": np.tile(spread_out, (2, 1))}
+            "timings": timings, "G_tau_spread": np.tile(spread_out, (2, 1)),
+            "delta_moments": delta_mom}
     if reasons and fallback == "ed":
         sol = _fallback_solution(params, n_iw, n_tau, n_l, mdl)
         diag.update(fallback_used=True, G_iw_raw=sol.G_iw, Sigma_iw_raw=sol.Sigma_iw)
@@ -404,8 +407,14 @@ class MLSolver(Solver):
                        model=self.model, **ml_opts)
         dg = sol.diagnostics
         iw = tr.matsubara_freqs(self.beta, self.n_iw)
-        m, _ = tr.fit_tail(params.Delta_iw.T, iw, known_moments=np.zeros((1, 2)), max_order=6)
-        delta_t = tr.iw_to_tau(params.Delta_iw.T, self.beta, self.n_tau, m[:4])
+        mom = dg.get("delta_moments")
+        if params.spin_symmetric and mom is not None:  # the tail fitted in solve_ml
+            delta_t = np.tile(tr.iw_to_tau(params.Delta_iw[0], self.beta, self.n_tau,
+                                           mom[:4])[:, None], (1, 2))
+        else:
+            m, _ = tr.fit_tail(params.Delta_iw.T, iw, known_moments=np.zeros((1, 2)),
+                               max_order=6)
+            delta_t = tr.iw_to_tau(params.Delta_iw.T, self.beta, self.n_tau, m[:4])
         for s, n_ in enumerate(names):
             self.G_iw[n_].data[:, 0, 0] = sol.G_iw[s]
             self.Sigma_iw[n_].data[:, 0, 0] = sol.Sigma_iw[s]

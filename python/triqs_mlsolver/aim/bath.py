@@ -5,7 +5,7 @@ Cost (Caffarel-Krauth, PRL 72, 1545 (1994))::
 
     chi2 = (1/N) sum_{0 <= w_n <= w_max} W_n |Delta(i w_n) - sum_k V_k^2 / (i w_n - eps_k)|^2
 
-minimised with ``scipy.optimize.least_squares`` (trust region, analytic
+minimised with MINPACK's Levenberg-Marquardt (``scipy.optimize.leastsq``, analytic
 Jacobian) from several starts: a uniform spread of levels over the band plus
 seeded random perturbations, and the caller's ``initial`` bath (warm start in
 DMFT).  ``ph_symmetric=True`` restricts the bath to pairs ``(+eps_p, -eps_p)``
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import leastsq
 
 __all__ = ["BathFit", "fit_bath"]
 
@@ -135,33 +135,40 @@ def fit_bath(delta_w, beta, n_bath, *, ph_symmetric=False, n_starts=4, seed=0, i
     # 1/iw moment of Delta = sum V^2, from the largest frequencies
     m1 = max(float((1j * w[-1] * dpos[-1]).real), 1e-12)
 
-    def model_and_jac(x):
+    # Residuals r_n = sqrt(W_n) (Delta_fit - Delta)(i w_n) as interleaved (Re, Im) floats,
+    # Jacobian in MINPACK's column-derivative layout (n_par, 2 n_fit): both are zero-copy
+    # float views of complex arrays.  One evaluation gives both; lmder asks for the
+    # Jacobian at the point it has just evaluated, so it is kept.
+    zt = z[None, :]
+    sw_t = sw[None, :]
+    n_par = len(_pack(np.zeros(k), np.zeros(k), ph_symmetric))
+    cache = {}
+
+    def evaluate(x):
         eps, V = _expand(x, k, ph_symmetric)
-        inv = 1.0 / (z[:, None] - eps[None, :])
-        model = (V**2 * inv).sum(axis=1)
-        d_eps = V**2 * inv**2
-        d_V = 2 * V * inv
-        J_full = np.concatenate([d_eps, d_V], axis=1)  # (n_fit, 2k) w.r.t. (eps, V)
+        inv = 1.0 / (zt - eps[:, None])  # (k, n_fit)
+        r = (V**2 @ inv - target) * sw
+        Jc = np.empty((2 * k, n_fit), complex)  # d/d eps_k, d/d V_k
+        np.multiply((V**2)[:, None] * sw_t, inv * inv, out=Jc[:k])
+        np.multiply((2 * V)[:, None] * sw_t, inv, out=Jc[k:])
         if ph_symmetric:
             n_pair = k // 2
-            cols = [J_full[:, i] - J_full[:, n_pair + i] for i in range(n_pair)]
-            cols += [J_full[:, k + i] + J_full[:, k + n_pair + i] for i in range(n_pair)]
+            J = np.empty((n_par, n_fit), complex)
+            J[:n_pair] = Jc[:n_pair] - Jc[n_pair:2 * n_pair]
+            J[n_pair:2 * n_pair] = Jc[k:k + n_pair] + Jc[k + n_pair:k + 2 * n_pair]
             if k % 2:
-                cols.append(J_full[:, 2 * k - 1])
-            J = np.stack(cols, axis=1)
-        else:
-            J = J_full
-        return model, J
+                J[2 * n_pair] = Jc[2 * k - 1]
+            Jc = J
+        cache["x"], cache["J"] = x.copy(), Jc
+        return r.view(float)
 
     def resid(x):
-        m, _ = model_and_jac(x)
-        r = (m - target) * sw
-        return np.concatenate([r.real, r.imag])
+        return evaluate(x)
 
     def jac(x):
-        _, J = model_and_jac(x)
-        J = J * sw[:, None]
-        return np.concatenate([J.real, J.imag], axis=0)
+        if "x" not in cache or not np.array_equal(x, cache["x"]):
+            evaluate(x)
+        return cache["J"].view(float)
 
     rng = np.random.default_rng(seed)
     starts = []
@@ -180,17 +187,25 @@ def fit_bath(delta_w, beta, n_bath, *, ph_symmetric=False, n_starts=4, seed=0, i
 
     # Stop as soon as two starts reach the same minimum (relative 1e-8 in the cost):
     # the usual sign that it is the global one; otherwise try every start.
-    best, agree = None, False
+    # MINPACK lmder (Levenberg-Marquardt, scaling from the Jacobian's column norms) through
+    # scipy's thin wrapper: the problem is tiny, so the per-iteration Python overhead of
+    # least_squares would be most of the cost (benchmarks/bench_mlsolver.py).
+    best, best_cost, agree = None, np.inf, False
     for x0 in starts:
-        res = least_squares(resid, x0, jac=jac, method="trf", x_scale="jac", xtol=1e-14,
-                            ftol=1e-14, gtol=1e-14, max_nfev=2000)
-        if best is not None and abs(res.cost - best.cost) <= 1e-8 * max(best.cost, 1e-300):
+        out = leastsq(resid, x0, Dfun=jac, col_deriv=True, full_output=True, xtol=1e-14,
+                      ftol=1e-14, gtol=1e-14, maxfev=2000)
+        x, info = out[0], out[2]
+        cost = 0.5 * float(info["fvec"] @ info["fvec"])
+        if best is not None and abs(cost - best_cost) <= 1e-8 * max(best_cost, 1e-300):
             agree = True
-        if best is None or res.cost < best.cost:
-            best = res
+        if cost < best_cost:
+            best, best_cost = x, cost
         if agree:
             break
-    eps, V = _expand(best.x, k, ph_symmetric)
+    if best is None:
+        raise RuntimeError(f"the bath fit ({k} sites) did not reach a finite cost from any "
+                           "start; check Delta(i w) for overflow")
+    eps, V = _expand(best, k, ph_symmetric)
     V = np.abs(V)
     order = np.argsort(eps)
     eps, V = eps[order], V[order]

@@ -231,11 +231,14 @@ class CorrectionPipeline:
             dy = 0.5 * (dy + rep.ph_image(dy_img))
         x = samples.x_stored
         base = samples.G_tau[self.spec.base]
-        G_k = np.stack([base + rep.decode_tau(d, x) for d in dy])
+        K, b, o = dy.shape
+        # decode is linear: one call for all members, the mean decodes to the mean
+        dG_k = rep.decode_tau(dy.reshape(K * b, o), x).reshape(K, b, -1)
+        G_k = base + dG_k
         if self.clip:
-            G_k = np.stack([project_tau_physical(g) for g in G_k])
+            G_k = project_tau_physical(G_k.reshape(K * b, -1)).reshape(K, b, -1)
         dy_mean = dy.mean(axis=0)
-        G = base + rep.decode_tau(dy_mean, x)
+        G = base + dG_k.mean(axis=0)
         if self.clip:
             G = project_tau_physical(G)
         spread = G_k.std(axis=0) if len(G_k) > 1 else np.zeros_like(G)

@@ -31,6 +31,7 @@ of a sector, ``e`` eigenstate, ``n`` Lanczos step, ``p`` pole.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -56,6 +57,11 @@ __all__ = [
 MERGE_TOL_BETA = 1e-7
 
 
+#: Path A diagonalises every sector without computing lower bounds when the Fock space
+#: has at most this many states (n_bath <= 3); the bounds cost more than they save there.
+PRUNE_MIN_FOCK = 4**4
+
+
 #: Lanczos chains of one target sector run in batches of this size (larger batches fall
 #: out of cache: measured 60-70 us per state and step for 1-4 chains, 4x that for 16, k = 8).
 LANCZOS_CHUNK = 4
@@ -72,6 +78,56 @@ def _popcount(x: np.ndarray) -> np.ndarray:
         c += x & 1
         x = x >> 1
     return c
+
+
+def _cat(arrays, dtype):
+    return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _species_structure(L: int):
+    """Parameter-independent part of a species with ``L`` orbitals (cached per ``L``).
+
+    Returns ``states``, ``occ`` (per N: occupations, int), ``hop`` (per N:
+    ``(rows, cols, k, sign)`` of the hopping ``c_k^+ c_0 + h.c.``, both
+    directions, ``k`` = 1..L-1), ``cdag`` (per N < L: ``(src, tgt)``).
+    """
+    allst = np.arange(2**L, dtype=np.int64)
+    pop = _popcount(allst)
+    index = np.zeros(2**L, dtype=np.int64)
+    states = []
+    for N in range(L + 1):
+        st = allst[pop == N]
+        index[st] = np.arange(st.size)
+        states.append(st)
+    bits = np.arange(L, dtype=np.int64)
+    occ, hop, cdag = [], [], []
+    for N in range(L + 1):
+        st = states[N]
+        o = (st[:, None] >> bits[None, :]) & 1
+        occ.append(o)
+        rows, cols, kk, signs = [], [], [], []
+        for k in range(1, L):
+            src = np.nonzero((o[:, 0] == 1) & (o[:, k] == 0))[0]
+            s = st[src]
+            # c_k^+ c_0 |s>: c_0 has no sign, c_k^+ counts occupied orbitals 1..k-1
+            sign = 1.0 - 2.0 * (_popcount(s & ((1 << k) - 2)) & 1)
+            tgt = index[s ^ 1 ^ (1 << k)]
+            rows += [tgt, src]
+            cols += [src, tgt]
+            kk.append(np.full(2 * src.size, k))
+            signs += [sign, sign]
+        hop.append((_cat(rows, np.int64), _cat(cols, np.int64), _cat(kk, np.int64),
+                    _cat(signs, float)))
+    for N in range(L):
+        st = states[N]
+        src = np.nonzero((st & 1) == 0)[0]
+        cdag.append((src, index[st[src] | 1]))
+    for arrs in (states, occ, cdag):
+        for a in arrs:
+            for x in (a if isinstance(a, tuple) else (a,)):
+                x.flags.writeable = False
+    return states, occ, hop, cdag
 
 
 class Species:
@@ -98,7 +154,11 @@ class Species:
     cdag_src, cdag_tgt : list of ndarray
         ``d^+ |states[N][src]> = |states[N+1][tgt]>`` (no sign: orbital 0 comes first).
     emin : ndarray (L+1,)
-        Lowest eigenvalue of ``H_N`` (lower bounds of the sector energies).
+        Lowest eigenvalue of ``H_N`` (lower bounds of the sector energies; computed
+        on first use, like :meth:`bound_table`).
+
+    The bit patterns and index maps depend only on ``L`` and are shared between
+    instances (:func:`_species_structure`); dense hopping blocks are made on demand.
     """
 
     def __init__(self, eps_d, eps_k, V_k):
@@ -107,64 +167,56 @@ class Species:
         L = 1 + eps_k.size
         self.L = L
         e_orb = np.concatenate([[float(eps_d)], eps_k])
-        allst = np.arange(2**L, dtype=np.int64)
-        pop = _popcount(allst)
-        index = np.zeros(2**L, dtype=np.int64)
-        self.states, self.diag, self.hop, self.nd, self.dense = [], [], [], [], []
-        for N in range(L + 1):
-            st = allst[pop == N]
-            index[st] = np.arange(st.size)
-            self.states.append(st)
-        bits = np.arange(L, dtype=np.int64)
-        for N in range(L + 1):
-            st = self.states[N]
-            dim = st.size
-            occ = (st[:, None] >> bits[None, :]) & 1
-            self.diag.append(occ @ e_orb)
-            self.nd.append(occ[:, 0].astype(float))
-            rows, cols, vals = [], [], []
-            for k in range(1, L):
-                if V_k[k - 1] == 0.0:
-                    continue
-                m = (occ[:, 0] == 1) & (occ[:, k] == 0)
-                src = np.nonzero(m)[0]
-                s = st[src]
-                # c_k^+ c_0 |s>: c_0 has no sign, c_k^+ counts occupied orbitals 1..k-1
-                sign = 1.0 - 2.0 * (_popcount(s & ((1 << k) - 2)) & 1)
-                tgt = index[s ^ 1 ^ (1 << k)]
-                rows += [tgt, src]
-                cols += [src, tgt]
-                vals += [V_k[k - 1] * sign] * 2
-            if rows:
-                T = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
-                                                          np.concatenate(cols))),
-                                  shape=(dim, dim))
-            else:
-                T = sp.csr_matrix((dim, dim))
-            T.sum_duplicates()
-            self.hop.append(T)
-            self.dense.append(T.toarray() + np.diag(self.diag[N]))
-        self.cdag_src, self.cdag_tgt = [], []
-        for N in range(L):
-            st = self.states[N]
-            src = np.nonzero((st & 1) == 0)[0]
-            self.cdag_src.append(src)
-            self.cdag_tgt.append(index[st[src] | 1])
-        #: ``emin_lam[i, N]`` = lowest eigenvalue of ``H_N + LAMBDAS[i] * U_ref * n_d``
-        #: (``U_ref`` set by :meth:`set_bound_shift`); row 0 (lambda = 0) is ``emin``.
-        self.emin = np.array([np.linalg.eigvalsh(h)[0] for h in self.dense])
-        self.emin_lam = self.emin[None, :]
+        self.states, occ, hop, cdag = _species_structure(L)
+        self.diag = [o @ e_orb for o in occ]
+        self.nd = [o[:, 0].astype(float) for o in occ]
+        Vfull = np.concatenate([[0.0], V_k])
+        # (rows, cols, values) of the hopping per N; each (row, col) pair occurs once
+        self._hop_coo = [(rows, cols, Vfull[kk] * sign) for rows, cols, kk, sign in hop]
+        self.cdag_src = [c[0] for c in cdag]
+        self.cdag_tgt = [c[1] for c in cdag]
+        self._hop_dense = {}
+        self._bounds = {}
+
+    @functools.cached_property
+    def hop(self) -> list:
+        out = []
+        for N, (rows, cols, vals) in enumerate(self._hop_coo):
+            keep = vals != 0.0
+            dim = self.states[N].size
+            out.append(sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(dim, dim)))
+        return out
+
+    def hop_dense(self, N: int) -> np.ndarray:
+        """``hop[N]`` as a dense array (cached)."""
+        T = self._hop_dense.get(N)
+        if T is None:
+            rows, cols, vals = self._hop_coo[N]
+            dim = self.states[N].size
+            T = np.zeros((dim, dim))
+            T[rows, cols] = vals
+            self._hop_dense[N] = T
+        return T
 
     #: ``lambda`` grid of the sector lower bounds (see :attr:`Sector.lower_bound`).
     LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
-    def set_bound_shift(self, U: float):
-        """Tabulate ``E_min(H_N + lambda U n_d)`` for the sector lower bounds."""
-        rows = [self.emin]
-        for lam in self.LAMBDAS[1:]:
-            rows.append(np.array([np.linalg.eigvalsh(h + np.diag(lam * U * nd))[0]
-                                  for h, nd in zip(self.dense, self.nd)]))
-        self.emin_lam = np.array(rows)
+    def bound_table(self, U: float) -> np.ndarray:
+        """``[i, N]`` = lowest eigenvalue of ``H_N + LAMBDAS[i] * U * n_d`` (cached per U);
+        one row (lambda = 0) when ``U <= 0``."""
+        lams = self.LAMBDAS if U > 0 else self.LAMBDAS[:1]
+        key = float(U) if U > 0 else 0.0
+        tab = self._bounds.get(key)
+        if tab is None:
+            tab = np.array([[np.linalg.eigvalsh(self.hop_dense(N) + np.diag(
+                self.diag[N] + lam * U * self.nd[N]))[0] for N in range(self.L + 1)]
+                for lam in lams])
+            self._bounds[key] = tab
+        return tab
+
+    @property
+    def emin(self) -> np.ndarray:
+        return self.bound_table(0.0)[0]
 
     def dim(self, N: int) -> int:
         return int(self.states[N].size) if 0 <= N <= self.L else 0
@@ -180,23 +232,41 @@ class Sector:
     SPARSE_MIN_DIM = 24
 
     def __init__(self, up: Species, dn: Species, U: float, a: int, b: int):
-        self.up, self.dn, self.a, self.b = up, dn, a, b
+        self.up, self.dn, self.U, self.a, self.b = up, dn, U, a, b
         self.du, self.dd = up.dim(a), dn.dim(b)
         self.dim = self.du * self.dd
         self.nn_ud = np.outer(up.nd[a], dn.nd[b])  # n_d,up n_d,dn
         self.D_ud = up.diag[a][:, None] + dn.diag[b][None, :] + U * self.nn_ud
-        # U n_up n_dn >= lambda U (n_up + n_dn - 1) for 0 <= lambda <= 1 (all commute), so
-        # E >= E_min(H_up + lambda U n_up) + E_min(H_dn + lambda U n_dn) - lambda U.
-        lam = np.asarray(Species.LAMBDAS[: up.emin_lam.shape[0]])
-        #: lower bound of the sector's energies (exact at U = 0)
-        self.lower_bound = float(np.max(up.emin_lam[:, a] + dn.emin_lam[:, b] - lam * U))
-        self._Tu = up.hop[a] if self.du > self.SPARSE_MIN_DIM else up.hop[a].toarray()
-        self._Td = dn.hop[b] if self.dd > self.SPARSE_MIN_DIM else dn.hop[b].toarray()
+
+    @functools.cached_property
+    def lower_bound(self) -> float:
+        """Lower bound of the sector's energies (exact at U = 0).
+
+        ``U n_up n_dn >= lambda U (n_up + n_dn - 1)`` for ``0 <= lambda <= 1`` (all
+        commute), so ``E >= E_min(H_up + lambda U n_up) + E_min(H_dn + lambda U n_dn)
+        - lambda U``; the best ``lambda`` of :attr:`Species.LAMBDAS` is taken.
+        """
+        tu, td = self.up.bound_table(self.U), self.dn.bound_table(self.U)
+        lam = np.asarray(Species.LAMBDAS[: tu.shape[0]])
+        return float(np.max(tu[:, self.a] + td[:, self.b] - lam * self.U))
+
+    @functools.cached_property
+    def _Tu(self):
+        return (self.up.hop[self.a] if self.du > self.SPARSE_MIN_DIM
+                else self.up.hop_dense(self.a))
+
+    @functools.cached_property
+    def _Td(self):
+        return (self.dn.hop[self.b] if self.dd > self.SPARSE_MIN_DIM
+                else self.dn.hop_dense(self.b))
 
     def dense(self) -> np.ndarray:
         """The sector Hamiltonian as a dense ``dim x dim`` matrix (Kronecker sums)."""
-        H = np.kron(self.up.hop[self.a].toarray(), np.eye(self.dd))
-        H += np.kron(np.eye(self.du), self.dn.hop[self.b].toarray())
+        du, dd = self.du, self.dd
+        H = np.zeros((du, dd, du, dd))
+        H += self.up.hop_dense(self.a)[:, None, :, None] * np.eye(dd)[None, :, None, :]
+        H += np.eye(du)[:, None, :, None] * self.dn.hop_dense(self.b)[None, :, None, :]
+        H = H.reshape(self.dim, self.dim)
         H[np.diag_indices_from(H)] += self.D_ud.ravel()
         return H
 
@@ -386,9 +456,6 @@ class _Model:
 
     def __init__(self, up: Species, dn: Species, U: float, spin_symmetric: bool):
         self.up, self.dn, self.U = up, dn, U
-        if U > 0:
-            for sp_ in {id(up): up, id(dn): dn}.values():
-                sp_.set_bound_shift(U)
         self.L = up.L
         self.spin_symmetric = spin_symmetric
         self.sectors = {(a, b): Sector(up, dn, U, a, b)
@@ -450,16 +517,21 @@ def full_lehmann_poles(up, dn, U, beta, spin_symmetric, *, rel_weight_cut=1e-14)
     model = _Model(up, dn, U, spin_symmetric)
     L = model.L
     thresh = math.log(1e16) / beta
-    keys = sorted(model.sectors, key=lambda k: model.sectors[k].lower_bound)
-    E0 = np.inf
-    weighted = []
-    for key in keys:
-        sec = model.sectors[key]
-        if sec.lower_bound > E0 + thresh:
-            break
-        ev = model.full(key)
-        E0 = min(E0, float(ev.E[0]))
-        weighted.append(key)
+    if 4**L <= PRUNE_MIN_FOCK:  # small: diagonalising everything is cheaper than bounds
+        keys = list(model.sectors)
+        E0 = min(float(model.full(key).E[0]) for key in keys)
+        weighted = keys
+    else:
+        keys = sorted(model.sectors, key=lambda k: model.sectors[k].lower_bound)
+        E0 = np.inf
+        weighted = []
+        for key in keys:
+            sec = model.sectors[key]
+            if sec.lower_bound > E0 + thresh:
+                break
+            ev = model.full(key)
+            E0 = min(E0, float(ev.E[0]))
+            weighted.append(key)
     weighted = [k for k in weighted if model.get(k).E[0] <= E0 + thresh]
     needed = set(weighted)
     for k in weighted:

@@ -184,6 +184,10 @@ def _discrete_params(params: AIMParams, n_bath, n_iw, ph_symmetric_fit, fit_star
 
 def _species(p: AIMParams):
     k = p.n_bath
+    if p.spin_symmetric:  # one species serves both spins
+        sp_ = core.Species(-p.mu[0], p.eps_k[0] if k else np.zeros(0),
+                           p.V_k[0] if k else np.zeros(0))
+        return [sp_, sp_]
     out = []
     for s in range(2):
         eps_k = p.eps_k[s] if k else np.zeros(0)

@@ -156,23 +156,24 @@ def _scaled_spherical_in(n_l, x) -> np.ndarray:
     """
     x = np.asarray(x, float)
     L = int(n_l + 20 + np.sqrt(80.0 * (x.max() if x.size else 0.0)))
-    with np.errstate(divide="ignore"):
-        inv = np.where(x > 0, 1.0 / np.where(x > 0, x, 1.0), np.inf)
-    ratios = np.empty((n_l, x.size))
-    r = np.zeros(x.size)
+    pos = x > 0  # i_l(0) = 0 for l >= 1: those ratios stay 0
+    inv = 1.0 / x[pos]
+    r = np.zeros(inv.size)
+    tmp = np.empty(inv.size)
+    ratios = np.ones((n_l, x.size))
+    ratios[1:] = 0.0
+    rp = np.empty((n_l, inv.size))
     for l in range(L, 0, -1):
-        with np.errstate(invalid="ignore"):
-            r = np.where(np.isinf(inv), 0.0, 1.0 / ((2 * l + 1) * inv + r))
+        np.multiply(inv, 2 * l + 1, out=tmp)
+        tmp += r
+        np.divide(1.0, tmp, out=r)
         if l < n_l:
-            ratios[l] = r
+            rp[l] = r
+    ratios[1:, pos] = rp[1:]
     small = x < 1e-8
     xs = np.where(small, 1.0, x)
     s0 = np.where(small, 1.0 - x, -np.expm1(-2.0 * xs) / (2.0 * xs))
-    out = np.empty((x.size, n_l))
-    out[:, 0] = s0
-    for l in range(1, n_l):
-        out[:, l] = out[:, l - 1] * ratios[l]
-    return out
+    return (s0[None, :] * np.cumprod(ratios, axis=0)).T
 
 
 def legendre_of_poles(E_p, W_p, beta, n_l) -> np.ndarray:
