@@ -26,7 +26,7 @@ from triqs_mlsolver.database import (
     summary,
     validate_config,
 )
-from triqs_mlsolver.database.schema import ROOT_ATTRS, SOLVER_ATTRS
+from triqs_mlsolver.database.schema import OPTIONAL_ROOT_ATTRS, ROOT_ATTRS, SOLVER_ATTRS
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = """
@@ -165,7 +165,7 @@ def test_schema_check_fails_when_the_writer_drifts(tmp_path):
 def test_schema_is_documented():
     """doc/database.rst lists every dataset and attribute of the schema."""
     text = (ROOT / "doc" / "database.rst").read_text()
-    for key in [*SCHEMA, *ROOT_ATTRS, *SOLVER_ATTRS]:
+    for key in [*SCHEMA, *ROOT_ATTRS, *OPTIONAL_ROOT_ATTRS, *SOLVER_ATTRS]:
         assert f"``{key}``" in text, f"{key} missing from doc/database.rst"
 
 
@@ -218,6 +218,44 @@ def test_killed_run_resumes_without_recomputing_or_losing_samples(tmp_path):
     ref = tmp_path / "ref.h5"
     generate(load_config(cfg), ref, quiet=True)
     _assert_same_data(out, ref)
+
+
+def test_extend_grows_a_database_without_recomputing(tmp_path, monkeypatch):
+    """--extend OLD.h5: the first samples come from OLD (not solved again) and the result
+    equals a database generated at the larger size in one go."""
+    import importlib
+
+    gen_mod = importlib.import_module("triqs_mlsolver.database.generate")
+    cfg4 = load_config(_write_cfg(tmp_path, n=4, chunk=2))
+    cfg7 = validate_config({**{k: dict(v) for k, v in cfg4.items()},
+                            "sampler": {**cfg4["sampler"], "n_samples": 7}})
+    small, grown, ref = tmp_path / "small.h5", tmp_path / "grown.h5", tmp_path / "ref.h5"
+    generate(cfg4, small, quiet=True)
+    generate(cfg7, ref, quiet=True)
+    solved = []
+    real = gen_mod.solve_sample
+    monkeypatch.setattr(gen_mod, "solve_sample",
+                        lambda cfg, i: solved.append(i) or real(cfg, i))
+    generate(cfg7, grown, quiet=True, extend=small)
+    assert sorted(solved) == [4, 5, 6]
+    check_schema(grown)
+    _assert_same_data(grown, ref)
+    with h5py.File(grown, "r") as f:
+        assert "small.h5" in f.attrs["extended_from"]
+        assert int(f.attrs["n_samples"]) == 7
+    # refused: another config, not more samples, the same file, not a database
+    other = validate_config({**{k: dict(v) for k, v in cfg7.items()},
+                             "sampler": {**cfg7["sampler"], "seed": 8}})
+    with pytest.raises(ConfigError, match=r"another config \(differs in \[sampler\] seed\)"):
+        generate(other, tmp_path / "x.h5", quiet=True, extend=small)
+    with pytest.raises(ConfigError, match="larger n_samples"):
+        generate(cfg4, tmp_path / "y.h5", quiet=True, extend=small)
+    with pytest.raises(ConfigError, match="same file"):
+        generate(cfg7, small, quiet=True, extend=small)
+    (tmp_path / "foreign.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ConfigError, match="cannot read the database"):
+        generate(cfg7, tmp_path / "z.h5", quiet=True, extend=tmp_path / "foreign.h5")
+    assert not any(tmp_path.glob("[xyz].h5.parts"))  # refused before any work
 
 
 # -- bad input --------------------------------------------------------------------------------

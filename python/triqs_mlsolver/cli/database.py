@@ -23,6 +23,9 @@ def add_parsers(sub):
                    help="keep the chunk files after the merge")
     g.add_argument("--n-samples", type=int, default=None,
                    help="override [sampler] n_samples of the config")
+    g.add_argument("--extend", type=Path, default=None, metavar="OLD.h5",
+                   help="reuse the samples of a finished database made with the same config "
+                        "and fewer samples; only the new samples are solved")
     g.set_defaults(func=run_generate)
 
     i = sub.add_parser("inspect", help="summarise a database; plots; TRIQS export",
@@ -48,7 +51,7 @@ def run_generate(args) -> int:
         raw["sampler"]["n_samples"] = args.n_samples
         cfg = validate_config(raw)
     out = generate(cfg, args.output, resume=args.resume, quiet=args.quiet,
-                   keep_parts=args.keep_parts)
+                   keep_parts=args.keep_parts, extend=args.extend)
     if mpi.is_master_node() and not args.quiet:
         size = out.stat().st_size / 2**20
         print(f"wrote {out} ({cfg['sampler']['n_samples']} samples, {size:.1f} MiB)")

@@ -8,8 +8,10 @@ time) and the finished work as chunk files
 temporary name and renamed when complete, so a killed run leaves only
 complete chunks behind (at most ``chunk_size`` samples per rank are lost).
 ``--resume`` scans the chunks, skips the finished samples and computes the
-rest; at the end rank 0 merges the chunks, sorted by sample index, into
-``OUTPUT`` (again through a temporary file and a rename) and removes the
+rest; ``--extend OLD.h5`` starts the parts folder from a finished database made
+with the same config and fewer samples (its samples are the first ones of the
+larger run, see below), so a database grows without recomputing.  At the end
+rank 0 merges the chunks, sorted by sample index, into ``OUTPUT`` (again through a temporary file and a rename) and removes the
 parts folder.
 
 Sample ``i`` is drawn from ``default_rng([seed, i])`` and every solver is
@@ -177,6 +179,61 @@ def _prepare(cfg, output: Path, resume: bool) -> str | None:
     return None
 
 
+def _check_extend(cfg: dict, source: Path) -> tuple[str | None, int]:
+    """``(error message or None, number of samples of source)`` for ``--extend source``."""
+    import tomllib
+
+    from .config import validate_config
+
+    try:
+        with h5py.File(source, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                return (f"{source} is not a triqs_mlsolver database (no format attribute "
+                        f"{FORMAT!r}); --extend takes a database written by "
+                        "triqs-mlsolver generate", 0)
+            old = validate_config(tomllib.loads(str(f.attrs["config"])))
+    except (OSError, KeyError, tomllib.TOMLDecodeError, ConfigError) as err:
+        return f"cannot read the database {source} to extend: {err}", 0
+    n_old, n_new = old["sampler"]["n_samples"], cfg["sampler"]["n_samples"]
+
+    def strip(c):
+        return {sec: {k: v for k, v in body.items() if (sec, k) != ("sampler", "n_samples")}
+                for sec, body in c.items()}
+
+    if strip(old) != strip(cfg):
+        diff = sorted(f"[{sec}] {k}" for sec in cfg for k in cfg[sec]
+                      if (sec, k) != ("sampler", "n_samples")
+                      and old.get(sec, {}).get(k) != cfg[sec][k])
+        return (f"{source} was made with another config (differs in {', '.join(diff)}); "
+                "--extend needs the same config with a larger [sampler] n_samples", 0)
+    if n_new <= n_old:
+        return (f"{source} has {n_old} samples already; give a larger n_samples "
+                f"(e.g. --n-samples {2 * n_old}) to extend it", 0)
+    return None, n_old
+
+
+def _seed_parts_from(source: Path, parts: Path, n_old: int, names: list) -> None:
+    """Write the samples of the finished database ``source`` into ``parts`` as one chunk
+    (sample ``i`` depends only on the seed and ``i``, so they are the first ``n_old``
+    samples of the larger run)."""
+    final = parts / f"chunk-{0:08d}-{n_old}-r0.h5"
+    tmp = final.with_suffix(".h5.tmp")
+    with h5py.File(source, "r") as src, h5py.File(tmp, "w") as f:
+        f["index"] = np.arange(n_old, dtype=np.int64)
+        for key in src["params"]:
+            f[f"params/{key}"] = src[f"params/{key}"][()]
+        for name in names:
+            for key in ("G_tau", "G_l", "density", "double_occupancy", "wall_time", "ok",
+                        "error"):
+                f[f"solvers/{name}/{key}"] = src[f"solvers/{name}/{key}"][()]
+        run = {"mpi_size": int(np.max(np.atleast_1d(src.attrs["mpi_size"]))),
+               "extended_from": str(source), "n_samples": n_old,
+               "created": str(src.attrs.get("created", "")),
+               "git_hash": str(src.attrs.get("git_hash", ""))}
+    os.replace(tmp, final)
+    (parts / "run-extend.json").write_text(json.dumps(run))
+
+
 def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
     """Merge the chunks of ``OUTPUT.parts`` into ``OUTPUT`` (rank 0 only)."""
     parts = parts_dir_of(output)
@@ -234,6 +291,7 @@ def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
         dtype=object,
     )
     runs = [json.loads(p.read_text()) for p in sorted(parts.glob("run-*.json"))]
+    extended = [r for r in runs if "extended_from" in r]
     tmp = output.with_name(output.name + ".tmp")
     with h5py.File(tmp, "w") as f:
         f.attrs.update(
@@ -250,6 +308,8 @@ def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
             reference=cfg["solvers"]["reference"],
             n_iw=g["n_iw"],
         )
+        if extended:
+            f.attrs["extended_from"] = json.dumps(extended)
         f["tau_over_beta"] = np.linspace(0.0, 1.0, g["n_tau"])
         f["status/ok"] = ok
         f.create_dataset("status/reason", data=reason, dtype=_STR)
@@ -281,12 +341,15 @@ def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
 
 
 def generate(
-    cfg: dict, output, *, resume=False, comm=None, quiet=False, keep_parts=False, max_chunks=None
+    cfg: dict, output, *, resume=False, comm=None, quiet=False, keep_parts=False, max_chunks=None,
+    extend=None,
 ):
     """Generate the database ``output`` described by the validated ``cfg`` (all ranks call it).
 
-    ``max_chunks`` stops each rank after that many chunks without merging (for tests
-    of interrupted runs).  Returns the output path (rank 0) or None.
+    ``extend``: a finished database made with the same config and fewer samples; its
+    samples are reused (they are the first ones of this run) and only the new ones are
+    solved.  ``max_chunks`` stops each rank after that many chunks without merging (for
+    tests of interrupted runs).  Returns the output path (rank 0) or None.
     """
     from threadpoolctl import threadpool_limits
     from tqdm import tqdm
@@ -295,10 +358,22 @@ def generate(
     rank, size = comm.Get_rank(), comm.Get_size()
     output = Path(output)
     parts = parts_dir_of(output)
-    err = _prepare(cfg, output, resume) if rank == 0 else None
+    err, n_old = None, 0
+    if rank == 0 and extend is not None:
+        extend = Path(extend)
+        if not extend.is_file():
+            err = f"--extend {extend}: no such database file"
+        elif extend.resolve() == output.resolve():
+            err = "--extend and -o name the same file; write the larger database to a new file"
+        else:
+            err, n_old = _check_extend(cfg, extend)
+    if rank == 0 and err is None:
+        err = _prepare(cfg, output, resume)
     err = comm.bcast(err, root=0)
     if err:
         raise ConfigError(err)
+    if rank == 0 and extend is not None and not set(range(n_old)) <= set(scan_parts(parts)):
+        _seed_parts_from(extend, parts, n_old, solver_names(cfg))
     if rank == 0:
         n_run = len(list(parts.glob("run-*.json")))
         (parts / f"run-{n_run:03d}.json").write_text(

@@ -46,6 +46,11 @@ ROOT_ATTRS = {
     "n_iw": "Matsubara points the solvers used",
 }
 
+#: Root attributes that only some files have: name -> meaning.
+OPTIONAL_ROOT_ATTRS = {
+    "extended_from": "JSON list of the databases whose samples were reused (--extend)",
+}
+
 #: Datasets: path -> (shape in symbols, dtype, meaning).
 SCHEMA = {
     "params/U": (("N",), "float64", "Hubbard U"),
