@@ -11,8 +11,8 @@ complete chunks behind (at most ``chunk_size`` samples per rank are lost).
 rest; ``--extend OLD.h5`` starts the parts folder from a finished database made
 with the same config and fewer samples (its samples are the first ones of the
 larger run, see below), so a database grows without recomputing.  At the end
-rank 0 merges the chunks, sorted by sample index, into ``OUTPUT`` (again through a temporary file and a rename) and removes the
-parts folder.
+rank 0 merges the chunks, sorted by sample index, into ``OUTPUT`` (again
+through a temporary file and a rename) and removes the parts folder.
 
 Sample ``i`` is drawn from ``default_rng([seed, i])`` and every solver is
 deterministic, so the database does not depend on the number of ranks or on
