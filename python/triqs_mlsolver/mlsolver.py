@@ -52,6 +52,8 @@ import numpy as np
 
 from .errors import GfStructError, UnknownParameterError
 from .gf import transforms as tr
+from .ml.modelfile import SHIPPED_DIR as _MODELS_DIR  # noqa: F401 - tests locate files
+from .ml.modelfile import model_path, shipped_models
 from .solvers.base import (
     Solver,
     _single_orbital_struct,
@@ -68,16 +70,8 @@ __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_M
 #: The model ``MLSolver(model=None)`` loads (shipped in ``triqs_mlsolver/models/``).
 DEFAULT_MODEL = "triqs_mlsolver_bethe_v1"
 
-_MODELS_DIR = Path(__file__).parent / "models"
-
-
 #: MLSolver's own ``solve()`` options and their defaults.
 ML_OPTIONS = {"fallback": "none", "spread_tol": None, "warn": True}
-
-
-def shipped_models() -> list[str]:
-    """Names of the models shipped inside the package."""
-    return sorted(p.stem for p in _MODELS_DIR.glob("*.safetensors"))
 
 
 @functools.lru_cache(maxsize=8)
@@ -97,17 +91,7 @@ def resolve_model(model=None):
             return model
         raise TypeError(f"model must be None, a name, a path or a loaded model, not "
                         f"{type(model).__name__}")
-    p = Path(model)
-    if not p.exists():
-        shipped = _MODELS_DIR / f"{Path(str(model)).stem}.safetensors"
-        if str(model) in shipped_models() or (p.suffix == "" and shipped.exists()):
-            p = shipped
-        else:
-            raise FileNotFoundError(
-                f"model {str(model)!r}: no such file and no shipped model of that name; give "
-                f"the path of a .safetensors model file (triqs-mlsolver train) or one of the "
-                f"shipped models {shipped_models()} (model=None loads {DEFAULT_MODEL})"
-            )
+    p = model_path(model)
     st = p.stat()
     return _load_cached(str(p.resolve()), st.st_mtime, st.st_size)
 

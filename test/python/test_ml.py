@@ -416,6 +416,42 @@ model = "m.safetensors"
         args.func(args)
 
 
+def test_cli_model_names_and_missing_files(tmp_path):
+    """model-info / evaluate take a shipped model's name like MLSolver does; a wrong path
+    says what to give instead."""
+    import subprocess
+    import sys
+
+    def cli(*a):
+        return subprocess.run([sys.executable, "-m", "triqs_mlsolver.cli.main", *a],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    r = cli("model-info", "triqs_mlsolver_bethe_v1")
+    assert r.returncode == 0, r.stderr
+    assert '"name": "triqs_mlsolver_bethe_v1"' in r.stdout
+    r = cli("model-info", "no_such_model.safetensors")
+    assert r.returncode == 2
+    assert "triqs-mlsolver train" in r.stderr and "triqs_mlsolver_bethe_v1" in r.stderr
+    r = cli("evaluate", "triqs_mlsolver_bethe_v1", "missing_db.h5")
+    assert r.returncode == 2 and "triqs-mlsolver generate" in r.stderr, r.stderr
+
+
+def test_diverged_training_and_too_small_splits_are_clear_errors(tiny_db):
+    from triqs_mlsolver.ml.train import TrainingError, _fit_member, prepare_data
+
+    cfg = validate_train_config({"data": {"database": str(tiny_db)},
+                                 "training": {"max_epochs": 3}})
+    rng = np.random.default_rng(0)
+    Z, T, W = rng.normal(size=(8, 3)), rng.normal(size=(8, 2)), np.ones(8)
+    Zv = np.full((2, 3), np.nan)  # the validation loss is never finite
+    with pytest.raises(TrainingError, match="never finite in 3 epochs.*lower \\[training\\] lr"):
+        _fit_member(Z, T, W, Zv, T[:2], W[:2], cfg, 0)
+    tiny = validate_train_config({"data": {"database": str(tiny_db), "max_samples": 4},
+                                  "features": {"inputs": ["ipt", "ed1"], "base": "ed1"}})
+    with pytest.raises(TrainConfigError, match="no validation sample.*at least 6 samples"):
+        prepare_data(tiny)
+
+
 def test_gridsearch(tiny_db, tmp_path):
     from triqs_mlsolver.ml.gridsearch import run_grid
 

@@ -132,7 +132,7 @@ def test_bad_construction():
         MLSolver(beta=BETA, gf_struct=[("up", 1), ("down", 1), ("x", 1)])
     with pytest.raises(ValueError, match="delta_interface"):
         MLSolver(beta=BETA, gf_struct=STRUCT, delta_interface=True)
-    with pytest.raises(FileNotFoundError, match="shipped models"):
+    with pytest.raises(FileNotFoundError, match="name of a shipped model: triqs_mlsolver_bethe_v1"):
         MLSolver(beta=BETA, gf_struct=STRUCT, model="no_such_model_v7")
 
 

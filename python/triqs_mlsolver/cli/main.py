@@ -20,6 +20,7 @@ import argparse
 import sys
 
 from .. import __version__
+from ..errors import TriqsMLSolverError
 
 __all__ = ["main", "build_parser"]
 
@@ -72,6 +73,9 @@ def main(argv=None) -> int:
     except (ValueError, KeyError, FileNotFoundError, IndexError) as exc:
         print(f"triqs-mlsolver {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except TriqsMLSolverError as exc:  # ran, but failed (e.g. training diverged)
+        print(f"triqs-mlsolver {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,13 +36,18 @@ class Database:
         try:
             f = h5py.File(self.path, "r")
         except OSError:
-            raise ValueError(f"{self.path} is not an HDF5 file") from None
+            raise ValueError(
+                f"{self.path} is not an HDF5 file (or it is truncated); give a database "
+                "written by 'triqs-mlsolver generate CONFIG -o FILE'"
+            ) from None
         with f:
             fmt = f.attrs.get("format")
             if fmt != FORMAT:
                 raise ValueError(
-                    f"{self.path} is not a triqs_mlsolver database "
-                    f"(format {fmt!r}, expected {FORMAT!r})"
+                    f"{self.path} is an HDF5 file but not a triqs_mlsolver database "
+                    f"(format {fmt!r}, expected {FORMAT!r}); give a database written by "
+                    "'triqs-mlsolver generate' (a TRIQS archive of Green's functions is read "
+                    "with triqs_mlsolver.gf.HDFArchive instead)"
                 )
             ver = int(f.attrs["format_version"])
             if ver > FORMAT_VERSION:

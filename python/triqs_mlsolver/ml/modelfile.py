@@ -179,10 +179,32 @@ def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
     return path
 
 
+#: Folder of the models shipped inside the package.
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped inside the package."""
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.safetensors"))
+
+
+def model_path(model) -> Path:
+    """The file of ``model``: an existing path, or the name of a shipped model
+    (:func:`shipped_models`); otherwise ``FileNotFoundError`` saying what to give."""
+    p = Path(model)
+    if p.exists():
+        return p
+    if str(model) in shipped_models():
+        return SHIPPED_DIR / f"{model}.safetensors"
+    raise FileNotFoundError(
+        f"model {str(model)!r}: no such file and no shipped model of that name; give the path "
+        f"of a .safetensors model file (written by 'triqs-mlsolver train') or the name of a "
+        f"shipped model: {', '.join(shipped_models())}"
+    )
+
+
 def _sniff(path: Path):
     """Refuse pickles, zip archives (torch.save) and files that are not safetensors."""
-    if not path.exists():
-        raise FileNotFoundError(f"model file {str(path)!r} not found")
     if path.is_dir():
         raise ModelFormatError(
             f"{path} is a folder; a model is one .safetensors file (format {FORMAT})"
@@ -220,7 +242,7 @@ def read_metadata(path) -> dict:
     """The JSON metadata of a model file (checks that it is ours; loads no weights)."""
     from safetensors import safe_open
 
-    path = Path(path)
+    path = model_path(path)
     _sniff(path)
     try:
         with safe_open(str(path), framework="numpy") as f:
@@ -257,7 +279,7 @@ def load_model(path) -> CorrectionModel:
     """
     from safetensors import safe_open
 
-    path = Path(path)
+    path = model_path(path)
     meta = read_metadata(path)
     try:
         with safe_open(str(path), framework="numpy") as f:

@@ -75,6 +75,7 @@ from pathlib import Path
 import numpy as np
 
 from .._config import check_sections, read_toml
+from ..errors import TriqsMLSolverError
 from .dataset import FeatureSpec, SampleSet, load_samples, split_indices
 from .models import ACTIVATIONS, PRESETS, CorrectionModel, build_mlp
 from .representations import DESCRIPTORS, Representation, Transform, descriptors
@@ -82,6 +83,7 @@ from .representations import DESCRIPTORS, Representation, Transform, descriptors
 __all__ = [
     "DEFAULTS",
     "TrainConfigError",
+    "TrainingError",
     "validate_train_config",
     "load_train_config",
     "prepare_data",
@@ -149,6 +151,10 @@ DEFAULTS = {
 
 class TrainConfigError(ValueError):
     """A training configuration is invalid (the message names the key and the fix)."""
+
+
+class TrainingError(TriqsMLSolverError, RuntimeError):
+    """Training ran but produced no usable model (e.g. the loss was never finite)."""
 
 
 def _type_ok(default, v):
@@ -311,6 +317,13 @@ def prepare_data(cfg: dict, db=None):
     train_i, val_i, test_i = split_indices(
         candidates, test_fraction=d["test_fraction"],
         validation_fraction=d["validation_fraction"], seed=d["split_seed"])
+    if len(val_i) == 0:
+        need = int(math.ceil(0.5 / d["validation_fraction"] / (1 - d["test_fraction"])))
+        raise TrainConfigError(
+            f"{len(candidates)} usable samples leave no validation sample ([data] "
+            f"validation_fraction = {d['validation_fraction']}); early stopping needs one: "
+            f"use a database of at least {need} samples or raise validation_fraction"
+        )
     pos = {int(i): k for k, i in enumerate(samples.index)}
     parts = {name: samples.subset(np.array([pos[int(i)] for i in idx], dtype=np.int64))
              for name, idx in (("train", train_i), ("validation", val_i), ("test", test_i))}
@@ -455,6 +468,12 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
             stop = "time_budget"
             break
     bar.close()
+    if best_state is None:
+        raise TrainingError(
+            f"the validation loss was never finite in {len(history)} epochs (member seed "
+            f"{seed}): training diverged; lower [training] lr (now {t['lr']:g}) or check the "
+            "database for NaN (triqs-mlsolver inspect DB)"
+        )
     net.load_state_dict(best_state)
     net.eval()
     info = {"best_epoch": best_epoch, "epochs": len(history), "best_validation_loss": best,
