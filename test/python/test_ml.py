@@ -374,6 +374,18 @@ def test_evaluate_table(trained, tiny_db):
     assert tab["model"]["all"]["RMS"] < tab["ed1"]["all"]["RMS"]
     txt = format_table(res, "Z0", "MAE")
     assert "beta=2" in txt and "U in" in txt
+    # model+guard: the reference where the ensemble spread exceeds the limit, else the model
+    g = res.info["guard"]
+    flag = res.spread.max(axis=1) > g["spread_limit"]
+    assert g["flagged"] == int(flag.sum())
+    ref = res.samples.G_tau[res.reference]
+    np.testing.assert_array_equal(res.G_tau["model+guard"][flag], ref[flag])
+    np.testing.assert_array_equal(res.G_tau["model+guard"][~flag], res.G_tau["model"][~flag])
+    # with a limit below every spread all samples go to the reference: zero error
+    model.metadata = {**model.metadata, "spread": {"q99": 0.0}}
+    res0 = evaluate(model, Database(tiny_db), log=None, baselines=False)
+    assert res0.info["guard"]["flagged"] == 12
+    assert res0.table["G(tau)"]["model+guard"]["all"]["max"] == 0.0
 
 
 def test_cli_train_and_evaluate(tiny_db, tmp_path, capsys):

@@ -92,6 +92,11 @@ def run_evaluate(args) -> int:
                    krr=not args.no_krr, log=_log(args), u_edges=edges)
     fmt = "rst" if args.rst else "text"
     print(f"model {args.model} on {db.path} ({res.info['split']}, {len(res.samples)} samples)")
+    if "guard" in res.info:
+        g = res.info["guard"]
+        print(f"model+guard: {g['flagged']} of {g['samples']} samples have an ensemble spread "
+              f"above {g['spread_limit']:.2e} and are taken from the reference "
+              f"(per beta: {g['flagged_per_beta']})")
     for q in QUANTITIES:
         stats = ("RMS", "MAE", "max") if q == "G(tau)" else ("RMS",) if q == "G_l/beta" \
             else ("MAE", "max")

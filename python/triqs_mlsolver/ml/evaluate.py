@@ -16,6 +16,11 @@ Quantities, per method, overall, per beta and per U bin:
 * ``Z0 = 1 / (1 - Im Sigma(i w_0) / w_0)``: MAE and max.  This is the
   finite-temperature first-Matsubara estimate of the quasiparticle weight,
   not the T = 0 residue.
+
+Methods: every cheap solver, the model, ``model+guard`` (the model where its
+ensemble spread is below the model file's out-of-domain limit, the reference
+where it is above: what ``MLSolver(fallback='ed')`` does; the number handed
+over is printed), ridge and KRR.
 """
 
 from __future__ import annotations
@@ -194,12 +199,35 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     for name, (p, _) in methods.items():
         G_tau[name] = p.G_tau
         G_l[name] = p.G_l(samples, spec, n_l)
+        if name == "model":
+            _add_guarded(G_tau, G_l, samples, ref, pred, meta, info)
     for m in G_l:
         sig[m], Z[m] = sigma_z_from_legendre(G_l[m], samples)
     res = EvaluationResult(samples, ref, {m: G_tau[m] for m in G_tau if m != ref},
                            G_l, sig, Z, pred.G_tau_spread, _bins(samples, u_edges), info=info)
     res.table = _table(res)
     return res
+
+
+def _add_guarded(G_tau, G_l, samples, ref, pred, meta, info):
+    """The row ``model+guard``: the model where its ensemble spread is below the
+    out-of-domain limit of the model file (3 x the 99 % validation quantile), the reference
+    where it is above -- what ``MLSolver(fallback='ed')`` returns (there the fallback is ED
+    with the model's bath size, here the database's reference).  ``info['guard']`` holds
+    the limit and how many samples were handed to the reference."""
+    q99 = (meta.get("spread") or {}).get("q99")
+    if q99 is None or len(pred.G_tau_spread) == 0:
+        return
+    limit = 3.0 * float(q99)
+    flag = pred.G_tau_spread.max(axis=1) > limit
+    G_tau["model+guard"] = np.where(flag[:, None], samples.G_tau[ref], G_tau["model"])
+    G_l["model+guard"] = np.where(flag[:, None], samples.G_l[ref][:, :G_l["model"].shape[1]],
+                                  G_l["model"])
+    beta = samples.params["beta"]
+    info["guard"] = {"spread_limit": limit, "flagged": int(flag.sum()),
+                     "samples": int(len(flag)),
+                     "flagged_per_beta": {f"beta={b:g}": int(flag[beta == b].sum())
+                                          for b in np.unique(beta)}}
 
 
 def format_table(res: EvaluationResult, quantity="G(tau)", stat="RMS", fmt="text") -> str:
