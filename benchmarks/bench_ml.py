@@ -9,7 +9,10 @@ database's grid (``n_iw``, ``n_tau``, ``n_l``).  The model needs the cheap
 solvers' results as input, so the ML solve costs (sum of its input solvers)
 + (model time).
 
-    python benchmarks/bench_ml.py MODEL.safetensors DB.h5 [--repeat 20] [--threads 1]
+    python benchmarks/bench_ml.py MODEL DB.h5 [--repeat 20] [--threads 1] [--solvers ...]
+
+MODEL is a model file or a shipped model's name.  Ratios are to Hubbard-I (the
+cheapest solver) in the same run when it is among the timed solvers.
 """
 
 import argparse
@@ -60,14 +63,15 @@ def main():
           f"{model.architecture['activation']}, torch threads {torch.get_num_threads()}")
     print(f"sample {i}: beta = {params.beta:g}, U = {params.U:.3g}, D = {params.D:.3g}; "
           f"grid {grid}")
-    print(f"{'':28s} {'time per sample':>16s}")
-    print(f"{'model, batch 1':28s} {t1 * 1e3:13.3f} ms")
-    print(f"{'model, batch 1024':28s} {t1024 / 1024 * 1e3:13.4f} ms")
+    base = dict(rows).get("hubbard_i")  # the cheapest solver: the baseline of the ratios
+    ratio = (lambda t: f"{t / base:10.2f}") if base else (lambda t: "")
+    print(f"{'':28s} {'time per sample':>16s} {'/ hubbard_i' if base else '':>10s}")
+    print(f"{'model, batch 1':28s} {t1 * 1e3:13.3f} ms {ratio(t1)}")
+    print(f"{'model, batch 1024':28s} {t1024 / 1024 * 1e3:13.4f} ms {ratio(t1024 / 1024)}")
     for s, t in rows:
-        print(f"{'solve_aim ' + s:28s} {t * 1e3:13.3f} ms")
+        print(f"{'solve_aim ' + s:28s} {t * 1e3:13.3f} ms {ratio(t)}")
     total = sum(t for s, t in rows if s in solvers)
-    print(f"{'ML solve (inputs + model)':28s} {(total + t1) * 1e3:13.3f} ms")
-
+    print(f"{'ML solve (inputs + model)':28s} {(total + t1) * 1e3:13.3f} ms {ratio(total + t1)}")
 
 if __name__ == "__main__":
     main()
