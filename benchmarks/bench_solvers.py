@@ -33,6 +33,8 @@ def main():
              ("ipt", away, "mu = 0.6 (KK)"), ("nca", half, "half filling")]
     cases += [(f"ed{k}", half, "half filling (bath fit incl.)")
               for k in (1, 2, 3, 4) if f"ed{k}" in available_solvers()]
+    cases += [(f"ed{k}w", half, "half filling (1/w fit incl.)")
+              for k in (2, 3) if f"ed{k}w" in available_solvers()]
     rows = []
     for name, p, label in cases:
         t = median_time(lambda n=name, p=p: solve_aim(n, p, n_iw=n_iw, n_tau=10001, n_l=30),

@@ -235,7 +235,7 @@ def test_extend_grows_a_database_without_recomputing(tmp_path, monkeypatch):
     solved = []
     real = gen_mod.solve_sample
     monkeypatch.setattr(gen_mod, "solve_sample",
-                        lambda cfg, i: solved.append(i) or real(cfg, i))
+                        lambda cfg, i, **kw: solved.append(i) or real(cfg, i, **kw))
     generate(cfg7, grown, quiet=True, extend=small)
     assert sorted(solved) == [4, 5, 6]
     check_schema(grown)
@@ -243,6 +243,20 @@ def test_extend_grows_a_database_without_recomputing(tmp_path, monkeypatch):
     with h5py.File(grown, "r") as f:
         assert "small.h5" in f.attrs["extended_from"]
         assert int(f.attrs["n_samples"]) == 7
+    # more cheap solvers (and more samples): the old samples get only the new solver
+    more = validate_config({**{k: dict(v) for k, v in cfg7.items()},
+                            "solvers": {**cfg7["solvers"],
+                                        "cheap": ["hubbard_i", "ipt", "ed1"]}})
+    ref_more = tmp_path / "ref_more.h5"
+    generate(more, ref_more, quiet=True)
+    solved.clear()
+    generate(more, tmp_path / "more.h5", quiet=True, extend=small)
+    assert sorted(solved) == list(range(7))  # 0..3 for ipt only, 4..6 for everything
+    _assert_same_data(tmp_path / "more.h5", ref_more)
+    fewer = validate_config({**{k: dict(v) for k, v in cfg7.items()},
+                             "solvers": {**cfg7["solvers"], "cheap": ["ed1"]}})
+    with pytest.raises(ConfigError, match="drops"):
+        generate(fewer, tmp_path / "w.h5", quiet=True, extend=small)
     # refused: another config, not more samples, the same file, not a database
     other = validate_config({**{k: dict(v) for k, v in cfg7.items()},
                              "sampler": {**cfg7["sampler"], "seed": 8}})
@@ -255,7 +269,7 @@ def test_extend_grows_a_database_without_recomputing(tmp_path, monkeypatch):
     (tmp_path / "foreign.h5").write_bytes(b"not hdf5")
     with pytest.raises(ConfigError, match="cannot read the database"):
         generate(cfg7, tmp_path / "z.h5", quiet=True, extend=tmp_path / "foreign.h5")
-    assert not any(tmp_path.glob("[xyz].h5.parts"))  # refused before any work
+    assert not any(tmp_path.glob("[wxyz].h5.parts"))  # refused before any work
 
 
 # -- bad input --------------------------------------------------------------------------------

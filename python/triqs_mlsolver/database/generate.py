@@ -9,8 +9,9 @@ temporary name and renamed when complete, so a killed run leaves only
 complete chunks behind (at most ``chunk_size`` samples per rank are lost).
 ``--resume`` scans the chunks, skips the finished samples and computes the
 rest; ``--extend OLD.h5`` starts the parts folder from a finished database made
-with the same config and fewer samples (its samples are the first ones of the
-larger run, see below), so a database grows without recomputing.  At the end
+with the same config but fewer samples and/or fewer cheap solvers (its samples
+are the first ones of the larger run, see below; added cheap solvers are run
+on them on rank 0), so a database grows without recomputing its reference.  At the end
 rank 0 merges the chunks, sorted by sample index, into ``OUTPUT`` (again
 through a temporary file and a rename) and removes the parts folder.
 
@@ -68,12 +69,13 @@ def solver_names(cfg) -> list[str]:
     return [*cfg["solvers"]["cheap"], cfg["solvers"]["reference"]]
 
 
-def solve_sample(cfg: dict, i: int) -> dict:
-    """Solve sample ``i`` with every configured solver; failures are recorded, not raised."""
+def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
+    """Solve sample ``i`` with every configured solver (or only ``solvers``); failures are
+    recorded, not raised."""
     g = cfg["grid"]
     params = sample_params(cfg, i)
     rec = {"index": i, "params": sample_arrays(params), "solvers": {}}
-    for name in solver_names(cfg):
+    for name in solver_names(cfg) if solvers is None else solvers:
         r = {
             "ok": False,
             "error": "",
@@ -179,8 +181,10 @@ def _prepare(cfg, output: Path, resume: bool) -> str | None:
     return None
 
 
-def _check_extend(cfg: dict, source: Path) -> tuple[str | None, int]:
-    """``(error message or None, number of samples of source)`` for ``--extend source``."""
+def _check_extend(cfg: dict, source: Path) -> tuple[str | None, int, list]:
+    """``(error message or None, number of samples of source, its solvers)`` for
+    ``--extend source``: the same config except a larger ``n_samples`` and/or more cheap
+    solvers."""
     import tomllib
 
     from .config import validate_config
@@ -190,44 +194,71 @@ def _check_extend(cfg: dict, source: Path) -> tuple[str | None, int]:
             if f.attrs.get("format") != FORMAT:
                 return (f"{source} is not a triqs_mlsolver database (no format attribute "
                         f"{FORMAT!r}); --extend takes a database written by "
-                        "triqs-mlsolver generate", 0)
+                        "triqs-mlsolver generate", 0, [])
             old = validate_config(tomllib.loads(str(f.attrs["config"])))
     except (OSError, KeyError, tomllib.TOMLDecodeError, ConfigError) as err:
-        return f"cannot read the database {source} to extend: {err}", 0
+        return f"cannot read the database {source} to extend: {err}", 0, []
     n_old, n_new = old["sampler"]["n_samples"], cfg["sampler"]["n_samples"]
+    free = {("sampler", "n_samples"), ("solvers", "cheap")}
 
     def strip(c):
-        return {sec: {k: v for k, v in body.items() if (sec, k) != ("sampler", "n_samples")}
+        return {sec: {k: v for k, v in body.items() if (sec, k) not in free}
                 for sec, body in c.items()}
 
     if strip(old) != strip(cfg):
         diff = sorted(f"[{sec}] {k}" for sec in cfg for k in cfg[sec]
-                      if (sec, k) != ("sampler", "n_samples")
-                      and old.get(sec, {}).get(k) != cfg[sec][k])
+                      if (sec, k) not in free and old.get(sec, {}).get(k) != cfg[sec][k])
         return (f"{source} was made with another config (differs in {', '.join(diff)}); "
-                "--extend needs the same config with a larger [sampler] n_samples", 0)
-    if n_new <= n_old:
-        return (f"{source} has {n_old} samples already; give a larger n_samples "
-                f"(e.g. --n-samples {2 * n_old}) to extend it", 0)
-    return None, n_old
+                "--extend needs the same config with a larger [sampler] n_samples and/or "
+                "more [solvers] cheap", 0, [])
+    dropped = [s for s in old["solvers"]["cheap"] if s not in cfg["solvers"]["cheap"]]
+    if dropped:
+        return (f"{source} has the cheap solvers {dropped} that the config drops; --extend "
+                "keeps every solver of the old database (add them to [solvers] cheap)", 0, [])
+    added = [s for s in cfg["solvers"]["cheap"] if s not in old["solvers"]["cheap"]]
+    if n_new < n_old or (n_new == n_old and not added):
+        return (f"{source} has {n_old} samples and the solvers {solver_names(old)} already; "
+                f"give a larger n_samples (e.g. --n-samples {2 * n_old}) or more cheap solvers "
+                "to extend it", 0, [])
+    return None, n_old, solver_names(old)
 
 
-def _seed_parts_from(source: Path, parts: Path, n_old: int, names: list) -> None:
+def _seed_parts_from(cfg: dict, source: Path, parts: Path, n_old: int, old_solvers: list,
+                     quiet=True) -> None:
     """Write the samples of the finished database ``source`` into ``parts`` as one chunk
     (sample ``i`` depends only on the seed and ``i``, so they are the first ``n_old``
-    samples of the larger run)."""
+    samples of the larger run); solvers the config adds are run on them here."""
+    from tqdm import tqdm
+
+    names = solver_names(cfg)
+    added = [s for s in names if s not in old_solvers]
     final = parts / f"chunk-{0:08d}-{n_old}-r0.h5"
     tmp = final.with_suffix(".h5.tmp")
+    keys = ("G_tau", "G_l", "density", "double_occupancy", "wall_time", "ok", "error")
+    new = {s: {k: [] for k in keys} for s in added}
+    for i in tqdm(range(n_old) if added else [], desc=f"adding {', '.join(added)}",
+                  unit="sample", disable=quiet):
+        rec = solve_sample(cfg, i, solvers=added)
+        for s in added:
+            for k in keys:
+                new[s][k].append(rec["solvers"][s][k])
     with h5py.File(source, "r") as src, h5py.File(tmp, "w") as f:
         f["index"] = np.arange(n_old, dtype=np.int64)
         for key in src["params"]:
             f[f"params/{key}"] = src[f"params/{key}"][()]
         for name in names:
-            for key in ("G_tau", "G_l", "density", "double_occupancy", "wall_time", "ok",
-                        "error"):
-                f[f"solvers/{name}/{key}"] = src[f"solvers/{name}/{key}"][()]
+            for key in keys:
+                if name in new:
+                    data = np.array(new[name][key])
+                    if key == "error":
+                        f.create_dataset(f"solvers/{name}/{key}", data=data.astype(object),
+                                         dtype=_STR)
+                    else:
+                        f[f"solvers/{name}/{key}"] = data
+                else:
+                    f[f"solvers/{name}/{key}"] = src[f"solvers/{name}/{key}"][()]
         run = {"mpi_size": int(np.max(np.atleast_1d(src.attrs["mpi_size"]))),
-               "extended_from": str(source), "n_samples": n_old,
+               "extended_from": str(source), "n_samples": n_old, "solvers": old_solvers,
                "created": str(src.attrs.get("created", "")),
                "git_hash": str(src.attrs.get("git_hash", ""))}
     os.replace(tmp, final)
@@ -358,7 +389,7 @@ def generate(
     rank, size = comm.Get_rank(), comm.Get_size()
     output = Path(output)
     parts = parts_dir_of(output)
-    err, n_old = None, 0
+    err, n_old, old_solvers = None, 0, []
     if rank == 0 and extend is not None:
         extend = Path(extend)
         if not extend.is_file():
@@ -366,14 +397,14 @@ def generate(
         elif extend.resolve() == output.resolve():
             err = "--extend and -o name the same file; write the larger database to a new file"
         else:
-            err, n_old = _check_extend(cfg, extend)
+            err, n_old, old_solvers = _check_extend(cfg, extend)
     if rank == 0 and err is None:
         err = _prepare(cfg, output, resume)
     err = comm.bcast(err, root=0)
     if err:
         raise ConfigError(err)
     if rank == 0 and extend is not None and not set(range(n_old)) <= set(scan_parts(parts)):
-        _seed_parts_from(extend, parts, n_old, solver_names(cfg))
+        _seed_parts_from(cfg, extend, parts, n_old, old_solvers, quiet=quiet)
     if rank == 0:
         n_run = len(list(parts.glob("run-*.json")))
         (parts / f"run-{n_run:03d}.json").write_text(

@@ -83,7 +83,12 @@ discrete AIM, ``G0_fit^-1 - G^-1`` (the convention of ED-DMFT codes such as
 EDIpack); the fit is reported in ``diagnostics['bath_fit']``.
 
 ``Sigma_iw`` includes the Hartree term.  Registered as ``'ed'`` and, with
-fixed bath sizes, ``'ed1'`` ... ``'ed4'`` (full) and ``'ed8'`` (Lanczos).
+fixed bath sizes, ``'ed1'`` ... ``'ed4'`` (full) and ``'ed8'`` (Lanczos);
+``'ed1w'`` ... ``'ed4w'`` fit the bath with weights ``1/w_n`` instead of
+uniform ones: the low frequencies, which decide the low-energy physics, count
+more.  On 40 random Bethe-database AIMs (reference ED-6) ED-3 with ``1/w_n``
+weights has 6x smaller G(tau) errors than with uniform weights (RMS 1.0e-3
+against 6.4e-3; 3-8x on the doped low-temperature samples that are hardest).
 """
 
 from __future__ import annotations
@@ -112,6 +117,7 @@ DIM_FULL = 256
 DIM_FALLBACK = 3000
 #: ``method='full'`` refuses sectors larger than this (k = 6 has 1225).
 FULL_MAX_SECTOR = 1300
+FIT_WEIGHTS = ("uniform", "1/n", "1/w")
 _METHODS = ("auto", "full", "lanczos")
 
 
@@ -127,7 +133,7 @@ def _check_int(name, val, lo, hi=None, why=""):
     return int(val)
 
 
-def _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts):
+def _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts, fit_weight="uniform"):
     why = (f"; ED needs at least one bath site, and n_bath > {MAX_BATH} means sectors of "
            f"more than C(11, 5)^2 = 213444 states (Lanczos vectors of several MB each and "
            f"minutes per solve in this implementation)")
@@ -141,9 +147,12 @@ def _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts):
     _check_int("n_lanczos", n_lanczos, 2)
     _check_int("n_states_max", n_states_max, 1)
     _check_int("fit_starts", fit_starts, 1)
+    if fit_weight not in FIT_WEIGHTS:
+        raise ValueError(f"fit_weight={fit_weight!r}; use one of {FIT_WEIGHTS}")
 
 
-def _discrete_params(params: AIMParams, n_bath, n_iw, ph_symmetric_fit, fit_starts):
+def _discrete_params(params: AIMParams, n_bath, n_iw, ph_symmetric_fit, fit_starts,
+                     fit_weight="uniform"):
     """The discrete AIM to diagonalise, and the fit report (or None)."""
     if n_bath is None:
         if params.Delta_iw is not None:
@@ -171,14 +180,14 @@ def _discrete_params(params: AIMParams, n_bath, n_iw, ph_symmetric_fit, fit_star
             fits.append(fits[0])
             break
         fits.append(fit_bath(delta[s], params.beta, n_bath, ph_symmetric=ph_symmetric_fit,
-                             n_starts=fit_starts, seed=0, D=params.D))
+                             n_starts=fit_starts, seed=0, D=params.D, weight=fit_weight))
     eps = np.stack([f.eps_k for f in fits])
     V = np.stack([f.V_k for f in fits])
     fitted = AIMParams(U=params.U, mu=params.mu, beta=params.beta, eps_k=eps, V_k=V,
                        D=params.D)
     report = dict(n_bath=n_bath, chi2=[float(f.chi2) for f in fits],
                   max_error=[float(f.max_error) for f in fits], eps_k=eps.tolist(),
-                  V_k=V.tolist(), ph_symmetric=bool(ph_symmetric_fit))
+                  V_k=V.tolist(), ph_symmetric=bool(ph_symmetric_fit), weight=fit_weight)
     return fitted, report
 
 
@@ -279,7 +288,8 @@ def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
 
 
 def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto", cutoff=1e-10,
-             n_lanczos=150, n_states_max=200, ph_symmetric_fit=False, fit_starts=4):
+             n_lanczos=150, n_states_max=200, ph_symmetric_fit=False, fit_starts=4,
+             fit_weight="uniform"):
     """ED solution of the AIM (see the module docstring for the method).
 
     Parameters
@@ -306,6 +316,9 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
         Particle-hole symmetric bath parametrisation in the fit.
     fit_starts : int
         Number of starts of the bath fit.
+    fit_weight : {'uniform', '1/n', '1/w'}
+        Weights ``W_n`` of the bath fit (:func:`triqs_mlsolver.aim.fit_bath`);
+        ``'1/w'`` emphasises the low frequencies (the ``ed<k>w`` solvers).
 
     Returns
     -------
@@ -315,8 +328,9 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
         ``diagnostics`` (method, ``E0``, states kept per sector, Lanczos depths,
         omitted Boltzmann weight bound, number of poles, bath fit).
     """
-    _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts)
-    disc, fit = _discrete_params(params, n_bath, n_iw, ph_symmetric_fit, fit_starts)
+    _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts, fit_weight)
+    disc, fit = _discrete_params(params, n_bath, n_iw, ph_symmetric_fit, fit_starts,
+                                 fit_weight)
     t0 = time.perf_counter()
     poles, st = ed_poles(disc, method=method, cutoff=cutoff, n_lanczos=n_lanczos,
                          n_states_max=n_states_max)
@@ -337,20 +351,23 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
 
 
 _OPTIONS = {"n_bath": None, "method": "auto", "cutoff": 1e-10, "n_lanczos": 150,
-            "n_states_max": 200, "ph_symmetric_fit": False, "fit_starts": 4}
+            "n_states_max": 200, "ph_symmetric_fit": False, "fit_starts": 4,
+            "fit_weight": "uniform"}
 _FIXED_OPTIONS = {key: v for key, v in _OPTIONS.items() if key != "n_bath"}
 
 
-def _fixed_bath(k, default_method):
-    def solve(params, *, n_iw, n_tau, n_l, method=default_method, **options):
+def _fixed_bath(k, default_method, fit_weight="uniform"):
+    def solve(params, *, n_iw, n_tau, n_l, method=default_method, fit_weight=fit_weight,
+              **options):
         return solve_ed(params, n_iw=n_iw, n_tau=n_tau, n_l=n_l, n_bath=k, method=method,
-                        **options)
+                        fit_weight=fit_weight, **options)
 
-    solve.__name__ = f"solve_ed{k}"
+    w = "" if fit_weight == "uniform" else "w"
+    solve.__name__ = f"solve_ed{k}{w}"
     solve.__qualname__ = solve.__name__
     solve.__doc__ = (f"ED with the hybridisation represented by {k} bath site(s) per spin "
-                     f"(fitted unless the discrete bath already has {k}); method "
-                     f"{default_method!r} by default.  See :func:`solve_ed`.")
+                     f"(fitted with weights {fit_weight!r} unless the discrete bath already "
+                     f"has {k}); method {default_method!r} by default.  See :func:`solve_ed`.")
     return solve
 
 
@@ -367,6 +384,13 @@ for _k, _fn in ((1, solve_ed1), (2, solve_ed2), (3, solve_ed3), (4, solve_ed4)):
     register_solver(f"ed{_k}", _fn, options={**_FIXED_OPTIONS, "method": "full"},
                     description=f"ED with {_k} bath site(s) per spin, full diagonalisation "
                                 f"(cheap solver; fits the hybridisation)")
+solve_ed1w, solve_ed2w, solve_ed3w, solve_ed4w = (_fixed_bath(k, "full", "1/w")
+                                                  for k in (1, 2, 3, 4))
+for _k, _fn in ((1, solve_ed1w), (2, solve_ed2w), (3, solve_ed3w), (4, solve_ed4w)):
+    register_solver(f"ed{_k}w", _fn,
+                    options={**_FIXED_OPTIONS, "method": "full", "fit_weight": "1/w"},
+                    description=f"ED with {_k} bath site(s) per spin fitted with 1/w_n weights "
+                                f"(low frequencies first; cheap solver)")
 register_solver("ed8", solve_ed8, options={**_FIXED_OPTIONS, "method": "lanczos"},
                 description="ED with 8 bath sites per spin, Lanczos + continued fractions "
                             "(reference solver; fits the hybridisation)")
