@@ -288,7 +288,8 @@ class CorrectionModel(CorrectionPipeline):
             g = None if gates is None else torch.as_tensor(np.ascontiguousarray(gates),
                                                            dtype=dtype)
             for net in self.nets:
-                net.eval()
+                if net.training:  # eval() walks every submodule: only when needed
+                    net.eval()
                 dev = next(net.parameters()).device
                 y = net(z.to(dev))
                 if self.head == "gated":
