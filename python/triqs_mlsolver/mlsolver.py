@@ -111,7 +111,9 @@ def _spread_limit(model, spread_tol):
         return float(spread_tol)
     stats = (getattr(model, "metadata", None) or {}).get("spread", {})
     if "q99" in stats:
-        return 3.0 * float(stats["q99"])
+        from .ml.inference import SPREAD_FACTOR
+
+        return SPREAD_FACTOR * float(stats["q99"])
     return float("inf")
 
 
@@ -203,7 +205,7 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
         solves with the reference ED instead (the model's bath size).
     spread_tol : float, optional
         Ensemble spread of ``G(tau)`` (max over tau) above which the prediction is
-        out of domain; default three times the 99 % quantile on the model's
+        out of domain; default ``SPREAD_FACTOR`` (2) times the 99 % quantile on the model's
         validation set (from the model file).
     warn : bool
         Issue the warning (the reasons are recorded either way).

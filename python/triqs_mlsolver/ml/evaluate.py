@@ -211,14 +211,16 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
 
 def _add_guarded(G_tau, G_l, samples, ref, pred, meta, info):
     """The row ``model+guard``: the model where its ensemble spread is below the
-    out-of-domain limit of the model file (3 x the 99 % validation quantile), the reference
+    out-of-domain limit (SPREAD_FACTOR x the 99 % validation quantile), the reference
     where it is above -- what ``MLSolver(fallback='ed')`` returns (there the fallback is ED
     with the model's bath size, here the database's reference).  ``info['guard']`` holds
     the limit and how many samples were handed to the reference."""
     q99 = (meta.get("spread") or {}).get("q99")
     if q99 is None or len(pred.G_tau_spread) == 0:
         return
-    limit = 3.0 * float(q99)
+    from .inference import SPREAD_FACTOR
+
+    limit = SPREAD_FACTOR * float(q99)
     flag = pred.G_tau_spread.max(axis=1) > limit
     G_tau["model+guard"] = np.where(flag[:, None], samples.G_tau[ref], G_tau["model"])
     G_l["model+guard"] = np.where(flag[:, None], samples.G_l[ref][:, :G_l["model"].shape[1]],
