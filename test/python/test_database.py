@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Database generation: schema, determinism across MPI sizes, crash safety, bad configs."""
 
+import json
 import os
 import re
 import shutil
@@ -253,6 +254,9 @@ def test_extend_grows_a_database_without_recomputing(tmp_path, monkeypatch):
     generate(more, tmp_path / "more.h5", quiet=True, extend=small)
     assert sorted(solved) == list(range(7))  # 0..3 for ipt only, 4..6 for everything
     _assert_same_data(tmp_path / "more.h5", ref_more)
+    with h5py.File(tmp_path / "more.h5", "r") as f:  # the chain of origins is kept
+        origin = json.loads(f.attrs["extended_from"])[0]
+        assert origin["solvers"] == ["hubbard_i", "ed1", "ed"] and origin["its_origin"] == []
     fewer = validate_config({**{k: dict(v) for k, v in cfg7.items()},
                              "solvers": {**cfg7["solvers"], "cheap": ["ed1"]}})
     with pytest.raises(ConfigError, match="drops"):

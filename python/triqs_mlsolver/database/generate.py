@@ -260,7 +260,8 @@ def _seed_parts_from(cfg: dict, source: Path, parts: Path, n_old: int, old_solve
         run = {"mpi_size": int(np.max(np.atleast_1d(src.attrs["mpi_size"]))),
                "extended_from": str(source), "n_samples": n_old, "solvers": old_solvers,
                "created": str(src.attrs.get("created", "")),
-               "git_hash": str(src.attrs.get("git_hash", ""))}
+               "git_hash": str(src.attrs.get("git_hash", "")),
+               "its_origin": json.loads(str(src.attrs.get("extended_from", "[]")))}
     os.replace(tmp, final)
     (parts / "run-extend.json").write_text(json.dumps(run))
 
