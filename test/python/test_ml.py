@@ -720,3 +720,28 @@ def test_shipped_default_model_loads_and_describes_itself():
     text = str(meta)
     for key in ("ed3", "sha256", "split"):
         assert key in text, key
+
+
+def test_scale_floor_keeps_scaled_targets_bounded():
+    """Two inputs that agree to rounding must not turn the scaled target (y_ref - y_base)/s
+    into a 1e6-size outlier (that broke the target standardisation: O(1) G errors at a
+    tiny training loss); old model files keep the floor they were trained with."""
+    from triqs_mlsolver.ml.dataset import LEGACY_SCALE_FLOOR, SCALE_FLOOR, FeatureSpec
+
+    rep = Representation(kind="legendre", n=4)
+    spec = FeatureSpec(rep, ["ed2", "ed3"], "ed3", [], "shape", "ed2")
+    y3 = np.array([[0.4, -0.1, 0.05, 0.01]])
+
+    class _Samples:  # the two attributes FeatureSpec.target reads
+        y = {"ed3": y3, "ed2": y3 + 1e-14, "ed": y3 + 3e-7}
+
+        def __len__(self):
+            return 1
+
+    t = spec.target(_Samples(), "ed")
+    assert spec.scale_floor == SCALE_FLOOR and np.abs(t).max() < 1.0
+    legacy = FeatureSpec.from_dict({k: v for k, v in spec.to_dict().items()
+                                    if k != "scale_floor"})
+    assert legacy.scale_floor == LEGACY_SCALE_FLOOR
+    assert FeatureSpec.from_dict(spec.to_dict()).scale_floor == SCALE_FLOOR
+    assert np.abs(legacy.target(_Samples(), "ed")).max() > 1e5  # what the old floor gave
