@@ -52,7 +52,6 @@ import numpy as np
 
 from .errors import GfStructError, UnknownParameterError
 from .gf import transforms as tr
-from .ml.modelfile import SHIPPED_DIR as _MODELS_DIR  # noqa: F401 - tests locate files
 from .ml.modelfile import model_path, shipped_models
 from .solvers.base import (
     Solver,
@@ -392,12 +391,12 @@ class MLSolver(Solver):
         sol = solve_ml(params, n_iw=self.n_iw, n_tau=self.n_tau, n_l=self.n_l,
                        model=self.model, **ml_opts)
         dg = sol.diagnostics
-        iw = tr.matsubara_freqs(self.beta, self.n_iw)
         mom = dg.get("delta_moments")
         if params.spin_symmetric and mom is not None:  # the tail fitted in solve_ml
             delta_t = np.tile(tr.iw_to_tau(params.Delta_iw[0], self.beta, self.n_tau,
                                            mom[:4])[:, None], (1, 2))
         else:
+            iw = tr.matsubara_freqs(self.beta, self.n_iw)
             m, _ = tr.fit_tail(params.Delta_iw.T, iw, known_moments=np.zeros((1, 2)),
                                max_order=6)
             delta_t = tr.iw_to_tau(params.Delta_iw.T, self.beta, self.n_tau, m[:4])

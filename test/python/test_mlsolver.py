@@ -140,9 +140,9 @@ def test_refuses_corrupt_foreign_and_pickled_models(tmp_path):
     bad = tmp_path / "trunc.safetensors"
     src = MLSolver(beta=BETA, gf_struct=STRUCT).model.metadata
     assert src  # the default model carries its metadata
-    from triqs_mlsolver.mlsolver import _MODELS_DIR
+    from triqs_mlsolver.ml.modelfile import SHIPPED_DIR
 
-    raw = (_MODELS_DIR / f"{DEFAULT_MODEL}.safetensors").read_bytes()
+    raw = (SHIPPED_DIR / f"{DEFAULT_MODEL}.safetensors").read_bytes()
     bad.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ModelFormatError):
         MLSolver(beta=BETA, gf_struct=STRUCT, model=bad)

@@ -144,7 +144,7 @@ def fit_bath(delta_w, beta, n_bath, *, ph_symmetric=False, n_starts=4, seed=0, i
     n_par = len(_pack(np.zeros(k), np.zeros(k), ph_symmetric))
     cache = {}
 
-    def evaluate(x):
+    def resid(x):
         eps, V = _expand(x, k, ph_symmetric)
         inv = 1.0 / (zt - eps[:, None])  # (k, n_fit)
         r = (V**2 @ inv - target) * sw
@@ -162,12 +162,9 @@ def fit_bath(delta_w, beta, n_bath, *, ph_symmetric=False, n_starts=4, seed=0, i
         cache["x"], cache["J"] = x.copy(), Jc
         return r.view(float)
 
-    def resid(x):
-        return evaluate(x)
-
     def jac(x):
         if "x" not in cache or not np.array_equal(x, cache["x"]):
-            evaluate(x)
+            resid(x)
         return cache["J"].view(float)
 
     rng = np.random.default_rng(seed)

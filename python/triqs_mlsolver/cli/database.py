@@ -24,8 +24,8 @@ def add_parsers(sub):
     g.add_argument("--n-samples", type=int, default=None,
                    help="override [sampler] n_samples of the config")
     g.add_argument("--extend", type=Path, default=None, metavar="OLD.h5",
-                   help="reuse the samples of a finished database made with the same config "
-                        "and fewer samples; only the new samples are solved")
+                   help="reuse a finished database made with the same config but fewer "
+                        "samples and/or fewer cheap solvers; only what is new is solved")
     g.set_defaults(func=run_generate)
 
     i = sub.add_parser("inspect", help="summarise a database; plots; TRIQS export",

@@ -378,10 +378,10 @@ def generate(
 ):
     """Generate the database ``output`` described by the validated ``cfg`` (all ranks call it).
 
-    ``extend``: a finished database made with the same config and fewer samples; its
-    samples are reused (they are the first ones of this run) and only the new ones are
-    solved.  ``max_chunks`` stops each rank after that many chunks without merging (for
-    tests of interrupted runs).  Returns the output path (rank 0) or None.
+    ``extend``: a finished database made with the same config but fewer samples and/or
+    fewer cheap solvers; its samples are reused (they are the first ones of this run) and
+    only what is new is solved.  ``max_chunks`` stops each rank after that many chunks
+    without merging (for tests of interrupted runs).  Returns the output path (rank 0) or None.
     """
     from threadpoolctl import threadpool_limits
     from tqdm import tqdm

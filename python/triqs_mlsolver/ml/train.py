@@ -241,7 +241,9 @@ def validate_train_config(cfg: dict) -> dict:
                                    "'identity' (the gated sum is linear in the target)")
         if f["target_scale"]:
             # measured on the seed database: gated + target_scale = "ed2" reached a tiny
-            # training loss but G(tau) errors of order 1 at beta = 50 (not understood yet)
+            # training loss but G(tau) errors of order 1 at beta = 50; the plain head showed
+            # the same with the old 1e-13 scale floor (dataset.SCALE_FLOOR), very likely the
+            # cause -- lift this refusal once a gated + target_scale model is checked
             raise TrainConfigError("[model] head = 'gated' with a [features] target_scale is "
                                    "not supported (it gave wrong models); set target_scale = "
                                    "\"\" or use head = 'plain'")

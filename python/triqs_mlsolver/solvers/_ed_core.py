@@ -153,9 +153,6 @@ class Species:
         ``nd[N]`` -- impurity occupation (0/1) of each basis state.
     cdag_src, cdag_tgt : list of ndarray
         ``d^+ |states[N][src]> = |states[N+1][tgt]>`` (no sign: orbital 0 comes first).
-    emin : ndarray (L+1,)
-        Lowest eigenvalue of ``H_N`` (lower bounds of the sector energies; computed
-        on first use, like :meth:`bound_table`).
 
     The bit patterns and index maps depend only on ``L`` and are shared between
     instances (:func:`_species_structure`); dense hopping blocks are made on demand.
@@ -213,10 +210,6 @@ class Species:
                 for lam in lams])
             self._bounds[key] = tab
         return tab
-
-    @property
-    def emin(self) -> np.ndarray:
-        return self.bound_table(0.0)[0]
 
     def dim(self, N: int) -> int:
         return int(self.states[N].size) if 0 <= N <= self.L else 0
