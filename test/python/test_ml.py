@@ -222,6 +222,33 @@ def test_descriptors_scale_free():
         descriptors(p, ["U/W"])
 
 
+@pytest.mark.parametrize("name, n", [("delta", 20), ("delta40", 40)])
+def test_delta_descriptor_continuous_equals_discrete(name, n):
+    # the "delta<n>" descriptors of a continuous Delta(i w) (tail-corrected transform, what
+    # MLSolver sees in DMFT) equal the exact ones of the discrete bath it came from
+    from triqs_mlsolver.ml.inference import _param_arrays
+    from triqs_mlsolver.ml.representations import n_delta_needed
+
+    eps, V = np.array([-0.9, -0.2, 0.05, 0.3, 1.1]), np.array([0.3, 0.2, 0.1, 0.15, 0.35])
+    for beta in (20.0, 100.0):
+        disc = AIMParams(U=1.0, mu=0.6, beta=beta, eps_k=eps, V_k=V)
+        cont = AIMParams(U=1.0, mu=0.6, beta=beta, Delta_iw=disc.delta_iw(2048))
+        p_d, _ = _param_arrays(disc, n_delta=n_delta_needed([name]))
+        p_c, discrete = _param_arrays(cont, n_delta=n_delta_needed([name]))
+        assert not discrete and p_c["delta_l"].shape == (1, n)
+        x_d, lab = descriptors(p_d, [name])
+        x_c, _ = descriptors(p_c, [name])
+        assert len(lab) == n
+        np.testing.assert_allclose(x_c, x_d, atol=1e-9)
+    # the ph image of the continuous coefficients is that of the reflected bath
+    img = descriptors(ph_image_params(p_c), [name])[0]
+    ref = descriptors(ph_image_params(p_d), [name])[0]
+    np.testing.assert_allclose(img, ref, atol=1e-9)
+    for bad in ("delta0", "delta81", "deltax"):
+        with pytest.raises(ValueError, match="delta<n>"):
+            descriptors(p_d, [bad])
+
+
 # -- tiny database, training, model files -------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_db(tmp_path_factory):
@@ -349,6 +376,26 @@ def test_training_is_deterministic(tiny_db, tmp_path):
     m2, _ = train_model(cfg, quiet=True, save=False)
     for p, q in zip(m1.nets[0].parameters(), m2.nets[0].parameters()):
         assert torch.equal(p, q)
+
+
+def test_parallel_members_identical_to_serial(tiny_db, tmp_path):
+    # members trained in spawned worker processes (workers = 2) are bit-identical to the
+    # ones trained one after the other in this process; checkpoints are written by workers
+    over = dict(model={"n_ensemble": 3, "head": "gated"}, training={"max_epochs": 12})
+    serial, _ = train_model(_cfg(tiny_db, tmp_path / "s.safetensors", **over), quiet=True,
+                            save=False)
+    over["training"] = {**over["training"], "workers": 2}
+    over["output"] = {"checkpoint_every": 5}
+    out = tmp_path / "p.safetensors"
+    par, rep = train_model(_cfg(tiny_db, out, **over), quiet=True)
+    assert rep["training"]["workers"] == 2
+    assert len(par.nets) == 3
+    for a, b in zip(serial.nets, par.nets):
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.equal(p, q)
+    assert out.is_file() and not out.with_name("p.checkpoints").exists()
+    with pytest.raises(TrainConfigError, match="workers"):
+        _cfg(tiny_db, out, training={"workers": -1})
 
 
 def test_symmetrized_model_is_ph_covariant(trained, tiny_db):
@@ -493,6 +540,11 @@ def test_bad_train_configs(tiny_db, tmp_path):
         validate_train_config({"model": {"preset": "best"}})
     with pytest.raises(TrainConfigError, match="activation"):
         validate_train_config({"model": {"activation": "swish"}})
+    with pytest.raises(TrainConfigError, match="delta<n>"):
+        validate_train_config({"features": {"descriptors": ["U/D", "delta100"]}})
+    with pytest.raises(TrainConfigError, match="unknown 'bathh'"):
+        validate_train_config({"features": {"descriptors": ["bathh"]}})
+    assert validate_train_config({"features": {"descriptors": ["delta40"]}})
     with pytest.raises(TrainConfigError, match="not in"):
         train_model(_cfg(tiny_db, tmp_path / "x.safetensors",
                    features={"inputs": ["nca", "ed1"], "base": "ed1"}), quiet=True)

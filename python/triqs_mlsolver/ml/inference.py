@@ -16,7 +16,7 @@ Legendre coefficients).  Descriptors need the bath: a discrete one
 (``eps_k``, ``V_k``), or for a continuous ``Delta_iw`` the moments
 ``m_n`` from its high-frequency tail (``Delta ~ sum_n m_n / (i w)^(n+1)``);
 (a two-site bath with the same ``m_0 .. m_3``, a two-point Gauss rule, stands
-in for it) and for the ``"delta"`` descriptor the Legendre coefficients of
+in for it) and for the ``"delta"`` (``"delta<n>"``) descriptor the Legendre coefficients of
 ``Delta(tau)`` (tail-corrected transform); the ``"bath"`` descriptor needs a discrete bath with the
 training number of sites.  Parameters outside the training domain raise an
 :class:`OutOfDomainWarning`.
@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import TriqsMLSolverWarning
 from ..gf import transforms as tr
 from .dataset import SampleSet
-from .representations import N_DELTA, descriptors
+from .representations import descriptors, n_delta_needed
 
 __all__ = ["SPREAD_FACTOR", "OutOfDomainWarning", "CorrectedSolution", "sample_from_solutions",
            "correct", "domain_violations"]
@@ -87,7 +87,7 @@ def delta_tail_moments(params) -> np.ndarray:
     return mom
 
 
-def _param_arrays(params, delta_moments=None):
+def _param_arrays(params, delta_moments=None, n_delta=0):
     base = {"U": np.array([params.U]), "mu": np.array([float(np.mean(params.mu))]),
             "beta": np.array([params.beta]), "D": np.array([params.D])}
     if params.has_discrete_bath:
@@ -100,8 +100,10 @@ def _param_arrays(params, delta_moments=None):
     mom = delta_tail_moments(params) if delta_moments is None else delta_moments
     e, v = _gauss_bath(np.real(mom[1:5]))
     # the shape of Delta for the "delta" descriptor: its Legendre coefficients
-    dl = tr.iw_to_legendre(d, params.beta, N_DELTA, mom[:4]).real
-    return {**base, "eps_k": e[None], "V_k": v[None], "delta_l": dl[None]}, False
+    out = {**base, "eps_k": e[None], "V_k": v[None]}
+    if n_delta:
+        out["delta_l"] = tr.iw_to_legendre(d, params.beta, n_delta, mom[:4]).real[None]
+    return out, False
 
 
 def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None) -> SampleSet:
@@ -115,7 +117,7 @@ def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None)
     missing = [s for s in spec.inputs if s not in solutions]
     if missing:
         raise ModelMismatchError(f"the model needs the solutions of {missing} as well")
-    p, discrete = _param_arrays(params, delta_moments)
+    p, discrete = _param_arrays(params, delta_moments, n_delta_needed(spec.descriptors))
     if not discrete and "bath" in spec.descriptors:
         raise ModelMismatchError(
             "the model uses the discrete bath as descriptor ('bath'); these parameters have a "

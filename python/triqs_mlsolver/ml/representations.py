@@ -443,8 +443,29 @@ DESCRIPTORS = {
 DEFAULT_DESCRIPTORS = ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3"]
 
 
-#: Legendre coefficients of the hybridisation used by the ``"delta"`` descriptor.
+#: Legendre coefficients of the hybridisation used by the ``"delta"`` descriptor
+#: (``"delta<n>"``, e.g. ``"delta40"``, takes the first ``n``, at most ``N_DELTA_MAX``).
 N_DELTA = 20
+N_DELTA_MAX = 80
+
+
+def delta_size(name: str) -> int:
+    """Number of ``Delta_l`` of the descriptor ``name`` ("delta" or "delta<n>"); 0 if it is
+    not a Delta descriptor.  Raises ``ValueError`` for a malformed ``delta<n>``."""
+    if name == "delta":
+        return N_DELTA
+    if not name.startswith("delta"):
+        return 0
+    rest = name[len("delta"):]
+    if not rest.isdigit() or not 1 <= int(rest) <= N_DELTA_MAX:
+        raise ValueError(f"descriptor {name!r}: use 'delta' ({N_DELTA} coefficients) or "
+                         f"'delta<n>' with 1 <= n <= {N_DELTA_MAX}, e.g. 'delta40'")
+    return int(rest)
+
+
+def n_delta_needed(names) -> int:
+    """The most ``Delta_l`` any of the descriptors ``names`` uses (0: none)."""
+    return max((delta_size(n) for n in names), default=0)
 
 
 def delta_legendre(eps_k, V_k, beta, n_l=N_DELTA) -> np.ndarray:
@@ -460,10 +481,15 @@ def delta_legendre(eps_k, V_k, beta, n_l=N_DELTA) -> np.ndarray:
     return np.stack([legendre_of_poles(e, v**2, b, n_l) for e, v, b in zip(eps_k, V_k, beta)])
 
 
-def _delta(p):
-    """``Delta_l / (beta D^2)``, ``l < N_DELTA`` (dimensionless): the shape of the bath."""
-    dl = p["delta_l"] if "delta_l" in p else delta_legendre(p["eps_k"], p["V_k"], p["beta"])
-    return dl[:, :N_DELTA] / (p["beta"] * p["D"] ** 2)[:, None]
+def _delta(p, n=N_DELTA):
+    """``Delta_l / (beta D^2)``, ``l < n`` (dimensionless): the shape of the bath."""
+    if "delta_l" in p:
+        dl = p["delta_l"]
+        if dl.shape[1] < n:
+            raise ValueError(f"{n} Legendre coefficients of Delta needed, {dl.shape[1]} given")
+    else:
+        dl = delta_legendre(p["eps_k"], p["V_k"], p["beta"], n)
+    return dl[:, :n] / (p["beta"] * p["D"] ** 2)[:, None]
 
 
 def _bath(p):
@@ -477,8 +503,8 @@ def descriptors(params: dict, names) -> tuple[np.ndarray, list[str]]:
     """Descriptor matrix ``X_bf`` and column names for the parameter arrays ``params``.
 
     ``params`` holds ``U, mu, beta, D`` (b,) and ``eps_k, V_k`` (b, K).  Names
-    are keys of :data:`DESCRIPTORS` or ``"bath"`` (``eps_k/D`` sorted and the
-    matching ``V_k^2/D^2``).
+    are keys of :data:`DESCRIPTORS`, ``"bath"`` (``eps_k/D`` sorted and the
+    matching ``V_k^2/D^2``) or ``"delta"`` / ``"delta<n>"`` (:func:`delta_size`).
     """
     p = {k: np.atleast_1d(np.asarray(v, float)) for k, v in params.items()}
     for k in ("eps_k", "V_k"):
@@ -491,16 +517,17 @@ def descriptors(params: dict, names) -> tuple[np.ndarray, list[str]]:
             for k in range(e.shape[1]):
                 cols += [e[:, k], v[:, k]]
                 labels += [f"bath_e{k}", f"bath_v{k}"]
-        elif name == "delta":
-            d = _delta(p)
-            cols += list(d.T)
-            labels += [f"delta_{k}" for k in range(d.shape[1])]
         elif name in DESCRIPTORS:
             cols.append(DESCRIPTORS[name][0](p))
             labels.append(name)
+        elif delta_size(name):
+            d = _delta(p, delta_size(name))
+            cols += list(d.T)
+            labels += [f"delta_{k}" for k in range(d.shape[1])]
         else:
             raise ValueError(
-                f"unknown descriptor {name!r}; available: {', '.join(DESCRIPTORS)}, bath, delta"
+                f"unknown descriptor {name!r}; available: {', '.join(DESCRIPTORS)}, bath, "
+                "delta, delta<n>"
             )
     return np.stack(cols, axis=1) if cols else np.zeros((len(p["U"]), 0)), labels
 

@@ -53,7 +53,8 @@ mesh, 90/10 split) under the keys given explicitly.
     loss_weight = "none"        # "beta": every temperature weighs alike (relative to base)
     seed = 0
     device = "auto"             # "cpu" | "cuda" | "auto" (CUDA when available)
-    threads = 1                 # torch CPU threads (0: torch's default)
+    threads = 1                 # torch CPU threads per process (0: torch's default)
+    workers = 1                 # processes training ensemble members at once (0: one per core)
     dtype = "float64"
     max_minutes = 0.0           # wall-clock budget per member (0: none)
 
@@ -69,6 +70,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -78,7 +80,7 @@ from .._config import check_sections, read_toml
 from ..errors import TriqsMLSolverError
 from .dataset import FeatureSpec, SampleSet, load_samples, split_indices
 from .models import ACTIVATIONS, PRESETS, CorrectionModel, build_mlp
-from .representations import DESCRIPTORS, Representation, Transform, descriptors
+from .representations import DESCRIPTORS, Representation, Transform, delta_size, descriptors
 
 __all__ = [
     "DEFAULTS",
@@ -137,6 +139,7 @@ DEFAULTS = {
         "seed": 0,
         "device": "auto",
         "threads": 1,
+        "workers": 1,
         "dtype": "float64",
         "max_minutes": 0.0,
     },
@@ -204,6 +207,7 @@ def validate_train_config(cfg: dict) -> dict:
                          ("training", "max_epochs", 1), ("training", "min_epochs", 0),
                          ("training", "patience", 1), ("training", "lr_patience", 0),
                          ("training", "seed", 0), ("training", "threads", 0),
+                         ("training", "workers", 0),
                          ("output", "checkpoint_every", 0)):
         if out[sec][key] < lo:
             raise TrainConfigError(f"[{sec}] {key} = {out[sec][key]}: must be >= {lo}")
@@ -220,10 +224,14 @@ def validate_train_config(cfg: dict) -> dict:
                 f"[features] {key} = {f[key]!r}: use 'identity', 'tanh' or '-tanh'"
             )
     for name in f["descriptors"]:
-        if name not in ("bath", "delta") and name not in DESCRIPTORS:
+        try:
+            known = name == "bath" or name in DESCRIPTORS or delta_size(name)
+        except ValueError as exc:
+            raise TrainConfigError(f"[features] descriptors: {exc}") from None
+        if not known:
             raise TrainConfigError(
                 f"[features] descriptors: unknown {name!r}; available: "
-                f"{', '.join(DESCRIPTORS)}, bath, delta"
+                f"{', '.join(DESCRIPTORS)}, bath, delta, delta<n> (e.g. delta40)"
             )
     try:
         FeatureSpec(rep, list(f["inputs"]), f["base"], list(f["descriptors"]), f["input_mode"],
@@ -261,6 +269,9 @@ def validate_train_config(cfg: dict) -> dict:
         raise TrainConfigError(f"[training] device = {t['device']!r}: 'auto', 'cpu' or 'cuda'")
     if t["dtype"] not in ("float32", "float64"):
         raise TrainConfigError(f"[training] dtype = {t['dtype']!r}: 'float32' or 'float64'")
+    if t["workers"] != 1 and t["device"] == "cuda":
+        raise TrainConfigError("[training] workers > 1 trains members in CPU processes; "
+                               "use workers = 1 with device = 'cuda'")
     if t["max_minutes"] < 0:
         raise TrainConfigError("[training] max_minutes must be >= 0 (0: no limit)")
     if not str(o["model"]).endswith(".safetensors"):
@@ -390,8 +401,82 @@ def _device(name):
     return torch.device(name)
 
 
+class _Checkpoint:
+    """Writes member ``k``'s best weights and learning curve to ``directory`` (picklable,
+    so that worker processes can write their own checkpoints)."""
+
+    def __init__(self, directory, k):
+        self.directory, self.k = Path(directory), k
+
+    def __call__(self, state, history):
+        if state is None:
+            return
+        from safetensors.torch import save_file
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        save_file({n: v.contiguous().cpu() for n, v in state.items()},
+                  str(self.directory / f"member{self.k}.safetensors"))
+        (self.directory / f"member{self.k}.json").write_text(json.dumps(history))
+
+
+def _member_in_worker(args):
+    """Train one member in a worker process; returns ``(state_dict, history, info)``."""
+    import torch
+
+    Z, T, W, Zv, Tv, Wv, cfg, seed, checkpoint, gates, gates_v, position = args
+    if cfg["training"]["threads"]:
+        torch.set_num_threads(cfg["training"]["threads"])
+    net, hist, info = _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, checkpoint=checkpoint,
+                                  quiet=position is None, gates=gates, gates_v=gates_v,
+                                  position=position)
+    return {k: v.numpy() for k, v in net.state_dict().items()}, hist, info
+
+
+def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, gates_v):
+    """All ensemble members: in this process (``workers = 1``) or in a pool of spawned
+    worker processes, one member each at a time.  Every member is seeded alone and trains
+    with the same thread count, so the weights do not depend on ``workers``."""
+    m, t = cfg["model"], cfg["training"]
+    n = m["n_ensemble"]
+    seeds = [t["seed"] + k for k in range(n)]
+    workers = t["workers"] or (os.cpu_count() or 1)
+    workers = min(workers, n)
+    if workers <= 1:
+        out = [_fit_member(Z, T, W, Zv, Tv, Wv, cfg, s, log=log, checkpoint=c, quiet=quiet,
+                           gates=gates, gates_v=gates_v) for s, c in zip(seeds, checkpoints)]
+        return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    jobs = [(Z, T, W, Zv, Tv, Wv, cfg, s, c, gates, gates_v, None if quiet else k % workers)
+            for k, (s, c) in enumerate(zip(seeds, checkpoints))]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        results = list(pool.map(_member_in_worker, jobs))
+    nets, hists, infos = [], [], []
+    for state, hist, info in results:
+        net = build_mlp(Z.shape[1], T.shape[1] + (0 if gates is None else gates.shape[1]),
+                        depth=m["depth"], width=m["width"], activation=m["activation"],
+                        dtype=t["dtype"])
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        net.eval()
+        nets.append(net)
+        hists.append(hist)
+        infos.append(info)
+        if log:
+            _log_member(log, info)
+    return nets, hists, infos
+
+
+def _log_member(log, info):
+    log(f"  member seed {info['seed']}: {info['epochs']} epochs ({info['stopped_by']}), best "
+        f"validation loss {info['best_validation_loss']:.4g} at epoch {info['best_epoch']}, "
+        f"{info['seconds']:.1f} s")
+
+
 def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, quiet=True,
-                gates=None, gates_v=None):
+                gates=None, gates_v=None, position=None):
     """Train one network; returns ``(net, history, info)`` with the best-validation weights.
 
     ``gates``, ``gates_v`` (b, K, o): the gate inputs of a gated head (None: plain head).
@@ -432,7 +517,7 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
     t0 = time.perf_counter()
     stop = "max_epochs"
     bar = tqdm(range(t["max_epochs"]), desc=f"member seed {seed}", unit="epoch",
-               disable=quiet, dynamic_ncols=True)
+               disable=quiet, dynamic_ncols=True, position=position)
     for epoch in bar:
         net.train()
         perm = torch.randperm(n, generator=gen).to(dev)
@@ -481,8 +566,7 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
     info = {"best_epoch": best_epoch, "epochs": len(history), "best_validation_loss": best,
             "stopped_by": stop, "seconds": time.perf_counter() - t0, "seed": seed}
     if log:
-        log(f"  member seed {seed}: {info['epochs']} epochs ({stop}), best validation loss "
-            f"{best:.4g} at epoch {best_epoch}, {info['seconds']:.1f} s")
+        _log_member(log, info)
     return net.cpu(), history, info
 
 
@@ -532,7 +616,6 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
             f"{len(val_set)} validation, {len(parts['test'])} test samples; "
             f"{Z.shape[1]} features -> {T.shape[1]} outputs "
             f"({spec.representation.describe()}, base {spec.base}, reference {reference})")
-    nets, histories, infos = [], [], []
     m = cfg["model"]
     arch = {"depth": m["depth"], "width": m["width"], "activation": m["activation"],
             "n_in": int(Z.shape[1]), "n_out": int(T.shape[1]),
@@ -545,26 +628,10 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         arch.update(head="gated", n_gates=int(G.shape[1]))
     ckpt_dir = out_path.with_name(out_path.stem + ".checkpoints")
 
-    def make_ckpt(k):
-        def ckpt(state, history):
-            if state is None or not save:
-                return
-            from safetensors.torch import save_file
-
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
-            save_file({n: v.contiguous().cpu() for n, v in state.items()},
-                      str(ckpt_dir / f"member{k}.safetensors"))
-            (ckpt_dir / f"member{k}.json").write_text(json.dumps(history))
-
-        return ckpt
-
-    for k in range(m["n_ensemble"]):
-        net, hist, info = _fit_member(Z, T, W, Zv, Tv, Wv, cfg, cfg["training"]["seed"] + k,
-                                      log=log, checkpoint=make_ckpt(k), quiet=quiet,
-                                      gates=G, gates_v=Gv)
-        nets.append(net)
-        histories.append(hist)
-        infos.append(info)
+    checkpoints = [_Checkpoint(ckpt_dir, k) if save else None for k in range(m["n_ensemble"])]
+    nets, histories, infos = _fit_members(Z, T, W, Zv, Tv, Wv, cfg, log=log,
+                                          checkpoints=checkpoints, quiet=quiet, gates=G,
+                                          gates_v=Gv)
     model = CorrectionModel(spec, reference, itf, otf, nets, arch,
                             symmetrize=f["symmetrize"], clip=f["clip"])
     errors, spread = {}, {}
@@ -598,6 +665,8 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
             "seconds": time.perf_counter() - t_start,
             "device": str(_device(cfg["training"]["device"])),
             "torch_threads": torch.get_num_threads(),
+            "workers": min(cfg["training"]["workers"] or (os.cpu_count() or 1),
+                           m["n_ensemble"]),
         },
         "errors": errors,
         "spread": spread,
