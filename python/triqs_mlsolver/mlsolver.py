@@ -67,7 +67,7 @@ __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_M
            "ML_OPTIONS"]
 
 #: The model ``MLSolver(model=None)`` loads (shipped in ``triqs_mlsolver/models/``).
-DEFAULT_MODEL = "triqs_mlsolver_bethe_v3"
+DEFAULT_MODEL = "triqs_mlsolver_bethe_v4"
 
 #: MLSolver's own ``solve()`` options and their defaults.
 ML_OPTIONS = {"fallback": "none", "spread_tol": None, "warn": True}
