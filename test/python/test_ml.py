@@ -8,6 +8,7 @@ import struct
 
 import numpy as np
 import pytest
+from triqs_mlsolver._config import config_to_toml
 from triqs_mlsolver.aim import AIMParams
 from triqs_mlsolver.database import Database, generate, validate_config
 from triqs_mlsolver.gf import transforms as tr
@@ -396,6 +397,59 @@ def test_parallel_members_identical_to_serial(tiny_db, tmp_path):
     assert out.is_file() and not out.with_name("p.checkpoints").exists()
     with pytest.raises(TrainConfigError, match="workers"):
         _cfg(tiny_db, out, training={"workers": -1})
+
+
+def test_interrupted_training_resumes_from_finished_members(tiny_db, tmp_path, monkeypatch):
+    # a run killed during its third member keeps the two finished ones; --resume trains only
+    # the third and gives the weights of an uninterrupted run; another config is refused
+    import triqs_mlsolver.ml.train as tr_mod
+    from triqs_mlsolver.cli import ml as cli_ml
+
+    over = dict(model={"n_ensemble": 3}, training={"max_epochs": 8})
+    ref, _ = train_model(_cfg(tiny_db, tmp_path / "ref.safetensors", **over), quiet=True,
+                         save=False)
+    out = tmp_path / "run.safetensors"
+    cfg = _cfg(tiny_db, out, **over)
+    real = tr_mod._fit_member
+    calls = []
+
+    def killed_at_third(*a, **k):
+        calls.append(a[7])
+        if a[7] == cfg["training"]["seed"] + 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tr_mod, "_fit_member", killed_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(cfg, quiet=True)
+    ckpt = tmp_path / "run.checkpoints"
+    assert sorted(p.name for p in ckpt.glob("*.done.json")) == ["member0.done.json",
+                                                                "member1.done.json"]
+    assert not out.exists()
+    monkeypatch.setattr(tr_mod, "_fit_member",
+                        lambda *a, **k: (calls.append(a[7]), real(*a, **k))[1])
+    calls.clear()
+    # through the CLI, from a config file
+    toml = tmp_path / "run.toml"
+    toml.write_text(config_to_toml(cfg))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-q", "--quiet", action="store_true")
+    cli_ml.add_parsers(parser.add_subparsers(dest="command"))
+    bad = dict(cfg, training={**cfg["training"], "lr": 1e-3})
+    toml_bad = tmp_path / "bad.toml"
+    toml_bad.write_text(config_to_toml(bad))
+    args = parser.parse_args(["-q", "train", str(toml_bad), "--resume"])
+    with pytest.raises(TrainConfigError, match="another configuration"):
+        args.func(args)
+    assert calls == []
+    args = parser.parse_args(["-q", "train", str(toml), "--resume"])
+    assert args.func(args) == 0
+    assert calls == [cfg["training"]["seed"] + 2]
+    model = load_model(out)
+    for a, b in zip(ref.nets, model.nets):
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.equal(p, q)
+    assert not ckpt.exists()
 
 
 def test_symmetrized_model_is_ph_covariant(trained, tiny_db):

@@ -22,6 +22,9 @@ def add_parsers(sub):
                    help="database to train on (overrides [data] database)")
     t.add_argument("--max-epochs", type=int, default=None,
                    help="override [training] max_epochs")
+    t.add_argument("--resume", action="store_true",
+                   help="reuse the ensemble members an interrupted run of the same config and "
+                        "database finished (from <model>.checkpoints/); train only the others")
     t.set_defaults(func=run_train)
 
     e = sub.add_parser(
@@ -74,7 +77,7 @@ def run_train(args) -> int:
     if args.max_epochs is not None:
         cfg["training"]["max_epochs"] = args.max_epochs
     cfg = validate_train_config(cfg)
-    train(cfg, quiet=getattr(args, "quiet", False))
+    train(cfg, quiet=getattr(args, "quiet", False), resume=args.resume)
     return 0
 
 

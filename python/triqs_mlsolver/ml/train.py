@@ -402,21 +402,52 @@ def _device(name):
 
 
 class _Checkpoint:
-    """Writes member ``k``'s best weights and learning curve to ``directory`` (picklable,
-    so that worker processes can write their own checkpoints)."""
+    """Writes member ``k``'s best weights and learning curve to ``directory`` every
+    ``checkpoint_every`` epochs, and its final weights with a ``done`` record (the run's
+    fingerprint, history, info) when it finishes -- what ``train(resume=True)`` reuses.
+    Picklable, so that worker processes write their own checkpoints."""
 
-    def __init__(self, directory, k):
-        self.directory, self.k = Path(directory), k
+    def __init__(self, directory, k, fingerprint=""):
+        self.directory, self.k, self.fingerprint = Path(directory), k, fingerprint
 
     def __call__(self, state, history):
         if state is None:
             return
+        self._write(state, f"member{self.k}.safetensors")
+        (self.directory / f"member{self.k}.json").write_text(json.dumps(history))
+
+    def _write(self, state, name):
         from safetensors.torch import save_file
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        save_file({n: v.contiguous().cpu() for n, v in state.items()},
-                  str(self.directory / f"member{self.k}.safetensors"))
-        (self.directory / f"member{self.k}.json").write_text(json.dumps(history))
+        tmp = self.directory / (name + ".tmp")
+        save_file({n: v.contiguous().cpu() for n, v in state.items()}, str(tmp))
+        tmp.replace(self.directory / name)
+
+    def finished(self, state, history, info):
+        self._write(state, f"member{self.k}.final.safetensors")
+        done = self.directory / f"member{self.k}.done.json"
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "history": history,
+                                   "info": info}))
+        tmp.replace(done)  # written last: a done record always has its weights
+
+    def load_finished(self):
+        """``(state_dict, history, info)`` of a finished member of this run, or None.
+        Raises :class:`TrainConfigError` for a member finished by another run."""
+        done = self.directory / f"member{self.k}.done.json"
+        if not done.is_file():
+            return None
+        rec = json.loads(done.read_text())
+        if rec.get("fingerprint") != self.fingerprint:
+            raise TrainConfigError(
+                f"the checkpoints in {self.directory} were written by a run with another "
+                "configuration or database; delete that folder or train without --resume"
+            )
+        from safetensors.torch import load_file
+
+        state = load_file(str(self.directory / f"member{self.k}.final.safetensors"))
+        return state, rec["history"], rec["info"]
 
 
 def _member_in_worker(args):
@@ -432,41 +463,51 @@ def _member_in_worker(args):
     return {k: v.numpy() for k, v in net.state_dict().items()}, hist, info
 
 
-def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, gates_v):
+def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, gates_v,
+                 done=None):
     """All ensemble members: in this process (``workers = 1``) or in a pool of spawned
     worker processes, one member each at a time.  Every member is seeded alone and trains
-    with the same thread count, so the weights do not depend on ``workers``."""
-    m, t = cfg["model"], cfg["training"]
-    n = m["n_ensemble"]
-    seeds = [t["seed"] + k for k in range(n)]
-    workers = t["workers"] or (os.cpu_count() or 1)
-    workers = min(workers, n)
-    if workers <= 1:
-        out = [_fit_member(Z, T, W, Zv, Tv, Wv, cfg, s, log=log, checkpoint=c, quiet=quiet,
-                           gates=gates, gates_v=gates_v) for s, c in zip(seeds, checkpoints)]
-        return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
+    with the same thread count, so the weights do not depend on ``workers``.  ``done``:
+    ``{k: (state_dict, history, info)}`` of members finished by an interrupted run of the
+    same configuration (not trained again)."""
     import torch
 
-    jobs = [(Z, T, W, Zv, Tv, Wv, cfg, s, c, gates, gates_v, None if quiet else k % workers)
-            for k, (s, c) in enumerate(zip(seeds, checkpoints))]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        results = list(pool.map(_member_in_worker, jobs))
-    nets, hists, infos = [], [], []
-    for state, hist, info in results:
+    m, t = cfg["model"], cfg["training"]
+    n = m["n_ensemble"]
+    done = dict(done or {})
+    todo = [k for k in range(n) if k not in done]
+    workers = min(t["workers"] or (os.cpu_count() or 1), max(len(todo), 1))
+
+    def build(state):
         net = build_mlp(Z.shape[1], T.shape[1] + (0 if gates is None else gates.shape[1]),
                         depth=m["depth"], width=m["width"], activation=m["activation"],
                         dtype=t["dtype"])
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
         net.eval()
-        nets.append(net)
-        hists.append(hist)
-        infos.append(info)
-        if log:
-            _log_member(log, info)
-    return nets, hists, infos
+        return net
+
+    out = {k: (build(st), hist, info) for k, (st, hist, info) in done.items()}
+    if log and done:
+        log(f"  reusing {len(done)} finished member(s) from the checkpoints: "
+            f"{sorted(info['seed'] for _, _, info in done.values())}")
+    if workers <= 1:
+        for k in todo:
+            out[k] = _fit_member(Z, T, W, Zv, Tv, Wv, cfg, t["seed"] + k, log=log,
+                                 checkpoint=checkpoints[k], quiet=quiet, gates=gates,
+                                 gates_v=gates_v)
+    elif todo:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = [(Z, T, W, Zv, Tv, Wv, cfg, t["seed"] + k, checkpoints[k], gates, gates_v,
+                 None if quiet else j % workers) for j, k in enumerate(todo)]
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            for k, (state, hist, info) in zip(todo, pool.map(_member_in_worker, jobs)):
+                out[k] = (build(state), hist, info)
+                if log:
+                    _log_member(log, info)
+    return ([out[k][0] for k in range(n)], [out[k][1] for k in range(n)],
+            [out[k][2] for k in range(n)])
 
 
 def _log_member(log, info):
@@ -567,16 +608,37 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
             "stopped_by": stop, "seconds": time.perf_counter() - t0, "seed": seed}
     if log:
         _log_member(log, info)
+    if checkpoint is not None and hasattr(checkpoint, "finished"):
+        checkpoint.finished(best_state, history, info)
     return net.cpu(), history, info
 
 
-def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=True):
+def _fingerprint(cfg: dict, db_sha256: str) -> str:
+    """What makes two runs' members interchangeable: the config (without [output] and
+    the number of worker processes, which change nothing in the weights) and the data."""
+    import hashlib
+
+    c = copy.deepcopy(cfg)
+    c.pop("output", None)
+    c["data"].pop("database", None)  # the file's hash stands for it
+    c["training"].pop("workers", None)
+    c["training"].pop("max_minutes", None)
+    blob = json.dumps({"config": c, "database": db_sha256}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=True,
+          resume=False):
     """Train the model described by the validated ``cfg``; returns ``(model, report)``.
 
     ``report`` holds the split, domain, learning curves, timings and the
     validation and (with ``test_errors``) test error tables; with ``save`` the
     model file ``[output] model`` is written (refusing to overwrite unless
     asked).  The test samples are used only for that final table.
+
+    Each finished member is checkpointed (``<model>.checkpoints/``); with ``resume`` the
+    members an interrupted run of the same config and database finished are reused and
+    only the others are trained (the weights are those of an uninterrupted run).
     """
     import torch
 
@@ -628,10 +690,22 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         arch.update(head="gated", n_gates=int(G.shape[1]))
     ckpt_dir = out_path.with_name(out_path.stem + ".checkpoints")
 
-    checkpoints = [_Checkpoint(ckpt_dir, k) if save else None for k in range(m["n_ensemble"])]
+    db_sha = file_sha256(db.path)
+    fp = _fingerprint(cfg, db_sha)
+    checkpoints = [_Checkpoint(ckpt_dir, k, fp) if save else None
+                   for k in range(m["n_ensemble"])]
+    done = {}
+    if resume and save:
+        for k, c in enumerate(checkpoints):
+            rec = c.load_finished()
+            if rec is not None:
+                done[k] = rec
+    elif save and log and any(ckpt_dir.glob("member*.done.json")):
+        log(f"  {ckpt_dir} holds checkpoints of an earlier run; they are replaced "
+            "(train with --resume to reuse its finished members)")
     nets, histories, infos = _fit_members(Z, T, W, Zv, Tv, Wv, cfg, log=log,
                                           checkpoints=checkpoints, quiet=quiet, gates=G,
-                                          gates_v=Gv)
+                                          gates_v=Gv, done=done)
     model = CorrectionModel(spec, reference, itf, otf, nets, arch,
                             symmetrize=f["symmetrize"], clip=f["clip"])
     errors, spread = {}, {}
@@ -648,7 +722,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     report = {
         "database": {
             "path": str(db.path),
-            "sha256": file_sha256(db.path),
+            "sha256": db_sha,
             "n_samples": len(db),
             "format_version": int(db.attrs["format_version"]),
             "reference": db.reference,
