@@ -367,6 +367,19 @@ def test_failed_solves_are_recorded_not_fatal(tmp_path, monkeypatch):
     assert np.all(db.read("ed", "ok"))
 
 
+def test_bethe_test_database_is_the_bethe_recipe_with_another_seed():
+    from importlib.resources import files
+
+    d = files("triqs_mlsolver") / "data"
+    train_cfg = load_config(d / "bethe_database.toml")
+    test_cfg = load_config(d / "bethe_test_database.toml")
+    assert test_cfg["sampler"]["seed"] != train_cfg["sampler"]["seed"]
+    for c in (train_cfg, test_cfg):
+        c["sampler"].pop("seed")
+        c["sampler"].pop("n_samples")
+    assert test_cfg == train_cfg
+
+
 def test_shipped_default_config_is_the_builtin_default():
     from importlib.resources import files
 
