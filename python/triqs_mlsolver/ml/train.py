@@ -469,7 +469,8 @@ def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, ga
     worker processes, one member each at a time.  Every member is seeded alone and trains
     with the same thread count, so the weights do not depend on ``workers``.  ``done``:
     ``{k: (state_dict, history, info)}`` of members finished by an interrupted run of the
-    same configuration (not trained again)."""
+    same configuration (not trained again).  Returns ``(nets, histories, infos, workers)``,
+    ``workers`` the number of processes that trained."""
     import torch
 
     m, t = cfg["model"], cfg["training"]
@@ -507,7 +508,7 @@ def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, ga
                 if log:
                     _log_member(log, info)
     return ([out[k][0] for k in range(n)], [out[k][1] for k in range(n)],
-            [out[k][2] for k in range(n)])
+            [out[k][2] for k in range(n)], workers)
 
 
 def _log_member(log, info):
@@ -608,7 +609,7 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
             "stopped_by": stop, "seconds": time.perf_counter() - t0, "seed": seed}
     if log:
         _log_member(log, info)
-    if checkpoint is not None and hasattr(checkpoint, "finished"):
+    if checkpoint is not None:
         checkpoint.finished(best_state, history, info)
     return net.cpu(), history, info
 
@@ -703,9 +704,9 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     elif save and log and any(ckpt_dir.glob("member*.done.json")):
         log(f"  {ckpt_dir} holds checkpoints of an earlier run; they are replaced "
             "(train with --resume to reuse its finished members)")
-    nets, histories, infos = _fit_members(Z, T, W, Zv, Tv, Wv, cfg, log=log,
-                                          checkpoints=checkpoints, quiet=quiet, gates=G,
-                                          gates_v=Gv, done=done)
+    nets, histories, infos, workers = _fit_members(Z, T, W, Zv, Tv, Wv, cfg, log=log,
+                                                   checkpoints=checkpoints, quiet=quiet,
+                                                   gates=G, gates_v=Gv, done=done)
     model = CorrectionModel(spec, reference, itf, otf, nets, arch,
                             symmetrize=f["symmetrize"], clip=f["clip"])
     errors, spread = {}, {}
@@ -739,8 +740,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
             "seconds": time.perf_counter() - t_start,
             "device": str(_device(cfg["training"]["device"])),
             "torch_threads": torch.get_num_threads(),
-            "workers": min(cfg["training"]["workers"] or (os.cpu_count() or 1),
-                           m["n_ensemble"]),
+            "workers": workers,
         },
         "errors": errors,
         "spread": spread,
