@@ -226,6 +226,8 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
     mdl = resolve_model(model)
     spec = mdl.spec
     n_l_m = int(spec.representation.n) if spec.representation.kind == "legendre" else 40
+    if spec.sigma is not None:  # G(i w_n) of the self-energy target from n_l coefficients
+        n_l_m = max(n_l_m, int(spec.sigma.n_l))
     n_tau_m = int(((getattr(mdl, "metadata", None) or {}).get("database", {}) or {})
                   .get("n_tau_stored", 201))
     eff, delta_mom = _effective_params(params)

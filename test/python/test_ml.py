@@ -851,3 +851,144 @@ def test_scale_floor_keeps_scaled_targets_bounded():
     assert legacy.scale_floor == LEGACY_SCALE_FLOOR
     assert FeatureSpec.from_dict(spec.to_dict()).scale_floor == SCALE_FLOOR
     assert np.abs(legacy.target(_Samples(), "ed")).max() > 1e5  # what the old floor gave
+
+
+# -- self-energy target ---------------------------------------------------------------
+def _free_poles(eps_d, eps_k, V_k):
+    """Poles and weights of the impurity G of a non-interacting AIM (exact)."""
+    k = len(eps_k)
+    H = np.zeros((k + 1, k + 1))
+    H[0, 0] = eps_d
+    H[0, 1:] = H[1:, 0] = V_k
+    H[1:, 1:] = np.diag(eps_k)
+    E, U = np.linalg.eigh(H)
+    return E, U[0] ** 2
+
+
+def _G_tau_poles(E, W, beta, x):
+    tau = beta * np.asarray(x)
+    # -sum_p W_p e^{-E_p tau} / (1 + e^{-beta E_p}), stable for both signs of E_p
+    out = np.zeros(len(tau))
+    for e, w in zip(E, W):
+        if e >= 0:
+            out -= w * np.exp(-e * tau) / (1 + np.exp(-beta * e))
+        else:
+            out -= w * np.exp(e * (beta - tau)) / (1 + np.exp(beta * e))
+    return out
+
+
+@pytest.mark.parametrize("beta", [2.0, 10.0, 40.0])
+@pytest.mark.parametrize("N", [4, 32])
+def test_sigma_target_decodes_exactly_solvable_correction(beta, N):
+    """Two non-interacting AIMs whose self-energies differ by exactly ``a + b/(i w)`` (a level
+    shift and one extra bath site at zero energy): the Dyson decoding of the encoded
+    difference reproduces G_ref - G_base in tau and Legendre for any N (the continuation
+    beyond N is then exact), to the truncation of the Matsubara sum (~1e-9)."""
+    from triqs_mlsolver.ml.representations import SigmaTarget
+    from triqs_mlsolver.solvers.solution import legendre_of_poles
+
+    eps_k, V_k = np.array([-1.1, 0.4, 1.7]), np.array([0.5, 0.3, 0.6])
+    a, b = 0.37, 0.2
+    Eb, Wb = _free_poles(-0.3, eps_k, V_k)
+    Er, Wr = _free_poles(-0.3 + a, np.r_[eps_k, 0.0], np.r_[V_k, np.sqrt(b)])
+    n_l = 120
+    Gl_b = legendre_of_poles(Eb, Wb, beta, n_l)[None]
+    Gl_r = legendre_of_poles(Er, Wr, beta, n_l)[None]
+    st = SigmaTarget(n=N, n_l=n_l)
+    dy = st.encode(Gl_r, [beta]) - st.encode(Gl_b, [beta])
+    # the encoded difference is (Sigma_ref - Sigma_base)/(i w_n) = (a + b/(i w_n))/(i w_n)
+    iw = 1j * np.pi * (2 * np.arange(N) + 1) / beta
+    want = (a + b / iw) / iw
+    np.testing.assert_allclose(dy[0, :N] + 1j * dy[0, N:], want, rtol=0, atol=1e-10)
+    x = np.linspace(0, 1, 41)
+    dG = st.decode_tau(dy, Gl_b, [beta], x)[0]
+    exact = _G_tau_poles(Er, Wr, beta, x) - _G_tau_poles(Eb, Wb, beta, x)
+    np.testing.assert_allclose(dG, exact, rtol=0, atol=2e-9)
+    dGl = st.decode_legendre(dy, Gl_b, [beta], 30)[0]
+    np.testing.assert_allclose(dGl / beta, (Gl_r - Gl_b)[0, :30] / beta, rtol=0, atol=2e-9)
+
+
+def test_sigma_target_ph_image_and_sum_rule():
+    """encode commutes with the particle-hole image (G_l -> (-1)^l G_l is y -> y*), and any
+    decoded correction keeps Delta G(0+) + Delta G(beta-) = 0 exactly."""
+    from triqs_mlsolver.ml.representations import SigmaTarget
+
+    st = SigmaTarget(n=8, n_l=16)
+    p = AIMParams(U=2.0, mu=0.7, beta=8.0, eps_k=[-0.8, 0.5], V_k=[0.4, 0.6])
+    pi = AIMParams(**{k: v[0] for k, v in ph_image_params(
+        {"U": np.array([2.0]), "mu": np.array([0.7]), "beta": np.array([8.0]),
+         "D": np.array([1.0]), "eps_k": np.array([[-0.8, 0.5]]),
+         "V_k": np.array([[0.4, 0.6]])}).items()})
+    g = solve_aim("ed", p, n_iw=64, n_tau=21, n_l=16).G_l[:1].real
+    gi = solve_aim("ed", pi, n_iw=64, n_tau=21, n_l=16).G_l[:1].real
+    np.testing.assert_allclose(st.ph_image(st.encode(g, [8.0])), st.encode(gi, [8.0]),
+                               rtol=0, atol=1e-10)
+    dy = np.random.default_rng(3).normal(scale=0.05, size=(5, st.size))
+    dG = st.decode_tau(dy, np.repeat(g, 5, axis=0), np.full(5, 8.0), np.linspace(0, 1, 11))
+    np.testing.assert_allclose(dG[:, 0] + dG[:, -1], 0.0, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="n_l"):
+        st.encode(g[:, :10], [8.0])
+
+
+def test_sigma_target_model_trains_saves_and_serves(tiny_db, tmp_path):
+    """target = "sigma" with the Dyson scale learns (validation RMS below 0.7 x the best cheap
+    solver, as the G-target model of test_training_beats_best_cheap_solver), and a gated
+    sigma model round-trips through its file, G_l agrees with G_tau, and MLSolver's
+    inference path gives the same G."""
+    from triqs_mlsolver.ml.inference import correct
+
+    sig = {"target": "sigma", "n_sigma": 16, "sigma_n_l": 16, "target_scale": "dyson"}
+    model, report = train_model(_cfg(tiny_db, tmp_path / "plain.safetensors", features=sig),
+                                quiet=True)
+    db = Database(tiny_db)
+    idx = np.array(report["split"]["validation"])
+    s = load_samples(db, model.spec.representation, ["hubbard_i", "ipt", "ed1", "ed"], idx)
+    rms = min(np.sqrt(((s.G_tau[k] - s.G_tau["ed"]) ** 2).mean())
+              for k in ("hubbard_i", "ipt", "ed1"))
+    assert report["errors"]["validation"]["all"]["RMS"] < 0.7 * rms
+    out = tmp_path / "sigma.safetensors"
+    cfg = _cfg(tiny_db, out, model={"head": "gated", "n_ensemble": 2},
+               features={**sig, "kind": "legendre", "n": 16, "input_mode": "difference"},
+               training={"max_epochs": 20})
+    model, report = train_model(cfg, quiet=True)
+    assert model.spec.sigma is not None and model.architecture["n_out"] == 32
+    s = load_samples(db, model.spec.representation, ["hubbard_i", "ipt", "ed1", "ed"], idx)
+    back = load_model(out)
+    a, b = model.predict(s), back.predict(s)
+    np.testing.assert_array_equal(a.G_tau, b.G_tau)
+    np.testing.assert_allclose(a.G_tau[:, 0] + a.G_tau[:, -1], -1, rtol=0, atol=1e-12)
+    Gl = a.G_l(s, model.spec, 16)
+    x = s.x_stored
+    G_from_l = np.stack([tr.legendre_to_tau(g, bt, bt * x) for g, bt in zip(Gl, s.beta)])
+    # the same correction through Legendre (n_l = 16, the database's truncation) and tau
+    base_err = np.abs(np.stack([tr.legendre_to_tau(g, bt, bt * x) for g, bt in
+                                zip(s.G_l["ipt"], s.beta)]) - s.G_tau["ipt"]).max()
+    assert np.abs(G_from_l - a.G_tau).max() < base_err + 1e-3
+    with pytest.raises(ModelMismatchError, match="Legendre"):
+        from triqs_mlsolver.ml.modelfile import check_compatible
+
+        back.spec.sigma = type(back.spec.sigma)(n=16, n_l=30)
+        check_compatible(back, db)
+    back = load_model(out)
+    i = int(idx[0])
+    p = AIMParams(U=db.params["U"][i], mu=db.params["mu"][i], beta=db.params["beta"][i],
+                  eps_k=db.params["eps_k"][i], V_k=db.params["V_k"][i], D=db.params["D"][i])
+    sols = {k: solve_aim(k, p, n_iw=64, n_tau=21, n_l=16) for k in back.spec.inputs}
+    res = correct(back, p, sols, warn=False)
+    j = int(np.flatnonzero(s.index == i)[0])
+    np.testing.assert_allclose(res.G_tau[0], a.G_tau[j], rtol=0, atol=1e-9)
+
+
+def test_sigma_target_config_errors(tiny_db, tmp_path):
+    cfg = _cfg(tiny_db, tmp_path / "x.safetensors",
+               features={"target": "sigma", "target_scale": "dyson"})
+    with pytest.raises(TrainConfigError, match="sigma_n_l = 40.*16"):
+        train_model(cfg, quiet=True)
+    with pytest.raises(TrainConfigError, match="target"):
+        validate_train_config({"features": {"target": "Sigma3"}})
+    with pytest.raises(TrainConfigError, match="dyson"):
+        validate_train_config({"features": {"target_scale": "dyson"}})
+    with pytest.raises(TrainConfigError, match="dyson"):
+        validate_train_config({"features": {"target": "sigma", "target_scale": "ed2"}})
+    with pytest.raises(TrainConfigError, match="n="):
+        validate_train_config({"features": {"target": "sigma", "n_sigma": 1}})

@@ -26,6 +26,7 @@ from .modelfile import (
 from .models import PRESETS, CorrectionModel, Prediction, build_mlp
 from .representations import (
     Representation,
+    SigmaTarget,
     Transform,
     constraint_projection,
     descriptors,
@@ -38,6 +39,7 @@ from .train import train as train_model  # the name 'train' stays the module
 
 __all__ = [
     "Representation",
+    "SigmaTarget",
     "Transform",
     "tau_mesh",
     "descriptors",

@@ -28,6 +28,15 @@ scaling).  The mean-square loss is then a relative one and every temperature
 counts, not only the large errors at low temperature.  ``s_k`` is known at
 inference, so the prediction is ``y_base + s_k * net(...)``.
 
+Self-energy target (``target``)
+-------------------------------
+With a :class:`~triqs_mlsolver.ml.representations.SigmaTarget` the inputs stay in
+the representation, but the target is the self-energy correction
+``(Sigma_ref - Sigma_base)(i w_n) / (i w_n)`` at the first ``N`` Matsubara
+frequencies, decoded to G by Dyson's equation.  ``target_scale = "dyson"``
+divides it by ``beta / (w_n |G_base(i w_n)|^2)`` (per sample and frequency), so
+that the loss measures the G error the correction makes (see ``SigmaTarget``).
+
 Samples are spin-averaged: the databases are spin symmetric (checked).
 """
 
@@ -37,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .representations import Representation, descriptors, ph_image_params
+from .representations import Representation, SigmaTarget, descriptors, ph_image_params
 
 __all__ = ["FeatureSpec", "SampleSet", "load_samples", "split_indices", "INPUT_MODES"]
 
@@ -67,10 +76,14 @@ class FeatureSpec:
         Names from :data:`~triqs_mlsolver.ml.representations.DESCRIPTORS` (or ``"bath"``).
     input_mode : {"absolute", "difference", "shape"}
     target_scale : str or None
-        Solver ``k`` whose distance to the base scales the target.
+        Solver ``k`` whose distance to the base scales the target, or ``"dyson"``
+        (self-energy target only: :meth:`SigmaTarget.dyson_scale`).
     scale_floor : float
         Smallest norm used for the "shape" inputs and the target scale
         (:data:`SCALE_FLOOR`; stored in the model file).
+    sigma : SigmaTarget or None
+        None: the target is ``y_ref - y_base`` in ``representation``; a
+        :class:`SigmaTarget`: the self-energy correction.
     """
 
     representation: Representation
@@ -80,6 +93,7 @@ class FeatureSpec:
     input_mode: str = "shape"
     target_scale: str | None = None
     scale_floor: float = SCALE_FLOOR
+    sigma: SigmaTarget | None = None
 
     def __post_init__(self):
         if not self.inputs:
@@ -92,7 +106,14 @@ class FeatureSpec:
             )
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode {self.input_mode!r}: use one of {INPUT_MODES}")
-        if self.target_scale is not None and (
+        if self.target_scale == "dyson":
+            if self.sigma is None:
+                raise ValueError('target_scale "dyson" scales a self-energy target; use it '
+                                 'with target = "sigma"')
+        elif self.sigma is not None and self.target_scale is not None:
+            raise ValueError(f"target_scale {self.target_scale!r} measures distances of G; "
+                             'with a self-energy target use "dyson" or none')
+        elif self.target_scale is not None and (
             self.target_scale not in self.inputs or self.target_scale == self.base
         ):
             raise ValueError(
@@ -115,6 +136,7 @@ class FeatureSpec:
             "input_mode": self.input_mode,
             "target_scale": self.target_scale,
             "scale_floor": self.scale_floor,
+            "sigma": None if self.sigma is None else self.sigma.to_dict(),
         }
 
     @classmethod
@@ -122,7 +144,26 @@ class FeatureSpec:
         d = dict(d)
         d["representation"] = Representation.from_dict(d["representation"])
         d.setdefault("scale_floor", LEGACY_SCALE_FLOOR)  # files written before it was stored
+        if d.get("sigma") is not None:
+            d["sigma"] = SigmaTarget.from_dict(d["sigma"])
         return cls(**d)
+
+    @property
+    def out_size(self) -> int:
+        """Length of the correction vector (the network's output without gates)."""
+        return self.representation.size if self.sigma is None else self.sigma.size
+
+    def describe_target(self) -> str:
+        if self.sigma is None:
+            return self.representation.describe()
+        return self.sigma.describe()
+
+    def target_vector(self, samples: SampleSet, solver: str) -> np.ndarray:
+        """``solver``'s function in the target space: its representation vector, or the
+        self-energy vector ``y_n`` of :class:`SigmaTarget`."""
+        if self.sigma is None:
+            return samples.y[solver]
+        return self.sigma.encode(samples.G_l[solver], samples.beta)
 
     # -- features -------------------------------------------------------------
     def function_mask(self, n_features: int) -> np.ndarray:
@@ -161,16 +202,20 @@ class FeatureSpec:
         return np.concatenate(cols, axis=1)
 
     def scale(self, samples: SampleSet) -> np.ndarray:
-        """Per-sample target scale ``s_b`` (ones without ``target_scale``)."""
+        """Target scale: shape (b, 1) per sample (ones without ``target_scale``), or (b, o)
+        per sample and component (``"dyson"``)."""
         if self.target_scale is None:
-            return np.ones(len(samples))
+            return np.ones((len(samples), 1))
+        if self.target_scale == "dyson":
+            return self.sigma.dyson_scale(samples.G_l[self.base], samples.beta)
         d = samples.y[self.target_scale] - samples.y[self.base]
         w = self.representation.metric()
-        return np.maximum(np.sqrt((d**2 * w).sum(axis=1)), self.scale_floor)
+        return np.maximum(np.sqrt((d**2 * w).sum(axis=1)), self.scale_floor)[:, None]
 
     def target(self, samples: SampleSet, reference: str) -> np.ndarray:
-        """Scaled correction ``(y_ref - y_base) / s`` of every sample."""
-        return (samples.y[reference] - samples.y[self.base]) / self.scale(samples)[:, None]
+        """Scaled correction ``(y_ref - y_base) / s`` of every sample (in the target space)."""
+        return ((self.target_vector(samples, reference) - self.target_vector(samples, self.base))
+                / self.scale(samples))
 
 
 @dataclass

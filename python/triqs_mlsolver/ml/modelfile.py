@@ -305,10 +305,9 @@ def load_model(path) -> CorrectionModel:
             raise
         raise ModelFormatError(f"{path}: inconsistent model metadata ({exc})") from None
     if len(itf.shift) != model.architecture["n_in"] or len(otf.shift) != \
-            model.architecture["n_out"] or spec.representation.size != \
-            model.architecture["n_out"]:
+            model.architecture["n_out"] or spec.out_size != model.architecture["n_out"]:
         raise ModelFormatError(
-            f"{path}: the transforms/representation ({spec.representation.describe()}) do not "
+            f"{path}: the transforms/representation ({spec.describe_target()}) do not "
             f"match the network sizes {model.architecture}; the file is inconsistent"
         )
     model.metadata = meta
@@ -338,6 +337,11 @@ def check_compatible(model: CorrectionModel, db) -> None:
     if rep.kind == "legendre" and n_l < rep.n:
         raise ModelMismatchError(
             f"the model's representation ({rep.describe()}) needs {rep.n} Legendre "
+            f"coefficients; {db.path} stores {n_l}"
+        )
+    if spec.sigma is not None and n_l < spec.sigma.n_l:
+        raise ModelMismatchError(
+            f"the model's target ({spec.sigma.describe()}) needs {spec.sigma.n_l} Legendre "
             f"coefficients; {db.path} stores {n_l}"
         )
     if len(db.tau_over_beta) < 3:

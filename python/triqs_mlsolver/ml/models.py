@@ -121,9 +121,10 @@ def build_mlp(n_in: int, n_out: int, *, depth: int, width: int, activation: str,
 def gate_inputs(spec, samples, target_transform) -> np.ndarray:
     """The corrections the other inputs propose, ``(y_k - y_base) / s`` for
     ``k`` in ``spec.others``, divided by the target transform's scale: shape (b, K, o)."""
-    s = spec.scale(samples)[:, None]
+    s = spec.scale(samples)
     scale = np.asarray(target_transform.scale, float)
-    return np.stack([(samples.y[k] - samples.y[spec.base]) / s / scale for k in spec.others],
+    yb = spec.target_vector(samples, spec.base)
+    return np.stack([(spec.target_vector(samples, k) - yb) / s / scale for k in spec.others],
                     axis=1)
 
 
@@ -141,19 +142,29 @@ class Prediction:
 
     Attributes
     ----------
-    dy : ndarray (b, o), the predicted correction in the representation
+    dy : ndarray (b, o), the predicted correction in the representation (target space)
     G_tau : ndarray (b, T), G on the stored tau grid ``x_stored``
     G_tau_spread : ndarray (b, T), ensemble standard deviation (zeros for one member)
+    dy_members : ndarray (K, b, o) or None, every member's correction (needed for a
+        self-energy target, whose decoding is not linear: G is the members' mean G)
     """
 
     dy: np.ndarray
     G_tau: np.ndarray
     G_tau_spread: np.ndarray
+    dy_members: np.ndarray | None = None
 
     def G_l(self, samples: SampleSet, spec: FeatureSpec, n_l: int) -> np.ndarray:
         """``G_l = G_l^base + decode(Delta y)``, shape (b, n_l)."""
         base = samples.G_l[spec.base][:, :n_l]
-        return base + spec.representation.decode_legendre(self.dy, samples.beta, n_l)
+        if spec.sigma is None:
+            return base + spec.representation.decode_legendre(self.dy, samples.beta, n_l)
+        K, b, o = self.dy_members.shape
+        Gl_b = samples.G_l[spec.base]
+        dGl = spec.sigma.decode_legendre(self.dy_members.reshape(K * b, o),
+                                          np.tile(Gl_b, (K, 1)), np.tile(samples.beta, K),
+                                          n_l)
+        return base + dGl.reshape(K, b, n_l).mean(axis=0)
 
 
 class CorrectionPipeline:
@@ -216,7 +227,9 @@ class CorrectionPipeline:
         self.check_features(X)
         T = self._members(self.input_transform.forward(X), self.gate_inputs(samples))
         s = self.spec.scale(samples)
-        dy = np.stack([self.target_transform.inverse(t) * s[:, None] for t in T])
+        dy = np.stack([self.target_transform.inverse(t) * s for t in T])
+        if self.spec.sigma is not None:  # the Dyson decoding keeps the sum rule exactly
+            return dy
         a = rep.constraint()
         w = None if rep.kind == "tau" else rep.metric()
         return np.stack([constraint_projection(d, a, 0.0, w) for d in dy])
@@ -228,12 +241,18 @@ class CorrectionPipeline:
         if self.symmetrize:
             img = samples.ph_image(rep)
             dy_img = self.correction_members(img)
-            dy = 0.5 * (dy + rep.ph_image(dy_img))
+            img_map = rep.ph_image if self.spec.sigma is None else self.spec.sigma.ph_image
+            dy = 0.5 * (dy + img_map(dy_img))
         x = samples.x_stored
         base = samples.G_tau[self.spec.base]
         K, b, o = dy.shape
-        # decode is linear: one call for all members, the mean decodes to the mean
-        dG_k = rep.decode_tau(dy.reshape(K * b, o), x).reshape(K, b, -1)
+        if self.spec.sigma is None:
+            # decode is linear: one call for all members, the mean decodes to the mean
+            dG_k = rep.decode_tau(dy.reshape(K * b, o), x).reshape(K, b, -1)
+        else:  # Dyson's equation with the base's G(i w_n)
+            Gl_b = samples.G_l[self.spec.base]
+            dG_k = self.spec.sigma.decode_tau(dy.reshape(K * b, o), np.tile(Gl_b, (K, 1)),
+                                               np.tile(samples.beta, K), x).reshape(K, b, -1)
         G_k = base + dG_k
         if self.clip:
             G_k = project_tau_physical(G_k.reshape(K * b, -1)).reshape(K, b, -1)
@@ -242,7 +261,7 @@ class CorrectionPipeline:
         if self.clip:
             G = project_tau_physical(G)
         spread = G_k.std(axis=0) if len(G_k) > 1 else np.zeros_like(G)
-        return Prediction(dy_mean, G, spread)
+        return Prediction(dy_mean, G, spread, dy)
 
     # -- description for model files ------------------------------------------
     def pipeline_dict(self) -> dict:

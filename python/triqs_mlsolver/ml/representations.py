@@ -50,6 +50,7 @@ in Legendre ``G_l -> (-1)^l G_l``.  A particle-hole symmetric sample
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.polynomial import legendre as npleg
@@ -58,6 +59,7 @@ from ..gf import transforms as tr
 
 __all__ = [
     "Representation",
+    "SigmaTarget",
     "tau_mesh",
     "Transform",
     "TRANSFORMS",
@@ -281,6 +283,184 @@ class Representation:
         if self.kind == "legendre":
             return np.ones(self.size)
         return _trapezoid_weights(self.x)
+
+
+#: Positive Matsubara frequencies summed explicitly when a self-energy correction is decoded
+#: (beyond them the remainder falls off like ``(i w)^-4`` after the subtracted tail).
+SIGMA_N_SUM = 1024
+
+
+@dataclass(frozen=True)
+class SigmaTarget:
+    r"""The self-energy correction as the learning target (the seed lecture's :math:`\Sigma^3`).
+
+    A Green's function is represented by
+
+    .. math:: y_n = -\frac{1}{i\omega_n G(i\omega_n)}
+              = \frac{\Sigma(i\omega_n) - G_0^{-1}(i\omega_n)}{i\omega_n},
+              \qquad 0 \le n < N,
+
+    stored as ``[Re y_0 .. Re y_{N-1}, Im y_0 .. Im y_{N-1}]`` (dimensionless;
+    ``-1`` for a free particle at high frequency).  :math:`G(i\omega_n)` comes from
+    the first ``n_l`` stored Legendre coefficients (``G(i w_n) = sum_l T_nl G_l``).
+    For two solutions of the same AIM :math:`G_0` cancels:
+    :math:`y^\text{ref}_n - y^\text{base}_n = (\Sigma_\text{ref} -
+    \Sigma_\text{base})(i\omega_n) / i\omega_n`, the self-energy correction (with
+    :math:`\Sigma_\text{base} = G_0^{-1} - G_\text{base}^{-1}` the base's self-energy in
+    the exact hybridisation; for ED-k this includes its bath-fit error).
+
+    Decoding (:meth:`decode_tau`, :meth:`decode_legendre`) is Dyson's equation:
+    :math:`G = (G_\text{base}^{-1} - \Delta\Sigma)^{-1}` for ``n < N``, and beyond,
+    :math:`\Delta\Sigma(i\omega_n) = a + b/(i\omega_n)` continued from ``n = N-1``
+    (``a`` the Hartree shift ``U (n_ref - n_base)``, ``b`` from the imaginary part), up
+    to ``n = SIGMA_N_SUM``; :math:`\Delta G(i\omega) = G - G_\text{base}` falls off like
+    ``a/(i w)^2 + c_3/(i w)^3 + c_4/(i w)^4`` (``c_3``, ``c_4`` read off the last
+    frequency), and that tail is transformed analytically.  The sum
+    rule :math:`\Delta G(0^+) + \Delta G(\beta^-) = 0` holds by construction (every
+    Matsubara term and every tail term is antiperiodic), so no projection is needed.
+    ``decode(encode(G_ref) - encode(G_base))`` reproduces ``G_ref - G_base`` up to the
+    continuation beyond ``N`` (the floor, doc/ml.rst).
+
+    The *Dyson scale* (:meth:`dyson_scale`, ``target_scale = "dyson"``):
+    ``s_n = beta / (w_n |G_base(i w_n)|^2)``.  To first order
+    :math:`\delta G_n = G_n^2\, i\omega_n\, \delta y_n`, so the scaled target
+    ``Delta y_n / s_n`` has the size of :math:`\Delta G(i\omega_n)/\beta` and its
+    mean-square error is (Parseval) the error of :math:`G(\tau)` from the first N
+    frequencies -- without it the loss would be dominated by the huge self-energies of
+    Mott insulators, where they hardly change G.
+
+    Particle-hole image: :math:`G(i\omega) \to -G(i\omega)^*`, so :math:`y \to y^*`.
+    """
+
+    n: int = 32
+    n_l: int = 40
+
+    def __post_init__(self):
+        for name, v, lo in (("n", self.n, 2), ("n_l", self.n_l, 2)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"self-energy target {name}={v!r}: expected an integer "
+                                 f">= {lo}")
+        if self.n >= SIGMA_N_SUM:
+            raise ValueError(f"self-energy target n={self.n}: at most {SIGMA_N_SUM - 1} "
+                             "Matsubara frequencies")
+
+    kind = "sigma"
+
+    def to_dict(self) -> dict:
+        return {"kind": "sigma", "n": int(self.n), "n_l": int(self.n_l)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SigmaTarget:
+        d = dict(d)
+        if d.pop("kind", "sigma") != "sigma":
+            raise ValueError(f"not a self-energy target: {d}")
+        unknown = set(d) - {"n", "n_l"}
+        if unknown:
+            raise ValueError(f"unknown self-energy target keys {sorted(unknown)}")
+        return cls(**d)
+
+    @property
+    def size(self) -> int:
+        return 2 * self.n
+
+    def describe(self) -> str:
+        return (f"Sigma correction (Sigma_ref - Sigma_base)/(i w_n), n < {self.n} "
+                f"(G(i w_n) from {self.n_l} Legendre coefficients; Dyson decode)")
+
+    def metric(self) -> np.ndarray:
+        return np.ones(self.size)
+
+    # -- Matsubara values ---------------------------------------------------------
+    def _G_iw(self, G_bl, n_count):
+        G_bl = np.atleast_2d(np.asarray(G_bl, float))
+        if G_bl.shape[1] < self.n_l:
+            raise ValueError(
+                f"the self-energy target needs n_l >= {self.n_l} Legendre coefficients; the "
+                f"data has {G_bl.shape[1]}. Use a database with more n_l or a smaller n_l"
+            )
+        T = tr.legendre_matrix_iw(np.arange(n_count), self.n_l)  # (n, l)
+        return G_bl[:, : self.n_l] @ T.T
+
+    @staticmethod
+    def _iw(beta_b, n_count):
+        return 1j * np.pi * (2 * np.arange(n_count) + 1) / np.asarray(beta_b, float)[:, None]
+
+    def encode(self, G_bl, beta_b) -> np.ndarray:
+        """``[Re y, Im y]`` of a batch (``G_bl`` the stored Legendre coefficients)."""
+        Gw = self._G_iw(G_bl, self.n)
+        y = -1.0 / (self._iw(beta_b, self.n) * Gw)
+        return np.concatenate([y.real, y.imag], axis=1)
+
+    def dyson_scale(self, G_bl, beta_b) -> np.ndarray:
+        """``s_bn = beta / (w_n |G(i w_n)|^2)`` of the base, tiled for Re and Im: (b, 2N)."""
+        Gw = self._G_iw(G_bl, self.n)
+        beta_b = np.asarray(beta_b, float)
+        s = beta_b[:, None] / (np.abs(self._iw(beta_b, self.n)) * np.abs(Gw) ** 2)
+        return np.concatenate([s, s], axis=1)
+
+    def ph_image(self, y_bo) -> np.ndarray:
+        y_bo = np.asarray(y_bo)
+        return np.concatenate([y_bo[..., : self.n], -y_bo[..., self.n :]], axis=-1)
+
+    def correction_iw(self, dy_bo, G_bl_base, beta_b):
+        """``(Delta G(i w_n), n < SIGMA_N_SUM; moments [0, 0, a, c3, c4])`` of a batch
+        (``c3``, ``c4`` from the last frequency: the imaginary and real parts of
+        ``Delta G - a/(i w)^2``)."""
+        dy_bo = np.atleast_2d(np.asarray(dy_bo, float))
+        beta_b = np.asarray(beta_b, float)
+        M, N = SIGMA_N_SUM, self.n
+        Gb = self._G_iw(G_bl_base, M)
+        iw = self._iw(beta_b, M)
+        dS = iw[:, :N] * (dy_bo[:, :N] + 1j * dy_bo[:, N:])  # Delta Sigma, n < N
+        a = dS[:, -1].real
+        bt = -iw[:, N - 1].imag * dS[:, -1].imag  # Delta Sigma ~ a + bt / (i w)
+        dS_tail = a[:, None] + bt[:, None] / iw[:, N:]
+        G = 1.0 / (1.0 / Gb - np.concatenate([dS, dS_tail], axis=1))
+        dG = G - Gb
+        w = iw[:, -1].imag
+        rem = dG[:, -1] + a / w**2  # Delta G - a/(i w)^2 = i c3/w^3 + c4/w^4 + ...
+        z = np.zeros_like(a)
+        mom = np.stack([z, z, a, rem.imag * w**3, rem.real * w**4], axis=1)
+        return dG, mom
+
+    @staticmethod
+    def _remainder(dG, mom, iw):
+        return dG - mom[:, 2:3] / iw**2 - mom[:, 3:4] / iw**3 - mom[:, 4:5] / iw**4
+
+    def decode_tau(self, dy_bo, G_bl_base, beta_b, x_out) -> np.ndarray:
+        """``Delta G(x)`` at ``x_out = tau/beta`` from the correction ``dy_bo``."""
+        x_out = np.asarray(x_out, float)
+        beta_b = np.asarray(beta_b, float)
+        dG, mom = self.correction_iw(dy_bo, G_bl_base, beta_b)
+        R = self._remainder(dG, mom, self._iw(beta_b, SIGMA_N_SUM))
+        E = _sigma_phases(len(x_out), x_out.tobytes())
+        out = (2.0 / beta_b[:, None]) * (R @ E).real
+        F = tr.tail_polynomials(1.0, 4)  # F_k(beta x) = beta^(k-1) F_k(x)|_{beta=1}
+        for k in (2, 3, 4):
+            out += (mom[:, k] * beta_b ** (k - 1))[:, None] * F[k - 1](x_out)[None, :]
+        return out
+
+    def decode_legendre(self, dy_bo, G_bl_base, beta_b, n_l: int) -> np.ndarray:
+        """``Delta G_l`` (dimensionful), ``l < n_l``, shape (b, n_l)."""
+        beta_b = np.asarray(beta_b, float)
+        dG, mom = self.correction_iw(dy_bo, G_bl_base, beta_b)
+        R = self._remainder(dG, mom, self._iw(beta_b, SIGMA_N_SUM))
+        T = tr.legendre_matrix_iw(np.arange(SIGMA_N_SUM), n_l)
+        # sum over n in Z of conj(T_nl) R_n; the n < 0 half is the complex conjugate
+        out = 2.0 * (R @ np.conj(T)).real
+        L = tr._legendre_of_tail(1.0, n_l, 4)  # sqrt(2l+1) int P_l F_k, scales as beta^k
+        for k in (2, 3, 4):
+            out += (mom[:, k] * beta_b**k)[:, None] * L[None, :, k - 1]
+        return out
+
+
+@lru_cache(maxsize=8)
+def _sigma_phases(n_x: int, x_bytes: bytes) -> np.ndarray:
+    x = np.frombuffer(x_bytes, float)
+    n = np.arange(SIGMA_N_SUM)
+    out = np.exp(-1j * np.pi * np.outer(2 * n + 1, x))
+    out.setflags(write=False)
+    return out
 
 
 def constraint_projection(y_bo, a, r_b=0.0, w=None) -> np.ndarray:

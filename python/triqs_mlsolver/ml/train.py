@@ -27,7 +27,12 @@ mesh, 90/10 split) under the keys given explicitly.
     base = "ed3"                # the solver whose correction is learned
     descriptors = ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3"]
     input_mode = "shape"        # "absolute" | "difference" | "shape"
-    target_scale = ""           # "" or an input solver (target in units of its distance to base)
+    target_scale = ""           # "" or an input solver (target in units of its distance to base);
+                                # "dyson" with target = "sigma"
+    target = "G"                # "G": G_ref - G_base in the representation above;
+                                # "sigma": (Sigma_ref - Sigma_base)(i w_n)/(i w_n), Dyson decode
+    n_sigma = 64                # target = "sigma": Matsubara frequencies learned
+    sigma_n_l = 40              # target = "sigma": stored Legendre coefficients giving G(i w_n)
     input_transform = "identity"   # "identity" | "tanh" | "-tanh" (then affine)
     target_transform = "identity"
     ph_augment = true           # add the particle-hole image of every training sample
@@ -80,7 +85,14 @@ from .._config import check_sections, read_toml
 from ..errors import TriqsMLSolverError
 from .dataset import FeatureSpec, SampleSet, load_samples, split_indices
 from .models import ACTIVATIONS, PRESETS, CorrectionModel, build_mlp
-from .representations import DESCRIPTORS, Representation, Transform, delta_size, descriptors
+from .representations import (
+    DESCRIPTORS,
+    Representation,
+    SigmaTarget,
+    Transform,
+    delta_size,
+    descriptors,
+)
 
 __all__ = [
     "DEFAULTS",
@@ -113,6 +125,9 @@ DEFAULTS = {
         "descriptors": ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3"],
         "input_mode": "shape",
         "target_scale": "",
+        "target": "G",
+        "n_sigma": 64,
+        "sigma_n_l": 40,
         "input_transform": "identity",
         "target_transform": "identity",
         "ph_augment": True,
@@ -212,8 +227,8 @@ def validate_train_config(cfg: dict) -> dict:
         if out[sec][key] < lo:
             raise TrainConfigError(f"[{sec}] {key} = {out[sec][key]}: must be >= {lo}")
     try:
-        rep = Representation(kind=f["kind"], n=f["n"], mesh=f["mesh"], source=f["source"],
-                             parity=f["parity"] if f["kind"] == "legendre" else "both")
+        Representation(kind=f["kind"], n=f["n"], mesh=f["mesh"], source=f["source"],
+                       parity=f["parity"] if f["kind"] == "legendre" else "both")
     except ValueError as exc:
         raise TrainConfigError(f"[features]: {exc}") from None
     if f["kind"] == "tau" and f["parity"] != "both":
@@ -233,9 +248,12 @@ def validate_train_config(cfg: dict) -> dict:
                 f"[features] descriptors: unknown {name!r}; available: "
                 f"{', '.join(DESCRIPTORS)}, bath, delta, delta<n> (e.g. delta40)"
             )
+    if f["target"] not in ("G", "sigma"):
+        raise TrainConfigError(f"[features] target = {f['target']!r}: use 'G' (the correction "
+                               "of G in the representation) or 'sigma' (the self-energy "
+                               "correction)")
     try:
-        FeatureSpec(rep, list(f["inputs"]), f["base"], list(f["descriptors"]), f["input_mode"],
-                    f["target_scale"] or None)
+        feature_spec(out)
     except ValueError as exc:
         raise TrainConfigError(f"[features]: {exc}") from None
     if m["head"] not in ("plain", "gated"):
@@ -247,7 +265,7 @@ def validate_train_config(cfg: dict) -> dict:
         if f["target_transform"] != "identity":
             raise TrainConfigError("[model] head = 'gated' needs target_transform = "
                                    "'identity' (the gated sum is linear in the target)")
-        if f["target_scale"]:
+        if f["target_scale"] and f["target_scale"] != "dyson":
             # measured on the seed database: gated + target_scale = "ed2" reached a tiny
             # training loss but G(tau) errors of order 1 at beta = 50; the plain head showed
             # the same with the old 1e-13 scale floor (dataset.SCALE_FLOOR), very likely the
@@ -296,8 +314,9 @@ def feature_spec(cfg: dict) -> FeatureSpec:
     f = cfg["features"]
     rep = Representation(kind=f["kind"], n=f["n"], mesh=f["mesh"], source=f["source"],
                          parity=f["parity"] if f["kind"] == "legendre" else "both")
+    sigma = SigmaTarget(n=f["n_sigma"], n_l=f["sigma_n_l"]) if f["target"] == "sigma" else None
     return FeatureSpec(rep, list(f["inputs"]), f["base"], list(f["descriptors"]),
-                       f["input_mode"], f["target_scale"] or None)
+                       f["input_mode"], f["target_scale"] or None, sigma=sigma)
 
 
 def prepare_data(cfg: dict, db=None):
@@ -323,6 +342,12 @@ def prepare_data(cfg: dict, db=None):
             f"solvers {missing} are not in {db.path}; it has {db.solvers}"
         )
     samples = load_samples(db, spec.representation, solvers)
+    n_l_db = next(iter(samples.G_l.values())).shape[1]
+    if spec.sigma is not None and n_l_db < spec.sigma.n_l:
+        raise TrainConfigError(
+            f"[features] sigma_n_l = {spec.sigma.n_l}: {db.path} stores only {n_l_db} "
+            f"Legendre coefficients; set sigma_n_l <= {n_l_db}"
+        )
     candidates = samples.index
     if d["max_samples"] and d["max_samples"] < len(candidates):
         rng = np.random.default_rng(d["split_seed"] + 7919)
@@ -379,14 +404,19 @@ def _beta_weights(spec, reference, samples: SampleSet):
     weighted mean square error is the sum over temperatures of the error
     relative to the base solver's mean square error at that temperature.
     """
-    rep = spec.representation
-    s = spec.scale(samples)
-    dy = samples.y[reference] - samples.y[spec.base]
-    e2 = (dy**2 * rep.metric()).sum(axis=1)
+    if spec.sigma is not None:
+        # self-energy target: weigh by the mean square of the (scaled) target per beta
+        e2 = (spec.target(samples, reference) ** 2).mean(axis=1)
+        s2 = np.ones(len(samples))
+    else:
+        rep = spec.representation
+        s2 = spec.scale(samples)[:, 0] ** 2
+        dy = samples.y[reference] - samples.y[spec.base]
+        e2 = (dy**2 * rep.metric()).sum(axis=1)
     w = np.empty(len(samples))
     for b in np.unique(samples.beta):
         m = samples.beta == b
-        w[m] = s[m] ** 2 / max(e2[m].mean(), 1e-300)
+        w[m] = s2[m] / max(e2[m].mean(), 1e-300)
     return w / w.mean()
 
 
@@ -678,7 +708,8 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
             f"{' (x2 with PH images)' if f['ph_augment'] else ''}, "
             f"{len(val_set)} validation, {len(parts['test'])} test samples; "
             f"{Z.shape[1]} features -> {T.shape[1]} outputs "
-            f"({spec.representation.describe()}, base {spec.base}, reference {reference})")
+            f"({spec.representation.describe()}; target {spec.describe_target()}, base "
+            f"{spec.base}, reference {reference})")
     m = cfg["model"]
     arch = {"depth": m["depth"], "width": m["width"], "activation": m["activation"],
             "n_in": int(Z.shape[1]), "n_out": int(T.shape[1]),
