@@ -97,7 +97,8 @@ def resolve_model(model=None):
 
 def _model_name(model) -> str:
     meta = getattr(model, "metadata", None) or {}
-    return str(meta.get("name") or meta.get("published_name") or meta.get("path") or "model")
+    path = getattr(model, "path", None)  # an unpublished model file: its path
+    return str(meta.get("name") or meta.get("published_name") or path or "model")
 
 
 def _domain(model) -> dict:
