@@ -926,9 +926,18 @@ def test_sigma_target_ph_image_and_sum_rule():
     dy = np.random.default_rng(3).normal(scale=0.05, size=(5, st.size))
     dG = st.decode_tau(dy, np.repeat(g, 5, axis=0), np.full(5, 8.0), np.linspace(0, 1, 11))
     np.testing.assert_allclose(dG[:, 0] + dG[:, -1], 0.0, rtol=0, atol=1e-12)
+    # causality: a wild correction Im Delta Sigma = 40 w_n (dy = -i Delta Sigma / w_n) would
+    # give Im G^-1 < w_n; the decoding clips it, so Im G^-1(i w_n) >= w_n, |G(i w_n)| <= 1/w_n
+    wild = np.zeros((1, st.size))
+    wild[0, : st.n] = 40.0
+    dG, _ = st.correction_iw(wild, g, [8.0])
+    Gb = st._G_iw(g, dG.shape[1])[0]
+    dG = dG[0]
+    w = np.pi * (2 * np.arange(dG.size) + 1) / 8.0
+    assert np.all((1.0 / Gb).imag[: st.n] - 40.0 * w[: st.n] < w[: st.n])  # needs the clip
+    assert np.all((1.0 / (Gb + dG)).imag >= w - 1e-9)
     with pytest.raises(ValueError, match="n_l"):
         st.encode(g[:, :10], [8.0])
-
 
 def test_sigma_target_model_trains_saves_and_serves(tiny_db, tmp_path):
     """target = "sigma" with the Dyson scale learns (validation RMS below 0.7 x the best cheap

@@ -315,7 +315,8 @@ class SigmaTarget:
     (``a`` the Hartree shift ``U (n_ref - n_base)``, ``b`` from the imaginary part), up
     to ``n = SIGMA_N_SUM``; :math:`\Delta G(i\omega) = G - G_\text{base}` falls off like
     ``a/(i w)^2 + c_3/(i w)^3 + c_4/(i w)^4`` (``c_3``, ``c_4`` read off the last
-    frequency), and that tail is transformed analytically.  The sum
+    frequency), and that tail is transformed analytically.  Causality: ``Im Delta Sigma``
+    is clipped at ``Im G_base^-1 - w_n`` (the exact G has ``Im G^-1(i w_n) >= w_n``).  The sum
     rule :math:`\Delta G(0^+) + \Delta G(\beta^-) = 0` holds by construction (every
     Matsubara term and every tail term is antiperiodic), so no projection is needed.
     ``decode(encode(G_ref) - encode(G_base))`` reproduces ``G_ref - G_base`` up to the
@@ -415,7 +416,13 @@ class SigmaTarget:
         a = dS[:, -1].real
         bt = -iw[:, N - 1].imag * dS[:, -1].imag  # Delta Sigma ~ a + bt / (i w)
         dS_tail = a[:, None] + bt[:, None] / iw[:, N:]
-        G = 1.0 / (1.0 / Gb - np.concatenate([dS, dS_tail], axis=1))
+        dS = np.concatenate([dS, dS_tail], axis=1)
+        # causality: Im G^-1(i w_n) = w_n - Im Delta - Im Sigma >= w_n for the exact G, i.e.
+        # Im Delta Sigma <= Im G_base^-1 - w_n; the exact correction obeys it, so clipping
+        # only moves a prediction towards it (and |G(i w_n)| <= 1/w_n: no Dyson blow-up)
+        inv = 1.0 / Gb
+        dS = dS.real + 1j * np.minimum(dS.imag, inv.imag - iw.imag)
+        G = 1.0 / (inv - dS)
         dG = G - Gb
         w = iw[:, -1].imag
         rem = dG[:, -1] + a / w**2  # Delta G - a/(i w)^2 = i c3/w^3 + c4/w^4 + ...
