@@ -217,7 +217,8 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
         ``spread_max``, ``spread_limit``, ``fallback_used``, ``G_iw_raw``,
         ``Sigma_iw_raw``, ``G_tau_spread`` (2, n_tau), ``timings`` (s per solver),
         ``delta_moments`` (tail moments of a continuous Delta, spin-averaged; None for a
-        discrete bath).
+        discrete bath), ``G_tau_clipped`` (the largest positive G(tau) the clip to
+        ``G <= 0`` removed; 0 when none).
     """
     from .ml.inference import OutOfDomainWarning, sample_from_solutions
 
@@ -270,6 +271,18 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
     gm, _ = tr.fit_tail(G_iw_raw[0], iw, known_moments=np.array([0.0, 1.0]), max_order=6)
     g_t = tr.iw_to_tau(G_iw_raw[0], beta, n_tau, gm[:4]).real
     g_l = tr.iw_to_legendre(G_iw_raw[0], beta, n_l, gm[:4]).real
+    clipped = 0.0
+    if mdl.clip and g_t[1:-1].max() > 0.0:
+        # G(tau) <= 0: the model's error can leave G slightly positive where it nearly
+        # vanishes (Mott insulators).  Clip the interior points at 0 (the projection onto
+        # {G <= 0} on this grid: cannot increase the error there) and move G_iw and G_l by
+        # the transforms of that small, jump-free difference, so all outputs stay consistent.
+        d_t = np.zeros_like(g_t)
+        d_t[1:-1] = np.minimum(g_t[1:-1], 0.0) - g_t[1:-1]
+        clipped = float(-d_t.min())
+        G_iw_raw = G_iw_raw + tr.tau_to_iw(d_t, beta, n_iw, np.zeros(4))[None, :]
+        g_l = g_l + tr.tau_to_legendre(d_t, beta, n_l).real
+        g_t = g_t + d_t
     G_tau, G_l = np.tile(g_t, (2, 1)), np.tile(g_l, (2, 1))
     g0_inv = 1.0 / params.g0_iw(n_iw)
     Sigma_raw = g0_inv - 1.0 / G_iw_raw
@@ -280,7 +293,7 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
     ud = galitskii_migdal(Sigma, G_iw, beta, moments[:, 0].real, moments[:, 1].real, density)
     d = double_occupancy_from_ud(ud, params.U, density)
     diag.update(G_iw_raw=G_iw_raw, Sigma_iw_raw=Sigma_raw, sigma_moments=moments,
-                w_tail=w_c)
+                w_tail=w_c, G_tau_clipped=clipped)
     return AIMSolution(beta=beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l, Sigma_iw=Sigma,
                        density=density, double_occupancy=d, diagnostics=diag)
 
@@ -415,8 +428,9 @@ class MLSolver(Solver):
         self.density = sol.density
         self.double_occupancy = sol.double_occupancy
         self.solution = sol
-        self.ml_report = {k: dg[k] for k in ("model", "out_of_domain", "spread_max",
-                                             "spread_limit", "fallback_used", "timings")}
+        self.ml_report = {k: dg.get(k, 0.0) for k in (
+            "model", "out_of_domain", "spread_max", "spread_limit", "fallback_used", "timings",
+            "G_tau_clipped")}
         self.last_solve_parameters = {"h_int": str(h_int), "U": U, "mu": params.mu.tolist(),
                                       **ml_opts, **ignored}
         return self

@@ -233,3 +233,33 @@ def test_energy_unit_is_the_bath_moment():
     ga, gb = a.G_tau["up"].data[:, 0, 0].real, b.G_tau["up"].data[:, 0, 0].real
     np.testing.assert_allclose(gb, ga, rtol=0, atol=2e-6)
     assert b.ml_report["out_of_domain"] == []
+
+
+def test_mott_insulator_g_tau_is_clipped_consistently():
+    """Bethe DMFT at beta = 50, U = 3 from an insulating start: the default model leaves
+    G(beta/2) slightly positive (by ~2e-5); MLSolver clips G(tau) at 0 and moves G_iw and G_l
+    by the transforms of the clipped part, so G_tau <= 0 and every output stays consistent."""
+    from triqs_mlsolver.gf import transforms as tr
+
+    U, n_tau = 3.0, 4001
+    S = MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=1025, n_tau=n_tau, n_l=50)
+    iw = tr.matsubara_freqs(BETA, 1025)
+    G = S.G_iw.copy()
+    for _, g in G:
+        g.data[:, 0, 0] = 0.5 / (iw - U / 2) + 0.5 / (iw + U / 2)  # Hubbard-I-like start
+    clipped = []
+    for _ in range(25):
+        bethe(S, U, G=G)
+        solve(S, U)
+        clipped.append(S.ml_report["G_tau_clipped"])
+        G << S.G_iw
+    assert max(clipped) > 1e-6  # the case this test is about (triqs_mlsolver_bethe_v4)
+    g_t = S.G_tau["up"].data[:, 0, 0].real
+    assert g_t.max() <= 0.0
+    raw = S.G_iw_raw["up"].data[:, 0, 0]
+    mom, _ = tr.fit_tail(raw, iw, known_moments=np.array([0.0, 1.0]), max_order=6)
+    np.testing.assert_allclose(tr.iw_to_tau(raw, BETA, n_tau, mom[:4]).real, g_t, rtol=0,
+                               atol=1e-6)
+    tau = np.linspace(0, BETA, n_tau)
+    np.testing.assert_allclose(tr.legendre_to_tau(S.G_l["up"].data[:, 0, 0].real, BETA, tau),
+                               g_t, rtol=0, atol=2e-5)
