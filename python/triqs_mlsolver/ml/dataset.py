@@ -28,8 +28,8 @@ scaling).  The mean-square loss is then a relative one and every temperature
 counts, not only the large errors at low temperature.  ``s_k`` is known at
 inference, so the prediction is ``y_base + s_k * net(...)``.
 
-Self-energy target (``target``)
--------------------------------
+Self-energy target (config ``target = "sigma"``, field ``sigma``)
+-----------------------------------------------------------------
 With a :class:`~triqs_mlsolver.ml.representations.SigmaTarget` the inputs stay in
 the representation, but the target is the self-energy correction
 ``(Sigma_ref - Sigma_base)(i w_n) / (i w_n)`` at the first ``N`` Matsubara
