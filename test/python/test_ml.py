@@ -475,6 +475,19 @@ def test_evaluate_table(trained, tiny_db):
     assert tab["model"]["all"]["RMS"] < tab["ed1"]["all"]["RMS"]
     txt = format_table(res, "Z0", "MAE")
     assert "beta=2" in txt and "U in" in txt
+    # ratios to the best cheap solver of each bin, with paired bootstrap intervals
+    from triqs_mlsolver.ml.evaluate import format_ratio_table, ratio_table
+
+    rat = ratio_table(res, n_boot=500)
+    for b in ("all", "beta=2", "beta=5"):
+        best = min(("hubbard_i", "ipt", "ed1"), key=lambda c: tab[c][b]["RMS"])
+        r = rat["model"][b]
+        assert r["best"] == best
+        np.testing.assert_allclose(r["ratio"], tab["model"][b]["RMS"] / tab[best][b]["RMS"],
+                                   rtol=1e-12)
+        assert r["lo"] < r["ratio"] < r["hi"]
+    assert "[" in format_ratio_table(rat, list(res.bins)) and "(best cheap)" in \
+        format_ratio_table(rat, list(res.bins), fmt="rst")
     # model+guard: the reference where the ensemble spread exceeds the limit, else the model
     g = res.info["guard"]
     flag = res.spread.max(axis=1) > g["spread_limit"]

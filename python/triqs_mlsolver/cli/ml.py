@@ -83,7 +83,14 @@ def run_train(args) -> int:
 
 def run_evaluate(args) -> int:
     from ..database import Database
-    from ..ml.evaluate import QUANTITIES, evaluate, format_table, plot_evaluation
+    from ..ml.evaluate import (
+        QUANTITIES,
+        evaluate,
+        format_ratio_table,
+        format_table,
+        plot_evaluation,
+        ratio_table,
+    )
     from ..ml.modelfile import load_model
 
     model = load_model(args.model)
@@ -108,9 +115,14 @@ def run_evaluate(args) -> int:
             if fmt == "rst":
                 print(f"{q} {st}\n")
             print(format_table(res, q, st, fmt=fmt))
+    ratios = ratio_table(res)
+    print()
+    if fmt == "rst":
+        print("G(tau) RMS / best cheap solver of the bin, 95 % bootstrap interval\n")
+    print(format_ratio_table(ratios, list(res.bins), fmt=fmt))
     if args.json:
-        args.json.write_text(json.dumps({"info": res.info, "table": res.table}, indent=1,
-                                        default=float))
+        args.json.write_text(json.dumps({"info": res.info, "table": res.table,
+                                         "ratios": ratios}, indent=1, default=float))
         print(f"wrote {args.json}")
     if args.plot:
         hist = (getattr(model, "metadata", {}) or {}).get("training", {}).get("history")

@@ -21,6 +21,14 @@ Methods: every cheap solver, the model, ``model+guard`` (the model where its
 ensemble spread is below the model file's out-of-domain limit, the reference
 where it is above: what ``MLSolver(fallback='ed')`` does; the number handed
 over is printed), ridge and KRR.
+
+Ratios (:func:`ratio_table`): the RMS of G(tau) of the model, ``model+guard``,
+ridge and KRR divided by that of the best cheap solver *of each bin* (the
+issue's acceptance measure), with a paired bootstrap interval (the samples of
+the bin resampled with replacement, numerator and denominator on the same
+resample).  The errors are heavy-tailed -- a few samples can carry most of a
+bin's squared error -- so a ratio from a few hundred samples is uncertain by
+tens of per cent, and the interval says by how much.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ from .dataset import SampleSet, load_samples
 
 __all__ = [
     "errors_of_prediction",
+    "ratio_table",
+    "format_ratio_table",
     "sigma_z_from_legendre",
     "EvaluationResult",
     "evaluate",
@@ -203,6 +213,7 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
             _add_guarded(G_tau, G_l, samples, ref, pred, meta, info)
     for m in G_l:
         sig[m], Z[m] = sigma_z_from_legendre(G_l[m], samples)
+    info["cheap"] = [x for x in solvers if x != ref]
     res = EvaluationResult(samples, ref, {m: G_tau[m] for m in G_tau if m != ref},
                            G_l, sig, Z, pred.G_tau_spread, _bins(samples, u_edges), info=info)
     res.table = _table(res)
@@ -249,6 +260,57 @@ def format_table(res: EvaluationResult, quantity="G(tau)", stat="RMS", fmt="text
         return "\n".join(lines)
     lines = [f"{quantity} {stat} against {res.reference}",
              " ".join(h.rjust(w) for h, w in zip(head, widths))]
+    lines += [" ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def ratio_table(res: EvaluationResult, *, n_boot=2000, level=0.95, seed=0) -> dict:
+    """``{method: {bin: {"ratio", "lo", "hi", "best"}}}``: RMS of G(tau) of each learned method
+    over that of the best cheap solver of the bin (``best``), with the ``level`` paired
+    bootstrap interval ``[lo, hi]`` (``n_boot`` resamples of the bin's samples)."""
+    ref = res.samples.G_tau[res.reference]
+    mse = {m: ((G - ref) ** 2).mean(axis=1) for m, G in res.G_tau.items()}
+    cheap = [c for c in res.info.get("cheap", []) if c in mse]
+    if not cheap:
+        raise ValueError("no cheap solver in the evaluation to compare with")
+    methods = [m for m in ("model", "model+guard", "ridge", "krr") if m in mse]
+    rng = np.random.default_rng(seed)
+    q = ((1 - level) / 2, (1 + level) / 2)
+    out = {m: {} for m in methods}
+    for b, mask in res.bins.items():
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            continue
+        best = min(cheap, key=lambda c: mse[c][idx].mean())
+        boot = idx[rng.integers(0, len(idx), size=(n_boot, len(idx)))]
+        den = mse[best][boot].mean(axis=1)
+        for m in methods:
+            r = np.sqrt(mse[m][boot].mean(axis=1) / np.maximum(den, 1e-300))
+            lo, hi = np.quantile(r, q)
+            out[m][b] = {"ratio": float(np.sqrt(mse[m][idx].mean() / mse[best][idx].mean())),
+                         "lo": float(lo), "hi": float(hi), "best": best}
+    return out
+
+
+def format_ratio_table(ratios: dict, bins, fmt="text", level=0.95) -> str:
+    """:func:`ratio_table` as text or reStructuredText: ``ratio [lo, hi]`` per bin."""
+    bins = [b for b in bins if any(b in r for r in ratios.values())]
+    methods = list(ratios)
+    head = ["method"] + bins
+    rows = [[m] + [f"{ratios[m][b]['ratio']:.3f} [{ratios[m][b]['lo']:.3f}, "
+                   f"{ratios[m][b]['hi']:.3f}]" for b in bins] for m in methods]
+    any_m = ratios[methods[0]]
+    rows.append(["(best cheap)"] + [any_m[b]["best"] for b in bins])
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    title = (f"G(tau) RMS / best cheap solver of the bin, {100 * level:g} % bootstrap "
+             "interval")
+    if fmt == "rst":
+        sep = "  ".join("=" * w for w in widths)
+        lines = [sep, "  ".join(h.ljust(w) for h, w in zip(head, widths)), sep]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+        lines.append(sep)
+        return "\n".join(lines)
+    lines = [title, " ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines += [" ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     return "\n".join(lines)
 
