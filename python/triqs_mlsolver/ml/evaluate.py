@@ -251,15 +251,19 @@ def format_table(res: EvaluationResult, quantity="G(tau)", stat="RMS", fmt="text
     head = ["method"] + bins
     rows = [[m] + [f"{tab[m][b][stat]:.2e}" for b in bins] for m in methods]
     rows.append(["(samples)"] + [str(int(res.bins[b].sum())) for b in bins])
+    return _render(head, rows, fmt, f"{quantity} {stat} against {res.reference}")
+
+
+def _render(head, rows, fmt, title) -> str:
+    """Columns of strings as a reStructuredText simple table or right-aligned text."""
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     if fmt == "rst":
         sep = "  ".join("=" * w for w in widths)
-        lines = [sep, "  ".join(h.ljust(w) for h, w in zip(head, widths)), sep]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+        lines = [sep, "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), sep]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.append(sep)
         return "\n".join(lines)
-    lines = [f"{quantity} {stat} against {res.reference}",
-             " ".join(h.rjust(w) for h, w in zip(head, widths))]
+    lines = [title, " ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines += [" ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     return "\n".join(lines)
 
@@ -301,18 +305,8 @@ def format_ratio_table(ratios: dict, bins, fmt="text", level=0.95) -> str:
                    f"{ratios[m][b]['hi']:.3f}]" for b in bins] for m in methods]
     any_m = ratios[methods[0]]
     rows.append(["(best cheap)"] + [any_m[b]["best"] for b in bins])
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    title = (f"G(tau) RMS / best cheap solver of the bin, {100 * level:g} % bootstrap "
-             "interval")
-    if fmt == "rst":
-        sep = "  ".join("=" * w for w in widths)
-        lines = [sep, "  ".join(h.ljust(w) for h, w in zip(head, widths)), sep]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-        lines.append(sep)
-        return "\n".join(lines)
-    lines = [title, " ".join(h.rjust(w) for h, w in zip(head, widths))]
-    lines += [" ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(lines)
+    return _render(head, rows, fmt, f"G(tau) RMS / best cheap solver of the bin, "
+                                    f"{100 * level:g} % bootstrap interval")
 
 
 def plot_evaluation(res: EvaluationResult, outdir, *, history=None, n_examples=4) -> list:
