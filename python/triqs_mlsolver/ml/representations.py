@@ -288,6 +288,8 @@ class Representation:
 #: Positive Matsubara frequencies summed explicitly when a self-energy correction is decoded
 #: (beyond them the remainder falls off like ``(i w)^-4`` after the subtracted tail).
 SIGMA_N_SUM = 1024
+#: Rows decoded at once by SigmaTarget (bounds the (rows, SIGMA_N_SUM) complex arrays).
+_CHUNK = 512
 
 
 @dataclass(frozen=True)
@@ -434,10 +436,21 @@ class SigmaTarget:
     def _remainder(dG, mom, iw):
         return dG - mom[:, 2:3] / iw**2 - mom[:, 3:4] / iw**3 - mom[:, 4:5] / iw**4
 
+    def _chunked(self, fn, dy_bo, G_bl_base, beta_b, *args):
+        """``fn`` over blocks of ``_CHUNK`` rows (the Matsubara arrays are (b, 1024))."""
+        dy_bo = np.atleast_2d(np.asarray(dy_bo, float))
+        G_bl_base = np.atleast_2d(np.asarray(G_bl_base, float))
+        beta_b = np.asarray(beta_b, float)
+        return np.concatenate([fn(dy_bo[i:i + _CHUNK], G_bl_base[i:i + _CHUNK],
+                                  beta_b[i:i + _CHUNK], *args)
+                               for i in range(0, max(len(dy_bo), 1), _CHUNK)])
+
     def decode_tau(self, dy_bo, G_bl_base, beta_b, x_out) -> np.ndarray:
         """``Delta G(x)`` at ``x_out = tau/beta`` from the correction ``dy_bo``."""
-        x_out = np.asarray(x_out, float)
-        beta_b = np.asarray(beta_b, float)
+        return self._chunked(self._decode_tau, dy_bo, G_bl_base, beta_b,
+                             np.asarray(x_out, float))
+
+    def _decode_tau(self, dy_bo, G_bl_base, beta_b, x_out):
         dG, mom = self.correction_iw(dy_bo, G_bl_base, beta_b)
         R = self._remainder(dG, mom, self._iw(beta_b, SIGMA_N_SUM))
         E = _sigma_phases(len(x_out), x_out.tobytes())
@@ -449,7 +462,9 @@ class SigmaTarget:
 
     def decode_legendre(self, dy_bo, G_bl_base, beta_b, n_l: int) -> np.ndarray:
         """``Delta G_l`` (dimensionful), ``l < n_l``, shape (b, n_l)."""
-        beta_b = np.asarray(beta_b, float)
+        return self._chunked(self._decode_legendre, dy_bo, G_bl_base, beta_b, int(n_l))
+
+    def _decode_legendre(self, dy_bo, G_bl_base, beta_b, n_l):
         dG, mom = self.correction_iw(dy_bo, G_bl_base, beta_b)
         R = self._remainder(dG, mom, self._iw(beta_b, SIGMA_N_SUM))
         T = tr.legendre_matrix_iw(np.arange(SIGMA_N_SUM), n_l)
