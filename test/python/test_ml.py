@@ -537,6 +537,16 @@ model = "m.safetensors"
     out = capsys.readouterr().out
     assert "G(tau) RMS" in out and "ridge" in out
     assert (tmp_path / "plots" / "error_histograms.png").is_file()
+    # the ratio table compares with the named cheap solvers only
+    args = parser.parse_args(["-q", "evaluate", str(model), str(tiny_db), "--no-baselines",
+                              "--cheap", "hubbard_i"])
+    assert args.func(args) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.split()[:2] == ["(best", "cheap)"] and set(last.split()[2:]) == {"hubbard_i"}
+    args = parser.parse_args(["-q", "evaluate", str(model), str(tiny_db), "--no-baselines",
+                              "--cheap", "ed9"])
+    with pytest.raises(ValueError, match="ed9"):
+        args.func(args)
     args = parser.parse_args(["-q", "train", str(cfg)])
     with pytest.raises(ModelExistsError, match="exists"):
         args.func(args)

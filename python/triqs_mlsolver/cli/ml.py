@@ -42,6 +42,10 @@ def add_parsers(sub):
                    help="write learning curves, error histograms and G(tau) plots into DIR")
     e.add_argument("--u-edges", type=float, nargs="+", default=None, metavar="U",
                    help="edges of the U bins (default: 1 4 7 10, the seed database's range)")
+    e.add_argument("--cheap", nargs="+", metavar="SOLVER", default=None,
+                   help="the cheap solvers the ratio table compares with (default: every "
+                        "cheap solver of the database, e.g. to leave out solvers a recipe "
+                        "does not have)")
     e.add_argument("--rst", action="store_true", help="print reStructuredText tables")
     e.add_argument("--json", type=Path, metavar="FILE", help="write the tables as JSON")
     e.set_defaults(func=run_evaluate)
@@ -98,6 +102,13 @@ def run_evaluate(args) -> int:
     edges = (1, 4, 7, 10) if args.u_edges is None else tuple(args.u_edges)
     if len(edges) < 2 or any(b <= a for a, b in zip(edges[:-1], edges[1:])):
         raise ValueError(f"--u-edges {list(edges)}: give at least two increasing values")
+    if args.cheap:  # checked before the (minutes-long) evaluation
+        avail = [x for x in dict.fromkeys([*db.cheap, *model.spec.inputs])
+                 if x in db.solvers and x != model.reference]
+        unknown = [c for c in args.cheap if c not in avail]
+        if unknown:
+            raise ValueError(f"--cheap {unknown}: not cheap solvers of {db.path} "
+                             f"(it has {avail})")
     res = evaluate(model, db, split=args.split, baselines=not args.no_baselines,
                    krr=not args.no_krr, log=_log(args), u_edges=edges)
     fmt = "rst" if args.rst else "text"
@@ -115,6 +126,8 @@ def run_evaluate(args) -> int:
             if fmt == "rst":
                 print(f"{q} {st}\n")
             print(format_table(res, q, st, fmt=fmt))
+    if args.cheap:
+        res.info["cheap"] = list(args.cheap)
     ratios = ratio_table(res)
     print()
     if fmt == "rst":
