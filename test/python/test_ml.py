@@ -478,6 +478,7 @@ def test_evaluate_table(trained, tiny_db):
     # ratios to the best cheap solver of each bin, with paired bootstrap intervals
     from triqs_mlsolver.ml.evaluate import format_ratio_table, ratio_table
 
+    ref_all = res.samples.G_tau[res.reference]
     rat = ratio_table(res, n_boot=500)
     for b in ("all", "beta=2", "beta=5"):
         best = min(("hubbard_i", "ipt", "ed1"), key=lambda c: tab[c][b]["RMS"])
@@ -488,6 +489,20 @@ def test_evaluate_table(trained, tiny_db):
         assert r["lo"] < r["ratio"] < r["hi"]
     assert "[" in format_ratio_table(rat, list(res.bins)) and "(best cheap)" in \
         format_ratio_table(rat, list(res.bins), fmt="rst")
+    # the worst samples: sorted by the model's error, with their share of their beta bin
+    from triqs_mlsolver.ml.evaluate import format_worst, worst_samples
+
+    worst = worst_samples(res, 5)
+    e = np.sqrt(((res.G_tau["model"] - ref_all) ** 2).mean(axis=1))
+    assert [w["index"] for w in worst] == [int(res.samples.index[i])
+                                           for i in np.argsort(-e)[:5]]
+    for w in worst:
+        m = res.samples.beta == w["beta"]
+        np.testing.assert_allclose(w["share_of_beta_bin"],
+                                   w["rms"] ** 2 / (e[m] ** 2).sum(), rtol=1e-12)
+    assert "share of bin" in format_worst(worst)
+    with pytest.raises(ValueError, match="no method"):
+        worst_samples(res, 3, method="svm")
     # model+guard: the reference where the ensemble spread exceeds the limit, else the model
     g = res.info["guard"]
     flag = res.spread.max(axis=1) > g["spread_limit"]

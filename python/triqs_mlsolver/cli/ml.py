@@ -46,6 +46,9 @@ def add_parsers(sub):
                    help="the cheap solvers the ratio table compares with (default: every "
                         "cheap solver of the database, e.g. to leave out solvers a recipe "
                         "does not have)")
+    e.add_argument("--worst", type=int, default=0, metavar="K",
+                   help="list the K samples with the largest model error (database index, "
+                        "parameters, errors, spread, share of their beta bin)")
     e.add_argument("--rst", action="store_true", help="print reStructuredText tables")
     e.add_argument("--json", type=Path, metavar="FILE", help="write the tables as JSON")
     e.set_defaults(func=run_evaluate)
@@ -92,8 +95,10 @@ def run_evaluate(args) -> int:
         evaluate,
         format_ratio_table,
         format_table,
+        format_worst,
         plot_evaluation,
         ratio_table,
+        worst_samples,
     )
     from ..ml.modelfile import load_model
 
@@ -133,6 +138,9 @@ def run_evaluate(args) -> int:
     if fmt == "rst":
         print("G(tau) RMS / best cheap solver of the bin, 95 % bootstrap interval\n")
     print(format_ratio_table(ratios, list(res.bins), fmt=fmt))
+    if args.worst > 0:
+        print()
+        print(format_worst(worst_samples(res, args.worst)))
     if args.json:
         args.json.write_text(json.dumps({"info": res.info, "table": res.table,
                                          "ratios": ratios}, indent=1, default=float))

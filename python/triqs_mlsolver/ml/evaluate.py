@@ -46,6 +46,8 @@ from .dataset import SampleSet, load_samples
 
 __all__ = [
     "errors_of_prediction",
+    "worst_samples",
+    "format_worst",
     "ratio_table",
     "format_ratio_table",
     "sigma_z_from_legendre",
@@ -294,6 +296,52 @@ def ratio_table(res: EvaluationResult, *, n_boot=2000, level=0.95, seed=0) -> di
             out[m][b] = {"ratio": float(np.sqrt(mse[m][idx].mean() / mse[best][idx].mean())),
                          "lo": float(lo), "hi": float(hi), "best": best}
     return out
+
+
+def worst_samples(res: EvaluationResult, k=10, method="model", against=None) -> list:
+    """The ``k`` samples with the largest RMS error of G(tau) of ``method``: dicts with the
+    database index, beta, U, D, ``mu - U/2``, the error, the error of ``against`` (default: the
+    best cheap solver over all samples), the ensemble spread, and the sample's share of the
+    squared error of its beta bin (errors are heavy-tailed; this says how much one sample
+    decides a bin's ratio)."""
+    s = res.samples
+    ref = s.G_tau[res.reference]
+    mse = {m: ((G - ref) ** 2).mean(axis=1) for m, G in res.G_tau.items()}
+    if method not in mse:
+        raise ValueError(f"no method {method!r} in the evaluation (it has {list(mse)})")
+    if against is None:
+        cheap = [c for c in res.info.get("cheap", []) if c in mse]
+        against = min(cheap, key=lambda c: mse[c].mean()) if cheap else None
+    p = s.params
+    out = []
+    for i in np.argsort(-mse[method])[:k]:
+        same_beta = s.beta == s.beta[i]
+        out.append({
+            "index": int(s.index[i]), "beta": float(s.beta[i]), "U": float(p["U"][i]),
+            "D": float(p["D"][i]), "mu-U/2": float(p["mu"][i] - p["U"][i] / 2),
+            "rms": float(np.sqrt(mse[method][i])),
+            "against": against,
+            "rms_against": None if against is None else float(np.sqrt(mse[against][i])),
+            "spread": float(res.spread[i].max()) if len(res.spread) else 0.0,
+            "share_of_beta_bin": float(mse[method][i] / mse[method][same_beta].sum()),
+        })
+    return out
+
+
+def format_worst(rows, method="model") -> str:
+    """:func:`worst_samples` as a text table."""
+    if not rows:
+        return ""
+    ag = rows[0]["against"]
+    head = ["index", "beta", "U", "D", "mu-U/2", f"{method} RMS", f"{ag} RMS", "spread",
+            "share of bin"]
+    body = [[str(r["index"]), f"{r['beta']:g}", f"{r['U']:.3f}", f"{r['D']:.3f}",
+             f"{r['mu-U/2']:+.3f}", f"{r['rms']:.2e}",
+             "-" if r["rms_against"] is None else f"{r['rms_against']:.2e}",
+             f"{r['spread']:.1e}", f"{100 * r['share_of_beta_bin']:.0f} %"] for r in rows]
+    return _render(head, body, "text",
+                   f"worst samples of {method} (RMS of G(tau)), share of their beta bin's "
+                   "squared error")
 
 
 def format_ratio_table(ratios: dict, bins, fmt="text", level=0.95) -> str:
