@@ -1039,6 +1039,8 @@ def test_sigma_target_config_errors(tiny_db, tmp_path):
         validate_train_config({"features": {"target": "sigma", "target_scale": "ed2"}})
     with pytest.raises(TrainConfigError, match="n="):
         validate_train_config({"features": {"target": "sigma", "n_sigma": 1}})
+    with pytest.raises(TrainConfigError, match="n_sigma apply to target = 'sigma' only"):
+        validate_train_config({"features": {"n_sigma": 32}})
 
 
 def test_mlsolver_serves_a_sigma_target_model(tiny_db, tmp_path):

@@ -252,6 +252,11 @@ def validate_train_config(cfg: dict) -> dict:
         raise TrainConfigError(f"[features] target = {f['target']!r}: use 'G' (the correction "
                                "of G in the representation) or 'sigma' (the self-energy "
                                "correction)")
+    # (a validated config holds every key: only values other than the defaults count)
+    given = [k for k in ("n_sigma", "sigma_n_l") if f[k] != DEFAULTS["features"][k]]
+    if f["target"] != "sigma" and given:
+        raise TrainConfigError(f"[features] {', '.join(given)} apply to target = 'sigma' only "
+                               "(set target = \"sigma\" or remove them)")
     try:
         feature_spec(out)
     except ValueError as exc:
