@@ -1080,3 +1080,43 @@ def test_mlsolver_serves_a_sigma_target_model(tiny_db, tmp_path):
     d = np.abs(S.G_tau["up"].data[:, 0, 0].real - B.G_tau["up"].data[:, 0, 0].real).max()
     assert 1e-5 < d < 0.1
     assert S.ml_report["model"].endswith("sigma_delta.safetensors")  # an unpublished file
+
+
+def test_ensemble_shrinkage(trained, tiny_db, tmp_path):
+    """shrink = c: the mean correction of a sample is scaled by max(0, 1 - c var/|mean|^2)
+    (var: the variance of the ensemble mean); c -> infinity returns the base solver, c = 0 the
+    plain ensemble mean; G_l follows G_tau; the option survives the model file."""
+    model, _, path = trained
+    db = Database(tiny_db)
+    s = load_samples(db, model.spec.representation, ["hubbard_i", "ipt", "ed1", "ed"])
+    plain = model.predict(s)
+    m = load_model(path)
+    m.clip = False
+    m.shrink = 2.0
+    p = m.predict(s)
+    dy = m.correction_members(s)
+    K = dy.shape[0]
+    dG = np.stack([m.spec.representation.decode_tau(d, s.x_stored) for d in dy])
+    mean, var = dG.mean(0), dG.var(0, ddof=1).sum(1) / K
+    f = np.clip(1 - 2.0 * var / (mean**2).sum(1), 0, 1)
+    assert ((f > 0) & (f < 1)).any() and f.max() <= 1  # partial shrinkage occurs
+    np.testing.assert_allclose(p.G_tau, s.G_tau["ipt"] + f[:, None] * mean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p.factor, f, rtol=0, atol=1e-14)
+    # G_l follows: its correction is the unshrunk one times f
+    Gl = p.G_l(s, m.spec, 16)
+    m.shrink = 0.0
+    Gl0 = m.predict(s).G_l(s, m.spec, 16)
+    base_l = s.G_l["ipt"][:, :16]
+    np.testing.assert_allclose(Gl - base_l, f[:, None] * (Gl0 - base_l), rtol=0, atol=1e-12)
+    m.shrink = 1e12
+    np.testing.assert_allclose(m.predict(s).G_tau, s.G_tau["ipt"], rtol=0, atol=1e-14)
+    m.shrink, m.clip = 0.0, True
+    np.testing.assert_array_equal(m.predict(s).G_tau, plain.G_tau)
+    # saved and loaded with the option
+    m.shrink = 2.0
+    save_model(m, tmp_path / "shrunk.safetensors", metadata=dict(m.metadata))
+    assert load_model(tmp_path / "shrunk.safetensors").shrink == 2.0
+    with pytest.raises(TrainConfigError, match="n_ensemble >= 2"):
+        validate_train_config({"features": {"shrink": 3.0}, "model": {"n_ensemble": 1}})
+    with pytest.raises(TrainConfigError, match=">= 0"):
+        validate_train_config({"features": {"shrink": -1.0}, "model": {"n_ensemble": 2}})

@@ -152,7 +152,10 @@ def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
     if published and not NAME_RE.match(name):
         raise ValueError(f"published model name {name!r} must look like 'my_model_v1'")
     tensors = {k: np.ascontiguousarray(v) for k, v in model.state_tensors().items()}
+    # the model itself defines what it is (pipeline, architecture, versions): those keys of
+    # ``metadata`` (e.g. the metadata of the file the model was loaded from) are replaced
     meta = {
+        **(metadata or {}),
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         **_versions(),
@@ -163,7 +166,6 @@ def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
         "architecture": model.architecture,
         "n_members": len(model.nets),
         **model.pipeline_dict(),
-        **(metadata or {}),
         "weights_sha256": _tensors_sha256(tensors),
     }
     text = json.dumps(meta, allow_nan=True)

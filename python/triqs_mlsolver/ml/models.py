@@ -24,7 +24,11 @@ A prediction runs
    sample, mapped back and averaged: the prediction is then exactly
    particle-hole covariant, and at half filling with a symmetric bath exactly
    symmetric,
-7. ``G = G_base + decode(Delta y)`` on the stored tau grid and, with ``clip``,
+7. optionally (``shrink = c > 0``, ensembles) the mean correction of a sample is
+   multiplied by ``max(0, 1 - c var / |mean|^2)`` (``var`` the ensemble variance of the
+   mean, summed over tau): where the members disagree more than the correction is
+   large -- typically where the base is already nearly exact -- the base is kept,
+8. ``G = G_base + decode(Delta y)`` on the stored tau grid and, with ``clip``,
    the projection onto ``{G <= 0, G(0) + G(beta) = -1}``
    (:func:`~triqs_mlsolver.ml.representations.project_tau_physical`; it
    cannot increase the error because the exact G lies in that convex set).
@@ -147,12 +151,15 @@ class Prediction:
     G_tau_spread : ndarray (b, T), ensemble standard deviation (zeros for one member)
     dy_members : ndarray (K, b, o) or None, every member's correction (needed for a
         self-energy target, whose decoding is not linear: G is the members' mean G)
+    factor : ndarray (b,) or None, the shrinkage factor applied to the mean correction
+        (None: 1)
     """
 
     dy: np.ndarray
     G_tau: np.ndarray
     G_tau_spread: np.ndarray
     dy_members: np.ndarray | None = None
+    factor: np.ndarray | None = None
 
     def G_l(self, samples: SampleSet, spec: FeatureSpec, n_l: int) -> np.ndarray:
         """``G_l = G_l^base + decode(Delta y)``, shape (b, n_l)."""
@@ -164,7 +171,8 @@ class Prediction:
         dGl = spec.sigma.decode_legendre(self.dy_members.reshape(K * b, o),
                                           np.tile(Gl_b, (K, 1)), np.tile(samples.beta, K),
                                           n_l)
-        return base + dGl.reshape(K, b, n_l).mean(axis=0)
+        dGl = dGl.reshape(K, b, n_l).mean(axis=0)
+        return base + (dGl if self.factor is None else self.factor[:, None] * dGl)
 
 
 class CorrectionPipeline:
@@ -179,18 +187,20 @@ class CorrectionPipeline:
     reference : str, the solver the corrections lead to
     input_transform, target_transform : Transform
     symmetrize, clip : bool
+    shrink : float, the constant ``c`` of the ensemble shrinkage (0: off)
     """
 
     kind = "pipeline"
 
     def __init__(self, spec: FeatureSpec, reference: str, input_transform: Transform,
-                 target_transform: Transform, *, symmetrize=False, clip=True):
+                 target_transform: Transform, *, symmetrize=False, clip=True, shrink=0.0):
         self.spec = spec
         self.reference = reference
         self.input_transform = input_transform
         self.target_transform = target_transform
         self.symmetrize = bool(symmetrize)
         self.clip = bool(clip)
+        self.shrink = float(shrink)
 
     def _members(self, Z_bf, gates=None) -> np.ndarray:  # (K, b, o)
         raise NotImplementedError
@@ -257,11 +267,19 @@ class CorrectionPipeline:
         if self.clip:
             G_k = project_tau_physical(G_k.reshape(K * b, -1)).reshape(K, b, -1)
         dy_mean = dy.mean(axis=0)
-        G = base + dG_k.mean(axis=0)
+        dG = dG_k.mean(axis=0)
+        factor = None
+        if self.shrink > 0 and K > 1:
+            var_mean = dG_k.var(axis=0, ddof=1).sum(axis=1) / K
+            factor = np.clip(1.0 - self.shrink * var_mean
+                             / np.maximum((dG**2).sum(axis=1), 1e-300), 0.0, 1.0)
+            dG = factor[:, None] * dG
+            dy_mean = factor[:, None] * dy_mean
+        G = base + dG
         if self.clip:
             G = project_tau_physical(G)
         spread = G_k.std(axis=0) if len(G_k) > 1 else np.zeros_like(G)
-        return Prediction(dy_mean, G, spread, dy)
+        return Prediction(dy_mean, G, spread, dy, factor)
 
     # -- description for model files ------------------------------------------
     def pipeline_dict(self) -> dict:
@@ -272,7 +290,8 @@ class CorrectionPipeline:
                 "input": self.input_transform.to_dict(),
                 "target": self.target_transform.to_dict(),
             },
-            "options": {"symmetrize": self.symmetrize, "clip": self.clip},
+            "options": {"symmetrize": self.symmetrize, "clip": self.clip,
+                        "shrink": self.shrink},
         }
 
 

@@ -38,6 +38,7 @@ mesh, 90/10 split) under the keys given explicitly.
     ph_augment = true           # add the particle-hole image of every training sample
     symmetrize = false          # average the prediction with its PH image
     clip = true                 # project G onto {G <= 0, G(0)+G(beta) = -1}
+    shrink = 0.0                # c > 0: mean correction x max(0, 1 - c var/|mean|^2) (ensembles)
 
     [model]
     preset = ""                 # "seed"
@@ -133,6 +134,7 @@ DEFAULTS = {
         "ph_augment": True,
         "symmetrize": False,
         "clip": True,
+        "shrink": 0.0,
     },
     "model": {
         "preset": "",
@@ -261,6 +263,11 @@ def validate_train_config(cfg: dict) -> dict:
         feature_spec(out)
     except ValueError as exc:
         raise TrainConfigError(f"[features]: {exc}") from None
+    if f["shrink"] < 0:
+        raise TrainConfigError(f"[features] shrink = {f['shrink']}: must be >= 0 (0: off)")
+    if f["shrink"] > 0 and m["n_ensemble"] < 2:
+        raise TrainConfigError("[features] shrink needs the ensemble's variance: set [model] "
+                               "n_ensemble >= 2 (or shrink = 0)")
     if m["head"] not in ("plain", "gated"):
         raise TrainConfigError(f"[model] head = {m['head']!r}: use 'plain' or 'gated'")
     if m["head"] == "gated":
@@ -744,7 +751,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
                                                    checkpoints=checkpoints, quiet=quiet,
                                                    gates=G, gates_v=Gv, done=done)
     model = CorrectionModel(spec, reference, itf, otf, nets, arch,
-                            symmetrize=f["symmetrize"], clip=f["clip"])
+                            symmetrize=f["symmetrize"], clip=f["clip"], shrink=f["shrink"])
     errors, spread = {}, {}
     for name in ("validation", "test") if test_errors else ("validation",):
         if len(parts[name]):
