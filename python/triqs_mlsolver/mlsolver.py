@@ -254,7 +254,7 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
     diag = {"model": _model_name(mdl), "out_of_domain": reasons, "spread_max": spread_max,
             "spread_limit": limit, "fallback_used": False, "D_model": float(eff.D),
             "timings": timings, "G_tau_spread": np.tile(spread_out, (2, 1)),
-            "delta_moments": delta_mom}
+            "delta_moments": delta_mom, "G_tau_clipped": 0.0}
     if reasons and fallback == "ed":
         sol = _fallback_solution(params, n_iw, n_tau, n_l, mdl)
         diag.update(fallback_used=True, G_iw_raw=sol.G_iw, Sigma_iw_raw=sol.Sigma_iw)
@@ -428,9 +428,9 @@ class MLSolver(Solver):
         self.density = sol.density
         self.double_occupancy = sol.double_occupancy
         self.solution = sol
-        self.ml_report = {k: dg.get(k, 0.0) for k in (
-            "model", "out_of_domain", "spread_max", "spread_limit", "fallback_used", "timings",
-            "G_tau_clipped")}
+        self.ml_report = {k: dg[k] for k in ("model", "out_of_domain", "spread_max",
+                                             "spread_limit", "fallback_used", "timings",
+                                             "G_tau_clipped")}
         self.last_solve_parameters = {"h_int": str(h_int), "U": U, "mu": params.mu.tolist(),
                                       **ml_opts, **ignored}
         return self

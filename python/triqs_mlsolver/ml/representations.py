@@ -347,8 +347,6 @@ class SigmaTarget:
             raise ValueError(f"self-energy target n={self.n}: at most {SIGMA_N_SUM - 1} "
                              "Matsubara frequencies")
 
-    kind = "sigma"
-
     def to_dict(self) -> dict:
         return {"kind": "sigma", "n": int(self.n), "n_l": int(self.n_l)}
 
@@ -369,9 +367,6 @@ class SigmaTarget:
     def describe(self) -> str:
         return (f"Sigma correction (Sigma_ref - Sigma_base)/(i w_n), n < {self.n} "
                 f"(G(i w_n) from {self.n_l} Legendre coefficients; Dyson decode)")
-
-    def metric(self) -> np.ndarray:
-        return np.ones(self.size)
 
     # -- Matsubara values ---------------------------------------------------------
     def _G_iw(self, G_bl, n_count):
@@ -453,7 +448,7 @@ class SigmaTarget:
     def _decode_tau(self, dy_bo, G_bl_base, beta_b, x_out):
         dG, mom = self.correction_iw(dy_bo, G_bl_base, beta_b)
         R = self._remainder(dG, mom, self._iw(beta_b, SIGMA_N_SUM))
-        E = _sigma_phases(len(x_out), x_out.tobytes())
+        E = _sigma_phases(x_out.tobytes())
         out = (2.0 / beta_b[:, None]) * (R @ E).real
         F = tr.tail_polynomials(1.0, 4)  # F_k(beta x) = beta^(k-1) F_k(x)|_{beta=1}
         for k in (2, 3, 4):
@@ -477,7 +472,8 @@ class SigmaTarget:
 
 
 @lru_cache(maxsize=8)
-def _sigma_phases(n_x: int, x_bytes: bytes) -> np.ndarray:
+def _sigma_phases(x_bytes: bytes) -> np.ndarray:
+    """``exp(-i w_n tau)`` for ``n < SIGMA_N_SUM`` at ``x = tau/beta`` (cached per grid)."""
     x = np.frombuffer(x_bytes, float)
     n = np.arange(SIGMA_N_SUM)
     out = np.exp(-1j * np.pi * np.outer(2 * n + 1, x))
