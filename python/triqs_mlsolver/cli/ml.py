@@ -107,15 +107,8 @@ def run_evaluate(args) -> int:
     edges = (1, 4, 7, 10) if args.u_edges is None else tuple(args.u_edges)
     if len(edges) < 2 or any(b <= a for a, b in zip(edges[:-1], edges[1:])):
         raise ValueError(f"--u-edges {list(edges)}: give at least two increasing values")
-    if args.cheap:  # checked before the (minutes-long) evaluation
-        avail = [x for x in dict.fromkeys([*db.cheap, *model.spec.inputs])
-                 if x in db.solvers and x != model.reference]
-        unknown = [c for c in args.cheap if c not in avail]
-        if unknown:
-            raise ValueError(f"--cheap {unknown}: not cheap solvers of {db.path} "
-                             f"(it has {avail})")
     res = evaluate(model, db, split=args.split, baselines=not args.no_baselines,
-                   krr=not args.no_krr, log=_log(args), u_edges=edges)
+                   krr=not args.no_krr, log=_log(args), u_edges=edges, cheap=args.cheap)
     fmt = "rst" if args.rst else "text"
     print(f"model {args.model} on {db.path} ({res.info['split']}, {len(res.samples)} samples)")
     if "guard" in res.info:
@@ -131,8 +124,6 @@ def run_evaluate(args) -> int:
             if fmt == "rst":
                 print(f"{q} {st}\n")
             print(format_table(res, q, st, fmt=fmt))
-    if args.cheap:
-        res.info["cheap"] = list(args.cheap)
     ratios = ratio_table(res)
     print()
     if fmt == "rst":

@@ -46,6 +46,7 @@ from .dataset import SampleSet, load_samples
 
 __all__ = [
     "errors_of_prediction",
+    "cheap_solvers",
     "worst_samples",
     "format_worst",
     "ratio_table",
@@ -139,17 +140,32 @@ def _table(res: EvaluationResult):
     return tab
 
 
+def cheap_solvers(model, db) -> list:
+    """The cheap solvers an evaluation of ``model`` on ``db`` shows: the database's cheap
+    solvers and the model's inputs that ``db`` holds, without the reference."""
+    return [x for x in dict.fromkeys([*db.cheap, *model.spec.inputs])
+            if x in db.solvers and x != model.reference]
+
+
 def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4, 7, 10),
-             log=print, krr_n_fit=4000, krr_n_cv=1000) -> EvaluationResult:
-    """Evaluate ``model`` on the unseen samples of ``db`` (see the module docstring)."""
+             log=print, krr_n_fit=4000, krr_n_cv=1000, cheap=None) -> EvaluationResult:
+    """Evaluate ``model`` on the unseen samples of ``db`` (see the module docstring).
+
+    ``cheap``: the cheap solvers :func:`ratio_table` compares with (default: all of
+    :func:`cheap_solvers`), checked before any work."""
     from ..database import Database
     from .modelfile import check_compatible, file_sha256
 
     check_compatible(model, db)
     meta = getattr(model, "metadata", {}) or {}
     spec, ref = model.spec, model.reference
-    solvers = list(dict.fromkeys([*db.cheap, *spec.inputs, ref]))
-    solvers = [x for x in solvers if x in db.solvers]
+    avail = cheap_solvers(model, db)
+    if cheap is not None:
+        unknown = [c for c in cheap if c not in avail]
+        if unknown or not cheap:
+            raise ValueError(f"cheap solvers {list(unknown or cheap)}: not cheap solvers of "
+                             f"{db.path} (it has {avail})")
+    solvers = [*avail, ref]
     same_db = bool(meta.get("database")) and file_sha256(db.path) == meta["database"]["sha256"]
     info = {"database": str(db.path), "same_as_training": same_db}
     if same_db:
@@ -215,7 +231,7 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
             _add_guarded(G_tau, G_l, samples, ref, pred, meta, info)
     for m in G_l:
         sig[m], Z[m] = sigma_z_from_legendre(G_l[m], samples)
-    info["cheap"] = [x for x in solvers if x != ref]
+    info["cheap"] = list(avail if cheap is None else cheap)
     res = EvaluationResult(samples, ref, {m: G_tau[m] for m in G_tau if m != ref},
                            G_l, sig, Z, pred.G_tau_spread, _bins(samples, u_edges), info=info)
     res.table = _table(res)
@@ -270,13 +286,18 @@ def _render(head, rows, fmt, title) -> str:
     return "\n".join(lines)
 
 
+def _sample_mse(res: EvaluationResult):
+    """``({method: mean square error of G(tau) per sample}, [cheap solvers among them])``."""
+    ref = res.samples.G_tau[res.reference]
+    mse = {m: ((G - ref) ** 2).mean(axis=1) for m, G in res.G_tau.items()}
+    return mse, [c for c in res.info.get("cheap", []) if c in mse]
+
+
 def ratio_table(res: EvaluationResult, *, n_boot=2000, level=0.95, seed=0) -> dict:
     """``{method: {bin: {"ratio", "lo", "hi", "best"}}}``: RMS of G(tau) of each learned method
     over that of the best cheap solver of the bin (``best``), with the ``level`` paired
     bootstrap interval ``[lo, hi]`` (``n_boot`` resamples of the bin's samples)."""
-    ref = res.samples.G_tau[res.reference]
-    mse = {m: ((G - ref) ** 2).mean(axis=1) for m, G in res.G_tau.items()}
-    cheap = [c for c in res.info.get("cheap", []) if c in mse]
+    mse, cheap = _sample_mse(res)
     if not cheap:
         raise ValueError("no cheap solver in the evaluation to compare with")
     methods = [m for m in ("model", "model+guard", "ridge", "krr") if m in mse]
@@ -305,12 +326,10 @@ def worst_samples(res: EvaluationResult, k=10, method="model", against=None) -> 
     squared error of its beta bin (errors are heavy-tailed; this says how much one sample
     decides a bin's ratio)."""
     s = res.samples
-    ref = s.G_tau[res.reference]
-    mse = {m: ((G - ref) ** 2).mean(axis=1) for m, G in res.G_tau.items()}
+    mse, cheap = _sample_mse(res)
     if method not in mse:
         raise ValueError(f"no method {method!r} in the evaluation (it has {list(mse)})")
     if against is None:
-        cheap = [c for c in res.info.get("cheap", []) if c in mse]
         against = min(cheap, key=lambda c: mse[c].mean()) if cheap else None
     p = s.params
     out = []
