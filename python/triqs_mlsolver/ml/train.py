@@ -228,11 +228,6 @@ def validate_train_config(cfg: dict) -> dict:
                          ("output", "checkpoint_every", 0)):
         if out[sec][key] < lo:
             raise TrainConfigError(f"[{sec}] {key} = {out[sec][key]}: must be >= {lo}")
-    try:
-        Representation(kind=f["kind"], n=f["n"], mesh=f["mesh"], source=f["source"],
-                       parity=f["parity"] if f["kind"] == "legendre" else "both")
-    except ValueError as exc:
-        raise TrainConfigError(f"[features]: {exc}") from None
     if f["kind"] == "tau" and f["parity"] != "both":
         raise TrainConfigError("[features] parity applies to kind = 'legendre' only")
     for key in ("input_transform", "target_transform"):
