@@ -44,14 +44,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..aim import AIMParams, fit_bath
-from ..gf.transforms import matsubara_freqs
+from ..gf.transforms import matsubara_freqs, semicircle_g
 
 __all__ = ["sample_params", "sample_arrays"]
-
-
-def _semicircle(z, D, c=0.0):
-    w = z - c
-    return 2.0 / (w + np.sqrt(w - D) * np.sqrt(w + D)) / 1.0
 
 
 def sample_params(cfg: dict, i: int) -> AIMParams:
@@ -82,8 +77,8 @@ def sample_params(cfg: dict, i: int) -> AIMParams:
     shift = rng.uniform(-0.3, 0.3) * D
     w_ins = rng.uniform(0.0, 1.0) ** 2
     width = rng.uniform(0.2, 0.6) * D
-    G = (1 - w_ins) * _semicircle(iw, D, shift) + w_ins * 0.5 * (
-        _semicircle(iw, width, U / 2) + _semicircle(iw, width, -U / 2)
+    G = (1 - w_ins) * semicircle_g(iw, D, shift) + w_ins * 0.5 * (
+        semicircle_g(iw, width, U / 2) + semicircle_g(iw, width, -U / 2)
     )
     delta = D**2 / 4 * G
     fit = fit_bath(delta, beta, nb, n_starts=3, seed=int(rng.integers(2**31)), D=D)
@@ -102,7 +97,7 @@ def _bethe_sample(rng, U, D, eps, beta, nb, iw):
     A = Us**2 / 4
     Om2 = A * Z / (1.0 - Z) if Z < 1.0 else np.inf
     sigma = A * iw / (iw**2 - Om2) if np.isfinite(Om2) else np.zeros_like(iw)
-    G = _semicircle(iw - shift - sigma, D)
+    G = semicircle_g(iw - shift - sigma, D)
     fit = fit_bath(D**2 / 4 * G, beta, nb, ph_symmetric=ph, n_starts=3,
                    seed=int(rng.integers(2**31)), D=D)
     return AIMParams(U=U, mu=U / 2 - eps, beta=beta, eps_k=fit.eps_k, V_k=fit.V_k, D=D,

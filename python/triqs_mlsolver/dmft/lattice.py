@@ -44,6 +44,8 @@ import math
 
 import numpy as np
 
+from ..gf.transforms import semicircle_g  # noqa: F401  (re-exported: part of this module's API)
+
 __all__ = [
     "Lattice",
     "Bethe",
@@ -59,30 +61,6 @@ __all__ = [
 
 
 # -- pure functions ------------------------------------------------------------------
-def semicircle_g(zeta, D=1.0):
-    """Local Green's function of the semicircular DOS (Bethe lattice, half bandwidth ``D``).
-
-    .. math:: G(\\zeta) = \\int d\\epsilon \\frac{\\rho(\\epsilon)}{\\zeta - \\epsilon}
-              = \\frac{2}{\\zeta + \\sqrt{\\zeta - D}\\sqrt{\\zeta + D}},\\qquad
-              \\rho(\\epsilon) = \\frac{2}{\\pi D^2}\\sqrt{D^2 - \\epsilon^2} .
-
-    Parameters
-    ----------
-    zeta : complex ndarray, any shape
-        ``i w_n + mu - Sigma(i w_n)``, off the real axis.
-    D : float
-        Half bandwidth.
-
-    Returns
-    -------
-    complex ndarray, the shape of ``zeta``
-        The branch with ``G ~ 1/zeta`` at large ``|zeta|`` (``Im G < 0`` for
-        ``Im zeta > 0``); the form above is free of cancellation at large ``|zeta|``.
-    """
-    zeta = np.asarray(zeta, complex)
-    return 2.0 / (zeta + np.sqrt(zeta - D) * np.sqrt(zeta + D))
-
-
 def semicircle_dos(n_e, D=1.0):
     """Gauss quadrature of the semicircular DOS: ``int rho(e) f(e) de ~ sum_i w_i f(e_i)``.
 

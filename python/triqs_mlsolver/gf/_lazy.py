@@ -168,11 +168,6 @@ class _MeshFunction(LazyExpr):
 iOmega_n = _MeshFunction("iOmega_n", lambda z: z)
 
 
-def _semicircular(z, D):
-    s = np.sqrt(z - D) * np.sqrt(z + D)  # branch with s ~ z at infinity off the real axis
-    return 2.0 / (z + s)  # = 2 (z - s) / D^2, without the cancellation at large |z|
-
-
 def SemiCircular(half_bandwidth=1.0, chem_potential=0.0):
     """``G(z) = int rho(e) / (z + mu - e) de`` for the semicircular DOS of half width ``D``.
 
@@ -182,7 +177,7 @@ def SemiCircular(half_bandwidth=1.0, chem_potential=0.0):
     if not D > 0:
         raise ValueError(f"half_bandwidth={half_bandwidth} must be positive")
     mu = chem_potential
-    return _MeshFunction(f"SemiCircular({D:g})", lambda z: _semicircular(z + mu, D))
+    return _MeshFunction(f"SemiCircular({D:g})", lambda z: tr.semicircle_g(z + mu, D))
 
 
 def Flat(half_width=1.0):

@@ -34,6 +34,7 @@ from scipy.special import spherical_jn
 
 __all__ = [
     "matsubara_freqs",
+    "semicircle_g",
     "tail_polynomials",
     "tail_tau",
     "tail_iw",
@@ -81,6 +82,33 @@ def _matsubara_freqs(beta: float, n_iw: int) -> np.ndarray:
     out = 1j * np.pi * (2 * n + 1) / beta
     out.setflags(write=False)
     return out
+
+
+def semicircle_g(zeta, D=1.0, center=0.0):
+    """Local Green's function of the semicircular DOS (Bethe lattice, half bandwidth ``D``).
+
+    .. math:: G(\\zeta) = \\int d\\epsilon \\frac{\\rho(\\epsilon)}{\\zeta - \\epsilon}
+              = \\frac{2}{w + \\sqrt{w - D}\\sqrt{w + D}},\\quad w = \\zeta - c,\\qquad
+              \\rho(\\epsilon) = \\frac{2}{\\pi D^2}\\sqrt{D^2 - (\\epsilon - c)^2} .
+
+    Parameters
+    ----------
+    zeta : complex ndarray, any shape
+        ``i w_n + mu - Sigma(i w_n)``, off the real axis.
+    D : float
+        Half bandwidth.
+    center : float
+        Centre ``c`` of the band.
+
+    Returns
+    -------
+    complex ndarray, the shape of ``zeta``
+        The branch with ``G ~ 1/zeta`` at large ``|zeta|`` (``Im G < 0`` for
+        ``Im zeta > 0``); the form above is free of the cancellation of ``2 (w - s) / D^2``
+        at large ``|zeta|``.
+    """
+    w = np.asarray(zeta, complex) - center
+    return 2.0 / (w + np.sqrt(w - D) * np.sqrt(w + D))
 
 
 @lru_cache(maxsize=64)
