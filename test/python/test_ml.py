@@ -634,7 +634,7 @@ def test_bad_train_configs(tiny_db, tmp_path):
         validate_train_config({"model": {"activation": "swish"}})
     with pytest.raises(TrainConfigError, match="delta<n>"):
         validate_train_config({"features": {"descriptors": ["U/D", "delta100"]}})
-    with pytest.raises(TrainConfigError, match="unknown 'bathh'"):
+    with pytest.raises(TrainConfigError, match="unknown descriptor 'bathh'"):
         validate_train_config({"features": {"descriptors": ["bathh"]}})
     assert validate_train_config({"features": {"descriptors": ["delta40"]}})
     with pytest.raises(TrainConfigError, match="not in"):

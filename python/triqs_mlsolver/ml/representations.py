@@ -725,7 +725,7 @@ def descriptors(params: dict, names) -> tuple[np.ndarray, list[str]]:
         else:
             raise ValueError(
                 f"unknown descriptor {name!r}; available: {', '.join(DESCRIPTORS)}, bath, "
-                "delta, delta<n>"
+                "delta, delta<n> (e.g. delta40)"
             )
     return np.stack(cols, axis=1) if cols else np.zeros((len(p["U"]), 0)), labels
 

@@ -87,11 +87,9 @@ from ..errors import TriqsMLSolverError
 from .dataset import FeatureSpec, SampleSet, load_samples, split_indices
 from .models import ACTIVATIONS, PRESETS, CorrectionModel, build_mlp
 from .representations import (
-    DESCRIPTORS,
     Representation,
     SigmaTarget,
     Transform,
-    delta_size,
     descriptors,
 )
 
@@ -234,16 +232,6 @@ def validate_train_config(cfg: dict) -> dict:
         if f[key] not in ("identity", "tanh", "-tanh"):
             raise TrainConfigError(
                 f"[features] {key} = {f[key]!r}: use 'identity', 'tanh' or '-tanh'"
-            )
-    for name in f["descriptors"]:
-        try:
-            known = name == "bath" or name in DESCRIPTORS or delta_size(name)
-        except ValueError as exc:
-            raise TrainConfigError(f"[features] descriptors: {exc}") from None
-        if not known:
-            raise TrainConfigError(
-                f"[features] descriptors: unknown {name!r}; available: "
-                f"{', '.join(DESCRIPTORS)}, bath, delta, delta<n> (e.g. delta40)"
             )
     if f["target"] not in ("G", "sigma"):
         raise TrainConfigError(f"[features] target = {f['target']!r}: use 'G' (the correction "

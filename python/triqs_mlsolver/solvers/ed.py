@@ -379,15 +379,15 @@ register_solver(
                 "with continued fractions above); fits Delta_iw with n_bath sites if given",
 )
 solve_ed1, solve_ed2, solve_ed3, solve_ed4 = (_fixed_bath(k, "full") for k in (1, 2, 3, 4))
+solve_ed1w, solve_ed2w, solve_ed3w, solve_ed4w = (_fixed_bath(k, "full", "1/w")
+                                                  for k in (1, 2, 3, 4))
 solve_ed8 = _fixed_bath(8, "lanczos")
-for _k, _fn in ((1, solve_ed1), (2, solve_ed2), (3, solve_ed3), (4, solve_ed4)):
+for _k, _fn, _wfn in ((1, solve_ed1, solve_ed1w), (2, solve_ed2, solve_ed2w),
+                      (3, solve_ed3, solve_ed3w), (4, solve_ed4, solve_ed4w)):
     register_solver(f"ed{_k}", _fn, options={**_FIXED_OPTIONS, "method": "full"},
                     description=f"ED with {_k} bath site(s) per spin, full diagonalisation "
                                 f"(cheap solver; fits the hybridisation)")
-solve_ed1w, solve_ed2w, solve_ed3w, solve_ed4w = (_fixed_bath(k, "full", "1/w")
-                                                  for k in (1, 2, 3, 4))
-for _k, _fn in ((1, solve_ed1w), (2, solve_ed2w), (3, solve_ed3w), (4, solve_ed4w)):
-    register_solver(f"ed{_k}w", _fn,
+    register_solver(f"ed{_k}w", _wfn,
                     options={**_FIXED_OPTIONS, "method": "full", "fit_weight": "1/w"},
                     description=f"ED with {_k} bath site(s) per spin fitted with 1/w_n weights "
                                 f"(low frequencies first; cheap solver)")
