@@ -774,6 +774,18 @@ def test_published_models_are_frozen(trained, tmp_path):
         save_model(model, path)
 
 
+def test_publish_name_checked_before_training(tiny_db, tmp_path):
+    """An unversioned [output] name, or one already published, is refused before any training
+    (it used to fail only after the model had been trained and written)."""
+    with pytest.raises(TrainConfigError, match="versioned"):
+        _cfg(tiny_db, tmp_path / "m.safetensors", output={"name": "mymodel"})
+    (tmp_path / "tiny_test_v1.safetensors").write_bytes(b"")
+    cfg = _cfg(tiny_db, tmp_path / "m.safetensors", output={"name": "tiny_test_v1"})
+    with pytest.raises(ModelExistsError, match="next version number"):
+        train_model(cfg, quiet=True)
+    assert not (tmp_path / "m.safetensors").exists()  # refused before training wrote it
+
+
 def test_header_length_sniffing(tmp_path):
     f = tmp_path / "huge_header.safetensors"
     f.write_bytes(struct.pack("<Q", 10**12) + b"{}")

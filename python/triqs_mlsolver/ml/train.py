@@ -289,6 +289,12 @@ def validate_train_config(cfg: dict) -> dict:
         raise TrainConfigError("[training] max_minutes must be >= 0 (0: no limit)")
     if not str(o["model"]).endswith(".safetensors"):
         raise TrainConfigError(f"[output] model = {o['model']!r}: must end in .safetensors")
+    from .modelfile import NAME_RE
+
+    if o["name"] and not NAME_RE.match(o["name"]):
+        raise TrainConfigError(f"[output] name = {o['name']!r}: a published model's name must be "
+                               "versioned like 'triqs_mlsolver_default_v1' (or leave it empty "
+                               "to write only [output] model)")
     return out
 
 
@@ -679,6 +685,10 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         raise ModelExistsError(
             f"{out_path} exists; choose another [output] model or set overwrite = true"
         )
+    published = out_path.parent / f"{cfg['output']['name']}.safetensors"
+    if save and cfg["output"]["name"] and published.exists():
+        raise ModelExistsError(f"{published} exists; published models are never edited in "
+                               "place: choose the next version number in [output] name")
     t_start = time.perf_counter()
     if cfg["training"]["threads"]:
         torch.set_num_threads(cfg["training"]["threads"])

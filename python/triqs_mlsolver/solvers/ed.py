@@ -89,6 +89,22 @@ uniform ones: the low frequencies, which decide the low-energy physics, count
 more.  On 40 random Bethe-database AIMs (reference ED-6) ED-3 with ``1/w_n``
 weights has 6x smaller G(tau) errors than with uniform weights (RMS 1.0e-3
 against 6.4e-3; 3-8x on the doped low-temperature samples that are hardest).
+
+Re-embedding (``embed=True``; registered as ``'ed1e'`` ... ``'ed4e'``, with the
+``1/w_n`` fit): the self-energy of the fitted AIM in the exact ``G0`` of the
+given one, ``G = 1/(G0^-1 - Sigma_fit)`` -- what an ED-DMFT code does when it
+puts the impurity self-energy in the lattice Dyson equation.  Exact at
+``U = 0`` whatever the fit, identical to plain ED when no fit is made; the
+moments ``c1 = 1``, ``c2 = Sigma_inf - mu`` are known and the transforms to
+``tau`` and Legendre are tail-corrected (:func:`solution_from_iw`);
+``<n_up n_dn>`` comes from Galitskii-Migdal (converges as ``n_iw^-3``).  It
+mends the bath-fit error of the low frequencies but not the self-energy's own
+error: on the independent Bethe test database (1,000 AIMs, reference ED-6)
+the RMS error of G(tau) of ED-3 falls from 1.48e-3 (``ed3w``) to 7.7e-4
+(beta = 50: 0.49x, beta = 100: 0.52x, beta = 20: 1.01x), mostly on the
+samples with the largest errors; the median sample gets about 10 % worse
+(only 38 % improve).  Cost: 8.8 ms median per AIM against 7.6 ms for ``ed3w``
+(the Matsubara-to-tau/Legendre transforms of 2 x 1025 frequencies).
 """
 
 from __future__ import annotations
@@ -102,7 +118,12 @@ from ..aim.params import AIMParams
 from ..errors import TriqsMLSolverError
 from . import _ed_core as core
 from .base import register_solver
-from .solution import solution_from_poles
+from .solution import (
+    double_occupancy_from_ud,
+    galitskii_migdal,
+    solution_from_iw,
+    solution_from_poles,
+)
 
 __all__ = ["solve_ed", "ed_poles", "TooManyStatesError", "MAX_BATH", "DIM_FULL",
            "DIM_FALLBACK"]
@@ -289,7 +310,7 @@ def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
 
 def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto", cutoff=1e-10,
              n_lanczos=150, n_states_max=200, ph_symmetric_fit=False, fit_starts=4,
-             fit_weight="uniform"):
+             fit_weight="uniform", embed=False):
     """ED solution of the AIM (see the module docstring for the method).
 
     Parameters
@@ -319,6 +340,10 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
     fit_weight : {'uniform', '1/n', '1/w'}
         Weights ``W_n`` of the bath fit (:func:`triqs_mlsolver.aim.fit_bath`);
         ``'1/w'`` emphasises the low frequencies (the ``ed<k>w`` solvers).
+    embed : bool
+        With a fitted bath: return ``G = 1/(G0^-1 - Sigma_fit)``, the fitted AIM's
+        self-energy in the exact ``G0`` of ``params`` (the ``ed<k>e`` solvers; see the
+        module docstring).  No effect when no fit is made.
 
     Returns
     -------
@@ -329,6 +354,8 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
         omitted Boltzmann weight bound, number of poles, bath fit).
     """
     _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts, fit_weight)
+    if not isinstance(embed, (bool, np.bool_)):
+        raise ValueError(f"embed={embed!r} must be True or False")
     disc, fit = _discrete_params(params, n_bath, n_iw, ph_symmetric_fit, fit_starts,
                                  fit_weight)
     t0 = time.perf_counter()
@@ -347,27 +374,51 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
                                double_occupancy=float(st["double_occupancy"]),
                                energy=float(st["energy"]), diagnostics=diag)
     sol.diagnostics["time_solution"] = time.perf_counter() - t1
+    if embed and fit is not None:
+        sol = _embedded(params, sol, n_tau=n_tau, n_l=n_l)
     return sol
+
+
+def _embedded(params, sol, *, n_tau, n_l):
+    """The fitted AIM's self-energy in the exact ``G0`` of ``params``: ``G = 1/(G0^-1 - Sigma)``.
+
+    Known moments of ``G``: ``c1 = 1`` and ``c2 = Sigma_inf - mu`` with the Hartree term
+    ``Sigma_inf = U <n_-s>`` of the fitted AIM (``Delta`` starts at ``1/(i w)``);
+    ``<n_up n_dn>`` by Galitskii-Migdal with ``Sigma``'s ``1/(i w)`` moment
+    ``U^2 <n_-s>(1 - <n_-s>)``.  ``Sigma_iw`` of the result is that ``Sigma``; the density
+    is that of the new ``G``; the energy of the fitted AIM does not carry over (``None``).
+    """
+    U, beta = params.U, params.beta
+    n_fit = np.asarray(sol.density, float)[::-1]  # <n_-s> of the fitted AIM
+    sigma_inf, c1 = U * n_fit, U**2 * n_fit * (1 - n_fit)
+    G = 1.0 / (1.0 / params.g0_iw(sol.n_iw) - sol.Sigma_iw)
+    moments = [np.array([0.0, 1.0, sigma_inf[s] - params.mu[s]]) for s in range(2)]
+    diag = dict(sol.diagnostics, embedded=True, density_fitted_aim=sol.density.tolist())
+    out = solution_from_iw(params, G, n_tau=n_tau, n_l=n_l, moments=moments, diagnostics=diag)
+    ud = galitskii_migdal(sol.Sigma_iw, G, beta, sigma_inf, c1, out.density)
+    out.double_occupancy = double_occupancy_from_ud(ud, U, out.density)
+    return out
 
 
 _OPTIONS = {"n_bath": None, "method": "auto", "cutoff": 1e-10, "n_lanczos": 150,
             "n_states_max": 200, "ph_symmetric_fit": False, "fit_starts": 4,
-            "fit_weight": "uniform"}
+            "fit_weight": "uniform", "embed": False}
 _FIXED_OPTIONS = {key: v for key, v in _OPTIONS.items() if key != "n_bath"}
 
 
-def _fixed_bath(k, default_method, fit_weight="uniform"):
+def _fixed_bath(k, default_method, fit_weight="uniform", embed=False):
     def solve(params, *, n_iw, n_tau, n_l, method=default_method, fit_weight=fit_weight,
-              **options):
+              embed=embed, **options):
         return solve_ed(params, n_iw=n_iw, n_tau=n_tau, n_l=n_l, n_bath=k, method=method,
-                        fit_weight=fit_weight, **options)
+                        fit_weight=fit_weight, embed=embed, **options)
 
-    w = "" if fit_weight == "uniform" else "w"
-    solve.__name__ = f"solve_ed{k}{w}"
+    suffix = "e" if embed else ("" if fit_weight == "uniform" else "w")
+    solve.__name__ = f"solve_ed{k}{suffix}"
     solve.__qualname__ = solve.__name__
     solve.__doc__ = (f"ED with the hybridisation represented by {k} bath site(s) per spin "
                      f"(fitted with weights {fit_weight!r} unless the discrete bath already "
-                     f"has {k}); method {default_method!r} by default.  See :func:`solve_ed`.")
+                     f"has {k}){'; the self-energy re-embedded in the exact G0' if embed else ''}"
+                     f"; method {default_method!r} by default.  See :func:`solve_ed`.")
     return solve
 
 
@@ -381,9 +432,13 @@ register_solver(
 solve_ed1, solve_ed2, solve_ed3, solve_ed4 = (_fixed_bath(k, "full") for k in (1, 2, 3, 4))
 solve_ed1w, solve_ed2w, solve_ed3w, solve_ed4w = (_fixed_bath(k, "full", "1/w")
                                                   for k in (1, 2, 3, 4))
+solve_ed1e, solve_ed2e, solve_ed3e, solve_ed4e = (_fixed_bath(k, "full", "1/w", embed=True)
+                                                  for k in (1, 2, 3, 4))
 solve_ed8 = _fixed_bath(8, "lanczos")
-for _k, _fn, _wfn in ((1, solve_ed1, solve_ed1w), (2, solve_ed2, solve_ed2w),
-                      (3, solve_ed3, solve_ed3w), (4, solve_ed4, solve_ed4w)):
+for _k, _fn, _wfn, _efn in ((1, solve_ed1, solve_ed1w, solve_ed1e),
+                            (2, solve_ed2, solve_ed2w, solve_ed2e),
+                            (3, solve_ed3, solve_ed3w, solve_ed3e),
+                            (4, solve_ed4, solve_ed4w, solve_ed4e)):
     register_solver(f"ed{_k}", _fn, options={**_FIXED_OPTIONS, "method": "full"},
                     description=f"ED with {_k} bath site(s) per spin, full diagonalisation "
                                 f"(cheap solver; fits the hybridisation)")
@@ -391,6 +446,11 @@ for _k, _fn, _wfn in ((1, solve_ed1, solve_ed1w), (2, solve_ed2, solve_ed2w),
                     options={**_FIXED_OPTIONS, "method": "full", "fit_weight": "1/w"},
                     description=f"ED with {_k} bath site(s) per spin fitted with 1/w_n weights "
                                 f"(low frequencies first; cheap solver)")
+    register_solver(f"ed{_k}e", _efn,
+                    options={**_FIXED_OPTIONS, "method": "full", "fit_weight": "1/w",
+                             "embed": True},
+                    description=f"ED with {_k} bath site(s) per spin fitted with 1/w_n weights, "
+                                f"its self-energy re-embedded in the exact G0 (cheap solver)")
 register_solver("ed8", solve_ed8, options={**_FIXED_OPTIONS, "method": "lanczos"},
                 description="ED with 8 bath sites per spin, Lanczos + continued fractions "
                             "(reference solver; fits the hybridisation)")
