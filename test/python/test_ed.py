@@ -435,12 +435,12 @@ def test_embedding_in_its_own_bath_is_the_identity():
     Matsubara sum converges as n_iw^-3 (after the analytic 1/(i w)^2 tail the summand is
     O(w^-4)): at beta = 10 and n_iw = 1025 to 1e-8 (measured <= 2e-9), at beta = 50 with
     the third-order convergence checked between n_iw = 1025 and 2049 (measured 8.0x)."""
-    from triqs_mlsolver.solvers.ed import _embedded
+    from triqs_mlsolver.solvers.ed import embed_solution
 
     for seed, polarised in ((0, False), (2, True)):
         p = random_aim(3, beta=10.0, seed=seed, polarised=polarised)
         sol = solve_ed(p, n_iw=1025, n_tau=201, n_l=40)
-        emb = _embedded(p, sol, n_tau=201, n_l=40)
+        emb = embed_solution(p, sol, n_tau=201, n_l=40)
         np.testing.assert_allclose(emb.G_tau, sol.G_tau, atol=1e-11)
         np.testing.assert_allclose(emb.G_l, sol.G_l, atol=1e-11)
         np.testing.assert_allclose(emb.density, sol.density, atol=1e-11)
@@ -449,7 +449,7 @@ def test_embedding_in_its_own_bath_is_the_identity():
     err = []
     for n_iw in (1025, 2049):
         sol = solve_ed(p, n_iw=n_iw, n_tau=201, n_l=40)
-        emb = _embedded(p, sol, n_tau=201, n_l=40)
+        emb = embed_solution(p, sol, n_tau=201, n_l=40)
         np.testing.assert_allclose(emb.G_tau, sol.G_tau, atol=1e-11)
         err.append(abs(emb.double_occupancy - sol.double_occupancy))
     assert err[0] < 1e-6 and 6.0 < err[0] / err[1] < 10.0, err
@@ -461,6 +461,7 @@ def test_embedded_solution_is_consistent():
     has G(0+) + G(beta-) = -1, and G_l, G_tau are the transforms of G_iw; without a fit
     (3-site discrete bath) ed3e is plain ED."""
     from triqs_mlsolver.gf.transforms import semicircle_g
+    from triqs_mlsolver.solvers.ed import embed_solution
     from triqs_mlsolver.solvers.solution import solution_from_iw
 
     beta, n_iw = 50.0, 1025
@@ -471,6 +472,9 @@ def test_embedded_solution_is_consistent():
     e = solve_aim("ed3e", p, **grid)
     w = solve_aim("ed3w", p, **grid)
     np.testing.assert_allclose(e.Sigma_iw, w.Sigma_iw, atol=1e-12)
+    again_w = embed_solution(p, w, n_tau=201, n_l=40)  # what MLSolver does with ed3w at hand
+    np.testing.assert_array_equal(again_w.G_tau, e.G_tau)
+    np.testing.assert_array_equal(again_w.G_l, e.G_l)
     np.testing.assert_allclose(e.Sigma_iw, 1 / p.g0_iw(n_iw) - 1 / e.G_iw, atol=1e-10)
     assert np.all(e.G_iw[:, n_iw:].imag < 0)
     np.testing.assert_allclose(e.G_tau[:, 0] + e.G_tau[:, -1], -1.0, atol=1e-10)

@@ -125,7 +125,7 @@ from .solution import (
     solution_from_poles,
 )
 
-__all__ = ["solve_ed", "ed_poles", "TooManyStatesError", "MAX_BATH", "DIM_FULL",
+__all__ = ["solve_ed", "ed_poles", "embed_solution", "TooManyStatesError", "MAX_BATH", "DIM_FULL",
            "DIM_FALLBACK"]
 
 #: Largest bath: ``k = 9`` means sectors of up to C(10, 5)^2 = 63504 states.
@@ -375,11 +375,11 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
                                energy=float(st["energy"]), diagnostics=diag)
     sol.diagnostics["time_solution"] = time.perf_counter() - t1
     if embed and fit is not None:
-        sol = _embedded(params, sol, n_tau=n_tau, n_l=n_l)
+        sol = embed_solution(params, sol, n_tau=n_tau, n_l=n_l)
     return sol
 
 
-def _embedded(params, sol, *, n_tau, n_l):
+def embed_solution(params, sol, *, n_tau, n_l):
     """The fitted AIM's self-energy in the exact ``G0`` of ``params``: ``G = 1/(G0^-1 - Sigma)``.
 
     Known moments of ``G``: ``c1 = 1`` and ``c2 = Sigma_inf - mu`` with the Hartree term
