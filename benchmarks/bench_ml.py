@@ -7,7 +7,8 @@ constraint projection -> G on the stored tau grid, at batch 1 and batch
 solvers are timed with ``solve_aim`` on the database's first sample with the
 database's grid (``n_iw``, ``n_tau``, ``n_l``).  The model needs the cheap
 solvers' results as input, so the ML solve costs (sum of its input solvers)
-+ (model time).
++ (model time); an ``ed<k>e`` input next to ``ed<k>w`` costs only its re-embedding
+(``embed_solution``, timed on its own), as in MLSolver.
 
     python benchmarks/bench_ml.py MODEL DB.h5 [--repeat 20] [--threads 1] [--solvers ...]
 
@@ -24,6 +25,7 @@ from triqs_mlsolver.database import Database
 from triqs_mlsolver.ml import load_model
 from triqs_mlsolver.ml.dataset import SampleSet, load_samples
 from triqs_mlsolver.solvers import solve_aim
+from triqs_mlsolver.solvers.ed import embed_solution, embedded_source
 
 
 def main():
@@ -58,6 +60,14 @@ def main():
     rows = []
     for s in args.solvers or solvers:
         rows.append((s, median_time(lambda s=s: solve_aim(s, params, **grid), args.repeat)))
+    in_ml = {s: t for s, t in rows if s in solvers}
+    embeds = []
+    for s in solvers:  # what MLSolver does: ed<k>e re-embeds ed<k>w's solution
+        if embedded_source(s) in solvers:
+            sol = solve_aim(embedded_source(s), params, **grid)
+            in_ml[s] = median_time(lambda sol=sol: embed_solution(params, sol, n_tau=grid["n_tau"],
+                                                          n_l=grid["n_l"]), args.repeat)
+            embeds.append((f"{s} = embed {embedded_source(s)}", in_ml[s]))
     print(f"model {args.model}: {len(model.nets)} member(s), "
           f"{model.architecture['depth']} x {model.architecture['width']} "
           f"{model.architecture['activation']}, torch threads {torch.get_num_threads()}")
@@ -70,7 +80,9 @@ def main():
     print(f"{'model, batch 1024':28s} {t1024 / 1024 * 1e3:13.4f} ms {ratio(t1024 / 1024)}")
     for s, t in rows:
         print(f"{'solve_aim ' + s:28s} {t * 1e3:13.3f} ms {ratio(t)}")
-    total = sum(t for s, t in rows if s in solvers)
+    for s, t in embeds:
+        print(f"{s:28s} {t * 1e3:13.3f} ms {ratio(t)}")
+    total = sum(in_ml.values())
     print(f"{'ML solve (inputs + model)':28s} {(total + t1) * 1e3:13.3f} ms {ratio(total + t1)}")
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def main():
               for k in (1, 2, 3, 4) if f"ed{k}" in available_solvers()]
     cases += [(f"ed{k}w", half, "half filling (1/w fit incl.)")
               for k in (2, 3) if f"ed{k}w" in available_solvers()]
+    cases += [("ed3e", half, "half filling (1/w fit, re-embedded)")]
     rows = []
     for name, p, label in cases:
         t = median_time(lambda n=name, p=p: solve_aim(n, p, n_iw=n_iw, n_tau=10001, n_l=30),

@@ -44,7 +44,6 @@ model's reference bath size) solves that call instead.  What happened is in
 from __future__ import annotations
 
 import functools
-import re
 import time
 import warnings
 from pathlib import Path
@@ -62,17 +61,14 @@ from .solvers.base import (
     solve_aim,
 )
 from .solvers.cthyb_keywords import split_cthyb_keywords
-from .solvers.ed import embed_solution
+from .solvers.ed import embed_solution, embedded_source
 from .solvers.solution import AIMSolution, double_occupancy_from_ud, galitskii_migdal
 
 __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_MODEL",
            "ML_OPTIONS"]
 
 #: The model ``MLSolver(model=None)`` loads (shipped in ``triqs_mlsolver/models/``).
-DEFAULT_MODEL = "triqs_mlsolver_bethe_v4"
-
-#: ``ed<k>e`` is ``ed<k>w`` re-embedded (:func:`~triqs_mlsolver.solvers.ed.embed_solution`).
-_EMBEDDED = re.compile(r"ed([1-4])e")
+DEFAULT_MODEL = "triqs_mlsolver_bethe_v5"
 
 #: MLSolver's own ``solve()`` options and their defaults.
 ML_OPTIONS = {"fallback": "none", "spread_tol": None, "warn": True}
@@ -243,9 +239,9 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
     sols = {}
     for name in spec.inputs:  # on the model's grid; the outputs are built from G_iw below
         t0 = time.perf_counter()
-        fitted = _EMBEDDED.fullmatch(name)
-        if fitted and f"ed{fitted[1]}w" in sols:  # ed<k>e re-embeds ed<k>w's AIM: reuse it
-            sols[name] = embed_solution(eff, sols[f"ed{fitted[1]}w"], n_tau=n_tau_m, n_l=n_l_m)
+        source = embedded_source(name)
+        if source in sols:  # ed<k>e re-embeds ed<k>w's fitted AIM: solve it once
+            sols[name] = embed_solution(eff, sols[source], n_tau=n_tau_m, n_l=n_l_m)
         else:
             sols[name] = solve_aim(name, eff, n_iw=n_iw, n_tau=n_tau_m, n_l=n_l_m)
         timings[name] = time.perf_counter() - t0

@@ -110,6 +110,7 @@ samples with the largest errors; the median sample gets about 10 % worse
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import numpy as np
@@ -125,8 +126,8 @@ from .solution import (
     solution_from_poles,
 )
 
-__all__ = ["solve_ed", "ed_poles", "embed_solution", "TooManyStatesError", "MAX_BATH", "DIM_FULL",
-           "DIM_FALLBACK"]
+__all__ = ["solve_ed", "ed_poles", "embed_solution", "embedded_source", "TooManyStatesError",
+           "MAX_BATH", "DIM_FULL", "DIM_FALLBACK"]
 
 #: Largest bath: ``k = 9`` means sectors of up to C(10, 5)^2 = 63504 states.
 MAX_BATH = 9
@@ -377,6 +378,13 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
     if embed and fit is not None:
         sol = embed_solution(params, sol, n_tau=n_tau, n_l=n_l)
     return sol
+
+
+def embedded_source(name: str):
+    """The registered solver whose fitted AIM the solver ``name`` re-embeds (``'ed3w'`` for
+    ``'ed3e'``), or ``None``: ``embed_solution(params, <its solution>)`` is ``name``'s result."""
+    m = re.fullmatch(r"ed([1-4])e", name)
+    return f"ed{m[1]}w" if m else None
 
 
 def embed_solution(params, sol, *, n_tau, n_l):
