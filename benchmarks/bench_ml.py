@@ -63,11 +63,12 @@ def main():
     in_ml = {s: t for s, t in rows if s in solvers}
     embeds = []
     for s in solvers:  # what MLSolver does: ed<k>e re-embeds ed<k>w's solution
-        if embedded_source(s) in solvers:
-            sol = solve_aim(embedded_source(s), params, **grid)
+        src = embedded_source(s)
+        if src in solvers:
+            sol = solve_aim(src, params, **grid)
             in_ml[s] = median_time(lambda sol=sol: embed_solution(params, sol, n_tau=grid["n_tau"],
-                                                          n_l=grid["n_l"]), args.repeat)
-            embeds.append((f"{s} = embed {embedded_source(s)}", in_ml[s]))
+                                                                  n_l=grid["n_l"]), args.repeat)
+            embeds.append((f"{s} = embed {src}", in_ml[s]))
     print(f"model {args.model}: {len(model.nets)} member(s), "
           f"{model.architecture['depth']} x {model.architecture['width']} "
           f"{model.architecture['activation']}, torch threads {torch.get_num_threads()}")

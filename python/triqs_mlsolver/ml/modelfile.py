@@ -69,6 +69,8 @@ __all__ = [
     "load_model",
     "read_metadata",
     "publish_model",
+    "check_published_name",
+    "published_target",
     "file_sha256",
     "check_compatible",
 ]
@@ -149,8 +151,8 @@ def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
                 f"{path} is the published model {old.get('name')!r}; published models are "
                 "never edited in place: publish a new version (…_v<N+1>)"
             )
-    if published and not NAME_RE.match(name):
-        raise ValueError(f"published model name {name!r} must look like 'my_model_v1'")
+    if published:
+        check_published_name(name)
     tensors = {k: np.ascontiguousarray(v) for k, v in model.state_tensors().items()}
     # the model itself defines what it is (pipeline, architecture, versions): those keys of
     # ``metadata`` (e.g. the metadata of the file the model was loaded from) are replaced
@@ -350,22 +352,34 @@ def check_compatible(model: CorrectionModel, db) -> None:
         raise ModelMismatchError(f"{db.path} stores fewer than 3 tau points")
 
 
-def publish_model(src, directory, name: str) -> Path:
-    """Copy the model ``src`` to ``directory/<name>.safetensors`` as a published model.
-
-    ``name`` must be versioned (``..._v<N>``); an existing file of that name is
-    never replaced.
-    """
+def check_published_name(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` is a versioned published name (``..._v<N>``)."""
     if not NAME_RE.match(name):
         raise ValueError(
             f"published model name {name!r} must be versioned like 'triqs_mlsolver_default_v1'"
         )
+
+
+def published_target(directory, name: str) -> Path:
+    """``directory/<name>.safetensors``, where :func:`publish_model` writes ``name``; refused
+    for an unversioned name (``ValueError``) or an existing file (``ModelExistsError``)."""
+    check_published_name(name)
     target = Path(directory) / f"{name}.safetensors"
     if target.exists():
         raise ModelExistsError(
             f"{target} exists; published models are never edited in place: "
             "choose the next version number"
         )
+    return target
+
+
+def publish_model(src, directory, name: str) -> Path:
+    """Copy the model ``src`` to ``directory/<name>.safetensors`` as a published model.
+
+    ``name`` must be versioned (``..._v<N>``); an existing file of that name is
+    never replaced.
+    """
+    target = published_target(directory, name)
     model = load_model(src)
     meta = dict(model.metadata)
     for key in ("format", "format_version", "name", "published", "weights_sha256", "kind",

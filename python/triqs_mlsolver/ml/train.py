@@ -289,12 +289,14 @@ def validate_train_config(cfg: dict) -> dict:
         raise TrainConfigError("[training] max_minutes must be >= 0 (0: no limit)")
     if not str(o["model"]).endswith(".safetensors"):
         raise TrainConfigError(f"[output] model = {o['model']!r}: must end in .safetensors")
-    from .modelfile import NAME_RE
+    from .modelfile import check_published_name
 
-    if o["name"] and not NAME_RE.match(o["name"]):
-        raise TrainConfigError(f"[output] name = {o['name']!r}: a published model's name must be "
-                               "versioned like 'triqs_mlsolver_default_v1' (or leave it empty "
-                               "to write only [output] model)")
+    if o["name"]:
+        try:
+            check_published_name(o["name"])
+        except ValueError as exc:
+            raise TrainConfigError(f"[output] name: {exc} (or leave it empty to write only "
+                                   "[output] model)") from None
     return out
 
 
@@ -676,7 +678,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
 
     from ..database.reader import Database  # noqa: F401 - documented dependency
     from .evaluate import errors_of_prediction
-    from .modelfile import ModelExistsError, file_sha256, save_model
+    from .modelfile import ModelExistsError, file_sha256, published_target, save_model
 
     if quiet:
         log = None
@@ -685,10 +687,8 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         raise ModelExistsError(
             f"{out_path} exists; choose another [output] model or set overwrite = true"
         )
-    published = out_path.parent / f"{cfg['output']['name']}.safetensors"
-    if save and cfg["output"]["name"] and published.exists():
-        raise ModelExistsError(f"{published} exists; published models are never edited in "
-                               "place: choose the next version number in [output] name")
+    if save and cfg["output"]["name"]:  # refused now, not after the training
+        published_target(out_path.parent, cfg["output"]["name"])
     t_start = time.perf_counter()
     if cfg["training"]["threads"]:
         torch.set_num_threads(cfg["training"]["threads"])
