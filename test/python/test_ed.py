@@ -213,9 +213,14 @@ def test_continued_fractions_for_many_states(beta):
 
 def test_small_beta_never_truncates_silently():
     p = random_aim(4, 1.0, seed=3)
-    # a sector needing more states than allowed and too large to diagonalise: error
-    with pytest.raises(TooManyStatesError, match="n_states_max|third"):
-        ed_poles(p, method="lanczos", dim_full=8, dim_fallback=10, n_states_max=4)
+    # a sector needing more states than allowed and too large to diagonalise: FTLM
+    # (stochastic, with its error bar in the diagnostics), or an error when FTLM is off
+    with pytest.raises(TooManyStatesError, match="n_states_max"):
+        ed_poles(p, method="lanczos", dim_full=8, dim_fallback=10, n_states_max=4,
+                 ftlm_random=0)
+    _, st = ed_poles(p, method="lanczos", dim_full=8, dim_fallback=10, n_states_max=4)
+    assert {v["how"] for v in st["sectors"].values()} & {"ftlm", "eigsh+ftlm"}
+    assert st["ftlm"]["n_random"] == 16 and 0 < st["ftlm"]["error_G_tau"] < 1e-2
     # allowed to diagonalise it: complete diagonalisation, reported
     _, st = ed_poles(p, method="lanczos", dim_full=8, n_states_max=4)
     hows = {v["how"] for v in st["sectors"].values()}
@@ -317,9 +322,10 @@ def test_cheap_solver_fits_larger_bath():
 # -- registry and bad input ----------------------------------------------------------------
 def test_registered_solvers():
     spec = get_solver("ed")
-    assert spec.options == {"n_bath": None, "method": "auto", "cutoff": 1e-10,
+    assert spec.options == {"n_bath": "auto", "method": "auto", "cutoff": 1e-10,
                             "n_lanczos": 150, "n_states_max": 200, "ph_symmetric_fit": False,
-                            "fit_starts": 4, "fit_weight": "uniform", "embed": False}
+                            "fit_starts": 4, "fit_weight": "uniform", "embed": False,
+                            "ftlm_random": 16, "ftlm_steps": 30, "seed": 0, "auto_tol": 1e-4}
     for k in (1, 2, 3, 4):
         opts = get_solver(f"ed{k}").options
         assert "n_bath" not in opts and opts["method"] == "full"
@@ -346,6 +352,12 @@ def test_registered_solvers():
     (dict(n_states_max=0), "n_states_max"),
     (dict(fit_weight="log"), "fit_weight"),
     (dict(embed="yes"), "embed"),
+    (dict(n_bath="automatic"), "n_bath"),
+    (dict(ftlm_random=1), "ftlm_random"),
+    (dict(ftlm_steps=1), "ftlm_steps"),
+    (dict(seed=-1), "seed"),
+    (dict(auto_tol=0.0), "auto_tol"),
+    (dict(auto_tol="1e-4"), "auto_tol"),
 ])
 def test_bad_options(bad, match):
     p = random_aim(2, beta=10.0, seed=0)
@@ -361,10 +373,10 @@ def test_unknown_option_and_missing_bath():
         solve_aim("ed4", p, **MESH, n_bath=3)
     cont = AIMParams(U=1.0, mu=0.5, beta=10.0, Delta_iw=p.delta_iw(MESH["n_iw"]))
     with pytest.raises(ValueError, match="n_bath"):
-        solve_aim("ed", cont, **MESH)
+        solve_aim("ed", cont, **MESH, n_bath=None)
     big = random_aim(10, beta=10.0, seed=0)
     with pytest.raises(ValueError, match="at most 9"):
-        solve_aim("ed", big, **MESH)
+        solve_aim("ed", big, **MESH, n_bath=None)
     with pytest.raises(ValueError, match="lanczos"):
         solve_aim("ed", random_aim(7, beta=10.0, seed=0), **MESH, method="full")
 

@@ -310,3 +310,61 @@ def test_real_triqs_is_not_shadowed():
         assert sys.modules["triqs"] is real and "triqs_cthyb" not in sys.modules
     finally:
         del sys.modules["triqs"]
+
+
+# -- --n-bath (bath size of --solver ed) ------------------------------------------------------
+N_BATH_SCRIPT = """\
+    import json
+    from triqs.gf import *
+    from triqs.operators import *
+    from triqs_cthyb import Solver
+    S = Solver(beta=10.0, gf_struct=[('up', 1), ('down', 1)], n_iw=32, n_tau=129, n_l=10)
+    for name, g0 in S.G0_iw:
+        g0 << inverse(iOmega_n + 1.0 - 0.25 * SemiCircular(1.0))  # continuous hybridisation
+    used = []
+    for options in ({}, {'n_bath': 2}):
+        S.solve(h_int=2.0 * n('up', 0) * n('down', 0), n_cycles=1000, **options)
+        used.append(S.last_solve_parameters['n_bath'])
+    json.dump(used, open('n_bath.json', 'w'))
+    """
+
+
+def test_n_bath_sets_the_bath_of_the_served_ed(tmp_path, capsys):
+    """--n-bath 3 fits a continuous G0_iw with 3 sites; a script's own n_bath= wins."""
+    script = write(tmp_path, "ed.py", N_BATH_SCRIPT)
+    with pytest.warns(IgnoredParameterWarning, match="n_cycles"):
+        assert run_in(tmp_path, "--solver", "ed", "--n-bath", "3", script, quiet=False) == 0
+    assert json.loads((tmp_path / "n_bath.json").read_text()) == [3, 2]
+    assert "--solver ed, n_bath=3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, what, fix", [
+    (["--solver", "ipt", "--n-bath", "3"], "--solver ipt has no bath sites",
+     "drop --n-bath or use --solver ed"),
+    (["--n-bath", "3"], "--solver ml has no bath sites", "drop --n-bath or use --solver ed"),
+    (["--solver", "ed", "--n-bath", "0"], "--n-bath 0: the ED solver takes 1 to", "--n-bath 4"),
+    (["--solver", "ed", "--n-bath", "99"], "--n-bath 99: the ED solver takes 1 to",
+     "--n-bath 4"),
+    (["--solver", "ed", "--n-bath", "four"], "--n-bath 'four' is not a number of bath sites",
+     "--n-bath 4"),
+])
+def test_bad_n_bath_fails_before_the_script_starts(tmp_path, capsys, argv, what, fix):
+    script = write(tmp_path, "touch.py", "open('started', 'w').close()\n")
+    assert run_in(tmp_path, *argv, script) == 2
+    err = capsys.readouterr().err
+    assert what in err and fix in err, err
+    assert not (tmp_path / "started").exists() and not served_entries()
+
+
+def test_ed_without_n_bath_uses_the_ed_default():
+    """No --n-bath: the ED solver's registered default (the 'auto' reference) applies."""
+    from triqs_mlsolver.solvers import get_solver
+
+    assert get_solver("ed").options["n_bath"] == "auto"
+    served = ServedTriqs("ed").modules["triqs_cthyb"].Solver
+    assert served.default_solve_options == {}
+    assert ServedTriqs("ed", n_bath="auto").modules["triqs_cthyb"].Solver.default_solve_options \
+        == {"n_bath": "auto"}
+    assert ServedTriqs("ed", n_bath=5).modules["triqs_cthyb"].Solver.default_solve_options == {
+        "n_bath": 5}
+    assert ServedTriqs("ipt").modules["triqs_cthyb"].Solver.default_solve_options == {}

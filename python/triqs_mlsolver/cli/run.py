@@ -3,8 +3,8 @@
 
 ::
 
-    triqs-mlsolver run [--solver ml|ipt|hubbard_i|nca|ed] [--model MODEL] [--serve-hubbardI]
-                       SCRIPT.py [ARGS...]
+    triqs-mlsolver run [--solver ml|ipt|hubbard_i|nca|ed] [--model MODEL] [--n-bath K]
+                       [--serve-hubbardI] SCRIPT.py [ARGS...]
 
 runs ``SCRIPT.py`` as ``python SCRIPT.py ARGS...`` would (``__name__ ==
 "__main__"``, ``sys.argv == [SCRIPT.py, *ARGS]``, the script's folder first on
@@ -12,8 +12,10 @@ runs ``SCRIPT.py`` as ``python SCRIPT.py ARGS...`` would (``__name__ ==
 
 * ``triqs_cthyb`` is a module whose ``Solver`` is the solver chosen with
   ``--solver`` (default ``ml``: :class:`triqs_mlsolver.mlsolver.MLSolver`);
-  it takes ``triqs_cthyb.Solver``'s constructor and ``solve()`` keywords;
-  ``--model`` picks the model of ``MLSolver``;
+  it takes ``triqs_cthyb.Solver``'s constructor and ``solve()`` keywords and
+  fills its result attributes (``G_iw``, ``Sigma_iw``, ``G_tau``, ``G_l``,
+  ``Delta_tau``, ``G_iw_raw``, ``Sigma_iw_raw``); ``--model`` picks the model
+  of ``MLSolver``, ``--n-bath`` the bath size of ``ed``;
 * with ``--serve-hubbardI``, ``triqs_hubbardI.Solver`` is the Hubbard-I solver
   of this package, with ``triqs_hubbardI``'s keywords and results
   (:class:`HubbardIInterface`);
@@ -64,6 +66,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..solvers.cthyb_keywords import (
     IgnoredParameterWarning,
     check_not_supported,
@@ -74,6 +78,7 @@ from ..solvers.cthyb_keywords import (
 __all__ = [
     "add_parser",
     "run_script",
+    "check_n_bath",
     "ServedTriqs",
     "SERVED_SOLVERS",
     "CthybInterface",
@@ -137,15 +142,25 @@ class CthybInterface:
     (one :class:`IgnoredParameterWarning` lists them), the options of the served
     solver (e.g. ``n_bath`` of ED) are passed on, and everything else is an error.
 
+    The results are triqs_cthyb's attributes (filled by the protocol solver, see
+    :class:`triqs_mlsolver.solvers.base.Solver`): ``G_iw``, ``Sigma_iw``, ``G_tau``,
+    ``G_l``, ``Delta_tau`` (the hybridisation read from ``G0_iw``), and ``G_iw_raw``,
+    ``Sigma_iw_raw`` (copies of ``G_iw``, ``Sigma_iw``: there is no Legendre or tail
+    post-processing to undo).
+
     Attributes
     ----------
     average_sign : float
         1.0: the served solvers are deterministic (cthyb reports its QMC sign here).
     ignored_parameters : list of str
         The triqs_cthyb keywords of the last :meth:`solve` that had no effect.
+    default_solve_options : dict
+        Options of the served solver that :meth:`solve` passes unless the script gives
+        them itself (``n_bath`` of ``ed``, from ``--n-bath``).
     """
 
     average_sign = 1.0
+    default_solve_options: dict = {}
     _served_as = "triqs_cthyb.Solver"
 
     def __init__(self, beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, delta_interface=False):
@@ -160,6 +175,7 @@ class CthybInterface:
 
     def solve(self, *, h_int=None, **params):
         """Solve with ``h_int``; ``params`` are ``triqs_cthyb`` keywords or solver options."""
+        params = {**self.default_solve_options, **params}
         own, ignored = split_cthyb_keywords(params, self.solver_options(),
                                             f"{self.solver_name!r}", reported=self._reported)
         super().solve(h_int=h_int, **own)
@@ -176,7 +192,8 @@ class HubbardIInterface:
     its results: ``Sigma_iw`` is the atomic self-energy and ``G_iw`` the *atomic*
     Green's function ``inverse(iOmega_n + mu - Sigma_iw)`` (not the impurity one
     with the hybridisation: triqs_hubbardI returns ``atomic_g_iw``); ``G_tau`` and
-    ``G_l`` are its transforms, always computed.  The real-axis results
+    ``G_l`` are its transforms, always computed (``G_iw_raw`` is ``G_iw`` as well; there is
+    no ``G_iw_raw`` in triqs_hubbardI).  The real-axis results
     (``calc_gw=True``) and the density matrix (``calc_dm=True``) are not available
     and requesting them is an error; ``n_w``, ``w_min``, ``w_max`` and ``idelta``
     are stored only.
@@ -203,6 +220,7 @@ class HubbardIInterface:
             self.G_iw[name] << gf.inverse(gf.iOmega_n + mu[s] - self.Sigma_iw[name])
         self.G_tau << gf.Fourier(self.G_iw)
         self.G_l << gf.MatsubaraToLegendre(self.G_iw)
+        self.G_iw_raw << self.G_iw
         return self
 
 
@@ -222,11 +240,59 @@ def _unregistered_subclass(name, bases, namespace):
 
 
 @functools.cache
-def _served_class(interface, base):
-    """``base`` with the signature of ``interface`` (:class:`CthybInterface`, ...)."""
+def _served_class(interface, base, options=()):
+    """``base`` with the signature of ``interface`` (:class:`CthybInterface`, ...).
+
+    ``options``: ``((name, value), ...)`` that :meth:`CthybInterface.solve` passes unless
+    the script gives them (``default_solve_options``).
+    """
     name = f"{base.__name__}As{interface.__name__.removesuffix('Interface')}"
     doc = f"{base.__name__} served as {interface._served_as} (see {interface.__name__})."
-    return _unregistered_subclass(name, (interface, base), {"__doc__": doc})
+    namespace = {"__doc__": doc}
+    if options:
+        namespace["default_solve_options"] = dict(options)
+    return _unregistered_subclass(name, (interface, base), namespace)
+
+
+def check_n_bath(n_bath, solver):
+    """Validate ``--n-bath`` (bath sites per spin of ``--solver ed``); returns it as an int.
+
+    Raises
+    ------
+    ValueError
+        ``n_bath`` is not an integer in ``[1, MAX_BATH]``, or ``solver`` is not ``ed``.
+    """
+    from ..solvers.ed import MAX_BATH
+
+    if n_bath is None:
+        return None
+    if isinstance(n_bath, str) and n_bath.strip() == "auto":
+        n_bath = "auto"
+    elif isinstance(n_bath, str):
+        try:
+            n_bath = int(n_bath.strip())
+        except ValueError:
+            raise ValueError(
+                f"--n-bath {n_bath!r} is not a number of bath sites; give an integer from 1 "
+                f"to {MAX_BATH}, e.g. --n-bath 4, or 'auto'") from None
+    if n_bath != "auto" and (isinstance(n_bath, bool) or not isinstance(
+            n_bath, (int, np.integer)) or not (1 <= n_bath <= MAX_BATH)):
+        raise ValueError(
+            f"--n-bath {n_bath!r}: the ED solver takes 1 to {MAX_BATH} bath sites per spin "
+            f"(more would diagonalise sectors too large for it); give e.g. --n-bath 4, or "
+            f"leave --n-bath out for the ED solver's default")
+    if solver != "ed":
+        raise ValueError(
+            f"--n-bath sets the bath size of --solver ed; --solver {solver} has no bath "
+            "sites: drop --n-bath or use --solver ed")
+    return n_bath if n_bath == "auto" else int(n_bath)
+
+
+def _ed_options(n_bath):
+    """``((name, value), ...)`` passed to the served ED solver for ``--n-bath n_bath``."""
+    if n_bath is not None:
+        return (("n_bath", n_bath),)
+    return ()  # the ED solver's own default: the reference, n_bath='auto'
 
 
 @functools.cache
@@ -240,8 +306,9 @@ def _with_model(cls, model):
     return _unregistered_subclass(cls.__name__, (cls,), {"__init__": __init__, "__doc__": doc})
 
 
-def _cthyb_solver(choice, model=None):
-    """The class that serves ``triqs_cthyb.Solver`` for ``--solver choice [--model model]``."""
+def _cthyb_solver(choice, model=None, n_bath=None):
+    """The class that serves ``triqs_cthyb.Solver`` for ``--solver choice [--model model]
+    [--n-bath n_bath]``."""
     try:
         spec = SERVED_SOLVERS[choice]
     except KeyError:
@@ -250,6 +317,7 @@ def _cthyb_solver(choice, model=None):
     if model is not None and not spec.takes_model:
         raise ValueError(f"--model selects the model of --solver ml; --solver {choice} has "
                          "none: drop --model or use --solver ml")
+    n_bath = check_n_bath(n_bath, choice)
     try:
         cls = getattr(importlib.import_module(spec.module), spec.name)
     except (ImportError, AttributeError) as exc:
@@ -263,7 +331,9 @@ def _cthyb_solver(choice, model=None):
         resolve_model(model)  # a missing model fails here, before the script starts
         if model is not None:
             return _with_model(cls, str(model))
-    return cls if spec.cthyb_compatible else _served_class(CthybInterface, cls)
+    if spec.cthyb_compatible:
+        return cls
+    return _served_class(CthybInterface, cls, _ed_options(n_bath) if choice == "ed" else ())
 
 
 # -- the import hooks -------------------------------------------------------------------------
@@ -343,6 +413,11 @@ class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         default the shipped default model.
     serve_hubbardI : bool
         Also serve ``triqs_hubbardI.Solver`` with the Hubbard-I solver.
+    n_bath : int, optional
+        With ``solver='ed'``: bath sites per spin (``--n-bath``) unless the script passes
+        ``n_bath`` to ``solve()``, or ``'auto'``; default the ED solver's own
+        (``'auto'``: the bath grows until ``G(tau)`` converges).  An error with any other
+        solver.
     light : bool, optional
         Serve the light TRIQS layer (``triqs``, ``h5``, ``pytriqs``); default: exactly
         when :mod:`triqs_mlsolver.gf` uses it, so real TRIQS is never shadowed.
@@ -360,14 +435,15 @@ class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     ...     from triqs_cthyb import Solver
     """
 
-    def __init__(self, solver=DEFAULT_SOLVER, *, model=None, serve_hubbardI=False, light=None):
+    def __init__(self, solver=DEFAULT_SOLVER, *, model=None, serve_hubbardI=False, light=None,
+                 n_bath=None):
         from .. import gf
         from ..solvers import available_solvers
 
         available_solvers()  # import the solver registry now: solvers/cthyb.py probes triqs_cthyb
         self.solver = solver
         self.light = (not gf.using_triqs()) if light is None else bool(light)
-        cthyb_cls = _cthyb_solver(solver, model)
+        cthyb_cls = _cthyb_solver(solver, model, n_bath)
         self.modules = {"triqs_cthyb": _facade(
             "triqs_cthyb", types.SimpleNamespace(Solver=cthyb_cls), ("Solver",),
             f"triqs_cthyb served by `triqs-mlsolver run`: Solver is {cthyb_cls.__name__} "
@@ -452,7 +528,9 @@ class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def describe(self):
         """One line saying what this run serves."""
         cls = self.modules["triqs_cthyb"].Solver
-        parts = [f"triqs_cthyb.Solver = {cls.__name__} (--solver {self.solver})"]
+        options = "".join(f", {k}={v!r}" for k, v in
+                          getattr(cls, "default_solve_options", {}).items())
+        parts = [f"triqs_cthyb.Solver = {cls.__name__} (--solver {self.solver}{options})"]
         if self.serve_hubbardI:
             hub = self.modules["triqs_hubbardI"].Solver
             parts.append(f"triqs_hubbardI.Solver = {hub.__name__}")
@@ -508,7 +586,7 @@ def _quiet_categories():
 
 
 def run_script(script, args=(), *, solver=DEFAULT_SOLVER, model=None, serve_hubbardI=False,
-               quiet=False):
+               quiet=False, n_bath=None):
     """Run ``script`` as ``python script *args`` with its TRIQS imports served here.
 
     Parameters
@@ -523,6 +601,8 @@ def run_script(script, args=(), *, solver=DEFAULT_SOLVER, model=None, serve_hubb
         The model of ``solver='ml'`` (a shipped model's name or a model file).
     serve_hubbardI : bool
         Also serve ``triqs_hubbardI.Solver``.
+    n_bath : int, optional
+        With ``solver='ed'``: bath sites per spin (see :class:`ServedTriqs`).
     quiet : bool
         No banner, and no :class:`IgnoredParameterWarning` on the triqs_cthyb keywords
         without effect.
@@ -538,8 +618,8 @@ def run_script(script, args=(), *, solver=DEFAULT_SOLVER, model=None, serve_hubb
     FileNotFoundError
         ``script`` is not a file.
     ValueError
-        ``solver`` is unknown or cannot be imported, or ``model`` is given for a
-        solver without one.
+        ``solver`` is unknown or cannot be imported, ``model`` is given for a
+        solver without one, or ``n_bath`` is not a bath size or given without ``solver='ed'``.
     """
     path = Path(script)
     if not path.is_file():
@@ -547,7 +627,7 @@ def run_script(script, args=(), *, solver=DEFAULT_SOLVER, model=None, serve_hubb
         raise FileNotFoundError(
             f"the script '{script}' {what}; give the path of a Python file, e.g. "
             "`triqs-mlsolver run example/cthyb_tutorial_dmft.py`")
-    hooks = ServedTriqs(solver, model=model, serve_hubbardI=serve_hubbardI)
+    hooks = ServedTriqs(solver, model=model, serve_hubbardI=serve_hubbardI, n_bath=n_bath)
     if not quiet and os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")) == "0":
         print(f"triqs-mlsolver run {script}: {hooks.describe()}", file=sys.stderr)
     folder = os.path.realpath(path.parent)
@@ -581,6 +661,7 @@ _EPILOG = """\
 examples:
   triqs-mlsolver run example/cthyb_tutorial_dmft.py           # MLSolver serves triqs_cthyb
   triqs-mlsolver run --solver ipt my_dmft.py --U 2.5          # script arguments follow it
+  triqs-mlsolver run --solver ed --n-bath 4 my_dmft.py        # ED, 4 bath sites per spin
   triqs-mlsolver run --serve-hubbardI hubbardI_script.py
 
 The hooks exist only during the run: nothing is installed, and a real TRIQS,
@@ -604,6 +685,10 @@ def add_parser(sub):
     p.add_argument("--model", default=None, metavar="MODEL",
                    help="with --solver ml: a shipped model's name or a model file from "
                         "`triqs-mlsolver train` (default: the shipped default model)")
+    p.add_argument("--n-bath", default=None, metavar="K", dest="n_bath",
+                   help="with --solver ed: bath sites per spin fitted to the script's G0_iw, "
+                        "1-9 or 'auto' (default: 'auto', the reference: the bath grows until "
+                        "G(tau) converges, error estimate in S.solution.diagnostics)")
     p.add_argument("--serve-hubbardI", action="store_true", dest="serve_hubbardI",
                    help="also serve triqs_hubbardI.Solver with the Hubbard-I solver "
                         "(triqs_hubbardI's keywords; no real-axis results)")
@@ -616,4 +701,4 @@ def add_parser(sub):
 
 def _cmd_run(args) -> int:
     return run_script(args.script, args.script_args, solver=args.solver, model=args.model,
-                      serve_hubbardI=args.serve_hubbardI, quiet=args.quiet)
+                      serve_hubbardI=args.serve_hubbardI, quiet=args.quiet, n_bath=args.n_bath)

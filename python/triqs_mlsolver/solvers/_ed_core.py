@@ -350,11 +350,21 @@ def merge_poles(E_p, W_p, beta, *, rel_weight_cut=1e-14):
     E0 = E[new]
     safe = Wg != 0
     Eg = np.where(safe, Ebar / np.where(safe, Wg, 1.0), E0)
-    keep = Wg > rel_weight_cut * max(Wg.sum(), 1e-300)
+    keep = np.abs(Wg) > rel_weight_cut * max(Wg.sum(), 1e-300)
     return Eg[keep], Wg[keep]
 
 
-def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol):
+def _cf_at(z_b, a_bn, b_bn, n):
+    """``1/(z - a_0 - b_1^2/(z - a_1 - ...))`` truncated after ``n`` levels, per chain."""
+    f = np.zeros(z_b.shape, complex)
+    for j in range(n - 1, -1, -1):
+        bj2 = b_bn[:, j] ** 2 if j < n - 1 else 0.0
+        f = 1.0 / (z_b - a_bn[:, j] - bj2 * f)
+    return f
+
+
+def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol, *, z_check=None, cf_tol=0.0,
+                          check_every=8):
     """Lanczos (no reorthogonalisation) on a batch of start vectors.
 
     Parameters
@@ -367,6 +377,12 @@ def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol):
         Maximal number of Lanczos steps.
     b_tol : float
         A chain stops when ``b_n < b_tol`` (invariant Krylov space).
+    z_check : ndarray (nb,), complex, optional
+        Adaptive depth: every ``check_every`` steps the continued fraction of each
+        chain is evaluated at ``z_check`` (the lowest Matsubara frequency shifted by
+        the chain's initial energy, where convergence is slowest), and a chain stops
+        once it changed by less than ``cf_tol`` (relative to ``1/|Im z|``, its largest
+        possible value) since the previous check.
 
     Returns
     -------
@@ -389,6 +405,10 @@ def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol):
     q = X0[act] / b0[act, None]
     q_prev = np.zeros_like(q)
     b_prev = np.zeros(act.size)
+    adaptive = z_check is not None and cf_tol > 0
+    if adaptive:
+        z_check = np.asarray(z_check, complex)
+        f_prev = np.full(nb, np.nan, complex)
     for n in range(depth):
         w = matvec(q)
         a = np.einsum("ij,ij->i", q, w)
@@ -401,6 +421,11 @@ def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol):
         if n == depth - 1:
             break
         go = b >= b_tol
+        if adaptive and (n + 1) % check_every == 0:
+            f = _cf_at(z_check[act], a_bn[act], b_bn[act], n + 1)
+            scale = np.abs(z_check[act].imag)
+            go &= ~(np.abs(f - f_prev[act]) * scale < cf_tol)
+            f_prev[act] = f
         if not go.all():
             act, q, w, b = act[go], q[go], w[go], b[go]
             if act.size == 0:
@@ -591,19 +616,60 @@ def _eigsh_lowest(sec: Sector, k: int):
     return E[o], V[:, o]
 
 
+#: Lanczos steps of :func:`estimate_low_count`.
+ESTIMATE_STEPS = 120
+
+
+def estimate_low_count(sec: Sector, thresh: float, E0: float, *, steps: int = ESTIMATE_STEPS):
+    """Estimated number of eigenvalues of a sector below ``min(E0, E_min) + thresh``,
+    and the lowest Ritz value (an upper bound of the sector's lowest energy).
+
+    A plain Lanczos run (no reorthogonalisation, ``steps`` matvecs from a seeded random
+    vector, O(dim x steps)); the Ritz values below the cap are counted after merging
+    copies closer than ``1e-8`` (the "ghosts" of converged eigenvalues that loss of
+    orthogonality produces).  Only the starting size of the ARPACK request depends
+    on it; unresolved states make it an underestimate, which the doubling in
+    :func:`low_spectrum` corrects.
+    """
+    steps = min(steps, sec.dim)
+    x = np.random.default_rng(777 + 1000 * sec.a + sec.b).standard_normal((1, sec.dim))
+
+    def mv(Q):
+        return sec.matvec(Q.reshape(1, sec.du, sec.dd)).reshape(1, -1)
+
+    _, a_n, b_n, length = lanczos_tridiag_batch(mv, x, steps, 1e-12)
+    n = int(length[0])
+    if n < 2:
+        return 1, float(a_n[0, 0])
+    th = eigh_tridiagonal(a_n[0, :n], b_n[0, : n - 1], eigvals_only=True)
+    cap = min(E0, float(th[0])) + thresh
+    low = th[th <= cap]
+    count = int(1 + np.count_nonzero(np.diff(low) > 1e-8)) if low.size else 1
+    return count, float(th[0])
+
+
+def _too_many(key, dim, k, cutoff, beta, dim_fallback):
+    return (f"sector (N_up, N_dn) = {key} (dimension {dim}) has at least {k} eigenstates "
+            f"with Boltzmann weight exp(-beta (E - E0)) > cutoff = {cutoff:g} at beta = "
+            f"{beta:g}, more than n_states_max allows, and it is too large (> {dim_fallback}) "
+            f"to diagonalise completely.  Allow finite-temperature Lanczos (ftlm=True, the "
+            f"default), increase n_states_max, or use a smaller bath.")
+
+
 def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fallback,
-                 k_start=4):
+                 k_start=4, ftlm=True):
     """Path B step 1: all eigenstates with ``e^{-beta (E - E0)} > cutoff`` in every sector.
 
     Sectors are visited in order of their lower bound (:attr:`Sector.lower_bound`,
     exact at ``U = 0``); a sector whose bound lies
     more than ``-ln(cutoff)/beta`` above the lowest energy found so far holds
     no state above the cutoff and is skipped.  A sector with ``dim <= dim_full``
-    is diagonalised completely; a larger one with ARPACK (``eigsh``), doubling
-    the number of eigenpairs while the highest one found is still above the
-    cutoff.  When more than ``n_states_max`` (or more than a third of the
-    sector) would be needed, the sector is diagonalised completely if
-    ``dim <= dim_fallback``; otherwise :class:`TooManyStatesError` is raised.
+    is diagonalised completely; a larger one with ARPACK (``eigsh``, ``tol=0``),
+    asking for the number of states :func:`estimate_low_count` predicts (plus a
+    margin) and doubling it while the highest one found is still above the
+    cutoff.  When more than ``n_states_max`` (or more than a third of the sector)
+    would be needed, the sector is diagonalised completely if ``dim <=
+    dim_fallback``; otherwise :class:`TooManyStatesError` is raised.
 
     Returns
     -------
@@ -617,7 +683,8 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
                   key=lambda k: (model.sectors[k].lower_bound, k))
     E0 = np.inf
     found = {}  # key -> (E, vecs, complete, how)
-    skipped = []
+    hot, sectors_hot = {}, {}  # sectors sampled by FTLM: key -> exact vectors (or None)
+    skipped, deferred = [], []
     for key in keys:
         sec = model.sectors[key]
         if sec.lower_bound > E0 + thresh:
@@ -628,7 +695,23 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
             E0 = min(E0, float(ev.E[0]))
             found[key] = (ev.E, ev.vecs, True, "full")
             continue
-        k = min(k_start, sec.dim - 2)
+        # one ARPACK request sized by a cheap estimate (doubling only when it was short)
+        k, e_low = estimate_low_count(sec, thresh, E0)
+        if k > n_states_max or k >= 0.8 * min(ESTIMATE_STEPS, sec.dim):
+            # very many thermal states (the estimate saw almost only states below the cap):
+            # decided below -- complete diagonalisation, or FTLM if a sector too large for
+            # that needs FTLM anyway
+            E0 = min(E0, e_low)
+            if sec.dim <= dim_fallback:
+                deferred.append(key)
+                continue
+            if not ftlm:
+                raise TooManyStatesError(_too_many(key, sec.dim, k, cutoff, beta, dim_fallback))
+            hot[key] = None
+            E0 = min(E0, e_low)
+            sectors_hot[key] = dict(dim=sec.dim, n_kept=0, how="ftlm", n_exact=0)
+            continue
+        k = min(max(k_start, k + 4, int(1.25 * k) + 2), n_states_max, sec.dim - 2)
         while True:
             E, V = _eigsh_lowest(sec, k)
             E0 = min(E0, float(E[0]))
@@ -639,19 +722,25 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
             if k_new <= k or k_new > sec.dim // 3:
                 if sec.dim <= dim_fallback:
                     ev = model.full(key, how="fallback_full")
+                    E0 = min(E0, float(ev.E[0]))
                     found[key] = (ev.E, ev.vecs, True, "fallback_full")
                     break
-                reason = ("n_states_max" if k_new <= k else "a third of the sector")
-                raise TooManyStatesError(
-                    f"sector (N_up, N_dn) = {key} (dimension {sec.dim}) has at least {k} "
-                    f"eigenstates with Boltzmann weight exp(-beta (E - E0)) > cutoff = {cutoff:g} "
-                    f"at beta = {beta:g}, more than {reason} allows, and it is too large "
-                    f"(> {dim_fallback}) to diagonalise completely.  Increase n_states_max "
-                    f"(cost ~ n_states x dim per sector), increase cutoff (the omitted "
-                    f"Boltzmann weight is then ~ cutoff x number of states), or use a "
-                    f"smaller bath (method='full' diagonalises n_bath <= 6 completely)."
-                )
+                if not ftlm:
+                    raise TooManyStatesError(_too_many(key, sec.dim, k, cutoff, beta,
+                                                       dim_fallback))
+                # hybrid: the k lowest states exactly, the rest of the sector by FTLM
+                hot[key] = np.ascontiguousarray(V.T)
+                found[key] = (E, V, False, "eigsh+ftlm")
+                break
             k = k_new
+    for key in deferred:
+        if hot and model.sectors[key].dim > dim_full:
+            hot[key] = None
+            sectors_hot[key] = dict(dim=model.sectors[key].dim, n_kept=0, how="ftlm", n_exact=0)
+        else:
+            ev = model.full(key, how="fallback_full")
+            E0 = min(E0, float(ev.E[0]))
+            found[key] = (ev.E, ev.vecs, True, "fallback_full")
     # prune to the cutoff with the final E0 and collect diagnostics
     kept, sectors_info = {}, {}
     Z = 0.0
@@ -659,11 +748,13 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
     mult = {k: (2 if model.spin_symmetric and k[0] != k[1] else 1) for k in keys}
     for key, (E, V, complete, how) in found.items():
         bf = np.exp(-beta * (E - E0))
-        keep = bf > cutoff
+        keep = bf > cutoff if key not in hot else np.ones(E.size, bool)
         nk = int(keep.sum())
         dim = model.sectors[key].dim
         if complete:
             om = float(bf[~keep].sum())
+        elif key in hot:  # FTLM samples the rest of the sector
+            om = 0.0
         else:  # the dim - nk unseen/discarded states all lie at or above E[-1]
             om = float((dim - nk) * bf[-1])
         omitted += mult[key] * om
@@ -679,16 +770,22 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
         omitted += mult[key] * om
         sectors_info[key] = dict(dim=sec.dim, n_kept=0, how="skipped", highest_kept_weight=0.0,
                                  omitted_weight_bound=om)
-    for v in sectors_info.values():
-        v["highest_kept_weight"] /= Z
-        v["omitted_weight_bound"] /= Z
-    info = dict(E0=E0, Z=Z, sectors=sectors_info, mult=mult,
-                omitted_weight_bound=omitted / Z)
+    sectors_info.update(sectors_hot)
+    for key in hot:
+        sectors_info[key]["n_exact"] = 0 if hot[key] is None else int(hot[key].shape[0])
+        sectors_info[key]["how"] = "ftlm" if hot[key] is None else "eigsh+ftlm"
+    if Z > 0:
+        for v in sectors_info.values():
+            if "highest_kept_weight" in v:
+                v["highest_kept_weight"] /= Z
+                v["omitted_weight_bound"] /= Z
+    info = dict(E0=E0, Z=Z, sectors=sectors_info, mult=mult, hot=hot,
+                omitted_weight_bound=omitted / Z if Z > 0 else 0.0)
     return kept, info
 
 
 def thermal_poles(model: _Model, kept, info, beta, *, n_lanczos, b_tol, dim_full,
-                  rel_weight_cut=1e-14, project=True):
+                  rel_weight_cut=1e-14, project=True, cf_tol=0.0):
     """Path B step 2: Green's function poles of the kept states.
 
     For each kept state ``|m>`` (weight ``w_m = e^{-beta (E_m - E0)}/Z``) and spin
@@ -766,8 +863,10 @@ def thermal_poles(model: _Model, kept, info, beta, *, n_lanczos, b_tol, dim_full
             return tsec.matvec(Q.reshape(Q.shape[0], tsec.du, tsec.dd)).reshape(Q.shape[0], -1)
 
         Yall = np.concatenate([it[4] for it in items], axis=0)
+        z_all = np.concatenate([it[2] for it in items]) + 1j * np.pi / beta
         # chunks of a few chains keep the Lanczos vectors in cache
-        chunks = [lanczos_tridiag_batch(mv, Yall[i:i + LANCZOS_CHUNK], n_lanczos, b_tol)
+        chunks = [lanczos_tridiag_batch(mv, Yall[i:i + LANCZOS_CHUNK], n_lanczos, b_tol,
+                                        z_check=z_all[i:i + LANCZOS_CHUNK], cf_tol=cf_tol)
                   for i in range(0, Yall.shape[0], LANCZOS_CHUNK)]
         b0, a_bn, b_bn, length = (np.concatenate(x) for x in zip(*chunks))
         i = 0

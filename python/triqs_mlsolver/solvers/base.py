@@ -19,8 +19,11 @@ The TRIQS convention (cthyb, hubbardI)::
     S.G0_iw << inverse(iOmega_n + mu - t**2 * G)      # the user fills the input
     S.solve(h_int=U * n('up', 0) * n('down', 0))      # physics + run parameters
     S.G_iw, S.Sigma_iw, S.G_tau, S.G_l                # results as attributes
+    S.Delta_tau, S.G_iw_raw, S.Sigma_iw_raw           # triqs_cthyb's other results
 
-``Sigma_iw = inverse(G0_iw) - inverse(G_iw)`` includes the Hartree term.
+``Sigma_iw = inverse(G0_iw) - inverse(G_iw)`` includes the Hartree term.  Every
+solver built on :class:`Solver` fills the attributes listed there; a new solver
+needs nothing beyond step 3 for them.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = [
     "Solver",
     "parse_h_int",
     "params_from_g0",
+    "hybridisation_tau",
 ]
 
 _REGISTRY: dict[str, SolverSpec] = {}
@@ -214,6 +218,42 @@ def params_from_g0(g0_sw, beta, U, shift):
     return AIMParams(U=U, mu=mu - shift, beta=beta, Delta_iw=delta)
 
 
+def hybridisation_tau(Delta_sw, beta, n_tau):
+    """The hybridisation in imaginary time, ``Delta_s(tau)``, from ``Delta_s(i w_n)``.
+
+    ``Delta(tau) = (1/beta) sum_n e^{-i w_n tau} Delta(i w_n)`` with
+    ``Delta(i w_n) ~ c_1 / (i w_n) + c_2 / (i w_n)^2 + ...``
+    (for a discrete bath ``Delta(i w) = sum_k V_k^2 / (i w - eps_k)`` this is
+    ``-sum_k V_k^2 e^{-eps_k tau} / (1 + e^{-beta eps_k})``).  The tail
+    ``c_1 .. c_8`` is fitted on the outer frequencies of the mesh
+    (:func:`~triqs_mlsolver.gf.transforms.fit_tail`, ``c_0 = 0``); ``c_1 .. c_3``
+    are transformed analytically and the rest of the tail extends the sum beyond
+    the mesh (:func:`~triqs_mlsolver.gf.transforms.iw_to_tau`).  The error is far below
+    the ``(2/beta) sum_{n >= n_iw} |c_4| / w_n^4`` of the plain truncated sum; its floor
+    is the rounding of ``Delta = i w + mu - G0^-1`` at large ``w`` (about ``1e-16 w_max``),
+    e.g. 1e-12 at ``beta = 10, n_iw = 128`` and 2e-11 at ``n_iw = 1025`` for a
+    three-site bath.
+
+    Parameters
+    ----------
+    Delta_sw : complex ndarray, shape (2, 2 n_iw)
+        ``Delta(i w_n)`` per spin on the full Matsubara mesh, without a constant
+        part (``iw + mu - G0^-1`` with the level ``mu`` removed, as
+        :func:`params_from_g0` returns it in ``AIMParams.Delta_iw``).
+    beta : float
+    n_tau : int
+        Points of the uniform tau mesh, both ends included.
+
+    Returns
+    -------
+    ndarray, shape (2, n_tau), float
+        ``Delta_s(tau)`` (real: the hybridisation of a Hermitian bath; cthyb keeps the
+        real part of the diagonal as well).  ``Delta(0+) + Delta(beta-) = -c_1``.
+    """
+    Delta_ws = np.asarray(Delta_sw, complex).T
+    return np.ascontiguousarray(tr.iw_to_tau(Delta_ws, float(beta), int(n_tau)).real.T)
+
+
 class Solver:
     """TRIQS-style impurity solver over a registered pure solver.
 
@@ -230,8 +270,22 @@ class Solver:
     ----------
     G0_iw : BlockGf
         Input: the non-interacting impurity Green's function, filled by the user.
-    G_iw, Sigma_iw, G_tau, G_l : BlockGf
-        Results of :meth:`solve`.
+    G_iw, Sigma_iw : BlockGf
+        Results of :meth:`solve` on the Matsubara mesh of ``G0_iw`` (``n_iw`` positive
+        frequencies); ``Sigma_iw = G0_iw^-1 - G_iw^-1``.
+    G_tau : BlockGf
+        ``G(tau)`` on ``n_tau`` uniform points of ``[0, beta]``.
+    G_l : BlockGf
+        ``G_l``, ``l = 0 .. n_l - 1`` (Legendre mesh).
+    Delta_tau : BlockGf
+        The hybridisation ``Delta(tau)`` read from ``G0_iw`` in the last :meth:`solve`
+        (``n_tau`` points, real; :func:`hybridisation_tau`): ``Delta(i w) = i w + mu -
+        G0^-1(i w)`` with the constant part ``mu`` (the level) removed, as triqs_cthyb's
+        ``Delta_tau``.
+    G_iw_raw, Sigma_iw_raw : BlockGf
+        triqs_cthyb's results before its post-processing (Legendre filter, tail fit).
+        The solvers here compute ``G_iw`` and ``Sigma_iw`` directly, with their tails
+        exact or analytic, so these are copies of ``G_iw`` and ``Sigma_iw``.
     density : ndarray (2,)
     double_occupancy : float or None
     solution : AIMSolution
@@ -268,6 +322,9 @@ class Solver:
         self.Sigma_iw = self.G0_iw.copy()
         self.G_tau = _gf.BlockGf(mesh=m_tau, gf_struct=struct)
         self.G_l = _gf.BlockGf(mesh=m_l, gf_struct=struct)
+        self.Delta_tau = _gf.BlockGf(mesh=m_tau, gf_struct=struct)
+        self.G_iw_raw = self.G0_iw.copy()
+        self.Sigma_iw_raw = self.G0_iw.copy()
         self.density = None
         self.double_occupancy = None
         self.solution = None
@@ -294,6 +351,7 @@ class Solver:
             self.Sigma_iw[n_].data[:, 0, 0] = sol.Sigma_iw[s]
             self.G_tau[n_].data[:, 0, 0] = sol.G_tau[s]
             self.G_l[n_].data[:, 0, 0] = sol.G_l[s]
+        self._set_cthyb_results(params.Delta_iw)
         self.density = sol.density
         self.double_occupancy = sol.double_occupancy
         self.solution = sol
@@ -301,7 +359,22 @@ class Solver:
                                       **opts}
         return self
 
+    def _set_cthyb_results(self, Delta_sw):
+        """Fill ``Delta_tau`` from ``Delta_sw`` (2, 2 n_iw) and ``G_iw_raw``/``Sigma_iw_raw``
+        from the current ``G_iw``/``Sigma_iw`` (called again by a subclass that changes them)."""
+        delta_st = hybridisation_tau(Delta_sw, self.beta, self.n_tau)
+        for s, n_ in enumerate(self.block_names):
+            self.Delta_tau[n_].data[:, 0, 0] = delta_st[s]
+        self.G_iw_raw << self.G_iw
+        self.Sigma_iw_raw << self.Sigma_iw
+
     # -- HDF5 round trip (TRIQS convention) -----------------------------------------
+    #: The Green's functions stored by :meth:`__reduce_to_dict__`.
+    _STORED_GFS = ("G0_iw", "G_iw", "Sigma_iw", "G_tau", "G_l", "Delta_tau", "G_iw_raw",
+                   "Sigma_iw_raw")
+    #: Those that files of layout version 1 written before they existed lack.
+    _OPTIONAL_GFS = ("Delta_tau", "G_iw_raw", "Sigma_iw_raw")
+
     def __reduce_to_dict__(self):
         d = {
             "hdf5_version": self.hdf5_version,
@@ -311,8 +384,7 @@ class Solver:
             # None (= the default) cannot be stored in the TRIQS scheme: omitted
             "last_solve_parameters": {k: v for k, v in self.last_solve_parameters.items()
                                       if v is not None},
-            "G0_iw": self.G0_iw, "G_iw": self.G_iw, "Sigma_iw": self.Sigma_iw,
-            "G_tau": self.G_tau, "G_l": self.G_l,
+            **{key: getattr(self, key) for key in self._STORED_GFS},
         }
         if self.density is not None:
             d["density"] = np.asarray(self.density)
@@ -331,8 +403,9 @@ class Solver:
         cp = dict(d["constr_params"])
         cp["gf_struct"] = [tuple(x) for x in cp["gf_struct"]]
         obj = cls(**cp)
-        for key in ("G0_iw", "G_iw", "Sigma_iw", "G_tau", "G_l"):
-            getattr(obj, key) << d[key]
+        for key in cls._STORED_GFS:
+            if key in d or key not in cls._OPTIONAL_GFS:
+                getattr(obj, key) << d[key]
         obj.last_solve_parameters = dict(d.get("last_solve_parameters", {}))
         obj.density = d.get("density")
         obj.double_occupancy = d.get("double_occupancy")

@@ -118,6 +118,7 @@ import numpy as np
 from ..aim.params import AIMParams
 from ..errors import TriqsMLSolverError
 from . import _ed_core as core
+from . import _ftlm
 from .base import register_solver
 from .solution import (
     double_occupancy_from_ud,
@@ -136,9 +137,24 @@ AUTO_FULL_MAX_FOCK = 4**5
 #: Path B diagonalises sectors up to this dimension completely.
 DIM_FULL = 256
 #: Path B falls back to complete diagonalisation of a sector up to this dimension.
-DIM_FALLBACK = 3000
+DIM_FALLBACK = 1500
+#: FTLM poles are accumulated on an energy grid of spacing ``FTLM_BIN / beta``.
+FTLM_BIN = 1e-3
+#: More poles than this (high temperature) are accumulated on a grid of spacing
+#: ``POLE_BIN / beta`` (weights split linearly: G(tau) moves by <= (POLE_BIN)^2/8 ~ 1e-7).
+POLE_BIN_MIN = 100_000
+POLE_BIN = 1e-3
 #: ``method='full'`` refuses sectors larger than this (k = 6 has 1225).
 FULL_MAX_SECTOR = 1300
+#: Path B: a continued fraction stops when its value at the lowest Matsubara frequency
+#: changed by less than ``CF_TOL / w_0`` in the last 8 Lanczos steps.
+CF_TOL = 1e-10
+#: Path B keeps the states with Boltzmann weight ``exp(-beta (E - E0)) > CUTOFF``.
+CUTOFF = 1e-10
+#: ``n_bath='auto'``: bath sizes tried, and the default tolerance (RMS of G(tau)).
+AUTO_K_MIN = 3
+AUTO_K_MAX = 8
+AUTO_TOL = 1e-4
 FIT_WEIGHTS = ("uniform", "1/n", "1/w")
 _METHODS = ("auto", "full", "lanczos")
 
@@ -155,12 +171,24 @@ def _check_int(name, val, lo, hi=None, why=""):
     return int(val)
 
 
-def _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts, fit_weight="uniform"):
+def _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts, fit_weight="uniform",
+              ftlm_random=16, ftlm_steps=30, seed=0, auto_tol=AUTO_TOL):
     why = (f"; ED needs at least one bath site, and n_bath > {MAX_BATH} means sectors of "
            f"more than C(11, 5)^2 = 213444 states (Lanczos vectors of several MB each and "
-           f"minutes per solve in this implementation)")
-    if n_bath is not None:
+           f"minutes per solve in this implementation); or n_bath='auto' (the reference: "
+           f"the bath grows until G(tau) converges)")
+    if n_bath is not None and not (isinstance(n_bath, str) and n_bath == "auto"):
         _check_int("n_bath", n_bath, 1, MAX_BATH, why)
+    if ftlm_random != 0:
+        _check_int("ftlm_random", ftlm_random, 2, None,
+                   " (random vectors per sector of finite-temperature Lanczos; 0 switches "
+                   "FTLM off, and the jackknife error needs at least 2)")
+    _check_int("ftlm_steps", ftlm_steps, 2)
+    _check_int("seed", seed, 0)
+    if isinstance(auto_tol, bool) or not isinstance(auto_tol, (float, int, np.floating)) or not (
+            0 < auto_tol < 1):
+        raise ValueError(f"auto_tol={auto_tol!r} must be a number in (0, 1), e.g. 1e-4 (RMS "
+                         f"of G(tau) between successive bath sizes of n_bath='auto')")
     if method not in _METHODS:
         raise ValueError(f"method={method!r}; use one of {_METHODS}")
     if isinstance(cutoff, bool) or not isinstance(cutoff, (float, int, np.floating)) or not (
@@ -228,7 +256,8 @@ def _species(p: AIMParams):
 
 
 def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
-             n_states_max=200, dim_full=DIM_FULL, dim_fallback=DIM_FALLBACK, project=True):
+             n_states_max=200, dim_full=DIM_FULL, dim_fallback=DIM_FALLBACK, project=True,
+             ftlm_random=16, ftlm_steps=30, seed=0):
     """Lehmann poles of the impurity Green's function of a discrete-bath AIM.
 
     Parameters
@@ -280,18 +309,38 @@ def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
         st["method"] = "full"
         return poles, st
     model = core._Model(up, dn, U, sym)
-    t0 = time.perf_counter()
-    try:
-        kept, info = core.low_spectrum(model, beta, cutoff, n_states_max=n_states_max,
-                                       dim_full=dim_full, dim_fallback=dim_fallback)
-    except core.TooManyStatesError as err:
-        raise TooManyStatesError(str(err)) from None
-    t1 = time.perf_counter()
     scale = max(1.0, U, float(np.abs(params.mu).max()),
                 float(np.abs(params.eps_k).max()) if k else 0.0,
                 float(np.abs(params.V_k).max()) if k else 0.0)
+    t0 = time.perf_counter()
+    try:
+        kept, info = core.low_spectrum(model, beta, cutoff, n_states_max=n_states_max,
+                                       dim_full=dim_full, dim_fallback=dim_fallback,
+                                       ftlm=ftlm_random > 0)
+    except core.TooManyStatesError as err:
+        raise TooManyStatesError(str(err)) from None
+    hot = info.pop("hot")
+    t1 = time.perf_counter()
+    fs = None
+    if hot:
+        tau_chk = np.linspace(0.0, beta, 33)
+        fs = _ftlm.ftlm_sample(model, hot, info["E0"], beta, n_random=ftlm_random,
+                               n_steps=ftlm_steps, seed=seed, tau_check=tau_chk)
+        Z_ex = info["Z"]
+        info["Z"] = Z_ex + float(fs["Z"].mean())
+    t_ftlm = time.perf_counter()
     poles, st = core.thermal_poles(model, kept, info, beta, n_lanczos=n_lanczos,
-                                   b_tol=1e-12 * scale, dim_full=dim_full, project=project)
+                                   b_tol=1e-12 * scale, dim_full=dim_full, project=project,
+                                   cf_tol=CF_TOL)
+    if fs is not None:
+        poles, ftlm_diag = _add_ftlm(poles, st, fs, Z_ex, info["Z"], beta, tau_chk, sym,
+                                     ftlm_random)
+        st["ftlm"] = ftlm_diag
+    n_p = max(E.size for E, _ in poles)
+    if n_p > POLE_BIN_MIN:  # very many poles (high temperature): an energy grid
+        h = POLE_BIN / beta
+        poles = [_ftlm.bin_poles(E, W, h) for E, W in poles]
+        st["poles_binned"] = dict(n_poles=int(n_p), spacing=h)
     t2 = time.perf_counter()
     st.update(
         method="lanczos",
@@ -304,14 +353,50 @@ def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
                               for key, v in info["sectors"].items())),
         sectors={str(key): v for key, v in info["sectors"].items()},
         time_spectrum=t1 - t0,
-        time_green=t2 - t1,
+        time_ftlm=t_ftlm - t1,
+        time_green=t2 - t_ftlm,
     )
     return poles, st
 
 
-def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto", cutoff=1e-10,
-             n_lanczos=150, n_states_max=200, ph_symmetric_fit=False, fit_starts=4,
-             fit_weight="uniform", embed=False):
+def _add_ftlm(poles, st, fs, Z_ex, Z_tot, beta, tau_chk, sym, R):
+    """Exact poles (normalised by ``Z_tot``) + the FTLM sample; jackknife error of G(tau)."""
+    from .solution import tau_of_poles
+
+    out = []
+    h = FTLM_BIN / beta
+    G_jk = []
+    for s in (0, 1):
+        E_ex, W_ex = poles[s]
+        E_f, W_f = fs["poles"][s]
+        Eb, Wb = _ftlm.bin_poles(E_f, W_f / (R * Z_tot), h)
+        out.append(core.merge_poles(np.concatenate([E_ex, Eb]), np.concatenate([W_ex, Wb]),
+                                    beta))
+        # jackknife over the replicas: G = (N_ex + mean N_r) / (Z_ex + mean Z_r)
+        N_ex = -Z_tot * tau_of_poles(E_ex, W_ex, beta, tau_chk)
+        N_r, Z_r = fs["N_tau"][:, s], fs["Z"]
+        G_jk.append(-(N_ex[None] + (N_r.sum(0)[None] - N_r) / (R - 1))
+                    / (Z_ex + (Z_r.sum() - Z_r) / (R - 1))[:, None])
+    G_jk = np.stack(G_jk, axis=1)  # (R, 2, n_check)
+    err = np.sqrt((R - 1) / R * ((G_jk - G_jk.mean(0)) ** 2).sum(0))
+    stat = fs["static"].mean(0) / Z_tot
+    st["double_occupancy"] += stat[0]
+    dens = stat[1:3].copy()
+    if sym:
+        dens[:] = dens.mean()
+    st["density"] = st["density"] + dens
+    st["energy"] += stat[3]
+    diag = dict(n_random=int(R), weight=float(1.0 - Z_ex / Z_tot),
+                error_G_tau=float(err.max()), tau=tau_chk.tolist(), error_tau=err.tolist(),
+                n_poles_raw=int(fs["n_poles_raw"]),
+                Z_relative_error=float(fs["Z"].std(ddof=1) / np.sqrt(R) / Z_tot))
+    return out, diag
+
+
+def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath="auto", method="auto",
+             cutoff=CUTOFF, n_lanczos=150, n_states_max=200, ph_symmetric_fit=False,
+             fit_starts=4, fit_weight="uniform", embed=False, ftlm_random=16, ftlm_steps=30,
+             seed=0, auto_tol=AUTO_TOL):
     """ED solution of the AIM (see the module docstring for the method).
 
     Parameters
@@ -320,20 +405,26 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
         Discrete bath (``eps_k``, ``V_k``) or continuous ``Delta_iw``.
     n_iw, n_tau, n_l : int
         Mesh sizes of the result.
-    n_bath : int or None
-        ``None``: diagonalise the discrete bath as given.  An integer ``1..9``:
-        fit ``Delta`` (given, or that of the discrete bath if its size differs)
-        with that many sites per spin first.
+    n_bath : 'auto', int or None
+        ``'auto'`` (default; the reference): a discrete bath of at most ``MAX_BATH``
+        sites is diagonalised as given; otherwise ``Delta`` is fitted with
+        ``AUTO_K_MIN, AUTO_K_MIN + 1, ...`` sites until two successive bath sizes give
+        ``G(tau)`` within ``auto_tol`` (RMS over ``tau`` and spins), at most
+        ``AUTO_K_MAX``; the estimate is ``diagnostics['reference']``.  ``None``:
+        diagonalise the discrete bath as given.  An integer ``1..9``: fit ``Delta``
+        (given, or that of the discrete bath if its size differs) with that many sites
+        per spin first.
     method : {'auto', 'full', 'lanczos'}
         ``'auto'``: full diagonalisation if the Fock space has <= 4^5 states
         (``n_bath <= 4``), Lanczos otherwise.
     cutoff : float
         Boltzmann weight below which states are dropped (Path B).
     n_lanczos : int
-        Lanczos depth of the continued fractions (Path B).
+        Largest Lanczos depth of the continued fractions (Path B; each chain stops
+        earlier once converged at the lowest Matsubara frequency).
     n_states_max : int
-        Most eigenpairs computed with ARPACK per sector (Path B); see the module
-        docstring for what happens when more are needed.
+        Most eigenpairs computed with ARPACK per sector (Path B); beyond, the sector is
+        diagonalised completely (dimension <= ``DIM_FALLBACK``) or sampled by FTLM.
     ph_symmetric_fit : bool
         Particle-hole symmetric bath parametrisation in the fit.
     fit_starts : int
@@ -345,6 +436,12 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
         With a fitted bath: return ``G = 1/(G0^-1 - Sigma_fit)``, the fitted AIM's
         self-energy in the exact ``G0`` of ``params`` (the ``ed<k>e`` solvers; see the
         module docstring).  No effect when no fit is made.
+    ftlm_random, ftlm_steps, seed : int
+        Finite-temperature Lanczos for sectors with too many thermal states: random
+        vectors per sector (0: off, a :class:`TooManyStatesError` instead), Lanczos
+        steps per run, and the seed of the random vectors.
+    auto_tol : float
+        Convergence tolerance of ``n_bath='auto'``.
 
     Returns
     -------
@@ -352,22 +449,50 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
         ``G_iw``, ``G_tau``, ``G_l`` exact from the poles, ``Sigma_iw``,
         ``density``, ``double_occupancy = <n_up n_dn>``, ``energy = <H>`` and
         ``diagnostics`` (method, ``E0``, states kept per sector, Lanczos depths,
-        omitted Boltzmann weight bound, number of poles, bath fit).
+        omitted Boltzmann weight bound, number of poles, bath fit, FTLM error bar,
+        ``reference`` with the error estimate for ``n_bath='auto'``).
     """
-    _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts, fit_weight)
+    _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts, fit_weight,
+              ftlm_random, ftlm_steps, seed, auto_tol)
     if not isinstance(embed, (bool, np.bool_)):
         raise ValueError(f"embed={embed!r} must be True or False")
+    opts = dict(method=method, cutoff=cutoff, n_lanczos=n_lanczos, n_states_max=n_states_max,
+                ph_symmetric_fit=ph_symmetric_fit, fit_starts=fit_starts,
+                fit_weight=fit_weight, ftlm_random=ftlm_random, ftlm_steps=ftlm_steps,
+                seed=seed)
+    if isinstance(n_bath, str):  # 'auto'
+        if params.Delta_iw is None and params.n_bath <= MAX_BATH:
+            sol = _solve_fixed(params, n_iw, n_tau, n_l, None, **opts)
+            err = float(sol.diagnostics.get("ftlm", {}).get("error_G_tau", 0.0))
+            sol.diagnostics["reference"] = dict(
+                kind="discrete bath as given", n_bath=params.n_bath, error_estimate=err,
+                converged=True, tol=auto_tol, history=[])
+        else:
+            sol = _solve_auto(params, n_iw, n_tau, n_l, auto_tol, opts)
+    else:
+        sol = _solve_fixed(params, n_iw, n_tau, n_l, n_bath, **opts)
+    if embed and "bath_fit" in sol.diagnostics:
+        sol = embed_solution(params, sol, n_tau=n_tau, n_l=n_l)
+    return sol
+
+
+def _solve_fixed(params, n_iw, n_tau, n_l, n_bath, *, method, cutoff, n_lanczos, n_states_max,
+                 ph_symmetric_fit, fit_starts, fit_weight, ftlm_random, ftlm_steps, seed):
+    """ED of ``params`` with a bath of ``n_bath`` sites (fitted if needed)."""
+    t_fit = time.perf_counter()
     disc, fit = _discrete_params(params, n_bath, n_iw, ph_symmetric_fit, fit_starts,
                                  fit_weight)
     t0 = time.perf_counter()
     poles, st = ed_poles(disc, method=method, cutoff=cutoff, n_lanczos=n_lanczos,
-                         n_states_max=n_states_max)
+                         n_states_max=n_states_max, ftlm_random=ftlm_random,
+                         ftlm_steps=ftlm_steps, seed=seed)
     t1 = time.perf_counter()
     diag = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in st.items()
             if key not in ("double_occupancy", "energy")}
     diag["density_direct"] = diag.pop("density")
     diag["n_bath"] = disc.n_bath
     diag["n_poles"] = [int(E.size) for E, _ in poles]
+    diag["time_fit"] = t0 - t_fit
     diag["time_poles"] = t1 - t0
     if fit is not None:
         diag["bath_fit"] = fit
@@ -375,8 +500,44 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath=None, method="auto",
                                double_occupancy=float(st["double_occupancy"]),
                                energy=float(st["energy"]), diagnostics=diag)
     sol.diagnostics["time_solution"] = time.perf_counter() - t1
-    if embed and fit is not None:
-        sol = embed_solution(params, sol, n_tau=n_tau, n_l=n_l)
+    return sol
+
+
+def _rms_tau(G_a, G_b):
+    """RMS over the uniform tau grid and the spins of ``G_a - G_b``."""
+    return float(np.sqrt(np.mean((np.asarray(G_a) - np.asarray(G_b)) ** 2)))
+
+
+def _solve_auto(params, n_iw, n_tau, n_l, tol, opts):
+    """The reference: bath sizes ``AUTO_K_MIN ... AUTO_K_MAX`` until ``G(tau)`` converges.
+
+    The error estimate of the result (bath size ``k``) is ``RMS |G_k - G_{k-1}|`` over the
+    tau grid and the spins, or the FTLM error bar of ``G_k`` if that is larger.  Both
+    solutions are on the caller's ``n_tau`` grid, so the RMS approximates
+    ``(1/beta int |dG|^2 dtau)^(1/2)``.
+    """
+    t0 = time.perf_counter()
+    history, prev, sol = [], None, None
+    converged = False
+    err = np.inf
+    for k in range(AUTO_K_MIN, AUTO_K_MAX + 1):
+        sol = _solve_fixed(params, n_iw, n_tau, n_l, k, **opts)
+        entry = dict(n_bath=k, time=sol.diagnostics["time_poles"]
+                     + sol.diagnostics["time_fit"],
+                     ftlm_error=float(sol.diagnostics.get("ftlm", {}).get("error_G_tau", 0.0)))
+        if prev is not None:
+            entry["rms_diff"] = _rms_tau(sol.G_tau, prev.G_tau)
+            err = max(entry["rms_diff"], entry["ftlm_error"])
+            if err <= tol:
+                converged = True
+        history.append(entry)
+        if converged:
+            break
+        prev = sol
+    sol.diagnostics["reference"] = dict(kind="auto", n_bath=sol.diagnostics["n_bath"],
+                                        error_estimate=float(err), converged=converged,
+                                        tol=float(tol), history=history,
+                                        time=time.perf_counter() - t0)
     return sol
 
 
@@ -408,10 +569,11 @@ def embed_solution(params, sol, *, n_tau, n_l):
     return out
 
 
-_OPTIONS = {"n_bath": None, "method": "auto", "cutoff": 1e-10, "n_lanczos": 150,
+_OPTIONS = {"n_bath": "auto", "method": "auto", "cutoff": CUTOFF, "n_lanczos": 150,
             "n_states_max": 200, "ph_symmetric_fit": False, "fit_starts": 4,
-            "fit_weight": "uniform", "embed": False}
-_FIXED_OPTIONS = {key: v for key, v in _OPTIONS.items() if key != "n_bath"}
+            "fit_weight": "uniform", "embed": False, "ftlm_random": 16, "ftlm_steps": 30,
+            "seed": 0, "auto_tol": AUTO_TOL}
+_FIXED_OPTIONS = {key: v for key, v in _OPTIONS.items() if key not in ("n_bath", "auto_tol")}
 
 
 def _fixed_bath(k, default_method, fit_weight="uniform", embed=False):
@@ -434,8 +596,9 @@ register_solver(
     "ed",
     solve_ed,
     options=_OPTIONS,
-    description="exact diagonalisation, any bath size <= 9 (full for n_bath <= 4, Lanczos "
-                "with continued fractions above); fits Delta_iw with n_bath sites if given",
+    description="exact diagonalisation, the reference: n_bath='auto' grows the bath until "
+                "G(tau) converges and reports its error; or any bath size <= 9 (full for "
+                "n_bath <= 4, Lanczos / finite-temperature Lanczos above)",
 )
 solve_ed1, solve_ed2, solve_ed3, solve_ed4 = (_fixed_bath(k, "full") for k in (1, 2, 3, 4))
 solve_ed1w, solve_ed2w, solve_ed3w, solve_ed4w = (_fixed_bath(k, "full", "1/w")
