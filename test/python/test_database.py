@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Database generation: schema, determinism across MPI sizes, crash safety, bad configs."""
+"""Database generation: schema, determinism across MPI sizes, crash safety, bad configs,
+the reference's error estimate and reading older format versions."""
 
+import importlib
 import json
 import os
 import re
@@ -27,7 +29,16 @@ from triqs_mlsolver.database import (
     summary,
     validate_config,
 )
-from triqs_mlsolver.database.schema import OPTIONAL_ROOT_ATTRS, ROOT_ATTRS, SOLVER_ATTRS
+from triqs_mlsolver.database.generate import reference_error_of
+from triqs_mlsolver.database.schema import (
+    ADDED,
+    FORMAT_VERSION,
+    OPTIONAL_ROOT_ATTRS,
+    REFERENCE_ERROR_KEYS,
+    ROOT_ATTRS,
+    SOLVER_ATTRS,
+    VERSIONS,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = """
@@ -168,6 +179,9 @@ def test_schema_is_documented():
     text = (ROOT / "doc" / "database.rst").read_text()
     for key in [*SCHEMA, *ROOT_ATTRS, *OPTIONAL_ROOT_ATTRS, *SOLVER_ATTRS]:
         assert f"``{key}``" in text, f"{key} missing from doc/database.rst"
+    # every layout change is recorded: a version per bump, the datasets each one added
+    assert sorted(VERSIONS) == list(range(1, FORMAT_VERSION + 1))
+    assert all(pat in SCHEMA and 1 < ver <= FORMAT_VERSION for pat, (ver, _) in ADDED.items())
 
 
 @pytest.mark.mpi
@@ -385,3 +399,190 @@ def test_shipped_default_config_is_the_builtin_default():
 
     path = files("triqs_mlsolver") / "data" / "default_database.toml"
     assert load_config(path) == validate_config({})
+
+
+# -- the reference's own error estimate (format version 2) -------------------------------------
+AUTO = """
+[sampler]
+mode = "bethe"
+n_samples = {n}
+n_bath = 4
+U = [1.0, 2.0]
+W = [2.0, 2.0]
+eps = [-0.3, 0.3]
+beta = [5.0, 10.0]
+seed = 3
+[solvers]
+cheap = ["hubbard_i"]
+reference = "ed"
+[grid]
+n_iw = 64
+n_tau = 21
+n_l = 12
+[output]
+chunk_size = 2
+"""
+
+
+def _downgrade_to_v1(src, dst):
+    """``dst``: ``src`` as the format-1 writer left it (no error estimate datasets)."""
+    shutil.copy(src, dst)
+    with h5py.File(dst, "a") as f:
+        for key in REFERENCE_ERROR_KEYS:
+            del f[f"solvers/{f.attrs['reference']}/{key}"]
+        f.attrs["format_version"] = 1
+
+
+def test_reference_error_of_takes_the_larger_of_bath_size_and_ftlm_errors():
+    from types import SimpleNamespace
+
+    rep = dict(kind="auto", n_bath=6, error_estimate=2e-5, converged=True, tol=1e-4, history=[])
+    sol = SimpleNamespace(diagnostics={"reference": rep})
+    assert reference_error_of(sol) == {"error_estimate": 2e-5, "n_bath": 6, "converged": True}
+    sol.diagnostics["ftlm"] = {"error_G_tau": 5e-5}  # the statistical error bar dominates
+    assert reference_error_of(sol)["error_estimate"] == 5e-5
+    sol.diagnostics["ftlm"] = {"error_G_tau": 1e-6}
+    assert reference_error_of(sol)["error_estimate"] == 2e-5
+    # only one bath size could be solved: no estimate to converge
+    sol.diagnostics = {"reference": {**rep, "error_estimate": float("inf"), "converged": False}}
+    assert reference_error_of(sol) == {"error_estimate": np.inf, "n_bath": 6, "converged": False}
+    # a solver that reports nothing (an FTLM error bar alone is not an estimate of its error)
+    for diag in ({}, {"ftlm": {"error_G_tau": 1e-3}}):
+        r = reference_error_of(SimpleNamespace(diagnostics=diag))
+        assert np.isnan(r["error_estimate"]) and r["n_bath"] == -1 and not r["converged"]
+
+
+def test_reference_error_estimate_is_stored_and_version_1_files_still_read(tmp_path):
+    cfg = load_config(_write_cfg(tmp_path, n=4, chunk=4))
+    out = tmp_path / "db.h5"
+    generate(cfg, out, quiet=True)
+    sizes = check_schema(out)
+    db = Database(out)
+    assert db.format_version == FORMAT_VERSION == 2
+    r = db.reference_error()
+    # the sampled 3-site bath is diagonalised as given: exact, the estimate is 0
+    assert np.array_equal(r["error_estimate"], np.zeros(4))
+    assert np.array_equal(r["n_bath"], [3] * 4) and r["converged"].all()
+    with h5py.File(out, "r") as f:
+        assert [f[f"solvers/ed/{k}"].dtype for k in REFERENCE_ERROR_KEYS] == [
+            np.float64, np.int64, np.bool_]
+        assert not set(REFERENCE_ERROR_KEYS) & set(f["solvers/ed1"])  # cheap: not stored
+    with pytest.raises(KeyError, match="reference solver only"):
+        db.read("ed1", "error_estimate")
+    assert "error estimate of the reference ed" in summary(db)
+    # a version-1 file reads, with "not known" for the estimate, and passes its own check
+    old = tmp_path / "v1.h5"
+    _downgrade_to_v1(out, old)
+    assert check_schema(old) == sizes
+    db1 = Database(old)
+    r1 = db1.reference_error()
+    assert np.all(np.isnan(r1["error_estimate"])) and np.all(r1["n_bath"] == -1)
+    assert not r1["converged"].any()
+    assert np.array_equal(db1.read("ed", "G_tau"), db.read("ed", "G_tau"))
+    assert "not stored (format v1" in summary(db1)
+    res = _cli("inspect", str(old), "--check", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "schema ok (format v1)" in res.stdout and "not stored" in res.stdout
+    # a version-1 file with the newer datasets, a damaged v2 file, a file from the future
+    bad = tmp_path / "bad.h5"
+    shutil.copy(old, bad)
+    with h5py.File(bad, "a") as f:
+        f["solvers/ed/error_estimate"] = np.zeros(4)
+    with pytest.raises(ValueError, match="not in the schema"):
+        check_schema(bad)
+    shutil.copy(out, bad)
+    with h5py.File(bad, "a") as f:
+        del f["solvers/ed/converged"]
+    with pytest.raises(ValueError, match="converged' missing"):
+        check_schema(bad)
+    shutil.copy(out, bad)
+    with h5py.File(bad, "a") as f:
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(ValueError, match="format_version 3"):
+        check_schema(bad)
+    with pytest.raises(ValueError, match="upgrade triqs_mlsolver"):
+        Database(bad)
+
+
+@pytest.fixture
+def short_bath_ladder(monkeypatch):
+    """The reference ED's ``n_bath='auto'`` with bath sizes 1, 2, 3 and at most 3 sites
+    diagonalised as given: a sampled 4-site bath then takes the bath-size convergence path
+    (fit, grow, compare; the real code) in ~0.1 s, where the ladder 4, 5, ... costs
+    seconds per sample at beta = 5.  Returns the tolerance."""
+    ed = importlib.import_module("triqs_mlsolver.solvers.ed")
+    monkeypatch.setattr(ed, "MAX_BATH", 3)
+    monkeypatch.setattr(ed, "AUTO_K_MIN", 1)
+    monkeypatch.setattr(ed, "AUTO_K_MAX", 3)
+    return ed.AUTO_TOL
+
+
+def test_bath_size_error_estimate_equals_the_solvers_and_survives_resume_and_extend(
+        tmp_path, short_bath_ladder):
+    from threadpoolctl import threadpool_limits
+    from triqs_mlsolver.solvers import solve_aim
+
+    tol = short_bath_ladder
+    cfg_path = tmp_path / "auto.toml"
+    cfg_path.write_text(AUTO.format(n=5))
+    cfg = load_config(cfg_path)
+    ref = tmp_path / "ref.h5"
+    generate(cfg, ref, quiet=True)
+    check_schema(ref)
+    db = Database(ref)
+    assert db.ok.all()
+    r = db.reference_error()
+    err, conv = r["error_estimate"], r["converged"]
+    assert np.all(np.isfinite(err)) and np.all(err > 0) and np.all(r["n_bath"] == 3)
+    assert conv.any() and not conv.all()  # both cases occur in these 5 samples
+    assert np.all(err[conv] <= tol) and np.all(err[~conv] > tol)
+    with threadpool_limits(limits=1):  # as the generator runs: identical results
+        for i in range(len(db)):
+            sol = solve_aim("ed", sample_params(cfg, i), n_iw=64, n_tau=21, n_l=12)
+            rep = sol.diagnostics["reference"]
+            assert rep["kind"] == "auto"
+            assert (err[i], r["n_bath"][i], conv[i]) == (
+                rep["error_estimate"], rep["n_bath"], rep["converged"])
+            assert np.array_equal(db.read("ed", "G_tau")[i], sol.G_tau)
+    assert "not converged: " + str(int((~conv).sum())) in summary(db)
+
+    # killed after one chunk (samples 0, 1) and resumed: the same values
+    out = tmp_path / "resumed.h5"
+    generate(cfg, out, quiet=True, max_chunks=1)
+    parts = tmp_path / "resumed.h5.parts"
+    (chunk,) = parts.glob("chunk-*.h5")
+    with h5py.File(chunk, "r") as f:
+        assert np.array_equal(f["solvers/ed/error_estimate"][()], err[:2])
+    # the same parts as a format-1 run would have left them
+    old_parts = tmp_path / "old.h5.parts"
+    shutil.copytree(parts, old_parts)
+    with h5py.File(old_parts / chunk.name, "a") as f:
+        for key in REFERENCE_ERROR_KEYS:
+            del f[f"solvers/ed/{key}"]
+    generate(cfg, out, quiet=True, resume=True)
+    _assert_same_data(out, ref)
+    generate(cfg, tmp_path / "old.h5", quiet=True, resume=True)
+    r_old = Database(tmp_path / "old.h5").reference_error()
+    assert np.all(np.isnan(r_old["error_estimate"][:2])) and np.all(r_old["n_bath"][:2] == -1)
+    assert np.array_equal(r_old["error_estimate"][2:], err[2:])
+
+    # --extend: the old samples keep their estimate (the reference is not recomputed) ...
+    cfg3_path = tmp_path / "auto3.toml"
+    cfg3_path.write_text(AUTO.format(n=3))
+    small = tmp_path / "small.h5"
+    generate(load_config(cfg3_path), small, quiet=True)
+    generate(cfg, tmp_path / "grown.h5", quiet=True, extend=small)
+    _assert_same_data(tmp_path / "grown.h5", ref)
+    # ... and a version-1 database grows into a version-2 one, NaN where nothing is known
+    small_v1 = tmp_path / "small_v1.h5"
+    _downgrade_to_v1(small, small_v1)
+    grown = tmp_path / "grown_v1.h5"
+    generate(cfg, grown, quiet=True, extend=small_v1)
+    check_schema(grown)
+    g = Database(grown)
+    assert g.format_version == 2
+    rg = g.reference_error()
+    assert np.all(np.isnan(rg["error_estimate"][:3])) and not rg["converged"][:3].any()
+    for key in REFERENCE_ERROR_KEYS:
+        assert np.array_equal(rg[key][3:], r[key][3:])
+    assert np.array_equal(g.read("ed", "G_tau"), db.read("ed", "G_tau"))

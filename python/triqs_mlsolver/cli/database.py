@@ -29,9 +29,10 @@ def add_parsers(sub):
     g.set_defaults(func=run_generate)
 
     i = sub.add_parser("inspect", help="summarise a database; plots; TRIQS export",
-                       description="Counts, failures, parameter ranges, per-solver error of "
-                                   "G(tau) against the reference (MAE/RMS/max, per beta), "
-                                   "timings.")
+                       description="Counts, failures, parameter ranges, timings, the "
+                                   "reference's own error estimate (median/max, how many "
+                                   "not converged, bath sizes) and the per-solver error of "
+                                   "G(tau) against the reference (MAE/RMS/max, per beta).")
     i.add_argument("database", type=Path)
     i.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots into DIR")
     i.add_argument("--sample", type=int, default=0, help="sample shown in the G(tau) plot")
@@ -64,7 +65,7 @@ def run_inspect(args) -> int:
     db = Database(args.database)
     if args.check:
         sizes = db.check()
-        print(f"schema ok: {sizes}")
+        print(f"schema ok (format v{db.format_version}): {sizes}")
     print(summary(db))
     if args.plot:
         for f in plot_database(db, args.plot, sample=args.sample):

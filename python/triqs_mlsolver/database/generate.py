@@ -8,10 +8,13 @@ time) and the finished work as chunk files
 temporary name and renamed when complete, so a killed run leaves only
 complete chunks behind (at most ``chunk_size`` samples per rank are lost).
 ``--resume`` scans the chunks, skips the finished samples and computes the
-rest; ``--extend OLD.h5`` starts the parts folder from a finished database made
-with the same config but fewer samples and/or fewer cheap solvers (its samples
-are the first ones of the larger run, see below; added cheap solvers are run
-on them on rank 0), so a database grows without recomputing its reference.  At the end
+rest (a chunk written before a dataset was added to the layout gives its
+"not known" value, :data:`~.schema.ADDED`); ``--extend OLD.h5`` starts the
+parts folder from a finished database made with the same config but fewer
+samples and/or fewer cheap solvers (its samples are the first ones of the
+larger run, see below; added cheap solvers are run on them on rank 0; a
+dataset that OLD's format predates gets its "not known" value), so a
+database grows without recomputing its reference.  At the end
 rank 0 merges the chunks, sorted by sample index, into ``OUTPUT`` (again
 through a temporary file and a rename) and removes the parts folder.
 
@@ -41,9 +44,13 @@ from .. import mpi as _mpi
 from ..solvers import solve_aim
 from .config import ConfigError, config_to_toml
 from .sampler import sample_arrays, sample_params
-from .schema import FORMAT, FORMAT_VERSION
+from .schema import ADDED, FORMAT, FORMAT_VERSION, REFERENCE_ERROR_KEYS, SCHEMA
 
-__all__ = ["generate", "solve_sample", "merge_parts", "parts_dir_of", "scan_parts"]
+__all__ = ["generate", "solve_sample", "reference_error_of", "merge_parts", "parts_dir_of",
+           "scan_parts"]
+
+#: Per-sample keys of every solver (``solvers/{solver}/<key>``).
+SOLVER_KEYS = ("G_tau", "G_l", "density", "double_occupancy", "wall_time", "ok", "error")
 
 _CHUNK_RE = re.compile(r"chunk-(\d+)-(\d+)-r(\d+)\.h5$")
 _STR = h5py.string_dtype()
@@ -69,12 +76,47 @@ def solver_names(cfg) -> list[str]:
     return [*cfg["solvers"]["cheap"], cfg["solvers"]["reference"]]
 
 
+def _keys(cfg, name) -> tuple:
+    """Per-sample keys stored for the solver ``name``."""
+    ref = name == cfg["solvers"]["reference"]
+    return SOLVER_KEYS + (REFERENCE_ERROR_KEYS if ref else ())
+
+
+def _unknown(key, n):
+    """``n`` values of ``solvers/{reference}/<key>`` that say "not known" (NaN, -1, False)."""
+    pat = f"solvers/{{reference}}/{key}"
+    return np.full(n, ADDED[pat][1], dtype=SCHEMA[pat][1])
+
+
+def reference_error_of(solution) -> dict:
+    """``{error_estimate, n_bath, converged}`` of a solution, from its
+    ``diagnostics['reference']`` (the reference ED: bath-size convergence) and
+    ``diagnostics['ftlm']['error_G_tau']`` (finite-temperature Lanczos error bar, max over
+    tau), the larger of the two; NaN, -1, False when the solution carries no
+    ``'reference'`` report (a solver that does not estimate its error)."""
+    diag = getattr(solution, "diagnostics", None) or {}
+    ref = diag.get("reference")
+    if not isinstance(ref, dict):
+        return {k: _unknown(k, 1)[0] for k in REFERENCE_ERROR_KEYS}
+    err = float(ref.get("error_estimate", np.nan))
+    ftlm = (diag.get("ftlm") or {}).get("error_G_tau")
+    if ftlm is not None:
+        err = float(np.fmax(err, float(ftlm)))  # the larger; fmax ignores a NaN
+    n_bath = ref.get("n_bath")
+    return {
+        "error_estimate": err,
+        "n_bath": int(n_bath) if isinstance(n_bath, (int, np.integer)) else -1,
+        "converged": bool(ref.get("converged", False)) and np.isfinite(err),
+    }
+
+
 def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
     """Solve sample ``i`` with every configured solver (or only ``solvers``); failures are
     recorded, not raised."""
     g = cfg["grid"]
     params = sample_params(cfg, i)
     rec = {"index": i, "params": sample_arrays(params), "solvers": {}}
+    reference = cfg["solvers"]["reference"]
     for name in solver_names(cfg) if solvers is None else solvers:
         r = {
             "ok": False,
@@ -85,6 +127,8 @@ def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
             "density": np.full(2, np.nan),
             "double_occupancy": np.nan,
         }
+        if name == reference:
+            r.update({k: _unknown(k, 1)[0] for k in REFERENCE_ERROR_KEYS})
         t0 = time.perf_counter()
         try:
             sol = solve_aim(name, params, n_iw=g["n_iw"], n_tau=g["n_tau"], n_l=g["n_l"])
@@ -99,6 +143,8 @@ def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
                     np.nan if sol.double_occupancy is None else float(sol.double_occupancy)
                 ),
             )
+            if name == reference:
+                r.update(reference_error_of(sol))
         except Exception as exc:  # noqa: BLE001 - a failed solve is data, not a crash
             last = traceback.extract_tb(exc.__traceback__)[-1]
             r["error"] = (
@@ -117,13 +163,14 @@ def _write_chunk(parts: Path, records: list, rank: int) -> Path:
         f["index"] = np.array([r["index"] for r in records], dtype=np.int64)
         for key in records[0]["params"]:
             f[f"params/{key}"] = np.array([r["params"][key] for r in records])
-        for name in records[0]["solvers"]:
+        for name, first in records[0]["solvers"].items():
             grp = f.create_group(f"solvers/{name}")
-            for key in ("G_tau", "G_l", "density", "double_occupancy", "wall_time", "ok"):
-                grp[key] = np.array([r["solvers"][name][key] for r in records])
-            grp.create_dataset(
-                "error", data=[r["solvers"][name]["error"] for r in records], dtype=_STR
-            )
+            for key in first:
+                vals = [r["solvers"][name][key] for r in records]
+                if key == "error":
+                    grp.create_dataset(key, data=vals, dtype=_STR)
+                else:
+                    grp[key] = np.array(vals)
     os.replace(tmp, final)
     return final
 
@@ -234,29 +281,30 @@ def _seed_parts_from(cfg: dict, source: Path, parts: Path, n_old: int, old_solve
     added = [s for s in names if s not in old_solvers]
     final = parts / f"chunk-{0:08d}-{n_old}-r0.h5"
     tmp = final.with_suffix(".h5.tmp")
-    keys = ("G_tau", "G_l", "density", "double_occupancy", "wall_time", "ok", "error")
-    new = {s: {k: [] for k in keys} for s in added}
+    new = {s: {k: [] for k in _keys(cfg, s)} for s in added}
     for i in tqdm(range(n_old) if added else [], desc=f"adding {', '.join(added)}",
                   unit="sample", disable=quiet):
         rec = solve_sample(cfg, i, solvers=added)
         for s in added:
-            for k in keys:
+            for k in new[s]:
                 new[s][k].append(rec["solvers"][s][k])
     with h5py.File(source, "r") as src, h5py.File(tmp, "w") as f:
         f["index"] = np.arange(n_old, dtype=np.int64)
         for key in src["params"]:
             f[f"params/{key}"] = src[f"params/{key}"][()]
         for name in names:
-            for key in keys:
+            for key in _keys(cfg, name):
+                path = f"solvers/{name}/{key}"
                 if name in new:
                     data = np.array(new[name][key])
                     if key == "error":
-                        f.create_dataset(f"solvers/{name}/{key}", data=data.astype(object),
-                                         dtype=_STR)
+                        f.create_dataset(path, data=data.astype(object), dtype=_STR)
                     else:
-                        f[f"solvers/{name}/{key}"] = data
-                else:
-                    f[f"solvers/{name}/{key}"] = src[f"solvers/{name}/{key}"][()]
+                        f[path] = data
+                elif path in src:
+                    f[path] = src[path][()]
+                else:  # a dataset newer than the source's format: not known for its samples
+                    f[path] = _unknown(key, n_old)
         run = {"mpi_size": int(np.max(np.atleast_1d(src.attrs["mpi_size"]))),
                "extended_from": str(source), "n_samples": n_old, "solvers": old_solvers,
                "created": str(src.attrs.get("created", "")),
@@ -300,10 +348,15 @@ def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
                 f"solvers/{s}/error": np.empty(N, object),
             }
         )
+    ref = cfg["solvers"]["reference"]
+    for key in REFERENCE_ERROR_KEYS:
+        data[f"solvers/{ref}/{key}"] = _unknown(key, N)
     for path in sorted(set(done.values())):
         with h5py.File(path, "r") as f:
             idx = f["index"][()]
             for key in data:
+                if key not in f and key.rsplit("/", 1)[1] in REFERENCE_ERROR_KEYS:
+                    continue  # a chunk of a run before format 2: the fill value stands
                 vals = f[key][()]
                 if key.endswith("/error"):
                     vals = np.array(

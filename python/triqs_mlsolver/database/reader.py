@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from ..gf import transforms as tr
-from .schema import FORMAT, FORMAT_VERSION, check_schema
+from .schema import ADDED, FORMAT, FORMAT_VERSION, REFERENCE_ERROR_KEYS, SCHEMA, check_schema
 
 __all__ = ["Database", "error_stats", "error_table", "summary", "export_sample", "plot_database"]
 
@@ -17,9 +17,14 @@ __all__ = ["Database", "error_stats", "error_table", "summary", "export_sample",
 class Database:
     """A database file opened for reading (checks the format and version).
 
+    Files of every layout version up to :data:`~.schema.FORMAT_VERSION` are read; a dataset
+    that the file's version predates (:data:`~.schema.ADDED`) reads as its "not known"
+    value (NaN, -1, False).
+
     Attributes
     ----------
     path : Path
+    format_version : int, the layout version of the file
     solvers : list of str
     reference : str
     params : dict of ndarray
@@ -55,6 +60,7 @@ class Database:
                     f"{self.path} has format version {ver}, newer than this "
                     f"package reads ({FORMAT_VERSION}); upgrade triqs_mlsolver"
                 )
+            self.format_version = ver
             self.attrs = {
                 k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()
             }
@@ -76,11 +82,40 @@ class Database:
         return [s for s in self.solvers if s != self.reference]
 
     def read(self, solver, key):
-        """Dataset ``solvers/<solver>/<key>`` as an array."""
+        """Dataset ``solvers/<solver>/<key>`` as an array (the "not known" values, NaN / -1 /
+        False, for a dataset that the file's format version predates)."""
         if solver not in self.solvers:
             raise KeyError(f"no solver {solver!r} in {self.path}; it has {self.solvers}")
         with h5py.File(self.path, "r") as f:
-            return f[f"solvers/{solver}/{key}"][()]
+            path = f"solvers/{solver}/{key}"
+            if path in f:
+                return f[path][()]
+        pat = (f"solvers/{{reference}}/{key}" if solver == self.reference
+               else f"solvers/{{solver}}/{key}")
+        if pat in ADDED and ADDED[pat][0] > self.format_version:
+            return np.full(len(self), ADDED[pat][1], dtype=SCHEMA[pat][1])
+        if solver != self.reference and f"solvers/{{reference}}/{key}" in SCHEMA:
+            raise KeyError(f"{key!r} is stored for the reference solver only "
+                           f"({self.reference!r}), not for {solver!r}")
+        kinds = ("solver", "reference") if solver == self.reference else ("solver",)
+        keys = [q.rsplit("/", 1)[1] for q in SCHEMA
+                if any(q.startswith(f"solvers/{{{k}}}/") for k in kinds)]
+        raise KeyError(f"no dataset {path!r} in {self.path} (format v{self.format_version}); "
+                       f"the keys of {solver!r} are {keys}")
+
+    def reference_error(self) -> dict:
+        """The reference solver's own error estimate per sample.
+
+        Returns
+        -------
+        dict of ndarray (N,)
+            ``error_estimate`` (float: estimated RMS error of the reference's ``G(tau)`` over
+            tau and spins, from the bath-size convergence of the ED with its FTLM error bar
+            included; NaN where the solve failed, the reference gives no estimate or the
+            file predates format version 2), ``n_bath`` (int: bath sites diagonalised, -1
+            where not known) and ``converged`` (bool: the reference reached its tolerance).
+        """
+        return {k: self.read(self.reference, k) for k in REFERENCE_ERROR_KEYS}
 
     def check(self):
         """Verify the layout against the documented schema."""
@@ -150,6 +185,7 @@ def summary(db: Database) -> str:
     failed = np.flatnonzero(~db.ok)
     for i in failed[:5]:
         lines.append(f"    sample {i}: {db.reason[i]}")
+    lines += ["", *_reference_error_lines(db)]
     tab = error_table(db)
     if tab:
         lines += ["", f"error of G(tau) against {db.reference} (MAE / RMS / max):"]
@@ -166,6 +202,30 @@ def summary(db: Database) -> str:
             )
             lines.append(f"  {s:12s} {txt}")
     return "\n".join(lines)
+
+
+def _reference_error_lines(db: Database) -> list[str]:
+    """The summary's paragraph on the reference's own error estimate."""
+    head = (f"error estimate of the reference {db.reference} (RMS of G(tau): bath-size "
+            "convergence, FTLM error bar)")
+    if db.format_version < ADDED["solvers/{reference}/error_estimate"][0]:
+        return [f"{head}: not stored (format v{db.format_version}; stored from v2 on)"]
+    r = db.reference_error()
+    err, nb, conv = r["error_estimate"], r["n_bath"], r["converged"]
+    known = ~np.isnan(err)
+    if not known.any():
+        return [f"{head}: none ({db.reference} reports no estimate)"]
+    fin = err[known & np.isfinite(err)]
+    lines = [f"{head}:",
+             f"  median {np.median(fin) if fin.size else np.nan:9.2e}  "
+             f"max {np.max(err[known]):9.2e}  over {int(known.sum())} samples; "
+             f"not converged: {int((known & ~conv).sum())}; no estimate: {int((~known).sum())}"]
+    if (nb >= 0).any():
+        K = db.params["eps_k"].shape[1]
+        vals, counts = np.unique(nb[nb >= 0], return_counts=True)
+        lines.append("  bath sites diagonalised: " + ", ".join(
+            f"{v}{' (the sampled bath)' if v == K else ''}: {c}" for v, c in zip(vals, counts)))
+    return lines
 
 
 def export_sample(db: Database, i: int, out) -> Path:

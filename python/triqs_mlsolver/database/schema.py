@@ -1,15 +1,23 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The HDF5 layout of a training database (format ``triqs_mlsolver.database``, version 1).
+"""The HDF5 layout of a training database (format ``triqs_mlsolver.database``, version 2).
 
 ``N`` samples, ``K`` bath sites, ``T`` stored tau points, ``L`` Legendre
 coefficients; spin axis of length 2 (0 = up, 1 = down).  ``{solver}`` is each
-configured solver (cheap ones and the reference).  Sample ``i`` is the same
-AIM for every solver.  ``G_iw`` is not stored: rebuild it exactly from
-``G_l`` (:func:`triqs_mlsolver.gf.transforms.legendre_to_iw`).
+configured solver (cheap ones and the reference), ``{reference}`` the
+reference solver only.  Sample ``i`` is the same AIM for every solver.
+``G_iw`` is not stored: rebuild it exactly from ``G_l``
+(:func:`triqs_mlsolver.gf.transforms.legendre_to_iw`).
 
 :data:`SCHEMA` is the single description of the layout: the writer follows
 it, :func:`check_schema` verifies a file against it, and the documentation
 table (doc/database.rst) is checked against it by the tests.
+
+Versions (:data:`VERSIONS`): a layout change bumps :data:`FORMAT_VERSION`
+and records every dataset it adds in :data:`ADDED`, with the value that
+stands for it in older files.  Files of every version ``1 ... FORMAT_VERSION``
+are read and checked: a dataset newer than the file is not expected in it,
+and :meth:`triqs_mlsolver.database.Database.read` returns the fill value for
+it (NaN for the error estimate: "not known").
 """
 
 from __future__ import annotations
@@ -22,13 +30,24 @@ __all__ = [
     "FORMAT_VERSION",
     "ROOT_ATTRS",
     "SCHEMA",
+    "ADDED",
+    "VERSIONS",
+    "REFERENCE_ERROR_KEYS",
+    "expected_datasets",
     "SOLVER_ATTRS",
     "check_schema",
     "SchemaError",
 ]
 
 FORMAT = "triqs_mlsolver.database"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+#: Layout versions: number -> what changed.
+VERSIONS = {
+    1: "the first layout",
+    2: "the reference's error estimate per sample: solvers/{reference}/error_estimate, "
+       "n_bath, converged",
+}
 
 #: Root attributes: name -> meaning.
 ROOT_ATTRS = {
@@ -69,7 +88,28 @@ SCHEMA = {
     "solvers/{solver}/wall_time": (("N",), "float64", "seconds for the solve"),
     "solvers/{solver}/ok": (("N",), "bool", "the solve succeeded"),
     "solvers/{solver}/error": (("N",), "str", "empty, or the error message"),
+    "solvers/{reference}/error_estimate": (
+        ("N",), "float64",
+        "estimated RMS error of the reference's G(tau) (bath-size convergence, FTLM error "
+        "bar included); NaN if the solve failed or the solver gives no estimate"),
+    "solvers/{reference}/n_bath": (
+        ("N",), "int64", "bath sites the reference diagonalised (-1: failed or not reported)"),
+    "solvers/{reference}/converged": (
+        ("N",), "bool", "the reference reached its tolerance (False: failed, not converged "
+                        "or no estimate)"),
 }
+
+#: Datasets added after version 1: path -> (format version that added it, the value that
+#: stands for it in older files and in samples without it).
+ADDED = {
+    "solvers/{reference}/error_estimate": (2, np.nan),
+    "solvers/{reference}/n_bath": (2, -1),
+    "solvers/{reference}/converged": (2, False),
+}
+
+#: The per-sample keys of the reference's error estimate (``solvers/{reference}/<key>``).
+REFERENCE_ERROR_KEYS = tuple(p.rsplit("/", 1)[1] for p in SCHEMA
+                             if p.startswith("solvers/{reference}/"))
 
 #: Attributes of each ``solvers/{solver}`` group.
 SOLVER_ATTRS = {
@@ -82,8 +122,24 @@ class SchemaError(ValueError):
     """A database file does not follow :data:`SCHEMA`."""
 
 
+def expected_datasets(version: int, solvers, reference) -> dict:
+    """``{dataset path: SCHEMA pattern}`` of a file of layout ``version``."""
+    out = {}
+    for pat in SCHEMA:
+        if ADDED.get(pat, (1,))[0] > version:
+            continue
+        if "{solver}" in pat:
+            out.update({pat.format(solver=s): pat for s in solvers})
+        elif "{reference}" in pat:
+            out[pat.format(reference=reference)] = pat
+        else:
+            out[pat] = pat
+    return out
+
+
 def check_schema(path) -> dict:
-    """Verify ``path`` against :data:`SCHEMA`; returns the sizes ``{N, K, T, L}``."""
+    """Verify ``path`` against :data:`SCHEMA` (the datasets of its version); returns the sizes
+    ``{N, K, T, L}``."""
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != FORMAT:
             raise SchemaError(
@@ -93,29 +149,39 @@ def check_schema(path) -> dict:
         for a in ROOT_ATTRS:
             if a not in f.attrs:
                 raise SchemaError(f"{path}: root attribute {a!r} missing")
+        ver = f.attrs["format_version"]
+        if not (isinstance(ver, (int, np.integer)) and 1 <= ver <= FORMAT_VERSION):
+            shown = int(ver) if isinstance(ver, (int, np.integer)) else repr(ver)
+            raise SchemaError(
+                f"{path}: format_version {shown}; this package checks versions 1 ... "
+                f"{FORMAT_VERSION} (upgrade triqs_mlsolver for a newer file)"
+            )
         solvers = [str(s) for s in f.attrs["solvers"]]
+        reference = str(f.attrs["reference"])
+        if reference not in solvers:
+            raise SchemaError(f"{path}: reference {reference!r} is not among the solvers "
+                              f"{solvers}")
         sizes: dict = {}
         expected = set()
-        for pat, (shape, dtype, _) in SCHEMA.items():
-            paths = [pat.format(solver=s) for s in solvers] if "{solver}" in pat else [pat]
-            for p in paths:
-                expected.add(p)
-                if p not in f:
-                    raise SchemaError(f"{path}: dataset {p!r} missing")
-                d = f[p]
-                if len(d.shape) != len(shape):
-                    raise SchemaError(f"{path}: {p} has rank {len(d.shape)}, expected {shape}")
-                for sym, n in zip(shape, d.shape):
-                    if isinstance(sym, int):
-                        if n != sym:
-                            raise SchemaError(f"{path}: {p} has shape {d.shape}, expected {shape}")
-                    elif sizes.setdefault(sym, n) != n:
-                        raise SchemaError(f"{path}: {p} has {sym} = {n}, elsewhere {sizes[sym]}")
-                if dtype == "str":
-                    if h5py.check_string_dtype(d.dtype) is None:
-                        raise SchemaError(f"{path}: {p} must hold strings, has {d.dtype}")
-                elif d.dtype != np.dtype(dtype):
-                    raise SchemaError(f"{path}: {p} has dtype {d.dtype}, expected {dtype}")
+        for p, pat in expected_datasets(int(ver), solvers, reference).items():
+            shape, dtype, _ = SCHEMA[pat]
+            expected.add(p)
+            if p not in f:
+                raise SchemaError(f"{path}: dataset {p!r} missing")
+            d = f[p]
+            if len(d.shape) != len(shape):
+                raise SchemaError(f"{path}: {p} has rank {len(d.shape)}, expected {shape}")
+            for sym, n in zip(shape, d.shape):
+                if isinstance(sym, int):
+                    if n != sym:
+                        raise SchemaError(f"{path}: {p} has shape {d.shape}, expected {shape}")
+                elif sizes.setdefault(sym, n) != n:
+                    raise SchemaError(f"{path}: {p} has {sym} = {n}, elsewhere {sizes[sym]}")
+            if dtype == "str":
+                if h5py.check_string_dtype(d.dtype) is None:
+                    raise SchemaError(f"{path}: {p} must hold strings, has {d.dtype}")
+            elif d.dtype != np.dtype(dtype):
+                raise SchemaError(f"{path}: {p} has dtype {d.dtype}, expected {dtype}")
         for s in solvers:
             for a in SOLVER_ATTRS:
                 if a not in f[f"solvers/{s}"].attrs:

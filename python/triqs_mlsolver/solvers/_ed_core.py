@@ -697,7 +697,8 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
             continue
         # one ARPACK request sized by a cheap estimate (doubling only when it was short)
         k, e_low = estimate_low_count(sec, thresh, E0)
-        if k > n_states_max or k >= 0.8 * min(ESTIMATE_STEPS, sec.dim):
+        saturated = k >= 0.8 * min(ESTIMATE_STEPS, sec.dim)
+        if saturated or (k > n_states_max and sec.dim <= dim_fallback):
             # very many thermal states (the estimate saw almost only states below the cap):
             # decided below -- complete diagonalisation, or FTLM if a sector too large for
             # that needs FTLM anyway

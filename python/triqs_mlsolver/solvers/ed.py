@@ -150,7 +150,9 @@ FULL_MAX_SECTOR = 1300
 #: changed by less than ``CF_TOL / w_0`` in the last 8 Lanczos steps.
 CF_TOL = 1e-10
 #: Path B keeps the states with Boltzmann weight ``exp(-beta (E - E0)) > CUTOFF``.
-CUTOFF = 1e-10
+CUTOFF = 1e-7
+#: Path B: most eigenpairs per sector from ARPACK; beyond, complete diagonalisation or FTLM.
+N_STATES_MAX = 64
 #: ``n_bath='auto'``: bath sizes tried, and the default tolerance (RMS of G(tau)).
 AUTO_K_MIN = 3
 AUTO_K_MAX = 8
@@ -256,7 +258,7 @@ def _species(p: AIMParams):
 
 
 def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
-             n_states_max=200, dim_full=DIM_FULL, dim_fallback=DIM_FALLBACK, project=True,
+             n_states_max=N_STATES_MAX, dim_full=DIM_FULL, dim_fallback=DIM_FALLBACK, project=True,
              ftlm_random=16, ftlm_steps=30, seed=0):
     """Lehmann poles of the impurity Green's function of a discrete-bath AIM.
 
@@ -394,7 +396,7 @@ def _add_ftlm(poles, st, fs, Z_ex, Z_tot, beta, tau_chk, sym, R):
 
 
 def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath="auto", method="auto",
-             cutoff=CUTOFF, n_lanczos=150, n_states_max=200, ph_symmetric_fit=False,
+             cutoff=CUTOFF, n_lanczos=150, n_states_max=N_STATES_MAX, ph_symmetric_fit=False,
              fit_starts=4, fit_weight="uniform", embed=False, ftlm_random=16, ftlm_steps=30,
              seed=0, auto_tol=AUTO_TOL):
     """ED solution of the AIM (see the module docstring for the method).
@@ -570,7 +572,7 @@ def embed_solution(params, sol, *, n_tau, n_l):
 
 
 _OPTIONS = {"n_bath": "auto", "method": "auto", "cutoff": CUTOFF, "n_lanczos": 150,
-            "n_states_max": 200, "ph_symmetric_fit": False, "fit_starts": 4,
+            "n_states_max": N_STATES_MAX, "ph_symmetric_fit": False, "fit_starts": 4,
             "fit_weight": "uniform", "embed": False, "ftlm_random": 16, "ftlm_steps": 30,
             "seed": 0, "auto_tol": AUTO_TOL}
 _FIXED_OPTIONS = {key: v for key, v in _OPTIONS.items() if key not in ("n_bath", "auto_tol")}
