@@ -113,15 +113,17 @@ def bin_poles(E, W, h):
     W = np.asarray(W, float)
     if E.size == 0:
         return E, W
-    e0 = np.floor(E.min() / h) * h
-    x = (E - e0) / h
-    i = np.floor(x).astype(np.int64)
-    f = x - i
+    q = E / h
+    i = np.floor(q)
+    f = q - i  # in [0, 1)
+    i = i.astype(np.int64)
+    i0 = int(i.min())
+    i -= i0
     n = int(i.max()) + 2
     Wg = np.bincount(i, weights=W * (1 - f), minlength=n) + np.bincount(
         i + 1, weights=W * f, minlength=n)
     occ = np.nonzero(Wg)[0]
-    return e0 + h * occ, Wg[occ]
+    return h * (occ + i0), Wg[occ]
 
 
 def ftlm_sample(model, sectors, E0, beta, *, n_random, n_steps, seed=0, tau_check=None):

@@ -239,7 +239,10 @@ def _discrete_params(params: AIMParams, n_bath, n_iw, ph_symmetric_fit, fit_star
                        D=params.D)
     report = dict(n_bath=n_bath, chi2=[float(f.chi2) for f in fits],
                   max_error=[float(f.max_error) for f in fits], eps_k=eps.tolist(),
-                  V_k=V.tolist(), ph_symmetric=bool(ph_symmetric_fit), weight=fit_weight)
+                  V_k=V.tolist(), ph_symmetric=bool(ph_symmetric_fit), weight=fit_weight,
+                  n_starts_used=[int(f.n_starts_used) for f in fits],
+                  mirror_tie=[bool(f.mirror_tie) for f in fits],
+                  time=[float(f.time) for f in fits])
     return fitted, report
 
 
