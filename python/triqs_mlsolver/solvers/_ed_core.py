@@ -620,16 +620,24 @@ def _eigsh_lowest(sec: Sector, k: int):
 ESTIMATE_STEPS = 120
 
 
+class LowEstimate:
+    """A plain Lanczos run on a sector (see :func:`estimate_low_count`)."""
+
+    __slots__ = ("x0", "a", "b", "n", "theta", "S")
+
+    def __init__(self, x0, a, b, n, theta, S):
+        self.x0, self.a, self.b, self.n, self.theta, self.S = x0, a, b, n, theta, S
+
+
 def estimate_low_count(sec: Sector, thresh: float, E0: float, *, steps: int = ESTIMATE_STEPS):
     """Estimated number of eigenvalues of a sector below ``min(E0, E_min) + thresh``,
-    and the lowest Ritz value (an upper bound of the sector's lowest energy).
+    the lowest Ritz value (an upper bound of the sector's lowest energy), and the run.
 
     A plain Lanczos run (no reorthogonalisation, ``steps`` matvecs from a seeded random
     vector, O(dim x steps)); the Ritz values below the cap are counted after merging
     copies closer than ``1e-8`` (the "ghosts" of converged eigenvalues that loss of
-    orthogonality produces).  Only the starting size of the ARPACK request depends
-    on it; unresolved states make it an underestimate, which the doubling in
-    :func:`low_spectrum` corrects.
+    orthogonality produces).  The count sizes the ARPACK request; unresolved states
+    make it an underestimate, which the doubling in :func:`low_spectrum` corrects.
     """
     steps = min(steps, sec.dim)
     x = np.random.default_rng(777 + 1000 * sec.a + sec.b).standard_normal((1, sec.dim))
@@ -640,12 +648,57 @@ def estimate_low_count(sec: Sector, thresh: float, E0: float, *, steps: int = ES
     _, a_n, b_n, length = lanczos_tridiag_batch(mv, x, steps, 1e-12)
     n = int(length[0])
     if n < 2:
-        return 1, float(a_n[0, 0])
-    th = eigh_tridiagonal(a_n[0, :n], b_n[0, : n - 1], eigvals_only=True)
+        return 1, float(a_n[0, 0]), None
+    th, S = eigh_tridiagonal(a_n[0, :n], b_n[0, : n - 1])
     cap = min(E0, float(th[0])) + thresh
     low = th[th <= cap]
     count = int(1 + np.count_nonzero(np.diff(low) > 1e-8)) if low.size else 1
-    return count, float(th[0])
+    return count, float(th[0]), LowEstimate(x[0], a_n[0, :n], b_n[0, :n], n, th, S)
+
+
+def lanczos_low_pairs(sec: Sector, est: LowEstimate, cap: float, tol: float):
+    """The eigenpairs below ``cap`` from the estimate's Lanczos run, or ``None``.
+
+    Accepted only when every Ritz value below ``cap`` has a residual estimate
+    ``b_n |S_{n-1, j}|`` below ``tol`` and no two of them are closer than ``1e-7`` (a
+    ghost copy or a degenerate multiplet, which one start vector cannot resolve), and the
+    first Ritz value above the cap exists -- the stopping rule of the ARPACK path.  The
+    eigenvectors come from a second pass of the same recurrence, are refined by a
+    Rayleigh-Ritz step in their span, and their true residuals ``||H v - E v||`` are
+    checked against ``tol``.  Returns ``(E, V)`` including the first pair above the cap.
+    """
+    th, S, n = est.theta, est.S, est.n
+    n_in = int(np.searchsorted(th, cap, side="right"))
+    if n_in == 0 or n_in >= n - 1:
+        return None
+    sel = np.arange(n_in)
+    res = np.abs(est.b[n - 1] * S[n - 1, sel]) if n < sec.dim else np.zeros(n_in)
+    if np.any(res > tol) or np.any(np.diff(th[: n_in + 1]) < 1e-7):
+        return None
+    want = np.arange(n_in + 1)
+    D = sec.dim
+
+    def mv(X):
+        return sec.matvec(X.reshape(X.shape[0], sec.du, sec.dd)).reshape(X.shape[0], D)
+
+    V = np.zeros((want.size, D))
+    q_prev = np.zeros(D)
+    q = est.x0 / np.linalg.norm(est.x0)
+    for j in range(n):
+        V += np.outer(S[j, want], q)
+        if j == n - 1:
+            break
+        w = mv(q[None])[0] - est.a[j] * q - (est.b[j - 1] * q_prev if j else 0.0)
+        q_prev, q = q, w / est.b[j]
+    Qv, _ = np.linalg.qr(V.T)
+    V = Qv.T
+    HV = mv(V)
+    E, C = np.linalg.eigh(0.5 * (V @ HV.T + HV @ V.T))
+    V, HV = C.T @ V, C.T @ HV
+    r = np.linalg.norm(HV[:n_in] - E[:n_in, None] * V[:n_in], axis=1)
+    if np.any(r > tol) or E[n_in] <= cap:
+        return None
+    return E, V.T
 
 
 def _too_many(key, dim, k, cutoff, beta, dim_fallback):
@@ -657,7 +710,7 @@ def _too_many(key, dim, k, cutoff, beta, dim_fallback):
 
 
 def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fallback,
-                 k_start=4, ftlm=True):
+                 k_start=4, ftlm=True, tol=1e-9):
     """Path B step 1: all eigenstates with ``e^{-beta (E - E0)} > cutoff`` in every sector.
 
     Sectors are visited in order of their lower bound (:attr:`Sector.lower_bound`,
@@ -688,7 +741,7 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
     for key in keys:
         sec = model.sectors[key]
         if sec.lower_bound > E0 + thresh:
-            skipped.append(key)
+            skipped.append((key, sec.lower_bound))
             continue
         if sec.dim <= max(dim_full, 8):
             ev = model.full(key)
@@ -696,8 +749,20 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
             found[key] = (ev.E, ev.vecs, True, "full")
             continue
         # one ARPACK request sized by a cheap estimate (doubling only when it was short)
-        k, e_low = estimate_low_count(sec, thresh, E0)
+        k, e_low, est = estimate_low_count(sec, thresh, E0)
         saturated = k >= 0.8 * min(ESTIMATE_STEPS, sec.dim)
+        if est is not None and not saturated:
+            cap = min(E0, e_low) + thresh
+            e_min = e_low - abs(est.b[est.n - 1] * est.S[est.n - 1, 0])
+            if e_min > cap:
+                # the sector's lowest state (converged Ritz value) is above the cap
+                skipped.append((key, e_min))
+                continue
+            pairs = lanczos_low_pairs(sec, est, cap, tol)
+            if pairs is not None:
+                E0 = min(E0, float(pairs[0][0]))
+                found[key] = (pairs[0], pairs[1], False, "lanczos")
+                continue
         if saturated or (k > n_states_max and sec.dim <= dim_fallback):
             # very many thermal states (the estimate saw almost only states below the cap):
             # decided below -- complete diagonalisation, or FTLM if a sector too large for
@@ -765,9 +830,9 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
         sectors_info[key] = dict(dim=dim, n_kept=nk, how=how,
                                  highest_kept_weight=float(bf[keep][-1]) if nk else 0.0,
                                  omitted_weight_bound=om)
-    for key in skipped:
+    for key, e_min in skipped:
         sec = model.sectors[key]
-        om = float(sec.dim * np.exp(-beta * (sec.lower_bound - E0)))
+        om = float(sec.dim * np.exp(-beta * (e_min - E0)))
         omitted += mult[key] * om
         sectors_info[key] = dict(dim=sec.dim, n_kept=0, how="skipped", highest_kept_weight=0.0,
                                  omitted_weight_bound=om)

@@ -32,42 +32,83 @@ Two methods (option ``method``):
     that carry no Boltzmann weight above 1e-16 and neighbour no such sector are
     never diagonalised.
 
-``'lanczos'`` (Path B, the reference solver for ``k = 8``; ``'auto'`` for ``k >= 5``)
-    1. Per sector, the eigenstates with ``e^{-beta (E - E0)} > cutoff`` are found:
-       complete ``eigh`` for sectors of dimension <= 256, else ARPACK ``eigsh``
-       (``tol=0``) on the Kronecker-sum matvec, doubling the number of
-       eigenpairs while the highest one found is still above the cutoff.
-       Sectors are visited by increasing lower bound
+``'lanczos'`` (Path B; ``'auto'`` for ``k >= 5``)
+    1. Per sector, the eigenstates with ``e^{-beta (E - E0)} > cutoff`` (default
+       ``CUTOFF = 1e-7``) are found.  Sectors are visited by increasing lower bound
        ``max_lambda [E_min(H_up + lambda U n_up) + E_min(H_dn + lambda U n_dn) - lambda U]``
        (``0 <= lambda <= 1``; valid because ``n_up n_dn >= lambda (n_up + n_dn - 1)``)
        and skipped once that bound lies above the cutoff; the twin symmetry
        ``(N_up, N_dn) <-> (N_dn, N_up)`` halves the work when the parameters are
-       spin symmetric.
-    2. For every kept state ``|m>`` and spin: ``d^+|m>`` and ``d|m>`` are
+       spin symmetric.  Sectors of dimension <= 256 are diagonalised completely.
+       A larger one starts with a plain Lanczos run of 120 steps
+       (:func:`~._ed_core.estimate_low_count`): a sector whose converged lowest Ritz
+       value (minus its residual) lies above the cutoff is skipped; when every Ritz
+       value below the cutoff has converged (residual < ``1e-9`` x the energy scale)
+       and none is a ghost copy, a second pass of the same recurrence gives the
+       eigenvectors (checked: true residuals); otherwise ARPACK ``eigsh`` (``tol=0``)
+       is asked for the number of states that run counted (plus a margin), doubling
+       while the highest one found is still above the cutoff, up to ``n_states_max``
+       (default ``N_STATES_MAX = 64``).
+    2. A sector that needs more states than that is diagonalised completely if its
+       dimension is <= ``DIM_FALLBACK`` (1500); a larger one keeps its
+       ``n_states_max`` lowest states exactly and the rest of its trace is sampled by
+       finite-temperature Lanczos (FTLM, :mod:`._ftlm`); when the Lanczos count shows
+       the whole window full of states (high temperature), the sector is sampled by
+       FTLM alone, and so are then the other such sectors of dimension > 256.
+    3. For every exactly kept state ``|m>`` and spin: ``d^+|m>`` and ``d|m>`` are
        projected exactly on the eigenstates of the target sector when that one
        is diagonalised completely (dimension <= 256); otherwise a Lanczos chain
-       (no reorthogonalisation, depth ``n_lanczos``, stopped when ``b_n < 1e-12``)
-       gives the continued fraction, whose poles and weights are obtained by
-       diagonalising the tridiagonal matrix (``eigh_tridiagonal``: poles
+       (no reorthogonalisation, stopped when ``b_n < 1e-12``, when its value at the
+       lowest Matsubara frequency changed by less than ``CF_TOL / w_0`` in 8 steps,
+       or at ``n_lanczos``) gives the continued fraction, whose poles and weights are
+       obtained by diagonalising the tridiagonal matrix (``eigh_tridiagonal``: poles
        ``E_p = e_j - E_m`` (particle) or ``E_m - e_j`` (hole), weights
-       ``b_0^2 |v_{0j}|^2``).  The poles are merged and cut as in Path A.
+       ``b_0^2 |v_{0j}|^2``).  The poles are merged and cut as in Path A.  More than
+       ``POLE_BIN_MIN`` poles (high temperature) are accumulated on an energy grid of
+       spacing ``1e-3/beta`` with linear weight splitting (zeroth and first moments
+       exact, ``G(tau)`` moved by ~1e-7).
 
-    **Exactness and small beta.**  Path B is exact up to the cutoff and the
-    Lanczos depth.  The omitted Boltzmann weight is reported as
-    ``diagnostics['omitted_weight_bound']``: per sector, (number of states not
-    kept) x (weight of the lowest state not kept, or of the sector's lower
-    bound for sectors never diagonalised), relative to ``Z`` -- a loose upper
-    bound (the true omitted weight is usually orders of magnitude smaller).
-    Depth: in the tests (``k <= 8``, ``beta = 10 ... 50``) ``n_lanczos = 50``
-    already agrees with 300 to ~1e-12 in ``G(tau)`` and ``G(i w)``; the default
-    150 is a safety margin.  Path B never truncates silently: when a sector
-    needs more than ``n_states_max`` eigenstates (or more than a third of the
-    sector), it is diagonalised completely if its dimension is <= 3000
-    (reported as ``'fallback_full'`` in ``diagnostics['sectors']``); otherwise
-    :class:`TooManyStatesError` is raised (raise ``n_states_max`` or
-    ``cutoff``, or use a smaller bath).  Many states contribute at high
-    temperature: ``k = 8`` at ``beta = 10`` keeps ~500 states (tens of
-    seconds per AIM), at ``beta = 50`` ~10.
+    **FTLM** (Jaklic & Prelovsek, PRB 49, 5065 (1994); Adv. Phys. 49, 1 (2000)):
+    ``ftlm_random`` (16) normalised Gaussian random vectors per sampled sector, a
+    Lanczos run of ``ftlm_steps`` (30) steps with full reorthogonalisation from each,
+    and the two-chain form for the Green's function (a second run from ``d^+|r>`` or
+    ``d|r>``).  The sum rule ``G(0+) + G(beta-) = -1`` holds exactly for every random
+    vector; ``Z`` and the Green's function are estimated from the same vectors, and
+    the statistical error of ``G(tau)`` is the jackknife over the random vectors,
+    reported as ``diagnostics['ftlm']`` (``error_G_tau``, the max over 33 tau
+    points; ``error_tau`` per point; ``weight``, the share of ``Z`` sampled).  A test
+    checks the bar against complete diagonalisation (RMS of error/bar ~ 0.8, 99 %
+    within two bars at beta = 1).  At k = 8 and beta = 1 the bar is ~2e-4 in
+    ``G(tau)`` with the defaults; it falls as ``1/sqrt(ftlm_random)``.  FTLM is
+    only meant for many thermal states: forced on small sectors at low temperature
+    its error is large and the jackknife underestimates it (measured at beta = 5,
+    k = 5: RMS error/bar 1.8).  ``ftlm_random=0`` switches it off (then
+    :class:`TooManyStatesError` where it would be needed).
+
+    **Exactness.**  The deterministic part of Path B is exact up to the cutoff
+    and the continued-fraction convergence: against complete diagonalisation
+    (k = 5, 6, beta = 1, 10, 50) the default options agree to better than 1e-6 in
+    ``G(i w_n)`` (test); at k = 8, beta = 10 and 50 the default cutoff 1e-7 moves
+    ``G(tau)`` by 2.5e-8 / 3e-8 relative to 1e-10.  The omitted Boltzmann weight
+    is reported as ``diagnostics['omitted_weight_bound']``: per sector, (number of
+    states not kept) x (weight of the lowest state not kept, or of the sector's
+    lower bound for sectors never diagonalised), relative to ``Z`` -- a loose
+    upper bound (the true omitted weight is usually orders of magnitude smaller).
+
+The reference: ``n_bath='auto'`` (the default of :func:`solve_ed` and of the
+``'ed'`` solver) fits a continuous ``Delta`` with ``AUTO_K_MIN = 3, 4, ...`` sites
+and stops when ``RMS_tau |G_k - G_{k-1}| <= auto_tol`` (default ``AUTO_TOL =
+1e-4``, RMS over the tau grid and both spins), at most ``AUTO_K_MAX = 8``.
+``diagnostics['reference']`` holds ``n_bath``, ``error_estimate`` (that RMS, or the
+FTLM bar of ``G_k`` if larger), ``converged`` and the ``history`` of bath sizes.  The
+convergence in ``k`` is geometric (ratios 4-20 per site on Bethe-like ``Delta`` at
+beta = 10-50), so the estimate is conservative: the true error of ``G_k`` is about
+``RMS |G_{k+1} - G_k|``, several times smaller (tested: a larger bath differs by less
+than the estimate).  At high temperature small baths converge at once (beta = 1: k
+= 3 and 4 agree to 1e-10); at beta = 200 eight sites are not always enough, and the
+result then says ``converged = False`` with the last difference as its estimate.  A
+discrete bath of at most ``MAX_BATH`` sites is solved as given (estimate: the FTLM
+bar, else 0).
 
 The result: ``G_iw``, ``G_tau`` and ``G_l`` are the exact pole sums of
 :func:`~triqs_mlsolver.solvers.solution.solution_from_poles` (``G_iw`` in real
@@ -78,7 +119,10 @@ sums to 1e-13).
 Continuous hybridisation: if the parameters hold ``Delta_iw`` (or if
 ``n_bath`` differs from the size of the given discrete bath), ``Delta`` of
 each spin is fitted with ``n_bath`` sites by :func:`triqs_mlsolver.aim.fit_bath`
-and the discrete AIM is solved.  ``Sigma_iw`` is then the self-energy of that
+(per spin: a spin-polarised or doped ``Delta`` gets its own bath for each spin; once
+when the parameters are spin symmetric; deterministic, mirror-image ties of a
+particle-hole symmetric ``Delta`` resolved to ``sum_k V_k^2 eps_k <= 0``) and the
+discrete AIM is solved.  ``Sigma_iw`` is then the self-energy of that
 discrete AIM, ``G0_fit^-1 - G^-1`` (the convention of ED-DMFT codes such as
 EDIpack); the fit is reported in ``diagnostics['bath_fit']``.
 
@@ -148,7 +192,7 @@ POLE_BIN = 1e-3
 FULL_MAX_SECTOR = 1300
 #: Path B: a continued fraction stops when its value at the lowest Matsubara frequency
 #: changed by less than ``CF_TOL / w_0`` in the last 8 Lanczos steps.
-CF_TOL = 1e-10
+CF_TOL = 1e-8
 #: Path B keeps the states with Boltzmann weight ``exp(-beta (E - E0)) > CUTOFF``.
 CUTOFF = 1e-7
 #: Path B: most eigenpairs per sector from ARPACK; beyond, complete diagonalisation or FTLM.
@@ -321,7 +365,7 @@ def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
     try:
         kept, info = core.low_spectrum(model, beta, cutoff, n_states_max=n_states_max,
                                        dim_full=dim_full, dim_fallback=dim_fallback,
-                                       ftlm=ftlm_random > 0)
+                                       ftlm=ftlm_random > 0, tol=1e-9 * scale)
     except core.TooManyStatesError as err:
         raise TooManyStatesError(str(err)) from None
     hot = info.pop("hot")
