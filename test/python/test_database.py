@@ -460,8 +460,10 @@ def test_reference_error_estimate_is_stored_and_version_1_files_still_read(tmp_p
     db = Database(out)
     assert db.format_version == FORMAT_VERSION == 2
     r = db.reference_error()
-    # the sampled 3-site bath is diagonalised as given: exact, the estimate is 0
-    assert np.array_equal(r["error_estimate"], np.zeros(4))
+    # the sampled 3-site bath is diagonalised as given: exact up to the ED's resolution
+    from triqs_mlsolver.solvers.ed import RESOLUTION
+
+    assert np.array_equal(r["error_estimate"], np.full(4, RESOLUTION))
     assert np.array_equal(r["n_bath"], [3] * 4) and r["converged"].all()
     with h5py.File(out, "r") as f:
         assert [f[f"solvers/ed/{k}"].dtype for k in REFERENCE_ERROR_KEYS] == [

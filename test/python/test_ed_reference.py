@@ -17,7 +17,7 @@ import pytest
 from triqs_mlsolver.aim.params import AIMParams
 from triqs_mlsolver.dmft.lattice import semicircle_g
 from triqs_mlsolver.gf.transforms import matsubara_freqs
-from triqs_mlsolver.solvers.ed import AUTO_TOL, ed_poles, solve_ed
+from triqs_mlsolver.solvers.ed import AUTO_TOL, RESOLUTION, ed_poles, solve_ed
 from triqs_mlsolver.solvers.solution import iw_of_poles, tau_of_poles
 
 
@@ -105,7 +105,7 @@ def test_auto_reference_of_a_discrete_bath_is_that_bath():
     b = solve_ed(p, n_iw=128, n_tau=101, n_l=20, n_bath=None)
     np.testing.assert_array_equal(a.G_tau, b.G_tau)
     assert a.diagnostics["reference"]["kind"] == "discrete bath as given"
-    assert a.diagnostics["reference"]["error_estimate"] == 0.0
+    assert a.diagnostics["reference"]["error_estimate"] == RESOLUTION
 
 
 def test_auto_reference_tolerance_is_an_option():

@@ -750,7 +750,8 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
             continue
         # one ARPACK request sized by a cheap estimate (doubling only when it was short)
         k, e_low, est = estimate_low_count(sec, thresh, E0)
-        saturated = k >= 0.8 * min(ESTIMATE_STEPS, sec.dim)
+        # more states than n_states_max: ARPACK would cost more than sampling the sector
+        saturated = k >= 0.8 * min(ESTIMATE_STEPS, sec.dim) or k > n_states_max
         if est is not None and not saturated:
             cap = min(E0, e_low) + thresh
             e_min = e_low - abs(est.b[est.n - 1] * est.S[est.n - 1, 0])
@@ -763,10 +764,10 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
                 E0 = min(E0, float(pairs[0][0]))
                 found[key] = (pairs[0], pairs[1], False, "lanczos")
                 continue
-        if saturated or (k > n_states_max and sec.dim <= dim_fallback):
-            # very many thermal states (the estimate saw almost only states below the cap):
-            # decided below -- complete diagonalisation, or FTLM if a sector too large for
-            # that needs FTLM anyway
+        if saturated:
+            # very many thermal states (more than n_states_max, or the estimate saw almost
+            # only states below the cap): decided below -- complete diagonalisation, or
+            # FTLM if a sector too large for that needs FTLM anyway
             E0 = min(E0, e_low)
             if sec.dim <= dim_fallback:
                 deferred.append(key)

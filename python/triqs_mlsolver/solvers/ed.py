@@ -100,7 +100,8 @@ The reference: ``n_bath='auto'`` (the default of :func:`solve_ed` and of the
 and stops when ``RMS_tau |G_k - G_{k-1}| <= auto_tol`` (default ``AUTO_TOL =
 1e-4``, RMS over the tau grid and both spins), at most ``AUTO_K_MAX = 8``.
 ``diagnostics['reference']`` holds ``n_bath``, ``error_estimate`` (that RMS, or the
-FTLM bar of ``G_k`` if larger), ``converged`` and the ``history`` of bath sizes.  The
+FTLM bar of ``G_k`` or the resolution ``RESOLUTION = 1e-7`` of the deterministic path if
+larger), ``converged`` and the ``history`` of bath sizes.  The
 convergence in ``k`` is geometric (ratios 4-20 per site on Bethe-like ``Delta`` at
 beta = 10-50), so the estimate is conservative: the true error of ``G_k`` is about
 ``RMS |G_{k+1} - G_k|``, several times smaller (tested: a larger bath differs by less
@@ -108,7 +109,7 @@ than the estimate).  At high temperature small baths converge at once (beta = 1:
 = 3 and 4 agree to 1e-10); at beta = 200 eight sites are not always enough, and the
 result then says ``converged = False`` with the last difference as its estimate.  A
 discrete bath of at most ``MAX_BATH`` sites is solved as given (estimate: the FTLM
-bar, else 0).
+bar, at least ``RESOLUTION``).
 
 The result: ``G_iw``, ``G_tau`` and ``G_l`` are the exact pole sums of
 :func:`~triqs_mlsolver.solvers.solution.solution_from_poles` (``G_iw`` in real
@@ -201,6 +202,11 @@ N_STATES_MAX = 64
 AUTO_K_MIN = 3
 AUTO_K_MAX = 8
 AUTO_TOL = 1e-4
+#: Smallest error estimate the reference reports: the resolution of the deterministic path
+#: in G(tau) (Boltzmann cut-off 1e-7: ~3e-8 at k = 8; pole binning above POLE_BIN_MIN poles:
+#: ~1e-7), below which successive bath sizes can agree by accident (beta = 1: k = 3 and 4
+#: agree to 6e-11 while k = 6 differs by 3.5e-8).
+RESOLUTION = 1e-7
 FIT_WEIGHTS = ("uniform", "1/n", "1/w")
 _METHODS = ("auto", "full", "lanczos")
 
@@ -512,7 +518,8 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath="auto", method="auto
     if isinstance(n_bath, str):  # 'auto'
         if params.Delta_iw is None and params.n_bath <= MAX_BATH:
             sol = _solve_fixed(params, n_iw, n_tau, n_l, None, **opts)
-            err = float(sol.diagnostics.get("ftlm", {}).get("error_G_tau", 0.0))
+            err = max(float(sol.diagnostics.get("ftlm", {}).get("error_G_tau", 0.0)),
+                      RESOLUTION)
             sol.diagnostics["reference"] = dict(
                 kind="discrete bath as given", n_bath=params.n_bath, error_estimate=err,
                 converged=True, tol=auto_tol, history=[])
@@ -561,7 +568,7 @@ def _solve_auto(params, n_iw, n_tau, n_l, tol, opts):
     """The reference: bath sizes ``AUTO_K_MIN ... AUTO_K_MAX`` until ``G(tau)`` converges.
 
     The error estimate of the result (bath size ``k``) is ``RMS |G_k - G_{k-1}|`` over the
-    tau grid and the spins, or the FTLM error bar of ``G_k`` if that is larger.  Both
+    tau grid and the spins, or the FTLM error bar of ``G_k`` or ``RESOLUTION`` if larger.  Both
     solutions are on the caller's ``n_tau`` grid, so the RMS approximates
     ``(1/beta int |dG|^2 dtau)^(1/2)``.
     """
@@ -576,7 +583,7 @@ def _solve_auto(params, n_iw, n_tau, n_l, tol, opts):
                      ftlm_error=float(sol.diagnostics.get("ftlm", {}).get("error_G_tau", 0.0)))
         if prev is not None:
             entry["rms_diff"] = _rms_tau(sol.G_tau, prev.G_tau)
-            err = max(entry["rms_diff"], entry["ftlm_error"])
+            err = max(entry["rms_diff"], entry["ftlm_error"], RESOLUTION)
             if err <= tol:
                 converged = True
         history.append(entry)
