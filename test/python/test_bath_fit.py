@@ -77,8 +77,13 @@ def test_recovers_a_discrete_bath(beta, k, kind, ph):
     eps, V = _bath(kind, k)
     d = _delta(eps, V, beta)
     fit = fit_bath(d, beta, k, ph_symmetric=ph)
-    assert fit.chi2 <= 1e-20 * _scale(d, fit)
     bound = _recovery_bound(eps, V, beta, fit.n_fit)
+    # Where the parameters are not identifiable in double precision (bound >= 1e-9, e.g.
+    # k = 8 at beta = 1: condition number ~1e17), the cost valley is flat to rounding and
+    # the optimiser stops at a point that depends on the rounding of numpy's reductions
+    # (alignment-dependent: seen 2.6e-22 ... 1.9e-20 relative on the same input in one
+    # process); there Delta is only required to be reproduced to 1e-9 relative.
+    assert fit.chi2 <= (1e-20 if bound < 1e-9 else 1e-18) * _scale(d, fit)
     if bound < 1e-9:
         tol = max(1e3 * bound, 1e-13)
         np.testing.assert_allclose(fit.eps_k, eps, rtol=0, atol=tol)

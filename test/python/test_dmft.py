@@ -416,8 +416,9 @@ def test_cli_bad_key_exits_2_and_names_the_key(tmp_path, capsys):
     assert main(["dmft", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "'latice'" in err and "lattice" in err
-    # a solver that rejects its options (ED without n_bath) is a config error, before any work
-    cfg = _tiny_example(tmp_path, solvers={"names": ["ed"]})
+    # a solver that rejects its options (ED with 12 bath sites) is a config error, before
+    # any work
+    cfg = _tiny_example(tmp_path, solvers={"names": ["ed"], "ed": {"n_bath": 12}})
     assert main(["dmft", str(cfg)]) == 2
     assert "n_bath" in capsys.readouterr().err
     assert not (tmp_path / "out" / "dmft_scan.h5").exists()
@@ -431,6 +432,9 @@ def test_config_round_trips_through_toml():
            "solvers": {"names": ["ipt", "ed"], "ed": {"n_bath": 3, "cutoff": 1e-9}}}
     cfg = validate_config(raw)
     assert cfg["scan"]["U"] == [0.5, 1.0, 1.5]
+    # ED's n_bath is 'auto' (default) or a number of sites
+    assert validate_config({"solvers": {"names": ["ed"], "ed": {"n_bath": "auto"}}})[
+        "solvers"]["ed"] == {"n_bath": "auto"}
     assert validate_config(tomllib.loads(config_to_toml(cfg))) == cfg
 
 

@@ -227,6 +227,10 @@ def _check_option_type(solver, opt, v, default):
             return float(v)
         raise DMFTConfigError(f"{where}: expected a number (default {default})")
     if isinstance(default, str):
+        if isinstance(v, int) and not isinstance(v, bool):
+            # an option that is a keyword or a number, such as ED's n_bath ('auto' or a
+            # number of bath sites): the solver checks the value itself
+            return v
         raise DMFTConfigError(f"{where}: expected a string (default {default!r})")
     return v
 
