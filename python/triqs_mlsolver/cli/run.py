@@ -124,7 +124,8 @@ SERVED_SOLVERS = {
     "nca": ServedSolver("triqs_mlsolver.solvers", "NCASolver", False,
                         "non-crossing approximation"),
     "ed": ServedSolver("triqs_mlsolver.solvers", "EDSolver", False,
-                       "exact diagonalisation with a fitted discrete bath"),
+                       "exact diagonalisation, the reference (fitted bath grown until "
+                       "G(tau) converges; --n-bath fixes it)"),
 }
 DEFAULT_SOLVER = "ml"
 
