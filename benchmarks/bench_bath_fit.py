@@ -37,30 +37,21 @@ Usage::
     python benchmarks/bench_bath_fit.py [--quick] [--repeat 1] [--k 4 6 8]
 """
 
-import os
+from _one_thread import THREADS  # first: one BLAS thread, before numpy is imported
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
+# isort: split
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
+import argparse
+import statistics
+import time
+import warnings
 
-import numpy as np  # noqa: E402
-from scipy.optimize import leastsq  # noqa: E402
-from triqs_mlsolver.aim import delta_from_bath  # noqa: E402
-from triqs_mlsolver.aim.bath import BathFit, fit_bath  # noqa: E402
-from triqs_mlsolver.dmft import bethe_dmft  # noqa: E402
-from triqs_mlsolver.gf.transforms import matsubara_freqs, semicircle_g  # noqa: E402
-
-try:  # pragma: no cover - optional
-    from threadpoolctl import threadpool_limits
-
-    _LIMITS = threadpool_limits(limits=1)
-    THREADS = "threadpoolctl limits=1 + OMP/OPENBLAS/MKL_NUM_THREADS=1"
-except ImportError:
-    THREADS = "OMP/OPENBLAS/MKL_NUM_THREADS=1 (threadpoolctl not installed)"
+import numpy as np
+from scipy.optimize import leastsq
+from triqs_mlsolver.aim import delta_from_bath
+from triqs_mlsolver.aim.bath import BathFit, fit_bath
+from triqs_mlsolver.dmft import bethe_dmft
+from triqs_mlsolver.gf.transforms import matsubara_freqs, semicircle_g
 
 N_IW = 1025
 

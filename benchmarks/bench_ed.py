@@ -67,33 +67,25 @@ solve (times, diagnostics, the auto reference's history) and the code version
 after each row, so a stopped run keeps its results.
 """
 
+from _one_thread import THREADS  # first: one BLAS thread, before numpy is imported
+
+# isort: split
+
+import argparse
+import collections
+import json
 import os
+import platform
+import statistics
+import sys
+import time
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-
-import argparse  # noqa: E402
-import collections  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-from triqs_mlsolver.aim.params import AIMParams  # noqa: E402
-from triqs_mlsolver.dmft.bethe import bethe_dmft  # noqa: E402
-from triqs_mlsolver.solvers import ed as _ed  # noqa: E402
-from triqs_mlsolver.solvers import solve_aim  # noqa: E402
-from triqs_mlsolver.solvers.ed import solve_ed  # noqa: E402
-
-try:  # pragma: no cover - optional
-    from threadpoolctl import threadpool_limits
-
-    _LIMITS = threadpool_limits(limits=1)
-    THREADS = "threadpoolctl limits=1 + OMP/OPENBLAS/MKL_NUM_THREADS=1"
-except ImportError:
-    THREADS = "OMP/OPENBLAS/MKL_NUM_THREADS=1 (threadpoolctl not installed)"
+import numpy as np
+from triqs_mlsolver.aim.params import AIMParams
+from triqs_mlsolver.dmft.bethe import bethe_dmft
+from triqs_mlsolver.solvers import ed as _ed
+from triqs_mlsolver.solvers import solve_aim
+from triqs_mlsolver.solvers.ed import solve_ed
 
 MESH = dict(n_iw=1025, n_tau=10001, n_l=30)
 D = 1.0

@@ -301,6 +301,29 @@ class _Problem:
             p, c, cost = q, cq, cost_q
         return p, c, cost
 
+    def _joint_functions(self, T, stop_cost=None):
+        """MINPACK's residual and Jacobian (column-derivative layout) of the joint ``(eps, V)``
+        problem; one evaluation gives both, and the Jacobian of the point just evaluated is
+        kept.  With ``stop_cost``, a residual with ``|r|^2 <= stop_cost`` raises
+        :class:`_TargetReached` (the search can stop there)."""
+        cache = {}
+
+        def resid(x):
+            self.nfev += 1
+            r, J, _ = self._derivatives(x, T)
+            cache["x"], cache["J"] = x.tobytes(), J
+            rf = r.view(float)
+            if stop_cost is not None and rf @ rf <= stop_cost:
+                raise _TargetReached(x.copy())
+            return rf
+
+        def jac(x):
+            if cache.get("x") != x.tobytes():
+                resid(x)
+            return cache["J"].view(float)
+
+        return resid, jac
+
     def search_joint(self, p0, maxfev=MAXFEV_SEARCH, stop_cost=0.0):
         """Levenberg-Marquardt on the joint ``(eps, V)`` parameters from levels ``p0``.
 
@@ -313,23 +336,7 @@ class _Problem:
         p0 = np.asarray(p0, float)
         c = self.project(p0)[0]
         x0 = self.levels_to_bath(p0, np.maximum(c, 0.1 * max(float(np.mean(c)), 1e-300)))
-        T = self._to_full()
-        cache = {}
-
-        def resid(x):
-            self.nfev += 1
-            r, J, _ = self._derivatives(x, T)
-            cache["x"], cache["J"] = x.tobytes(), J
-            rf = r.view(float)
-            if rf @ rf <= stop_cost:
-                raise _TargetReached(x.copy())
-            return rf
-
-        def jac(x):
-            if cache.get("x") != x.tobytes():
-                resid(x)
-            return cache["J"].view(float)
-
+        resid, jac = self._joint_functions(self._to_full(), stop_cost)
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -451,18 +458,7 @@ class _Problem:
         Returns ``(x, cost)``; the starting cost never rises.
         """
         T = self._to_full()
-        cache = {}
-
-        def resid(x):
-            self.nfev += 1
-            r, J, _ = self._derivatives(x, T)
-            cache["x"], cache["J"] = x.tobytes(), J
-            return r.view(float)
-
-        def jac(x):
-            if cache.get("x") != x.tobytes():
-                resid(x)
-            return cache["J"].view(float)
+        resid, jac = self._joint_functions(T)
 
         def refine(x, cost):
             x, cost, H = self._newton(x, T, cost)  # from a search minimum: usually enough

@@ -278,15 +278,18 @@ class Sector:
             Y += np.matmul(X_bud, self._Td)  # T symmetric: Psi T^T = Psi T
         return Y
 
-    def operator(self) -> LinearOperator:
-        du, dd = self.du, self.dd
+    def matvec_flat(self, X_bv: np.ndarray) -> np.ndarray:
+        """:meth:`matvec` on flat states: ``(nb, dim) -> (nb, dim)``."""
+        nb = X_bv.shape[0]
+        return self.matvec(np.ascontiguousarray(X_bv).reshape(nb, self.du, self.dd)).reshape(
+            nb, self.dim)
 
+    def operator(self) -> LinearOperator:
         def mv(x):
-            return self.matvec(np.ascontiguousarray(x).reshape(1, du, dd)).ravel()
+            return self.matvec_flat(x.reshape(1, -1)).ravel()
 
         def mm(X):
-            nb = X.shape[1]
-            return self.matvec(np.ascontiguousarray(X.T).reshape(nb, du, dd)).reshape(nb, -1).T
+            return self.matvec_flat(X.T).T
 
         return LinearOperator((self.dim, self.dim), matvec=mv, matmat=mm, dtype=float)
 
@@ -641,11 +644,7 @@ def estimate_low_count(sec: Sector, thresh: float, E0: float, *, steps: int = ES
     """
     steps = min(steps, sec.dim)
     x = np.random.default_rng(777 + 1000 * sec.a + sec.b).standard_normal((1, sec.dim))
-
-    def mv(Q):
-        return sec.matvec(Q.reshape(1, sec.du, sec.dd)).reshape(1, -1)
-
-    _, a_n, b_n, length = lanczos_tridiag_batch(mv, x, steps, 1e-12)
+    _, a_n, b_n, length = lanczos_tridiag_batch(sec.matvec_flat, x, steps, 1e-12)
     n = int(length[0])
     if n < 2:
         return 1, float(a_n[0, 0]), None
@@ -677,10 +676,7 @@ def lanczos_low_pairs(sec: Sector, est: LowEstimate, cap: float, tol: float):
         return None
     want = np.arange(n_in + 1)
     D = sec.dim
-
-    def mv(X):
-        return sec.matvec(X.reshape(X.shape[0], sec.du, sec.dd)).reshape(X.shape[0], D)
-
+    mv = sec.matvec_flat
     V = np.zeros((want.size, D))
     q_prev = np.zeros(D)
     q = est.x0 / np.linalg.norm(est.x0)
@@ -736,7 +732,7 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
                   key=lambda k: (model.sectors[k].lower_bound, k))
     E0 = np.inf
     found = {}  # key -> (E, vecs, complete, how)
-    hot, sectors_hot = {}, {}  # sectors sampled by FTLM: key -> exact vectors (or None)
+    hot = {}  # sectors sampled by FTLM: key -> their exactly known eigenvectors, or None
     skipped, deferred = [], []
     for key in keys:
         sec = model.sectors[key]
@@ -775,8 +771,6 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
             if not ftlm:
                 raise TooManyStatesError(_too_many(key, sec.dim, k, cutoff, beta, dim_fallback))
             hot[key] = None
-            E0 = min(E0, e_low)
-            sectors_hot[key] = dict(dim=sec.dim, n_kept=0, how="ftlm", n_exact=0)
             continue
         k = min(max(k_start, k + 4, int(1.25 * k) + 2), n_states_max, sec.dim - 2)
         while True:
@@ -803,7 +797,6 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
     for key in deferred:
         if hot and model.sectors[key].dim > dim_full:
             hot[key] = None
-            sectors_hot[key] = dict(dim=model.sectors[key].dim, n_kept=0, how="ftlm", n_exact=0)
         else:
             ev = model.full(key, how="fallback_full")
             E0 = min(E0, float(ev.E[0]))
@@ -837,10 +830,11 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
         omitted += mult[key] * om
         sectors_info[key] = dict(dim=sec.dim, n_kept=0, how="skipped", highest_kept_weight=0.0,
                                  omitted_weight_bound=om)
-    sectors_info.update(sectors_hot)
-    for key in hot:
-        sectors_info[key]["n_exact"] = 0 if hot[key] is None else int(hot[key].shape[0])
-        sectors_info[key]["how"] = "ftlm" if hot[key] is None else "eigsh+ftlm"
+    for key, exact in hot.items():
+        if exact is None:  # sampled only
+            sectors_info[key] = dict(dim=model.sectors[key].dim, n_kept=0, how="ftlm", n_exact=0)
+        else:  # hybrid: its exact states are in `found`
+            sectors_info[key]["n_exact"] = int(exact.shape[0])
     if Z > 0:
         for v in sectors_info.values():
             if "highest_kept_weight" in v:
@@ -926,14 +920,12 @@ def thermal_poles(model: _Model, kept, info, beta, *, n_lanczos, b_tol, dim_full
                 Ws[s].append((W2 * w[:, None]).ravel())
             continue
 
-        def mv(Q, tsec=tsec):
-            return tsec.matvec(Q.reshape(Q.shape[0], tsec.du, tsec.dd)).reshape(Q.shape[0], -1)
-
         Yall = np.concatenate([it[4] for it in items], axis=0)
         z_all = np.concatenate([it[2] for it in items]) + 1j * np.pi / beta
         # chunks of a few chains keep the Lanczos vectors in cache
-        chunks = [lanczos_tridiag_batch(mv, Yall[i:i + LANCZOS_CHUNK], n_lanczos, b_tol,
-                                        z_check=z_all[i:i + LANCZOS_CHUNK], cf_tol=cf_tol)
+        chunks = [lanczos_tridiag_batch(tsec.matvec_flat, Yall[i:i + LANCZOS_CHUNK], n_lanczos,
+                                        b_tol, z_check=z_all[i:i + LANCZOS_CHUNK],
+                                        cf_tol=cf_tol)
                   for i in range(0, Yall.shape[0], LANCZOS_CHUNK)]
         b0, a_bn, b_bn, length = (np.concatenate(x) for x in zip(*chunks))
         i = 0

@@ -162,10 +162,6 @@ def ftlm_sample(model, sectors, E0, beta, *, n_random, n_steps, seed=0, tau_chec
     N_tau = np.zeros((R, 2, tau_check.size))
     n_raw = 0
 
-    def mv_of(sec):
-        return lambda X: sec.matvec(X.reshape(X.shape[0], sec.du, sec.dd)).reshape(
-            X.shape[0], -1)
-
     for key, exact in sectors.items():
         sec = model.sectors[key]
         a, b = key
@@ -174,14 +170,13 @@ def ftlm_sample(model, sectors, E0, beta, *, n_random, n_steps, seed=0, tau_chec
         Dc = sec.dim - n_ex
         if Dc <= 0:
             continue
-        mv = mv_of(sec)
         rng = np.random.default_rng([seed, 7919, a, b])
         r = rng.standard_normal((R, sec.dim))
         if n_ex:
             for _ in range(2):
                 r -= (r @ exact.T) @ exact
         r /= np.linalg.norm(r, axis=1)[:, None]
-        eps, psi, s0 = lanczos_ritz(mv, r, n_steps, deflate=exact)  # (R, m), (R, m, dim)
+        eps, psi, s0 = lanczos_ritz(sec.matvec_flat, r, n_steps, deflate=exact)  # (R, m)
         bf = np.exp(-beta * (eps - E0))
         c = Dc * mult * bf * s0  # (R, m)
         Z += np.einsum("rm,rm->r", c, s0)
@@ -205,7 +200,7 @@ def ftlm_sample(model, sectors, E0, beta, *, n_random, n_steps, seed=0, tau_chec
                 if not ok.any():
                     continue
                 t = (a + (1 if dag else -1), b) if s == 0 else (a, b + (1 if dag else -1))
-                e2, phi, s2 = lanczos_ritz(mv_of(model.sectors[t]),
+                e2, phi, s2 = lanczos_ritz(model.sectors[t].matvec_flat,
                                            v / np.where(ok, nv, 1.0)[:, None], n_steps)
                 Y = core.apply_op(P, up, dn, a, b, s, dag).reshape(R, psi.shape[1], -1)
                 M = np.matmul(Y, phi.transpose(0, 2, 1))  # <psi_i| d (or d^+) |phi_j>

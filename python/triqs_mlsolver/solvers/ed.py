@@ -183,10 +183,9 @@ AUTO_FULL_MAX_FOCK = 4**5
 DIM_FULL = 256
 #: Path B falls back to complete diagonalisation of a sector up to this dimension.
 DIM_FALLBACK = 1500
-#: FTLM poles are accumulated on an energy grid of spacing ``FTLM_BIN / beta``.
-FTLM_BIN = 1e-3
-#: More poles than this (high temperature) are accumulated on a grid of spacing
-#: ``POLE_BIN / beta`` (weights split linearly: G(tau) moves by <= (POLE_BIN)^2/8 ~ 1e-7).
+#: FTLM poles, and more exact poles than ``POLE_BIN_MIN`` (high temperature), are
+#: accumulated on an energy grid of spacing ``POLE_BIN / beta`` (weights split linearly:
+#: G(tau) moves by <= (POLE_BIN)^2/8 ~ 1e-7).
 POLE_BIN_MIN = 100_000
 POLE_BIN = 1e-3
 #: ``method='full'`` refuses sectors larger than this (k = 6 has 1225).
@@ -198,6 +197,9 @@ CF_TOL = 1e-8
 CUTOFF = 1e-7
 #: Path B: most eigenpairs per sector from ARPACK; beyond, complete diagonalisation or FTLM.
 N_STATES_MAX = 64
+#: FTLM: random vectors per sampled sector, Lanczos steps per run.
+FTLM_RANDOM = 16
+FTLM_STEPS = 30
 #: ``n_bath='auto'``: bath sizes tried, and the default tolerance (RMS of G(tau)).
 AUTO_K_MIN = 3
 AUTO_K_MAX = 8
@@ -224,7 +226,7 @@ def _check_int(name, val, lo, hi=None, why=""):
 
 
 def _validate(n_bath, method, cutoff, n_lanczos, n_states_max, fit_starts, fit_weight="uniform",
-              ftlm_random=16, ftlm_steps=30, seed=0, auto_tol=AUTO_TOL):
+              ftlm_random=FTLM_RANDOM, ftlm_steps=FTLM_STEPS, seed=0, auto_tol=AUTO_TOL):
     why = (f"; ED needs at least one bath site, and n_bath > {MAX_BATH} means sectors of "
            f"more than C(11, 5)^2 = 213444 states (Lanczos vectors of several MB each and "
            f"minutes per solve in this implementation); or n_bath='auto' (the reference: "
@@ -312,7 +314,7 @@ def _species(p: AIMParams):
 
 def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
              n_states_max=N_STATES_MAX, dim_full=DIM_FULL, dim_fallback=DIM_FALLBACK, project=True,
-             ftlm_random=16, ftlm_steps=30, seed=0):
+             ftlm_random=FTLM_RANDOM, ftlm_steps=FTLM_STEPS, seed=0):
     """Lehmann poles of the impurity Green's function of a discrete-bath AIM.
 
     Parameters
@@ -419,7 +421,7 @@ def _add_ftlm(poles, st, fs, Z_ex, Z_tot, beta, tau_chk, sym, R):
     from .solution import tau_of_poles
 
     out = []
-    h = FTLM_BIN / beta
+    h = POLE_BIN / beta
     G_jk = []
     for s in (0, 1):
         E_ex, W_ex = poles[s]
@@ -450,8 +452,8 @@ def _add_ftlm(poles, st, fs, Z_ex, Z_tot, beta, tau_chk, sym, R):
 
 def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath="auto", method="auto",
              cutoff=CUTOFF, n_lanczos=150, n_states_max=N_STATES_MAX, ph_symmetric_fit=False,
-             fit_starts=4, fit_weight="uniform", embed=False, ftlm_random=16, ftlm_steps=30,
-             seed=0, auto_tol=AUTO_TOL):
+             fit_starts=4, fit_weight="uniform", embed=False, ftlm_random=FTLM_RANDOM,
+             ftlm_steps=FTLM_STEPS, seed=0, auto_tol=AUTO_TOL):
     """ED solution of the AIM (see the module docstring for the method).
 
     Parameters
@@ -518,8 +520,7 @@ def solve_ed(params: AIMParams, *, n_iw, n_tau, n_l, n_bath="auto", method="auto
     if isinstance(n_bath, str):  # 'auto'
         if params.Delta_iw is None and params.n_bath <= MAX_BATH:
             sol = _solve_fixed(params, n_iw, n_tau, n_l, None, **opts)
-            err = max(float(sol.diagnostics.get("ftlm", {}).get("error_G_tau", 0.0)),
-                      RESOLUTION)
+            err = max(_ftlm_error(sol), RESOLUTION)
             sol.diagnostics["reference"] = dict(
                 kind="discrete bath as given", n_bath=params.n_bath, error_estimate=err,
                 converged=True, tol=auto_tol, history=[])
@@ -559,6 +560,11 @@ def _solve_fixed(params, n_iw, n_tau, n_l, n_bath, *, method, cutoff, n_lanczos,
     return sol
 
 
+def _ftlm_error(sol) -> float:
+    """The FTLM error bar of ``sol``'s G(tau) (max over tau), 0 where FTLM was not used."""
+    return float(sol.diagnostics.get("ftlm", {}).get("error_G_tau", 0.0))
+
+
 def _rms_tau(G_a, G_b):
     """RMS over the uniform tau grid and the spins of ``G_a - G_b``."""
     return float(np.sqrt(np.mean((np.asarray(G_a) - np.asarray(G_b)) ** 2)))
@@ -580,7 +586,7 @@ def _solve_auto(params, n_iw, n_tau, n_l, tol, opts):
         sol = _solve_fixed(params, n_iw, n_tau, n_l, k, **opts)
         entry = dict(n_bath=k, time=sol.diagnostics["time_poles"]
                      + sol.diagnostics["time_fit"],
-                     ftlm_error=float(sol.diagnostics.get("ftlm", {}).get("error_G_tau", 0.0)))
+                     ftlm_error=_ftlm_error(sol))
         if prev is not None:
             entry["rms_diff"] = _rms_tau(sol.G_tau, prev.G_tau)
             err = max(entry["rms_diff"], entry["ftlm_error"], RESOLUTION)
@@ -627,8 +633,8 @@ def embed_solution(params, sol, *, n_tau, n_l):
 
 _OPTIONS = {"n_bath": "auto", "method": "auto", "cutoff": CUTOFF, "n_lanczos": 150,
             "n_states_max": N_STATES_MAX, "ph_symmetric_fit": False, "fit_starts": 4,
-            "fit_weight": "uniform", "embed": False, "ftlm_random": 16, "ftlm_steps": 30,
-            "seed": 0, "auto_tol": AUTO_TOL}
+            "fit_weight": "uniform", "embed": False, "ftlm_random": FTLM_RANDOM,
+            "ftlm_steps": FTLM_STEPS, "seed": 0, "auto_tol": AUTO_TOL}
 _FIXED_OPTIONS = {key: v for key, v in _OPTIONS.items() if key not in ("n_bath", "auto_tol")}
 
 
