@@ -350,7 +350,7 @@ _ARCHIVE_NAMES = ("HDFArchive", "HDFArchiveGroup")
 
 def _light_layer_table():
     """``{served module name: (source module, exported names)}`` of the light TRIQS layer."""
-    from .. import gf, mpi, operators
+    from .. import gf, light, mpi, operators
 
     gf_names = tuple(n for n in gf.__all__ if n not in _GF_PROJECT_ONLY)
     ops = (operators, _OPERATOR_NAMES)
@@ -369,6 +369,7 @@ def _light_layer_table():
         table[name] = ops
     for name in ("triqs.utility.mpi", "pytriqs.utility.mpi"):
         table[name] = (mpi, tuple(mpi.__all__))
+    table.update(light.served_modules())
     return table
 
 
