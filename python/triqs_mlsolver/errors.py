@@ -19,6 +19,10 @@ __all__ = [
     "UnknownParameterError",
     "TriqsMLSolverWarning",
     "LegacyGfStructWarning",
+    "InvalidG0Error",
+    "OutOfDomainError",
+    "InvalidSolutionError",
+    "InvalidSolutionWarning",
 ]
 
 
@@ -53,9 +57,27 @@ class UnknownParameterError(TriqsMLSolverError, TypeError):
     """An unknown keyword argument was passed (misspelt or not supported)."""
 
 
+class InvalidG0Error(TriqsMLSolverError, ValueError):
+    """``G0_iw`` is not the Green's function of an impurity coupled to a Hermitian bath
+    (not causal, conjugated or negated, a tail that is not ``1/(i w_n)``, another beta)."""
+
+
+class OutOfDomainError(TriqsMLSolverError, ValueError):
+    """``MLSolver`` with ``fallback='raise'``: the input is outside the model's domain."""
+
+
+class InvalidSolutionError(TriqsMLSolverError, RuntimeError):
+    """A solution violates an exact property (:func:`triqs_mlsolver.validity.check_solution`)."""
+
+
 class TriqsMLSolverWarning(UserWarning):
     """Base class of the warnings of triqs_mlsolver."""
 
 
 class LegacyGfStructWarning(TriqsMLSolverWarning, DeprecationWarning):
     """A legacy ``gf_struct`` form (``[('up', [0])]`` or a dict) was converted."""
+
+
+class InvalidSolutionWarning(TriqsMLSolverWarning):
+    """``MLSolver`` with ``fallback='none'`` returned a solution that violates an exact
+    property (:func:`triqs_mlsolver.validity.check_solution`)."""

@@ -43,26 +43,41 @@ model's reference bath size) solves that call instead.  What happened is in
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .errors import GfStructError, UnknownParameterError
+from .errors import (
+    GfStructError,
+    InvalidG0Error,
+    InvalidSolutionError,
+    InvalidSolutionWarning,
+    OutOfDomainError,
+    UnknownParameterError,
+)
 from .gf import transforms as tr
 from .ml.modelfile import model_path, shipped_models
 from .solvers.base import (
     Solver,
     _single_orbital_struct,
+    hybridisation_tau,
     params_from_g0,
     parse_h_int,
     solve_aim,
 )
-from .solvers.cthyb_keywords import split_cthyb_keywords
+from .solvers.cthyb_keywords import (
+    HUBBARDI_CONSTRUCTOR_KEYWORDS,
+    IgnoredParameterWarning,
+    split_cthyb_keywords,
+)
 from .solvers.ed import embed_solution, embedded_source
 from .solvers.solution import AIMSolution, double_occupancy_from_ud, galitskii_migdal
+from .validity import check_g0, check_solution
 
 __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_MODEL",
            "ML_OPTIONS"]
@@ -71,7 +86,17 @@ __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_M
 DEFAULT_MODEL = "triqs_mlsolver_bethe_v5"
 
 #: MLSolver's own ``solve()`` options and their defaults.
-ML_OPTIONS = {"fallback": "none", "spread_tol": None, "warn": True}
+ML_OPTIONS = {"fallback": "ed", "spread_tol": None, "warn": True}
+
+#: What :attr:`MLSolver.ml_report` holds after each solve (see :func:`solve_ml`).
+REPORT_KEYS = ("model", "out_of_domain", "invalid", "spread_max", "spread_limit",
+               "fallback_used", "timings", "G_tau_clipped", "reference")
+
+#: Set while a stored MLSolver is read back (its model is loaded lazily).
+_RESTORING = threading.local()
+
+#: The values of ``fallback``.
+FALLBACKS = ("ed", "none", "raise")
 
 
 @functools.lru_cache(maxsize=8)
@@ -118,16 +143,73 @@ def _spread_limit(model, spread_tol):
     return float("inf")
 
 
-def _predict_one_thread(model, samples):
-    """``model.predict`` with one torch thread (a batch of one: threads only cost)."""
+_TORCH_LOCK = threading.Lock()
+_TORCH_USERS = 0
+_TORCH_SAVED = None
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """torch runs with one intra-op thread while at least one prediction runs.
+
+    A batch of one is far too small for threads to pay (measured: 1.9 ms with one thread,
+    10-27 ms with two on a loaded 2-core machine).  ``torch.set_num_threads`` is
+    process-wide: the first prediction to enter saves the count and the last to leave
+    restores it (a counter under a lock), so concurrent solves in several threads leave
+    the count as they found it.  While a prediction runs, torch work in other threads of
+    the process also runs on one thread (see doc/mlsolver.rst, "Threads")."""
     import torch
 
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+    global _TORCH_USERS, _TORCH_SAVED
+    with _TORCH_LOCK:
+        if _TORCH_USERS == 0:
+            _TORCH_SAVED = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _TORCH_USERS += 1
     try:
-        return model.predict(samples)
+        yield
     finally:
-        torch.set_num_threads(n)
+        with _TORCH_LOCK:
+            _TORCH_USERS -= 1
+            if _TORCH_USERS == 0:
+                torch.set_num_threads(_TORCH_SAVED)
+
+
+def _predict(model, samples):
+    """``model.predict`` with one torch thread (:func:`_one_torch_thread`)."""
+    with _one_torch_thread():
+        return model.predict(samples)
+
+
+def _check_ml_options(fallback, spread_tol, warn):
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback={fallback!r}: use 'ed' (the default: solve with the "
+                         "reference ED when the model cannot be trusted), 'none' (warn and "
+                         "return the model's answer) or 'raise' (raise OutOfDomainError)")
+    if spread_tol is not None:
+        try:
+            tol = float(spread_tol)
+        except (TypeError, ValueError):
+            raise TypeError(f"spread_tol={spread_tol!r}: give a positive number (the ensemble "
+                            "spread of G(tau) above which the model is not trusted) or None "
+                            "(the model's own limit)") from None
+        if not (np.isfinite(tol) and tol > 0):
+            raise ValueError(f"spread_tol={spread_tol!r}: give a finite positive number, or "
+                             "None for the model's own limit (nan or inf would switch the "
+                             "guard off)")
+    if not isinstance(warn, (bool, np.bool_)):
+        raise TypeError(f"warn={warn!r}: give True or False")
+
+
+def _check_grids(beta, n_iw, n_tau, n_l):
+    for name, val, lo in (("n_iw", n_iw, 1), ("n_tau", n_tau, 3), ("n_l", n_l, 1)):
+        if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)) \
+                or val < lo:
+            raise ValueError(f"{name}={val!r}: give an integer >= {lo}"
+                             + (" (G(tau) needs both ends and one interior point)"
+                                if name == "n_tau" else ""))
+    if not (np.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta={beta!r}: give a finite inverse temperature > 0")
 
 
 def _effective_params(params):
@@ -145,6 +227,11 @@ def _effective_params(params):
         m0 = float(mom[1].real)
     else:
         m0 = 0.0
+    if m0 < 0:
+        raise InvalidG0Error(
+            f"Delta(i w) ~ {m0:.3g}/(i w) at large w: a hybridisation with negative total "
+            "weight is not physical (Delta = sum_k V_k^2/(i w - eps_k) has m_0 = sum_k V_k^2 "
+            ">= 0). Check the sign of Delta in G0")
     if not m0 > 0:
         raise ValueError(
             "Delta(i w) vanishes (no bath): the ML models are trained for an impurity coupled "
@@ -171,26 +258,25 @@ def _sigma_tail(Sigma_sw, iw, U, density, w_c):
     return out, moments
 
 
-def _ood_reasons(model, params, samples, spread_max, spread_limit):
-    from .ml.inference import domain_violations
-
-    reasons = list(domain_violations(model, samples))
-    if not params.spin_symmetric:
-        reasons.append("spin-polarised input (the model was trained on spin-symmetric AIMs)")
-    if spread_max > spread_limit:
-        reasons.append(f"ensemble spread {spread_max:.2e} above the in-domain level "
-                       f"{spread_limit:.2e}")
-    return reasons
+def _fallback_solution(params, n_iw, n_tau, n_l):
+    """The reference: ED with its own bath size ('auto', with an error estimate)."""
+    return solve_aim("ed", params, n_iw=n_iw, n_tau=n_tau, n_l=n_l)
 
 
-def _fallback_solution(params, n_iw, n_tau, n_l, model):
-    n_bath = int(_domain(model).get("n_bath", 6))
-    return solve_aim("ed", params, n_iw=n_iw, n_tau=n_tau, n_l=n_l, n_bath=n_bath)
+class _Untrusted(Exception):
+    """Internal: the model's answer cannot be used for these reasons."""
+
+    def __init__(self, reasons):
+        super().__init__("; ".join(reasons))
+        self.reasons = list(reasons)
 
 
-def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_tol=None,
+def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=None,
              warn=True) -> AIMSolution:
     """Machine-learning corrected solution of the AIM ``params`` (see the module docstring).
+
+    Every answer is physically valid (:func:`triqs_mlsolver.validity.check_solution`), or
+    comes from the reference ED, or raises (see ``fallback``).
 
     Parameters
     ----------
@@ -200,101 +286,175 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="none", spread_to
         Output grids (``n_tau`` uniform points on ``[0, beta]``).
     model : None, str, Path or loaded model
         ``None``: the shipped :data:`DEFAULT_MODEL`.
-    fallback : {"none", "ed"}
-        What to do when the input is outside the model's domain: ``"none"`` warns
-        (:class:`OutOfDomainWarning`) and returns the model's answer; ``"ed"``
-        solves with the reference ED instead (the model's bath size).
+    fallback : {"ed", "none", "raise"}
+        When the model cannot be trusted -- the input is outside its training domain
+        (checked before any solver runs), spin-polarised (the models are spin symmetric),
+        a cheap solver fails, the ensemble spread is above its limit, or the answer
+        violates an exact property: ``"ed"`` (default) solves with the reference ED
+        (``n_bath='auto'``, with its error estimate); ``"none"`` warns
+        (:class:`OutOfDomainWarning`, :class:`InvalidSolutionWarning`) and returns the
+        model's answer; ``"raise"`` raises :class:`OutOfDomainError`.
     spread_tol : float, optional
         Ensemble spread of ``G(tau)`` (max over tau) above which the prediction is
         out of domain; default ``SPREAD_FACTOR`` (2) times the 99 % quantile on the model's
         validation set (from the model file).
     warn : bool
-        Issue the warning (the reasons are recorded either way).
+        Issue the warnings of ``fallback='none'`` (the reasons are recorded either way).
 
     Returns
     -------
     AIMSolution
-        ``diagnostics`` holds ``model``, ``out_of_domain`` (list of str),
-        ``spread_max``, ``spread_limit``, ``fallback_used``, ``G_iw_raw``,
-        ``Sigma_iw_raw``, ``G_tau_spread`` (2, n_tau), ``timings`` (s per solver),
-        ``delta_moments`` (tail moments of a continuous Delta, spin-averaged; None for a
-        discrete bath), ``G_tau_clipped`` (the largest positive G(tau) the clip to
-        ``G <= 0`` removed; 0 when none).
+        ``diagnostics`` holds ``model``, ``out_of_domain`` (list of str: every reason the
+        model's answer was not used or not trusted), ``invalid`` (the exact properties the
+        model's answer violated), ``spread_max``, ``spread_limit``, ``fallback_used``,
+        ``G_iw_raw``, ``Sigma_iw_raw``, ``G_tau_spread`` (2, n_tau), ``timings`` (s per
+        solver), ``delta_moments`` (tail moments of a continuous Delta, spin-averaged;
+        None for a discrete bath), ``G_tau_clipped`` (the largest positive G(tau) the clip
+        to ``G <= 0`` removed; 0 when none); after the fallback also ``reference``
+        (the ED's bath size and error estimate).
     """
-    from .ml.inference import OutOfDomainWarning, sample_from_solutions
+    from .ml.inference import OutOfDomainWarning, domain_violations_of
 
-    if fallback not in ("none", "ed"):
-        raise ValueError(f"fallback={fallback!r}: use 'none' (warn) or 'ed' (solve with the "
-                         "reference ED when the input is outside the model's domain)")
+    _check_ml_options(fallback, spread_tol, warn)
+    _check_grids(params.beta, n_iw, n_tau, n_l)
     mdl = resolve_model(model)
+    limit = _spread_limit(mdl, spread_tol)
+    diag = {"model": _model_name(mdl), "out_of_domain": [], "invalid": [],
+            "spread_max": float("nan"), "spread_limit": limit, "fallback_used": False,
+            "timings": {}, "G_tau_clipped": 0.0, "delta_moments": None}
+    try:
+        eff, delta_mom = _effective_params(params)
+        diag["delta_moments"] = delta_mom
+        reasons = list(domain_violations_of(mdl, eff, delta_mom))
+        if not params.spin_symmetric:
+            reasons.append("spin-polarised input (the model was trained on spin-symmetric "
+                           "AIMs)")
+        if reasons and fallback != "none":  # an absurd input never reaches the cheap solvers
+            raise _Untrusted(reasons)
+        sol = _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback)
+        spread_max = diag["spread_max"]
+        if spread_max > limit:
+            reasons.append(f"ensemble spread {spread_max:.2e} above the in-domain level "
+                           f"{limit:.2e}")
+        if reasons and fallback != "none":
+            raise _Untrusted(reasons)
+        invalid = check_solution(sol, U=params.U, g0_iw=params.g0_iw(n_iw))
+        diag["invalid"] = invalid
+        if invalid and fallback != "none":
+            raise _Untrusted(reasons + [f"invalid answer: {v}" for v in invalid])
+    except _Untrusted as exc:
+        diag["out_of_domain"] = exc.reasons
+        if fallback == "raise":
+            raise OutOfDomainError(
+                f"model {diag['model']} cannot be trusted for this input: {exc}. Use "
+                "fallback='ed' to solve such inputs with the reference ED") from None
+        return _reference(params, n_iw, n_tau, n_l, diag)
+    diag["out_of_domain"] = reasons
+    if warn and reasons:
+        warnings.warn(
+            f"model {diag['model']} used outside its training domain: " + "; ".join(reasons)
+            + ". fallback='ed' (the default) solves such inputs with the reference ED",
+            OutOfDomainWarning, stacklevel=3)
+    if warn and diag["invalid"]:
+        warnings.warn(f"model {diag['model']} returned an answer that is not physical: "
+                      + "; ".join(diag["invalid"]) + ". fallback='ed' (the default) solves "
+                      "such inputs with the reference ED", InvalidSolutionWarning, stacklevel=3)
+    sol.diagnostics = diag
+    return sol
+
+
+def _reference(params, n_iw, n_tau, n_l, diag):
+    """The fallback: the reference ED's solution, checked like the model's."""
+    t0 = time.perf_counter()
+    sol = _fallback_solution(params, n_iw, n_tau, n_l)
+    diag["timings"]["ed (fallback)"] = time.perf_counter() - t0
+    bad = check_solution(sol, U=params.U)
+    if bad:
+        raise InvalidSolutionError(
+            "the reference ED (the fallback) returned a solution that violates "
+            + "; ".join(bad) + ". Please report this input (beta = "
+            f"{params.beta:g}, U = {params.U:g}, mu = {params.mu.tolist()})")
+    diag.update(fallback_used=True, G_iw_raw=sol.G_iw, Sigma_iw_raw=sol.Sigma_iw,
+                G_tau_spread=np.zeros_like(sol.G_tau), invalid=[],
+                reference=sol.diagnostics.get("reference"))
+    sol.diagnostics = {**sol.diagnostics, **diag}
+    return sol
+
+
+def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
+    """The model's answer (outputs consistent per spin; see the module docstring)."""
+    from .ml.inference import sample_from_solutions
+
     spec = mdl.spec
     n_l_m = int(spec.representation.n) if spec.representation.kind == "legendre" else 40
     if spec.sigma is not None:  # G(i w_n) of the self-energy target from n_l coefficients
         n_l_m = max(n_l_m, int(spec.sigma.n_l))
     n_tau_m = int(((getattr(mdl, "metadata", None) or {}).get("database", {}) or {})
                   .get("n_tau_stored", 201))
-    eff, delta_mom = _effective_params(params)
     beta = params.beta
-    timings = {}
+    timings = diag["timings"]
     sols = {}
     for name in spec.inputs:  # on the model's grid; the outputs are built from G_iw below
         t0 = time.perf_counter()
         source = embedded_source(name)
-        if source in sols:  # ed<k>e re-embeds ed<k>w's fitted AIM: solve it once
-            sols[name] = embed_solution(eff, sols[source], n_tau=n_tau_m, n_l=n_l_m)
-        else:
-            sols[name] = solve_aim(name, eff, n_iw=n_iw, n_tau=n_tau_m, n_l=n_l_m)
+        try:
+            if source in sols:  # ed<k>e re-embeds ed<k>w's fitted AIM: solve it once
+                sols[name] = embed_solution(eff, sols[source], n_tau=n_tau_m, n_l=n_l_m)
+            else:
+                sols[name] = solve_aim(name, eff, n_iw=n_iw, n_tau=n_tau_m, n_l=n_l_m)
+        except (ArithmeticError, RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
+            if fallback == "none":
+                raise type(exc)(f"the model's cheap solver {name!r} failed on this input "
+                                f"(beta = {beta:g}, U = {params.U:g}, mu = "
+                                f"{params.mu.tolist()}): {exc}. fallback='ed' solves such "
+                                "inputs with the reference ED") from exc
+            raise _Untrusted([f"the cheap solver {name!r} failed: {exc}"]) from None
         timings[name] = time.perf_counter() - t0
     base_sol = sols[spec.base]
     t0 = time.perf_counter()
     samples = sample_from_solutions(mdl, eff, sols, delta_moments=delta_mom)
-    pred = _predict_one_thread(mdl, samples)
+    pred = _predict(mdl, samples)
     dG_l = pred.G_l(samples, spec, n_l_m)[0] - samples.G_l[spec.base][0, :n_l_m]
     spread_t = pred.G_tau_spread[0]
     timings["model"] = time.perf_counter() - t0
-    spread_max = float(np.abs(spread_t).max())
-    limit = _spread_limit(mdl, spread_tol)
-    reasons = _ood_reasons(mdl, params, samples, spread_max, limit)
+    diag["spread_max"] = float(np.abs(spread_t).max())
     spread_out = np.interp(np.linspace(0, 1, n_tau), np.linspace(0, 1, len(spread_t)), spread_t)
-    diag = {"model": _model_name(mdl), "out_of_domain": reasons, "spread_max": spread_max,
-            "spread_limit": limit, "fallback_used": False, "D_model": float(eff.D),
-            "timings": timings, "G_tau_spread": np.tile(spread_out, (2, 1)),
-            "delta_moments": delta_mom, "G_tau_clipped": 0.0}
-    if reasons and fallback == "ed":
-        sol = _fallback_solution(params, n_iw, n_tau, n_l, mdl)
-        diag.update(fallback_used=True, G_iw_raw=sol.G_iw, Sigma_iw_raw=sol.Sigma_iw)
-        sol.diagnostics = {**sol.diagnostics, **diag}
-        return sol
-    if reasons and warn:
-        warnings.warn(
-            f"model {diag['model']} used outside its training domain: " + "; ".join(reasons)
-            + ". Pass fallback='ed' to solve such inputs with the reference ED",
-            OutOfDomainWarning, stacklevel=3)
+    diag["G_tau_spread"] = np.tile(spread_out, (2, 1))
+    # per spin: the base's exact G(i w) with the model's smooth correction
     G_iw_raw = base_sol.G_iw + tr.legendre_to_iw(dG_l, n_iw)[None, :]
     iw = tr.matsubara_freqs(beta, n_iw)
-    # G_tau and G_l from G_iw (tail-corrected transforms; c_0 = 0, c_1 = 1 exact)
-    gm, _ = tr.fit_tail(G_iw_raw[0], iw, known_moments=np.array([0.0, 1.0]), max_order=6)
-    g_t = tr.iw_to_tau(G_iw_raw[0], beta, n_tau, gm[:4]).real
-    g_l = tr.iw_to_legendre(G_iw_raw[0], beta, n_l, gm[:4]).real
-    clipped = 0.0
-    if mdl.clip and g_t[1:-1].max() > 0.0:
-        # G(tau) <= 0: the model's error can leave G slightly positive where it nearly
-        # vanishes (Mott insulators).  Clip the interior points at 0 (the projection onto
-        # {G <= 0} on this grid: cannot increase the error there) and move G_iw and G_l by
-        # the transforms of that small, jump-free difference, so all outputs stay consistent.
-        d_t = np.zeros_like(g_t)
-        d_t[1:-1] = np.minimum(g_t[1:-1], 0.0) - g_t[1:-1]
-        clipped = float(-d_t.min())
-        G_iw_raw = G_iw_raw + tr.tau_to_iw(d_t, beta, n_iw, np.zeros(4))[None, :]
-        g_l = g_l + tr.tau_to_legendre(d_t, beta, n_l).real
-        g_t = g_t + d_t
-    G_tau, G_l = np.tile(g_t, (2, 1)), np.tile(g_l, (2, 1))
     g0_inv = 1.0 / params.g0_iw(n_iw)
     Sigma_raw = g0_inv - 1.0 / G_iw_raw
-    density = -G_tau[:, -1]
+    known = np.zeros((2, 2))
+    known[1] = 1.0
+    gm, _ = tr.fit_tail(G_iw_raw.T, iw, known_moments=known, max_order=6)
+    density = tr.density_from_iw(G_iw_raw.T, beta, gm[:4]).real
     w_c = min(0.6 * float(iw.imag.max()), max(20.0 * eff.D, 4.0 * params.U))
     Sigma, moments = _sigma_tail(Sigma_raw, iw, params.U, density, w_c)
     G_iw = 1.0 / (g0_inv - Sigma)
+    # G_tau and G_l are the transforms of the final G_iw (known: c_1 = 1,
+    # c_2 = Sigma_inf - mu_s), so that every output describes one function per spin
+    known = np.zeros((3, 2))
+    known[1] = 1.0
+    known[2] = moments[:, 0].real - params.mu
+    gm, _ = tr.fit_tail(G_iw.T, iw, known_moments=known, max_order=6)
+    G_tau = tr.iw_to_tau(G_iw.T, beta, n_tau, gm[:4]).real.T
+    G_l = tr.iw_to_legendre(G_iw.T, beta, n_l, gm[:4]).real.T
+    clipped = 0.0
+    if mdl.clip and n_tau > 2 and G_tau[:, 1:-1].max() > 0.0:
+        # G(tau) <= 0: the model's error can leave G slightly positive where it nearly
+        # vanishes (Mott insulators).  Clip the interior points at 0 (the projection onto
+        # {G <= 0} on this grid: cannot increase the error there) and move G_iw, Sigma and
+        # G_l by the transforms of that small, jump-free difference, so all outputs stay
+        # consistent.
+        d_t = np.zeros_like(G_tau)
+        d_t[:, 1:-1] = np.minimum(G_tau[:, 1:-1], 0.0) - G_tau[:, 1:-1]
+        clipped = float(-d_t.min())
+        G_iw = G_iw + tr.tau_to_iw(d_t.T, beta, n_iw, np.zeros((4, 2))).T
+        Sigma = g0_inv - 1.0 / G_iw
+        G_l = G_l + tr.tau_to_legendre(d_t.T, beta, n_l).real.T
+        G_tau = G_tau + d_t
+    density = -G_tau[:, -1]
     ud = galitskii_migdal(Sigma, G_iw, beta, moments[:, 0].real, moments[:, 1].real, density)
     d = double_occupancy_from_ud(ud, params.U, density)
     diag.update(G_iw_raw=G_iw_raw, Sigma_iw_raw=Sigma_raw, sigma_moments=moments,
@@ -337,8 +497,10 @@ class MLSolver(Solver):
     average_sign : float
         1 (no sign problem; cthyb's attribute).
     ml_report : dict
-        Last solve: model name, out-of-domain reasons, spread, whether the ED fallback
-        was used, timings of every cheap solver and of the model.
+        Last solve (:data:`REPORT_KEYS`): model name, ``out_of_domain`` (why the model
+        was not trusted), ``invalid`` (exact properties its answer violated), spread and
+        its limit, ``fallback_used``, timings of every cheap solver and of the model,
+        ``reference`` (the fallback ED's bath size and error estimate).
     density : ndarray (2,), double_occupancy : float
     last_solve_parameters : dict
     """
@@ -347,12 +509,20 @@ class MLSolver(Solver):
 
     def __init__(self, beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30,
                  delta_interface=False, *, model=None, **kwargs):
+        hubbardI_only = {k: kwargs.pop(k) for k in list(kwargs)
+                         if k in HUBBARDI_CONSTRUCTOR_KEYWORDS}
         if kwargs:
             raise UnknownParameterError(
                 f"MLSolver() got unknown keyword(s) {sorted(kwargs)}; it takes beta, "
                 "gf_struct, n_iw, n_tau, n_l, model, delta_interface (run parameters go to "
-                "solve())"
+                "solve()), and triqs_hubbardI's n_w, w_min, w_max, idelta (without effect)"
             )
+        if hubbardI_only:
+            warnings.warn(
+                f"MLSolver() accepts triqs_hubbardI's {sorted(hubbardI_only)} without effect: "
+                "it gives Matsubara, tau and Legendre results, no real-frequency G_w "
+                "(serve triqs_hubbardI with `triqs-mlsolver run --serve-hubbardI` for G_w)",
+                IgnoredParameterWarning, stacklevel=2)
         if delta_interface:
             raise ValueError("delta_interface=True is not supported by MLSolver: fill G0_iw "
                              "(the default cthyb interface) instead of Delta_tau")
@@ -361,18 +531,44 @@ class MLSolver(Solver):
         except GfStructError as exc:
             raise GfStructError(f"{exc}. The ML models correct single-orbital solvers; "
                                 "multi-orbital problems need another solver") from None
+        try:
+            beta_f = float(beta)
+        except (TypeError, ValueError):
+            raise TypeError(f"beta={beta!r}: give the inverse temperature as a number") from None
+        _check_grids(beta_f, n_iw, n_tau, n_l)
         super().__init__(beta, gf_struct, n_iw=n_iw, n_tau=n_tau, n_l=n_l)
-        self.model = resolve_model(model)
+        self._model = None
+        if getattr(_RESTORING, "active", False):
+            self._model_missing = None  # loaded (or reported missing) at the first solve()
+        else:
+            self._model = resolve_model(model)
         self.model_name = model if isinstance(model, (str, Path)) else (
-            DEFAULT_MODEL if model is None else _model_name(self.model))
+            DEFAULT_MODEL if model is None else _model_name(self._model))
+        self._model_arg = model if self._model is None else self._model
         self.constr_params["model"] = str(self.model_name)
+        self.hubbardI_parameters = hubbardI_only  # accepted without effect
         self.Delta_tau = self.G_tau.copy()
         self.G_iw_raw = self.G_iw.copy()
         self.Sigma_iw_raw = self.G_iw.copy()
         self.G_tau_spread = self.G_tau.copy()
-        self.average_sign = 1.0
         self.ml_report = {}
         self._reported = set()
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):
+        """The loaded correction model (loaded at the first :meth:`solve` of a solver read
+        back from HDF5, whose results are data and need no model)."""
+        if self._model is None:
+            try:
+                self._model = resolve_model(self._model_arg)
+            except (FileNotFoundError, OSError, ValueError) as exc:
+                raise FileNotFoundError(
+                    f"this MLSolver was stored with the model {self.model_name!r}, which "
+                    f"cannot be loaded here ({exc}). Its results (G_iw, G_tau, Sigma_iw, ...) "
+                    "are stored data and readable without it; to solve again make a new "
+                    "MLSolver(..., model=...) with an available model") from None
+        return self._model
 
     def solver_options(self) -> dict:
         """MLSolver's own ``solve()`` options with their defaults (cthyb's run keywords
@@ -391,12 +587,16 @@ class MLSolver(Solver):
         ----------
         h_int : operator expression
             ``U n('up',0) n('down',0)`` (one-body terms allowed).
-        fallback : {"none", "ed"}
-            Out-of-domain inputs: warn, or solve with the reference ED.
+        fallback : {"ed", "none", "raise"}
+            When the model cannot be trusted (outside its domain, spin-polarised input,
+            ensemble spread too large, an answer that is not physical): ``"ed"`` (default)
+            solves with the reference ED, ``"none"`` warns and returns the model's answer,
+            ``"raise"`` raises :class:`~triqs_mlsolver.errors.OutOfDomainError`.  Why is
+            in :attr:`ml_report`.
         spread_tol : float, optional
             See :func:`solve_ml`.
         warn : bool
-            Warn on out-of-domain inputs (they are recorded in ``ml_report`` either way).
+            With ``fallback='none'``: warn (the reasons are in ``ml_report`` either way).
         **cthyb_keywords
             ``n_cycles``, ``length_cycle``, ``n_warmup_cycles``, ``measure_G_l``,
             ``perform_tail_fit``, ... (:mod:`triqs_mlsolver.solvers.cthyb_keywords`):
@@ -404,10 +604,15 @@ class MLSolver(Solver):
             MLSolver does not make (``measure_G2_iw=True``, ...) and unknown keywords
             are errors.
         """
+        with self._lock:  # one solve at a time per object (its attributes are the result)
+            return self._solve(h_int, options)
+
+    def _solve(self, h_int, options):
         ml_opts, ignored = self._check_options(options)
         names = self.block_names
         U, shift = parse_h_int(h_int, names)
         g0 = np.stack([self.G0_iw[n].data[:, 0, 0] for n in names])
+        check_g0(g0, self.beta, names)
         params = params_from_g0(g0, self.beta, U, shift)
         sol = solve_ml(params, n_iw=self.n_iw, n_tau=self.n_tau, n_l=self.n_l,
                        model=self.model, **ml_opts)
@@ -417,10 +622,7 @@ class MLSolver(Solver):
             delta_t = np.tile(tr.iw_to_tau(params.Delta_iw[0], self.beta, self.n_tau,
                                            mom[:4])[:, None], (1, 2))
         else:
-            iw = tr.matsubara_freqs(self.beta, self.n_iw)
-            m, _ = tr.fit_tail(params.Delta_iw.T, iw, known_moments=np.zeros((1, 2)),
-                               max_order=6)
-            delta_t = tr.iw_to_tau(params.Delta_iw.T, self.beta, self.n_tau, m[:4])
+            delta_t = hybridisation_tau(params.Delta_iw, self.beta, self.n_tau).T
         for s, n_ in enumerate(names):
             self.G_iw[n_].data[:, 0, 0] = sol.G_iw[s]
             self.Sigma_iw[n_].data[:, 0, 0] = sol.Sigma_iw[s]
@@ -433,11 +635,11 @@ class MLSolver(Solver):
         self.density = sol.density
         self.double_occupancy = sol.double_occupancy
         self.solution = sol
-        self.ml_report = {k: dg[k] for k in ("model", "out_of_domain", "spread_max",
-                                             "spread_limit", "fallback_used", "timings",
-                                             "G_tau_clipped")}
+        self.ml_report = {k: dg.get(k) for k in REPORT_KEYS}
         self.last_solve_parameters = {"h_int": str(h_int), "U": U, "mu": params.mu.tolist(),
                                       **ml_opts, **ignored}
+        self._set_static_results(h_int=h_int, mu_g0=params.mu + shift, density=sol.density,
+                                 double_occupancy=sol.double_occupancy)
         return self
 
     def __reduce_to_dict__(self):
@@ -450,9 +652,14 @@ class MLSolver(Solver):
 
     @classmethod
     def __factory_from_dict__(cls, name, d):
-        obj = super().__factory_from_dict__(name, d)
+        """Read back a stored MLSolver; its results are data, so the model file need not
+        exist here (it is loaded at the first :meth:`solve`)."""
+        _RESTORING.active = True
+        try:
+            obj = super().__factory_from_dict__(name, d)
+        finally:
+            _RESTORING.active = False
         for key in ("G_iw_raw", "Sigma_iw_raw", "Delta_tau", "G_tau_spread"):
             if key in d:
                 getattr(obj, key) << d[key]
         return obj
-

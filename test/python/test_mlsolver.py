@@ -181,18 +181,20 @@ def test_nan_in_g0_and_bad_h_int():
         S.solve(h_int=2.0 * n("up", 0) * n("down", 0))
 
 
-def test_out_of_domain_warns_or_falls_back():
+def test_out_of_domain_falls_back_or_warns():
     S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 9.0)
     h = 9.0 * n("up", 0) * n("down", 0)
     with pytest.warns(OutOfDomainWarning, match="U/D"):
-        S.solve(h_int=h)
+        S.solve(h_int=h, fallback="none")
     assert S.ml_report["out_of_domain"] and not S.ml_report["fallback_used"]
-    S.solve(h_int=h, fallback="ed")
-    assert S.ml_report["fallback_used"]
-    # the fallback is the reference ED with the model's bath size
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        S.solve(h_int=h)  # the default: the reference ED, no warning
+    assert S.ml_report["fallback_used"] and any("U/D" in r for r in S.ml_report["out_of_domain"])
+    assert S.ml_report["reference"]["n_bath"] >= 3
+    # the fallback is the reference ED (its own bath size, 'auto')
     ref = bethe(EDSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 9.0)
-    nb = int(S.model.metadata["domain"]["n_bath"])
-    ref.solve(h_int=h, n_bath=nb)
+    ref.solve(h_int=h)
     np.testing.assert_allclose(S.G_iw["up"].data, ref.G_iw["up"].data, rtol=0, atol=1e-10)
     with pytest.raises(ValueError, match="fallback"):
         S.solve(h_int=h, fallback="cthyb")
@@ -201,7 +203,7 @@ def test_out_of_domain_warns_or_falls_back():
 def test_spin_polarised_input_is_flagged():
     S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 2.0)
     with pytest.warns(OutOfDomainWarning, match="spin-polarised"):
-        S.solve(h_int=2.0 * n("up", 0) * n("down", 0) + 0.1 * n("up", 0))
+        S.solve(h_int=2.0 * n("up", 0) * n("down", 0) + 0.1 * n("up", 0), fallback="none")
     assert any("spin" in r for r in S.ml_report["out_of_domain"])
 
 
@@ -235,7 +237,7 @@ def test_delta_tau_is_the_bethe_hybridisation(solved):
 def test_temperature_outside_the_training_range_is_named():
     S = bethe(MLSolver(beta=5.0, gf_struct=STRUCT, n_iw=256, n_tau=501), 2.0)
     with pytest.warns(OutOfDomainWarning, match=r"log\(beta\*D\)"):
-        S.solve(h_int=2.0 * n("up", 0) * n("down", 0))
+        S.solve(h_int=2.0 * n("up", 0) * n("down", 0), fallback="none")
     assert any("beta" in r for r in S.ml_report["out_of_domain"])
 
 
@@ -272,10 +274,10 @@ def test_mott_insulator_g_tau_is_clipped_consistently():
     assert max(clipped) > 1e-6  # the case this test is about (triqs_mlsolver_bethe_v4)
     g_t = S.G_tau["up"].data[:, 0, 0].real
     assert g_t.max() <= 0.0
-    raw = S.G_iw_raw["up"].data[:, 0, 0]
+    raw = S.G_iw["up"].data[:, 0, 0]  # G_tau is the transform of the final G_iw
     mom, _ = tr.fit_tail(raw, iw, known_moments=np.array([0.0, 1.0]), max_order=6)
     np.testing.assert_allclose(tr.iw_to_tau(raw, BETA, n_tau, mom[:4]).real, g_t, rtol=0,
                                atol=1e-6)
-    tau = np.linspace(0, BETA, n_tau)
-    np.testing.assert_allclose(tr.legendre_to_tau(S.G_l["up"].data[:, 0, 0].real, BETA, tau),
-                               g_t, rtol=0, atol=2e-5)
+    # G_l: the Legendre coefficients of that same G(tau) (its quadrature on 4001 points)
+    np.testing.assert_allclose(S.G_l["up"].data[:, 0, 0].real,
+                               tr.tau_to_legendre(g_t, BETA, 50).real, rtol=0, atol=1e-6)

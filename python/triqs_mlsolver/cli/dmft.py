@@ -16,8 +16,15 @@ iterations, converged), and writes into ``[output] directory``:
 Under ``mpirun`` the (solver, direction) sweeps are shared out over the ranks;
 rank 0 prints, shows the progress bar and writes the files.
 
+The table's ``model`` column and the archive's ``history/fallback`` and
+``history/out_of_domain`` mark every iteration where an ML solver's model was not
+trusted (served by the reference ED, or used outside its domain with
+``fallback='none'``).  An output directory with files of an earlier run is refused
+unless ``--overwrite`` is given.
+
 Exit codes: 0 success (points that did not converge are listed as a warning),
-1 a solver failed on some sweep, 2 bad command line or configuration.
+1 a solver failed on some sweep, 2 bad command line or configuration, or output
+files of an earlier run (without ``--overwrite``).
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ def add_parser(sub):
                    help="output directory (overrides [output] directory)")
     p.add_argument("--print-example", action="store_true",
                    help="print the shipped example configuration and exit")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output files of an earlier run in the output directory "
+                        "(without it, existing dmft_scan.txt/.h5 or Z_of_U.png are refused)")
     verb = p.add_mutually_exclusive_group()
     verb.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                       help="print only the table (no progress bar)")
@@ -77,7 +87,18 @@ def run(args) -> int:
     cfg = load_config(args.config)  # DMFTConfigError (ValueError): exit code 2
     outdir = args.output if args.output is not None else Path(cfg["output"]["directory"])
     master = mpi.is_master_node()
-    if master and (cfg["output"]["archive"] or cfg["output"]["plot"]):
+    writes = cfg["output"]["archive"] or cfg["output"]["plot"]
+    if writes and not getattr(args, "overwrite", False):
+        names = ["dmft_scan.txt"] + (["dmft_scan.h5"] if cfg["output"]["archive"] else []) \
+            + (["Z_of_U.png"] if cfg["output"]["plot"] else [])
+        there = [n for n in names if (outdir / n).exists()]
+        if there:
+            if master:
+                print(f"triqs-mlsolver dmft: error: {outdir} already holds "
+                      f"{', '.join(there)} from an earlier run; pass --overwrite to replace "
+                      "them, or choose another directory with -o DIR", file=sys.stderr)
+            return 2
+    if master and writes:
         outdir.mkdir(parents=True, exist_ok=True)
     if master and verbose:
         print(f"# triqs-mlsolver dmft {args.config}: settings in force\n"
@@ -110,6 +131,16 @@ def run(args) -> int:
         written.append(write_archive(outdir / "dmft_scan.h5", cfg, sweeps))
     if cfg["output"]["plot"] and sweeps:
         written.append(plot_z(outdir / "Z_of_U.png", cfg, sweeps))
+    served = [(s.solver, s.direction, u, f, o) for s in sweeps
+              for u, f, o in zip(s.U, s.fallback_iterations, s.out_of_domain_iterations)
+              if f or o]
+    if served:
+        pts = ", ".join(f"{n} {d} U={u:g}" for n, d, u, _, _ in served)
+        print(f"note: at {len(served)} point(s) the ML model was not trusted for some "
+              f"iterations ({pts}); column 'model': 'ED k/n' = k iterations solved by the "
+              "reference ED (the fallback), 'OOD k/n' = k used outside the model's domain "
+              "(fallback='none'). Archive: history/fallback, history/out_of_domain",
+              file=sys.stderr)
     not_conv = [(s.solver, s.direction, u) for s in sweeps
                 for u, c in zip(s.U, s.converged) if not c]
     if not_conv:
@@ -193,10 +224,26 @@ def _run_sweeps(cfg, *, quiet, verbose):
     return results, failures
 
 
+def _trust_text(s, i):
+    """The ``model`` column: how many iterations the ML model served, the reference ED
+    served (fallback) or the model served outside its domain (fallback='none')."""
+    fb, ood = int(s.fallback_iterations[i]), int(s.out_of_domain_iterations[i])
+    if fb:
+        return f"ED {fb}/{s.iterations[i]}"
+    if ood:
+        return f"OOD {ood}/{s.iterations[i]}"
+    return "-"
+
+
 def format_table(sweeps) -> str:
-    """The result table, one line per (solver, direction, U)."""
+    """The result table, one line per (solver, direction, U).
+
+    The ``model`` column marks points where an ML solver's model was not trusted:
+    ``ED k/n`` -- k of the n iterations were served by the reference ED (the fallback);
+    ``OOD k/n`` -- k iterations used the model outside its domain (``fallback='none'``);
+    ``-`` -- every iteration by the model (or a solver without a model)."""
     head = (f"{'U':>6s}  {'solver':10s} {'dir':4s} {'Z':>8s} {'n':>7s} {'d':>8s} "
-            f"{'insulating':>10s} {'iter':>5s} {'converged':>9s}")
+            f"{'insulating':>10s} {'iter':>5s} {'converged':>9s} {'model':>9s}")
     lines = [head, "-" * len(head)]
     for s in sweeps:
         for i, U in enumerate(s.U):
@@ -205,7 +252,7 @@ def format_table(sweeps) -> str:
             lines.append(
                 f"{U:6.3f}  {s.solver:10s} {s.direction:4s} {s.Z[i]:8.4f} {s.n[i]:7.4f} "
                 f"{dtxt} {'yes' if s.insulating[i] else 'no':>10s} {s.iterations[i]:5d} "
-                f"{'yes' if s.converged[i] else 'NO':>9s}")
+                f"{'yes' if s.converged[i] else 'NO':>9s} {_trust_text(s, i):>9s}")
     return "\n".join(lines)
 
 

@@ -14,11 +14,13 @@ runs ``SCRIPT.py`` as ``python SCRIPT.py ARGS...`` would (``__name__ ==
   ``--solver`` (default ``ml``: :class:`triqs_mlsolver.mlsolver.MLSolver`);
   it takes ``triqs_cthyb.Solver``'s constructor and ``solve()`` keywords and
   fills its result attributes (``G_iw``, ``Sigma_iw``, ``G_tau``, ``G_l``,
-  ``Delta_tau``, ``G_iw_raw``, ``Sigma_iw_raw``); ``--model`` picks the model
+  ``Delta_tau``, ``G_iw_raw``, ``Sigma_iw_raw``, ``Delta_infty``, ``h_loc``,
+  ``density_matrix``, ``h_loc_diagonalization``, ...); ``--model`` picks the model
   of ``MLSolver``, ``--n-bath`` the bath size of ``ed``;
 * with ``--serve-hubbardI``, ``triqs_hubbardI.Solver`` is the Hubbard-I solver
   of this package, with ``triqs_hubbardI``'s keywords and results
-  (:class:`HubbardIInterface`);
+  (:class:`HubbardIInterface`: atomic ``G_iw``, ``Sigma_iw``, real-frequency ``G_w``,
+  ``Sigma_w``, any mesh size);
 * where triqs_mlsolver uses its light TRIQS layer (TRIQS is not installed, or
   ``TRIQS_MLSOLVER_BACKEND=light``), ``triqs``, ``triqs.gf``, ``triqs.gfs``,
   ``triqs.operators`` (with ``.util``), ``triqs.utility.mpi``, ``h5`` and
@@ -45,9 +47,9 @@ forgets the modules the script imported from its own folder.  Nothing named
 The protocol solvers (``ipt``, ``hubbard_i``, ``nca``, ``ed``) are wrapped in
 :class:`CthybInterface`: ``triqs_cthyb``'s Monte Carlo parameters
 (``n_cycles``, ``length_cycle``, ...) are accepted and have no effect (one
-:class:`IgnoredParameterWarning` says so), requests for observables the
-solver does not compute (``measure_density_matrix=True``, ``measure_G2_*``,
-...) are errors, and so are unknown keywords.
+:class:`IgnoredParameterWarning` says so), ``measure_density_matrix=True`` is served,
+requests for observables the solver does not compute (``measure_G2_*``,
+``measure_pert_order=True``, ...) are errors, and so are unknown keywords.
 """
 
 from __future__ import annotations
@@ -69,9 +71,8 @@ from pathlib import Path
 import numpy as np
 
 from ..solvers.cthyb_keywords import (
+    CTHYB_SERVED,
     IgnoredParameterWarning,
-    check_not_supported,
-    harmless_off,
     split_cthyb_keywords,
 )
 
@@ -140,19 +141,21 @@ class CthybInterface:
     ``Solver(beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, delta_interface=False)``
     and ``solve(h_int=..., **cthyb_parameters)`` as in triqs_cthyb 3.x.  The
     Monte Carlo parameters (:data:`CTHYB_NO_EFFECT`) are accepted without effect
-    (one :class:`IgnoredParameterWarning` lists them), the options of the served
+    (one :class:`IgnoredParameterWarning` lists them), ``measure_density_matrix=True``
+    is served (the density matrix is always there), the options of the served
     solver (e.g. ``n_bath`` of ED) are passed on, and everything else is an error.
 
     The results are triqs_cthyb's attributes (filled by the protocol solver, see
     :class:`triqs_mlsolver.solvers.base.Solver`): ``G_iw``, ``Sigma_iw``, ``G_tau``,
-    ``G_l``, ``Delta_tau`` (the hybridisation read from ``G0_iw``), and ``G_iw_raw``,
+    ``G_l``, ``Delta_tau`` (the hybridisation read from ``G0_iw``), ``G_iw_raw``,
     ``Sigma_iw_raw`` (copies of ``G_iw``, ``Sigma_iw``: there is no Legendre or tail
-    post-processing to undo).
+    post-processing to undo), ``Delta_infty``, ``h_loc``, ``h_loc0``,
+    ``density_matrix``, ``h_loc_diagonalization``, ``solve_parameters`` /
+    ``last_solve_parameters`` (with the cthyb keywords given), ``average_sign`` (1.0),
+    ``average_order`` and ``auto_corr_time`` (NaN: not applicable), ``solve_status`` (0).
 
     Attributes
     ----------
-    average_sign : float
-        1.0: the served solvers are deterministic (cthyb reports its QMC sign here).
     ignored_parameters : list of str
         The triqs_cthyb keywords of the last :meth:`solve` that had no effect.
     default_solve_options : dict
@@ -160,7 +163,6 @@ class CthybInterface:
         them itself (``n_bath`` of ``ed``, from ``--n-bath``).
     """
 
-    average_sign = 1.0
     default_solve_options: dict = {}
     _served_as = "triqs_cthyb.Solver"
 
@@ -171,16 +173,18 @@ class CthybInterface:
                 "supported by the solver served by `triqs-mlsolver run`; fill S.G0_iw instead"
             )
         super().__init__(beta=beta, gf_struct=gf_struct, n_iw=n_iw, n_tau=n_tau, n_l=n_l)
+        self.constr_params["delta_interface"] = False
         self.ignored_parameters = []
         self._reported = set()
 
     def solve(self, *, h_int=None, **params):
         """Solve with ``h_int``; ``params`` are ``triqs_cthyb`` keywords or solver options."""
         params = {**self.default_solve_options, **params}
-        own, ignored = split_cthyb_keywords(params, self.solver_options(),
+        own, foreign = split_cthyb_keywords(params, self.solver_options(),
                                             f"{self.solver_name!r}", reported=self._reported)
         super().solve(h_int=h_int, **own)
-        self.ignored_parameters = sorted(ignored)
+        self.last_solve_parameters.update(foreign)
+        self.ignored_parameters = sorted(k for k in foreign if k not in CTHYB_SERVED)
         return self
 
 
@@ -188,41 +192,99 @@ class HubbardIInterface:
     """Mixin giving the Hubbard-I protocol solver ``triqs_hubbardI.Solver``'s interface.
 
     ``Solver(beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, n_w=500, w_min=-15,
-    w_max=15, idelta=0.01)`` and ``solve(h_int=..., calc_gtau=False,
-    calc_gw=False, calc_gl=False, calc_dm=False)`` as in triqs_hubbardI 3.x, with
-    its results: ``Sigma_iw`` is the atomic self-energy and ``G_iw`` the *atomic*
-    Green's function ``inverse(iOmega_n + mu - Sigma_iw)`` (not the impurity one
-    with the hybridisation: triqs_hubbardI returns ``atomic_g_iw``); ``G_tau`` and
-    ``G_l`` are its transforms, always computed (``G_iw_raw`` is ``G_iw`` as well; there is
-    no ``G_iw_raw`` in triqs_hubbardI).  The real-axis results
-    (``calc_gw=True``) and the density matrix (``calc_dm=True``) are not available
-    and requesting them is an error; ``n_w``, ``w_min``, ``w_max`` and ``idelta``
-    are stored only.
+    w_max=15, idelta=0.01)`` and ``solve(h_int=..., calc_gtau=False, calc_gw=False,
+    calc_gl=False, calc_dm=False)`` as in triqs_hubbardI 3.x, with its results, all
+    of the *atom* (``h_loc = h_int + sum_s eal_s n_s``, the level ``eal`` read from
+    ``G0_iw``; :func:`~triqs_mlsolver.solvers.hubbard_i.atomic_solution`):
+
+    * ``G_iw``: the atomic Green's function (triqs_hubbardI's ``atomic_g_iw``, not the
+      impurity one with the hybridisation); ``G_tau``, ``G_l``: its exact transforms;
+    * ``Sigma_iw = (i w - eal) - 1/G_iw``: the atomic self-energy with ``h_int``'s
+      one-body terms;
+    * ``G_w = G_at(w + i idelta)`` on ``n_w`` points of ``[w_min, w_max]`` and
+      ``Sigma_w = (w - eal) - 1/G_w`` (triqs_hubbardI's formula: it carries ``-i idelta``);
+    * ``dm`` (= ``density_matrix``) and ``ad`` (= ``h_loc_diagonalization``), ``eal``
+      (per block, ``(1, 1)``), ``fops``, ``G0_w`` (allocated, zero, as in triqs_hubbardI),
+      and the cthyb attributes of :class:`~triqs_mlsolver.solvers.base.Solver`.
+
+    Everything is computed at every solve whatever the ``calc_*`` flags (triqs_hubbardI
+    leaves the results not asked for at zero).  The meshes may be tiny (``n_iw=5``,
+    ``n_tau=2``, ``n_w=2``).  triqs_hubbardI's ``solve()`` ignores every other keyword;
+    here the mesh sizes scripts pass to it (``n_iw``, ``n_tau``, ``n_w``, ...) and
+    triqs_cthyb's Monte Carlo parameters are accepted and named in an
+    :class:`IgnoredParameterWarning`, and anything else (a misspelling) is an error.
+    ``Delta_tau`` is not filled (triqs_hubbardI has none).  Stored with
+    ``ar['S'] = S`` it reads back as the plain ``HubbardISolver`` (Matsubara results, no
+    ``G_w``).
     """
 
     _served_as = "triqs_hubbardI.Solver"
+    _CALC = ("calc_gtau", "calc_gw", "calc_gl", "calc_dm")
 
     def __init__(self, beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, n_w=500, w_min=-15,
                  w_max=15, idelta=0.01):
+        from .. import gf
+        from ..solvers.hubbard_i import real_frequency_mesh
+
         super().__init__(beta=beta, gf_struct=gf_struct, n_iw=n_iw, n_tau=n_tau, n_l=n_l)
         self.n_w, self.w_min, self.w_max, self.idelta = int(n_w), w_min, w_max, idelta
+        self.G0_w = gf.BlockGf(mesh=real_frequency_mesh(w_min, w_max, self.n_w),
+                               gf_struct=self.gf_struct)
+        self.G_w = self.G0_w.copy()
+        self.Sigma_w = self.G0_w.copy()
+        self.fops = self.fundamental_operators
+        self.eal = {name: np.zeros((1, 1), complex) for name in self.block_names}
+        self._reported = set()
 
-    def solve(self, *, h_int=None, calc_gtau=False, calc_gw=False, calc_gl=False,
-              calc_dm=False, **options):
-        """Solve with ``h_int``; ``calc_gtau``/``calc_gl`` are accepted (always computed)."""
-        from .. import gf
+    @property
+    def dm(self):
+        """triqs_hubbardI's name of the atomic density matrix (``density_matrix``)."""
+        return self.density_matrix
 
-        check_not_supported({"calc_gw": calc_gw, "calc_dm": calc_dm},
-                             {"calc_gw": harmless_off, "calc_dm": harmless_off},
-                             f"{self.solver_name!r}", "triqs_hubbardI")
-        super().solve(h_int=h_int, **options)
-        mu = self.last_solve_parameters["mu"]  # -(atomic level), per block
-        for s, name in enumerate(self.block_names):
-            self.G_iw[name] << gf.inverse(gf.iOmega_n + mu[s] - self.Sigma_iw[name])
-        self.G_tau << gf.Fourier(self.G_iw)
-        self.G_l << gf.MatsubaraToLegendre(self.G_iw)
+    @property
+    def ad(self):
+        """triqs_hubbardI's name of the ``AtomDiag`` of ``h_loc`` (``h_loc_diagonalization``)."""
+        return self.h_loc_diagonalization
+
+    def solve(self, *, h_int=None, **params):
+        """Solve the atom ``h_int + eal n`` (see the class docstring)."""
+        from ..solvers.base import level_from_g0, parse_h_int
+        from ..solvers.hubbard_i import atomic_g_w, atomic_solution
+
+        own, foreign = split_cthyb_keywords(params, self._CALC, f"{self.solver_name!r}",
+                                            reported=self._reported)
+        names = self.block_names
+        U, shift = parse_h_int(h_int, names)
+        mu_g0 = level_from_g0(np.stack([self.G0_iw[b].data[:, 0, 0] for b in names]),
+                              self.beta)
+        mu = mu_g0 - shift  # the atomic level: -(eal + h_int's one-body terms)
+        sol = atomic_solution(U, mu, self.beta, n_iw=self.n_iw, n_tau=self.n_tau, n_l=self.n_l)
+        w = _real_points(self.G_w.mesh)
+        g_w = atomic_g_w(U, mu, self.beta, w, self.idelta)
+        for s, b in enumerate(names):
+            self.eal[b] = np.full((1, 1), -mu_g0[s], dtype=complex)
+            self.G_iw[b].data[:, 0, 0] = sol.G_iw[s]
+            self.Sigma_iw[b].data[:, 0, 0] = sol.Sigma_iw[s] + shift[s]
+            self.G_tau[b].data[:, 0, 0] = sol.G_tau[s]
+            self.G_l[b].data[:, 0, 0] = sol.G_l[s]
+            self.G_w[b].data[:, 0, 0] = g_w[s]
+            self.Sigma_w[b].data[:, 0, 0] = (w + mu_g0[s]) - 1.0 / g_w[s]
         self.G_iw_raw << self.G_iw
+        self.Sigma_iw_raw << self.Sigma_iw
+        self.solution = sol
+        self.last_solve_parameters = {"h_int": str(h_int), "U": U, "mu": mu.tolist(),
+                                      **{k: False for k in self._CALC}, **own, **foreign}
+        self._set_static_results(h_int=h_int, mu_g0=mu_g0, density=sol.density,
+                                 double_occupancy=sol.double_occupancy)
         return self
+
+
+def _real_points(mesh):
+    """The frequencies of a real-frequency mesh (light or TRIQS) as a float array."""
+    try:
+        return np.asarray([float(np.real(x)) for x in mesh.values()])
+    except (AttributeError, TypeError):  # pragma: no cover - TRIQS meshes without values()
+        return np.asarray([float(np.real(complex(p))) for p in mesh])
 
 
 def _unregistered_subclass(name, bases, namespace):
@@ -374,11 +436,50 @@ def _light_layer_table():
 
 
 def _facade(name, source, names, doc):
+    """The module served as ``name``: the ``names`` of ``source`` (its ``__all__``).
+
+    Names that ``source`` lists in ``RESOLVE_ON_ACCESS`` are fetched from it when a
+    script first uses them (e.g. ``plt`` of ``triqs.plot.mpl_interface``, so that
+    matplotlib is imported only by scripts that plot).  A public name the module lacks
+    raises an error whose message names the API (:meth:`ServedTriqs.explain_missing` of
+    the hooks in force): a :class:`NotServedError` (an ``ImportError``) in ``from name
+    import X``, an ``AttributeError`` elsewhere, so that ``hasattr`` and ``getattr(m, x,
+    default)`` keep their meaning.  The module is a package (``__path__``): its
+    submodules are asked of the finder, which can explain them too.
+    """
     mod = types.ModuleType(name, doc)
+    lazy = set(getattr(source, "RESOLVE_ON_ACCESS", ())) & set(names)
     for key in names:
-        setattr(mod, key, getattr(source, key))
+        if key not in lazy:
+            setattr(mod, key, getattr(source, key))
     mod.__all__ = list(names)
-    mod.__path__ = []  # a package: its submodules are asked of the finder, which can explain
+    mod.__path__ = []
+
+    def __getattr__(attr):
+        if attr in lazy:
+            value = getattr(source, attr)
+            setattr(mod, attr, value)
+            return value
+        missing = f"module {name!r} has no attribute {attr!r}"
+        if attr.startswith("_"):
+            raise AttributeError(missing)
+        full = f"{name}.{attr}"
+        hooks = next((f for f in sys.meta_path if isinstance(f, ServedTriqs)), None)
+        if hooks is None or full in hooks.modules:  # a served submodule: the finder serves it
+            raise AttributeError(missing)
+        message = hooks.explain_missing(full)
+        import dis  # here: this function is the only user
+
+        try:  # called by the statement `from name import attr` (IMPORT_FROM / IMPORT_STAR)?
+            caller = sys._getframe(1)
+            statement = dis.opname[caller.f_code.co_code[caller.f_lasti]]
+        except (AttributeError, IndexError, ValueError):
+            statement = ""
+        if statement in ("IMPORT_FROM", "IMPORT_STAR"):
+            raise NotServedError(message, name=full)
+        raise AttributeError(message)
+
+    mod.__getattr__ = __getattr__
     return mod
 
 
@@ -483,23 +584,167 @@ class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         """Nothing to run: the served module is built when the hooks are made."""
 
     def explain_missing(self, fullname):
-        """The message of the :class:`NotServedError` for ``fullname``."""
+        """The message of the :class:`NotServedError` for ``fullname``.
+
+        ``fullname`` is a module, or ``module.name`` for a name that a served module lacks
+        (asked by the facades, see :func:`_facade`).  The message names the missing TRIQS
+        API and the TRIQS versions that have it; a ``pytriqs`` import under real TRIQS 3
+        is reported as TRIQS 1.x/2.x code, not as a missing TRIQS.
+        """
         top = _top(fullname)
+        parent = fullname.rpartition(".")[0]
         if top in ("triqs_cthyb", "triqs_hubbardI") and top in self.served_tops:
             return (f"{fullname} is not provided: `triqs-mlsolver run` replaces the {top} "
                     f"package by a module holding only Solver; import Solver from {top}, or "
                     f"run the script with plain python where {top} is installed")
+
+        # -- what TRIQS has, and since when.  pytriqs became triqs in TRIQS 3.0.
+        renamed = (("pytriqs.gf.local", "triqs.gf"), ("pytriqs.archive", "h5"),
+                   ("pytriqs.applications.impurity_solvers.cthyb", "triqs_cthyb"),
+                   ("pytriqs", "triqs"))
+
+        def triqs3(name):
+            for old, new in renamed:
+                if name == old or name.startswith(old + "."):
+                    return new + name[len(old):]
+            return name
+
+        # TRIQS 3 module: (what scripts take from it, first TRIQS version with it; "1": 1.x)
+        modules = {
+            "triqs.lattice": ("BravaisLattice, BrillouinZone, TightBinding", "1"),
+            "triqs.lattice.tight_binding": ("TBLattice, TightBinding, dos", "1"),
+            "triqs.lattice.super_lattice": ("TBSuperLattice", "1"),
+            "triqs.sumk": ("SumkDiscrete, SumkDiscreteFromLattice", "1"),
+            "triqs.sumk.sumk_discrete_from_lattice": ("SumkDiscreteFromLattice", "1"),
+            "triqs.dos": ("DOS, DOSFromFunction, HilbertTransform", "1"),
+            "triqs.fit": ("Fit", "1"),
+            "triqs.stat": ("Histogram, pdf, cdf", "3.1"),
+            "triqs.statistics": ("Histogram (triqs.stat since TRIQS 3.1)", "1"),
+            "triqs.random_generator": ("RandomGenerator", "1"),
+            "triqs.atom_diag": ("AtomDiag, atomic_g_iw, ...", "2.0"),
+            "triqs.operators.util.observables": ("N_op, S_op, S2_op, L_op, L2_op, LS_op", "1"),
+            "triqs.operators.util.op_struct": ("set_operator_structure", "1"),
+            "triqs.utility.bound_and_bisect": ("bound_and_bisect", "1"),
+            "triqs.utility.dist_on_nodes": ("dist_on_nodes", "1"),
+            "triqs.utility.redirect": ("start_redirect, stop_redirect", "1"),
+            "triqs.utility.capture_stdout": ("capture_stdout", "2.2"),
+            "triqs.gf.meshes": ("the mesh classes", "2.0"),
+            "triqs.gf.descriptors": ("the lazy-expression descriptors", "2.0"),
+            "triqs.gf.tools": ("delta, dyson, fit_legendre, ...", "2.0"),
+            "triqs.gf.gf_fnt": ("the Gf functions", "2.0"),
+            "triqs.gf.gf_factories": ("make_hermitian, make_gf_from_fourier, ...", "3.0"),
+            "triqs.gf.block_gf": ("BlockGf", "2.0"), "triqs.gf.gf": ("Gf", "2.0"),
+            "triqs.gf.block2_gf": ("Block2Gf", "2.0"),
+            "triqs.gf.backwd_compat": ("GfImFreq, GfImTime, GfReFreq, ...", "2.0"),
+            "triqs.plot.protocol": ("the plot protocol, plot_function_table", "1"),
+            "h5": ("HDFArchive, HDFArchiveGroup, register_class, ...", "3.0"),
+        }
+        # names in served modules: {module: ({name: first TRIQS version with it}, the TRIQS
+        # version whose complete list of names that is, or None)}
+        gf_32 = ("Omega iOmega_n SemiCircular Flat Wilson Fourier LegendreToMatsubara "
+                 "MatsubaraToLegendre lazy_expressions MeshPoint MeshValueGenerator Idx Gf "
+                 "MeshProduct GfImFreq MeshImFreq GfImTime MeshImTime GfReFreq MeshReFreq "
+                 "GfReTime MeshReTime GfLegendre MeshLegendre MeshBrZone MeshBrillouinZone "
+                 "MeshCycLat MeshCyclicLattice BlockGf fix_gf_struct_type Block2Gf inverse "
+                 "conjugate transpose is_gf_real_in_tau delta dyson map_block make_real_in_tau "
+                 "make_hermitian is_gf_hermitian fit_tail fit_hermitian_tail fit_tail_on_window "
+                 "fit_hermitian_tail_on_window replace_by_tail replace_by_tail_in_fit_window "
+                 "set_from_fourier make_gf_from_fourier set_from_legendre set_from_imfreq "
+                 "set_from_imtime rebinning_tau enforce_discontinuity density "
+                 "make_adjoint_mesh make_zero_tail").split()
+        dlr_32 = ("MeshDLR MeshDLRImFreq MeshDLRImTime make_gf_dlr fit_gf_dlr "
+                  "make_gf_dlr_imtime make_gf_dlr_imfreq make_gf_imtime make_gf_imfreq").split()
+        names = {"triqs.gf": ({**dict.fromkeys(gf_32, "3.x"), **dict.fromkeys(dlr_32, "3.2")},
+                              "3.2"),
+                 "triqs.atom_diag": ({"atomic_g_w": "2.0"}, None),
+                 "triqs.operators": ({}, "3.2")}
+
+        def since(version, name3):
+            if version.endswith(".x"):
+                return f"TRIQS {version}"
+            if version.startswith("3"):
+                return f"TRIQS {version} and later"
+            old = "pytriqs" + name3[len("triqs"):] if name3.startswith("triqs.") else name3
+            first = "1.x" if version == "1" else version
+            return (f"TRIQS {first} and later (as {old} up to TRIQS 2.x, {name3} since "
+                    "TRIQS 3.0)")
+
+        def describe(name):
+            """A sentence naming the TRIQS API ``name`` and the versions that have it."""
+            name3 = triqs3(name)
+            alias = f" (called {name3} since TRIQS 3.0)" if name3 != name else ""
+            mod3, _, attr = name3.rpartition(".")
+            if mod3 in names and name3 not in modules:
+                table, listed = names[mod3]
+                if attr in table:
+                    extra = (" (it needs real-frequency meshes, which the light layer does "
+                             "not have)" if mod3 == "triqs.atom_diag" else "")
+                    return f"{name}{alias} is part of {mod3} in {since(table[attr], name3)}{extra}"
+                if listed:
+                    return (f"{attr} is not a name of {mod3} in TRIQS {listed} either (check "
+                            "the spelling)")
+            known = next((m for m in sorted(modules, key=len, reverse=True)
+                          if name3 == m or name3.startswith(m + ".")), None)
+            if known is None:
+                return f"{name}{alias} is not a TRIQS module or name this run knows of"
+            what, version = modules[known]
+            where = "" if known == name3 else f" (in {known})"
+            return f"{name}{alias}{where}: {what}, in {since(version, known)}"
+
+        def installed():
+            for mod, attr in (("triqs.version", "version"), ("triqs", "__version__")):
+                value = getattr(sys.modules.get(mod), attr, None)
+                if isinstance(value, str):
+                    return f"TRIQS {value}"
+            return "TRIQS 3 or later"
+
+        def statement_target(name):
+            """The module the import statement being run names, if it is inside ``name``
+            (asked for ``pytriqs`` itself while the script imports ``pytriqs.gf.local``)."""
+            import dis  # here: this method is the only user
+
+            try:
+                frame = sys._getframe(1)
+                while frame is not None and (frame.f_code.co_filename.startswith("<frozen")
+                                             or frame.f_code.co_filename == __file__):
+                    frame = frame.f_back
+                for ins in dis.get_instructions(frame.f_code):
+                    if ins.offset == frame.f_lasti and ins.opname == "IMPORT_NAME":
+                        target = str(ins.argval)
+                        return target if target.startswith(name + ".") else name
+            except (AttributeError, TypeError, ValueError):
+                pass
+            return name
+
+        if top == "pytriqs" and not self.light:
+            imported = statement_target(fullname)
+            return (f"{imported} is TRIQS 1.x/2.x code: the package pytriqs was renamed triqs "
+                    f"in TRIQS 3.0 ({imported} is {triqs3(imported)} there), and this run uses "
+                    f"the real {installed()} installed here, which has no pytriqs. Port the "
+                    "script to TRIQS 3 (pytriqs.gf.local and pytriqs.gf -> triqs.gf, "
+                    "pytriqs.archive -> h5, pytriqs.X -> triqs.X; TRIQS's "
+                    "porting_tools/port_to_triqs3 and doc/porting_to_triqs3.md), or run it on "
+                    "the light TRIQS layer, which serves the pytriqs names: "
+                    "TRIQS_MLSOLVER_BACKEND=light triqs-mlsolver run SCRIPT")
+        install = (f"Installing TRIQS (https://triqs.github.io) makes {fullname} available: "
+                   "the run then uses the real TRIQS and replaces only the impurity solver")
+        light = ("not provided by the light TRIQS layer of `triqs-mlsolver run` (TRIQS is not "
+                 "installed here, or TRIQS_MLSOLVER_BACKEND=light)")
+        exported = self.modules[parent].__all__ if parent in self.modules else []
+        if top in _LIGHT_TOPS and self.light and exported:  # a name (or submodule) it lacks
+            return (f"{fullname} is {light}: {describe(fullname)}; the light {parent} serves "
+                    f"{', '.join(exported)}. {install}")
         if top in _LIGHT_TOPS and self.light:
             served = ", ".join(sorted(n for n, m in self.modules.items()
                                       if _top(n) in _LIGHT_TOPS and m.__all__))
-            return (f"{fullname} is not provided by the light TRIQS layer of `triqs-mlsolver "
-                    f"run` (TRIQS is not installed here, or TRIQS_MLSOLVER_BACKEND=light); it "
-                    f"serves {served}. Installing TRIQS (https://triqs.github.io) makes "
-                    f"{fullname} available: the run then uses the real TRIQS and replaces "
-                    "only the impurity solver")
+            return f"{fullname} is {light}: {describe(fullname)}. It serves {served}. {install}"
         if top == "triqs_hubbardI":
             return (f"{fullname} is not installed; run with --serve-hubbardI to serve "
                     "triqs_hubbardI.Solver with the Hubbard-I solver of triqs_mlsolver")
+        if top == "triqs" and not self.light and fullname != top:
+            return (f"{fullname} is not part of the {installed()} installed here: "
+                    f"{describe(fullname)}. Install a TRIQS version that has it "
+                    "(https://triqs.github.io)")
         what = "TRIQS" if top in _LIGHT_TOPS else f"TRIQS and {top}"
         return (f"{fullname} is not installed and `triqs-mlsolver run` does not provide it "
                 f"(it serves {', '.join(sorted(self.served_tops))}); install {what} "
@@ -628,7 +873,7 @@ def run_script(script, args=(), *, solver=DEFAULT_SOLVER, model=None, serve_hubb
         what = "is a folder" if path.is_dir() else "does not exist"
         raise FileNotFoundError(
             f"the script '{script}' {what}; give the path of a Python file, e.g. "
-            "`triqs-mlsolver run example/cthyb_tutorial_dmft.py`")
+            "`triqs-mlsolver run example/bethe_dmft_cthyb.py`")
     hooks = ServedTriqs(solver, model=model, serve_hubbardI=serve_hubbardI, n_bath=n_bath)
     if not quiet and os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")) == "0":
         print(f"triqs-mlsolver run {script}: {hooks.describe()}", file=sys.stderr)
@@ -661,7 +906,7 @@ def run_script(script, args=(), *, solver=DEFAULT_SOLVER, model=None, serve_hubb
 # -- command line ----------------------------------------------------------------------------
 _EPILOG = """\
 examples:
-  triqs-mlsolver run example/cthyb_tutorial_dmft.py           # MLSolver serves triqs_cthyb
+  triqs-mlsolver run example/bethe_dmft_cthyb.py              # MLSolver serves triqs_cthyb
   triqs-mlsolver run --solver ipt my_dmft.py --U 2.5          # script arguments follow it
   triqs-mlsolver run --solver ed --n-bath 4 my_dmft.py        # ED, 4 bath sites per spin
   triqs-mlsolver run --serve-hubbardI hubbardI_script.py
@@ -693,7 +938,7 @@ def add_parser(sub):
                         "G(tau) converges, error estimate in S.solution.diagnostics)")
     p.add_argument("--serve-hubbardI", action="store_true", dest="serve_hubbardI",
                    help="also serve triqs_hubbardI.Solver with the Hubbard-I solver "
-                        "(triqs_hubbardI's keywords; no real-axis results)")
+                        "(triqs_hubbardI's keywords and results, G_w and Sigma_w included)")
     p.add_argument("script", help="the TRIQS script (.py), run unmodified as __main__")
     p.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments for the script (its sys.argv[1:])")

@@ -59,6 +59,13 @@ class DMFTHistory:
         ``<n_up n_dn>`` (NaN where the solver does not give it).
     g_beta_half : ndarray (n,)
         ``-beta G(beta/2)/pi``, spin average.
+    fallback : ndarray (n,) bool
+        The iteration was served by the reference ED instead of the ML model
+        (``MLSolver``'s fallback; always False for the other solvers).
+    out_of_domain : ndarray (n,) bool
+        The ML model was not trusted for that iteration's input (outside its domain,
+        spread too large, invalid answer); with ``fallback='ed'`` the reference answered,
+        with ``fallback='none'`` the model's answer was used anyway.
     """
 
     dG: np.ndarray
@@ -66,19 +73,28 @@ class DMFTHistory:
     density: np.ndarray
     double_occupancy: np.ndarray
     g_beta_half: np.ndarray
+    fallback: np.ndarray = None
+    out_of_domain: np.ndarray = None
+
+    def __post_init__(self):
+        for key in ("fallback", "out_of_domain"):
+            if getattr(self, key) is None:
+                setattr(self, key, np.zeros(self.dG.size, bool))
 
     @classmethod
     def from_records(cls, records):
-        def col(key, shape):
-            return np.array([r[key] for r in records], float).reshape(len(records), *shape)
+        def col(key, shape, dtype=float):
+            return np.array([r.get(key, False) for r in records], dtype).reshape(
+                len(records), *shape)
 
         return cls(dG=col("dG", ()), Z=col("Z", (2,)), density=col("density", (2,)),
                    double_occupancy=col("double_occupancy", ()),
-                   g_beta_half=col("g_beta_half", ()))
+                   g_beta_half=col("g_beta_half", ()), fallback=col("fallback", (), bool),
+                   out_of_domain=col("out_of_domain", (), bool))
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("dG", "Z", "density", "double_occupancy",
-                                              "g_beta_half")}
+                                              "g_beta_half", "fallback", "out_of_domain")}
 
     def __len__(self):
         return self.dG.size
@@ -158,6 +174,10 @@ class DMFTRun:
         return {"Z": self.Z, "density": self.density, "n": self.n,
                 "double_occupancy": self.double_occupancy, "g_beta_half": self.g_beta_half,
                 "insulating": self.insulating, "converged": self.converged,
+                "fallback_iterations": int(self.history.fallback.sum()),
+                "out_of_domain_iterations": int(self.history.out_of_domain.sum()),
+                "fallback_last": bool(self.history.fallback[-1]) if len(self.history)
+                else False,
                 "iterations": self.iterations}
 
 
@@ -350,7 +370,9 @@ def run_dmft(solver, U, beta, *, lattice=None, mu=None, n_iw=1025, n_tau=10001, 
         rec = {"dG": dG, "Z": quasiparticle_weight(sol.Sigma_iw, beta),
                "density": np.asarray(sol.density, float),
                "double_occupancy": double_occupancy_or_nan(sol),
-               "g_beta_half": float(g_beta_half(sol.G_tau, beta).mean())}
+               "g_beta_half": float(g_beta_half(sol.G_tau, beta).mean()),
+               "fallback": bool(sol.diagnostics.get("fallback_used", False)),
+               "out_of_domain": bool(sol.diagnostics.get("out_of_domain"))}
         records.append(rec)
         converged = dG < tol
         last = converged or it == max_iter

@@ -50,6 +50,11 @@ class Sweep:
         ``g_beta_half < threshold``.
     converged : ndarray (n_U,) of bool
     iterations : ndarray (n_U,) of int
+    fallback_iterations : ndarray (n_U,) of int
+        Iterations served by the reference ED instead of the ML model (MLSolver's
+        fallback); 0 for the other solvers.
+    out_of_domain_iterations : ndarray (n_U,) of int
+        Iterations whose input the ML model was not trusted for.
     threshold : float
         The insulator threshold used.
     runs : list of DMFTRun
@@ -67,8 +72,15 @@ class Sweep:
     insulating: np.ndarray
     converged: np.ndarray
     iterations: np.ndarray
+    fallback_iterations: np.ndarray = None
+    out_of_domain_iterations: np.ndarray = None
     threshold: float = INSULATOR_THRESHOLD
     runs: list = field(default_factory=list)
+
+    def __post_init__(self):
+        for key in ("fallback_iterations", "out_of_domain_iterations"):
+            if getattr(self, key) is None:
+                setattr(self, key, np.zeros(self.U.size, int))
 
     @classmethod
     def from_runs(cls, solver, direction, beta, runs, threshold=INSULATOR_THRESHOLD,
@@ -83,6 +95,10 @@ class Sweep:
                    g_beta_half=g, insulating=g < threshold,
                    converged=np.array([r.converged for r in runs], bool),
                    iterations=np.array([r.iterations for r in runs], int),
+                   fallback_iterations=np.array([int(r.history.fallback.sum()) for r in runs],
+                                                int),
+                   out_of_domain_iterations=np.array(
+                       [int(r.history.out_of_domain.sum()) for r in runs], int),
                    threshold=float(threshold), runs=list(runs) if keep_runs else [])
 
     def as_dict(self) -> dict:
@@ -91,6 +107,8 @@ class Sweep:
                 "U": self.U, "Z": self.Z, "n": self.n, "double_occupancy": self.double_occupancy,
                 "g_beta_half": self.g_beta_half, "insulating": self.insulating,
                 "converged": self.converged, "iterations": self.iterations,
+                "fallback_iterations": self.fallback_iterations,
+                "out_of_domain_iterations": self.out_of_domain_iterations,
                 "threshold": self.threshold}
 
 

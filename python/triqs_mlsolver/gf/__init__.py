@@ -17,8 +17,9 @@ from ._backend import BACKEND, using_triqs
 _names = [
     "MeshImFreq", "MeshImTime", "MeshLegendre",
     "Gf", "GfImFreq", "GfImTime", "GfLegendre", "BlockGf",
-    "iOmega_n", "SemiCircular", "Flat", "inverse", "Fourier",
+    "iOmega_n", "SemiCircular", "Flat", "Wilson", "inverse", "Fourier",
     "LegendreToMatsubara", "MatsubaraToLegendre", "fit_hermitian_tail",
+    "rebinning_tau", "make_hermitian", "is_gf_hermitian",
 ]
 
 if using_triqs():  # pragma: no cover - needs a TRIQS installation
@@ -30,6 +31,7 @@ if using_triqs():  # pragma: no cover - needs a TRIQS installation
     HDFArchiveGroup = _h5.HDFArchiveGroup
     from h5.formats import register_class  # noqa: F401
 else:
+    from ._functions import is_gf_hermitian, make_hermitian, rebinning_tau  # noqa: F401
     from ._gf import (  # noqa: F401
         BlockGf,
         Gf,
@@ -48,6 +50,7 @@ else:
         MatsubaraToLegendre,
         SemiCircular,
         TimeToLegendre,
+        Wilson,
         iOmega_n,
     )
     from ._meshes import MeshImFreq, MeshImTime, MeshLegendre  # noqa: F401

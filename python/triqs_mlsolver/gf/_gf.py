@@ -401,6 +401,19 @@ class Gf:
         """Transpose of the target matrix."""
         return Gf._view(self.mesh, np.swapaxes(self.data, -1, -2).copy(), self.name)
 
+    # -- functions of triqs.gf that TRIQS also makes methods --------------------
+    def rebinning_tau(self, new_n_tau):
+        """This Gf averaged onto ``new_n_tau`` τ points (see ``rebinning_tau``)."""
+        from ._functions import rebinning_tau
+
+        return rebinning_tau(self, new_n_tau)
+
+    def is_gf_hermitian(self, tolerance=1.e-12):
+        """See :func:`~triqs_mlsolver.gf.is_gf_hermitian`."""
+        from ._functions import is_gf_hermitian
+
+        return is_gf_hermitian(self, tolerance)
+
     # -- transforms ---------------------------------------------------------
     def set_from_fourier(self, g, known_moments=None):
         from ._lazy import Fourier

@@ -230,11 +230,28 @@ def _as_str(x) -> str:
     return str(x)
 
 
+#: The attribute TRIQS 1.x (``pytriqs.archive``) wrote where TRIQS >= 2.0 writes ``Format``.
+_TRIQS1_FORMAT_ATTR = "TRIQS_HDF5_data_scheme"
+
+
+def _format_attr_name(obj) -> str | None:
+    """``'Format'``, or ``'TRIQS_HDF5_data_scheme'`` (TRIQS 1.x) if only that one is there."""
+    for name in ("Format", _TRIQS1_FORMAT_ATTR):
+        if name in obj.attrs:
+            return name
+    return None
+
+
 def _format_attr(obj) -> str | None:
-    """The ``Format`` attribute of an HDF5 object, or None when absent or empty."""
-    if "Format" not in obj.attrs:
+    """The ``Format`` attribute of an HDF5 object, or None when absent or empty.
+
+    Archives of TRIQS 1.x carry the same information as ``TRIQS_HDF5_data_scheme``
+    (read when ``Format`` is absent, as TRIQS's ``h5`` does).
+    """
+    name = _format_attr_name(obj)
+    if name is None:
         return None
-    raw = obj.attrs["Format"]
+    raw = obj.attrs[name]
     if isinstance(raw, np.ndarray):
         raw = raw.reshape(-1)[0] if raw.size == 1 else raw
     value = _as_str(raw)
@@ -576,6 +593,14 @@ class _Reader:
         info = _format_info(fmt)
         if info is None:
             known = ", ".join(sorted(_FORMATS))
+            if _format_attr_name(grp) == _TRIQS1_FORMAT_ATTR:
+                raise ArchiveFormatError(
+                    f"the group {self.where(grp)} was written by TRIQS 1.x "
+                    f"({_TRIQS1_FORMAT_ATTR} = {fmt!r}); of TRIQS 1.x objects the light layer "
+                    "reads BlockGf, GfImFreq, GfImTime, GfLegendre and the Python list, tuple "
+                    f"and dict wrappers, not {fmt!r}. Inspect it with archive.get_raw(key), or "
+                    "read it with TRIQS (TRIQS_MLSOLVER_BACKEND=triqs)"
+                )
             raise ArchiveFormatError(
                 f"the group {self.where(grp)} has the HDF5 Format {fmt!r}, which is not "
                 f"registered (known: {known}). If it is a class of yours, call "
@@ -729,6 +754,15 @@ def _read_imtime(reader, grp):
                 "half_bins/without_last); only full_bins meshes (tau_k = k beta/(n-1)) are "
                 "supported"
             )
+    if "min" in grp or "max" in grp:  # TRIQS 1.x: the ends of the linear mesh
+        tmin = reader.scalar([grp], ["min"], "float", grp)
+        tmax = reader.scalar([grp], ["max"], "float", grp)
+        if abs(tmin) > 1e-12 * beta or abs(tmax - beta) > 1e-12 * beta:
+            raise ArchiveFormatError(
+                f"the MeshImTime {reader.where(grp)} runs from min={tmin} to max={tmax}, "
+                f"not from 0 to beta={beta}; only meshes with both ends tau = 0 and tau = "
+                "beta are supported"
+            )
     return MeshImTime(beta=beta, statistic=stat, n_tau=n_tau), False
 
 
@@ -845,6 +879,8 @@ def _read_block_gf(reader, grp, info):
             f"the BlockGf group {reader.where(grp)} has neither 'block_names' nor 'indices' "
             f"(found {sorted(keys)}), so the block order is unknown"
         )
+    if isinstance(names, np.ndarray) and names.ndim == 1:  # TRIQS 1.x: an array of str
+        names = names.tolist()
     if not isinstance(names, (list, tuple)) or not names:
         raise ArchiveFormatError(
             f"the block names of {reader.where(grp)} are {names!r}; expected a non-empty list"

@@ -5,7 +5,7 @@
 only evaluated on the mesh (and target shape) of the left-hand side.  The
 leaves are constants (scalars meaning ``value * identity``, or target-shaped
 matrices), Gfs, BlockGfs (resolved block by block), the mesh functions
-:data:`iOmega_n`, :func:`SemiCircular` and :func:`Flat`, and the transforms
+:data:`iOmega_n`, :func:`SemiCircular` and :func:`Flat` (alias ``Wilson``), and the transforms
 :func:`Fourier`, :func:`LegendreToMatsubara`, :func:`MatsubaraToLegendre`.
 """
 
@@ -23,6 +23,7 @@ __all__ = [
     "iOmega_n",
     "SemiCircular",
     "Flat",
+    "Wilson",
     "Fourier",
     "LegendreToMatsubara",
     "MatsubaraToLegendre",
@@ -180,12 +181,20 @@ def SemiCircular(half_bandwidth=1.0, chem_potential=0.0):
     return _MeshFunction(f"SemiCircular({D:g})", lambda z: tr.semicircle_g(z + mu, D))
 
 
-def Flat(half_width=1.0):
-    """``G(z) = log((z + D)/(z - D)) / (2D)`` for a flat DOS of half width ``D``."""
-    D = float(half_width)
+def Flat(half_bandwidth=1.0):
+    """``G(z) = log((z + D)/(z - D)) / (2D)``: the Hilbert transform of a flat DOS.
+
+    ``rho(e) = 1/(2D)`` for ``|e| < D`` (``D = half_bandwidth``), as TRIQS's ``Flat``;
+    :data:`Wilson` is another name for it (TRIQS's backward-compatible spelling).
+    """
+    D = float(half_bandwidth)
     if not D > 0:
-        raise ValueError(f"half_width={half_width} must be positive")
+        raise ValueError(f"half_bandwidth={half_bandwidth} must be positive")
     return _MeshFunction(f"Flat({D:g})", lambda z: np.log((z + D) / (z - D)) / (2 * D))
+
+
+#: ``Wilson = Flat``, as in ``triqs.gf`` (the name TRIQS 1.x/2.x scripts use).
+Wilson = Flat
 
 
 class _Transform(LazyExpr):

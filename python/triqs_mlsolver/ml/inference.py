@@ -35,7 +35,7 @@ from .dataset import SampleSet
 from .representations import descriptors, n_delta_needed
 
 __all__ = ["SPREAD_FACTOR", "OutOfDomainWarning", "CorrectedSolution", "sample_from_solutions",
-           "correct", "domain_violations"]
+           "correct", "domain_violations", "domain_violations_of"]
 
 
 #: A prediction is out of domain when its ensemble spread (max over tau) exceeds this factor
@@ -77,9 +77,17 @@ class CorrectedSolution:
 
 def _gauss_bath(m):
     """Two sites whose ``sum V^2 eps^n`` equal the moments ``m[0..3]`` (2-point Gauss rule)."""
+    m = np.asarray(m, float)
+    var = m[0] * m[2] - m[1] ** 2  # m_0^2 times the variance of the bath levels
+    if not m[0] > 0 or var <= 1e-12 * max(m[0] * m[2], 1e-300):
+        # (numerically) one level: both sites there, half the weight each
+        e = m[1] / m[0] if m[0] > 0 else 0.0
+        return np.array([e, e]), np.sqrt(np.full(2, max(m[0], 0.0) / 2))
     H = np.array([[m[0], m[1]], [m[1], m[2]]])
     c0, c1 = np.linalg.solve(H, -np.array([m[2], m[3]]))
     x = np.roots([1.0, c1, c0]).real
+    if abs(x[0] - x[1]) <= 1e-12 * max(1.0, abs(x).max()):
+        return x, np.sqrt(np.full(2, m[0] / 2))
     w = np.linalg.solve(np.vstack([np.ones(2), x]), m[:2])
     return x, np.sqrt(np.maximum(w, 0.0))
 
@@ -144,6 +152,18 @@ def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None)
 
 def domain_violations(model, samples: SampleSet) -> list:
     """Descriptors of ``samples`` outside the ranges in the model's training domain."""
+    return domain_violations_params(model, samples.params)
+
+
+def domain_violations_of(model, params, delta_moments=None) -> list:
+    """:func:`domain_violations` of the AIM ``params`` (``D`` set), before any solver runs."""
+    p, _ = _param_arrays(params, delta_moments, 0)
+    return domain_violations_params(model, p)
+
+
+def domain_violations_params(model, params: dict) -> list:
+    """Descriptors of the parameter arrays ``params`` (``U``, ``mu``, ``beta``, ``D``,
+    ``eps_k``, ``V_k``) outside the ranges in the model's training domain."""
     dom = (getattr(model, "metadata", {}) or {}).get("domain", {})
     # the physical parameters always; the moments of Delta only where the model uses them
     # (for a continuous Delta they come from a tail fit, uncertain beyond m_1)
@@ -152,14 +172,15 @@ def domain_violations(model, samples: SampleSet) -> list:
              if n in dom and n in used]
     if not names:
         return []
-    X, _ = descriptors(samples.params, names)
+    with np.errstate(all="ignore"):
+        X, _ = descriptors(params, names)
     out = []
     for j, n in enumerate(names):
         lo, hi = dom[n]
         # fitted tails and bath fits make m_n uncertain at the 1e-4 level: a small margin
         tol = 1e-3 * max(1.0, abs(lo), abs(hi)) + 0.01 * (hi - lo)
         v = X[:, j]
-        if np.any(v < lo - tol) or np.any(v > hi + tol):
+        if not np.all(np.isfinite(v)) or np.any(v < lo - tol) or np.any(v > hi + tol):
             out.append(f"{n} = {float(v[0]):.4g} outside [{lo:.4g}, {hi:.4g}]")
     return out
 

@@ -20,14 +20,19 @@ The TRIQS convention (cthyb, hubbardI)::
     S.solve(h_int=U * n('up', 0) * n('down', 0))      # physics + run parameters
     S.G_iw, S.Sigma_iw, S.G_tau, S.G_l                # results as attributes
     S.Delta_tau, S.G_iw_raw, S.Sigma_iw_raw           # triqs_cthyb's other results
+    S.Delta_infty, S.h_loc, S.density_matrix, S.h_loc_diagonalization
 
 ``Sigma_iw = inverse(G0_iw) - inverse(G_iw)`` includes the Hartree term.  Every
 solver built on :class:`Solver` fills the attributes listed there; a new solver
-needs nothing beyond step 3 for them.
+needs nothing beyond step 3 for them.  A subclass that overrides :meth:`Solver.solve`
+without calling it (``MLSolver``) calls :meth:`Solver._set_static_results` once its
+``G_iw``, ``density`` and ``double_occupancy`` are set.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +55,18 @@ __all__ = [
     "parse_h_int",
     "params_from_g0",
     "hybridisation_tau",
+    "level_from_g0",
+    "NOT_APPLICABLE",
+    "occupation_probabilities",
+    "density_matrix_in_eigenbasis",
+    "local_hamiltonian",
+    "make_atom_diag",
 ]
+
+#: The value of cthyb's Monte Carlo diagnostics ``average_order`` and ``auto_corr_time`` on a
+#: deterministic solver: NaN, "not a number" -- never mistaken for a measurement, printed as
+#: ``nan``, stored in HDF5 as a float, and no exception in arithmetic or formatting.
+NOT_APPLICABLE = float("nan")
 
 _REGISTRY: dict[str, SolverSpec] = {}
 
@@ -194,26 +210,78 @@ def parse_h_int(h_int, block_names):
     return U, shift
 
 
+#: Fewest positive Matsubara frequencies on which the level of ``G0`` is read from a fit of the
+#: high-frequency tail (:func:`triqs_mlsolver.gf.transforms.fit_tail` needs 8).
+_MIN_TAIL_FIT_N_IW = 8
+
+
+def _delta_minus_mu(g0_sw, beta):
+    """``X_s(i w_n) = i w_n - G0_s^-1(i w_n) = Delta_s(i w_n) - mu_s`` and the mesh points."""
+    g0_sw = np.asarray(g0_sw, complex)
+    if not np.all(np.isfinite(g0_sw)):
+        raise ValueError("G0_iw contains NaN or infinite values; fill G0_iw before solve()")
+    iw = tr.matsubara_freqs(beta, g0_sw.shape[1] // 2)
+    with np.errstate(divide="raise", invalid="raise"):
+        try:
+            X = iw[None, :] - 1.0 / g0_sw
+        except FloatingPointError:
+            raise ValueError("G0_iw vanishes at some frequency; was it filled?") from None
+    return X, iw
+
+
+def _level_of(X_sw, iw):
+    """``mu_s = -(constant part of X_s)``; see :func:`level_from_g0`."""
+    n_iw = X_sw.shape[1] // 2
+    mu = np.zeros(X_sw.shape[0])
+    if n_iw >= _MIN_TAIL_FIT_N_IW:
+        for s in range(X_sw.shape[0]):
+            m, _ = tr.fit_tail(X_sw[s], iw, known_moments=np.zeros((0,)), max_order=4)
+            mu[s] = -m[0].real
+        return mu
+    # few frequencies: Re X(i w) = -mu + Re Delta(i w) with Re Delta = -m_2/w^2 + m_4/w^4 - ...
+    # (even in w); least squares on the positive frequencies with as many terms as they allow
+    w = iw[n_iw:].imag
+    basis = np.stack([w ** (-2 * k) for k in range(min(3, n_iw))], axis=1)
+    for s in range(X_sw.shape[0]):
+        coef, *_ = np.linalg.lstsq(basis, X_sw[s, n_iw:].real, rcond=None)
+        mu[s] = -coef[0]
+    return mu
+
+
+def level_from_g0(g0_sw, beta):
+    """The chemical potential ``mu_s`` in ``G0_s^-1(i w) = i w + mu_s - Delta_s(i w)``.
+
+    ``-mu_s`` is the constant part of ``i w - G0^-1`` (triqs_cthyb's ``Delta_infty``,
+    triqs_hubbardI's ``eal``): the constant of its fitted high-frequency expansion on a mesh
+    of at least 8 positive frequencies.  On fewer (``n_iw = 5`` in triqs_hubbardI's tests,
+    where no frequency reaches the tail) it is the constant of a least-squares fit of
+    ``Re(i w - G0^-1) = -mu + c_2/w^2 + c_4/w^4`` on the positive frequencies: exact
+    whenever ``Re Delta(i w) = 0`` (a particle-hole symmetric bath, e.g. ``Flat``,
+    ``SemiCircular``), approximate otherwise (as real TRIQS's tail fit on such a mesh).
+
+    Parameters
+    ----------
+    g0_sw : complex ndarray, shape (n_spin, 2 n_iw)
+        ``G0_s(i w_n)`` on the full Matsubara mesh.
+    beta : float
+
+    Returns
+    -------
+    ndarray, shape (n_spin,)
+    """
+    X, iw = _delta_minus_mu(g0_sw, beta)
+    return _level_of(X, iw)
+
+
 def params_from_g0(g0_sw, beta, U, shift):
     """AIMParams from ``G0_s(i w)`` on the full Matsubara mesh.
 
     ``G0^-1 = i w + mu - Delta(i w)``: ``mu`` is the constant of the
-    high-frequency expansion of ``i w - G0^-1`` (fitted), ``Delta`` the rest.
+    high-frequency expansion of ``i w - G0^-1`` (:func:`level_from_g0`), ``Delta`` the
+    rest.  The returned level is ``mu - shift`` (``shift`` from :func:`parse_h_int`).
     """
-    g0_sw = np.asarray(g0_sw, complex)
-    if not np.all(np.isfinite(g0_sw)):
-        raise ValueError("G0_iw contains NaN or infinite values; fill G0_iw before solve()")
-    n_iw = g0_sw.shape[1] // 2
-    iw = tr.matsubara_freqs(beta, n_iw)
-    with np.errstate(divide="raise", invalid="raise"):
-        try:
-            X = iw[None, :] - 1.0 / g0_sw  # = Delta - mu
-        except FloatingPointError:
-            raise ValueError("G0_iw vanishes at some frequency; was it filled?") from None
-    mu = np.zeros(2)
-    for s in range(2):
-        m, _ = tr.fit_tail(X[s], iw, known_moments=np.zeros((0,)), max_order=4)
-        mu[s] = -m[0].real
+    X, iw = _delta_minus_mu(g0_sw, beta)
+    mu = _level_of(X, iw)
     delta = X + mu[:, None]
     return AIMParams(U=U, mu=mu - shift, beta=beta, Delta_iw=delta)
 
@@ -254,6 +322,141 @@ def hybridisation_tau(Delta_sw, beta, n_tau):
     return np.ascontiguousarray(tr.iw_to_tau(Delta_ws, float(beta), int(n_tau)).real.T)
 
 
+# -- static results: h_loc, its diagonalisation and the impurity density matrix ------------
+def occupation_probabilities(density, double_occupancy):
+    """Probabilities ``p[n_up, n_dn]`` of the four occupations of a single-orbital impurity.
+
+    ``p[1, 1] = d``, ``p[1, 0] = n_up - d``, ``p[0, 1] = n_dn - d``,
+    ``p[0, 0] = 1 - n_up - n_dn + d`` with ``d = <n_up n_dn>``.  Approximate solvers can
+    give a ``d`` slightly outside the range where all four are >= 0; it is clipped to
+    ``max(0, n_up + n_dn - 1) <= d <= min(n_up, n_dn)`` (and ``n_s`` to ``[0, 1]``), so the
+    result is always a probability distribution.  ``double_occupancy=None`` (unknown) is
+    taken as ``n_up n_dn``.
+
+    Returns
+    -------
+    ndarray, shape (2, 2), float; sums to 1.
+    """
+    n_up, n_dn = np.clip(np.asarray(density, float).reshape(2), 0.0, 1.0)
+    d = n_up * n_dn if double_occupancy is None else float(double_occupancy)
+    d = min(max(d, max(0.0, n_up + n_dn - 1.0)), min(n_up, n_dn))
+    return np.array([[1.0 - n_up - n_dn + d, n_dn - d], [n_up - d, d]])
+
+
+def _fops_of(atom_diag, fallback):
+    """The fundamental operators of ``atom_diag`` in the order of the Fock-state bits."""
+    fops = getattr(atom_diag, "fops", None)
+    if fops is None:
+        fops = fallback
+    return [(str(op[0]), int(op[1])) for op in fops]
+
+
+def density_matrix_in_eigenbasis(probabilities, atom_diag, block_names):
+    """The impurity density matrix, diagonal in the occupation basis, in ``atom_diag``'s layout.
+
+    ``rho = sum_{n_up, n_dn} p[n_up, n_dn] |n_up n_dn><n_up n_dn|`` is written, as
+    triqs_cthyb's ``density_matrix``, as one matrix per invariant subspace ``a`` of
+    ``atom_diag`` in its eigenbasis: ``rho_a = U_a^dagger diag(p(f), f in F_a) U_a`` with
+    ``F_a = atom_diag.fock_states[a]`` and ``U_a = atom_diag.unitary_matrices[a]``
+    (``H_a = U_a diag(E_a) U_a^dagger``).  Bit ``k`` of a Fock state is the occupation of
+    ``atom_diag.fops[k]``; so the result holds whatever order of subspaces, states and
+    operators ``atom_diag`` uses.
+
+    Parameters
+    ----------
+    probabilities : ndarray (2, 2)
+        ``p[n_up, n_dn]`` (:func:`occupation_probabilities`).
+    atom_diag : AtomDiag
+        ``triqs.atom_diag.AtomDiag`` or the light layer's, with ``n_subspaces``,
+        ``fock_states``, ``unitary_matrices`` and ``fops``.
+    block_names : (str, str)
+        The operators ``(block_names[s], 0)`` of spin up and down.
+
+    Returns
+    -------
+    list of ndarray
+        One (dim_a, dim_a) matrix per subspace; real where ``U_a`` is.
+    """
+    fops = _fops_of(atom_diag, [(b, 0) for b in block_names])
+    try:
+        bits = [fops.index((str(b), 0)) for b in block_names]
+    except ValueError:
+        raise ValueError(f"the AtomDiag's operators {fops} do not include "
+                         f"{[(b, 0) for b in block_names]}") from None
+    out = []
+    for a in range(int(atom_diag.n_subspaces)):
+        states = np.asarray(atom_diag.fock_states[a], dtype=np.int64).reshape(-1)
+        U = np.asarray(atom_diag.unitary_matrices[a])
+        p = probabilities[(states >> bits[0]) & 1, (states >> bits[1]) & 1]
+        rho = U.conj().T @ (p[:, None] * U)
+        out.append(rho.real.copy() if not np.iscomplexobj(U) else rho)
+    return out
+
+
+def _operator_module(op):
+    """The module holding ``c``, ``c_dag``, ``n`` of the algebra ``op`` belongs to (real
+    ``triqs.operators`` or :mod:`triqs_mlsolver.operators`)."""
+    mod = sys.modules.get(type(op).__module__)
+    if mod is not None and all(hasattr(mod, f) for f in ("c", "c_dag", "n")):
+        return mod
+    from .. import operators
+
+    return operators
+
+
+def _backend_operator_module():
+    """``triqs.operators`` where the Green's functions are TRIQS's, else the light ones."""
+    if _gf.using_triqs():  # pragma: no cover - needs a TRIQS installation
+        return importlib.import_module("triqs.operators")
+    from .. import operators
+
+    return operators
+
+
+def local_hamiltonian(h_int, Delta_infty, block_names):
+    """``(h_loc, h_loc0)`` as triqs_cthyb builds them, in the operator algebra of ``h_int``.
+
+    ``h_loc0 = sum_s Re Delta_infty_s c_dag(b_s, 0) c(b_s, 0)`` is the quadratic part read
+    from ``G0_iw`` (``Delta_infty_s = -mu_s``, the constant of ``i w - G0^-1``) and
+    ``h_loc = h_int + h_loc0``.
+    """
+    ops = _operator_module(h_int)
+    h_loc0 = 0 * ops.n(block_names[0], 0)
+    for b, e in zip(block_names, Delta_infty):
+        h_loc0 = h_loc0 + float(np.real(e[0, 0])) * ops.c_dag(b, 0) * ops.c(b, 0)
+    return h_int + h_loc0, h_loc0
+
+
+def _constant_of(op):
+    """The constant term of an operator expression (0 if none)."""
+    return float(sum(complex(coef).real for monomial, coef in op if len(monomial) == 0))
+
+
+def make_atom_diag(h_loc, fops):
+    """Diagonalise ``h_loc``: ``triqs.atom_diag.AtomDiag(h_loc, fops)`` for a real TRIQS
+    operator, else the light layer's ``triqs_mlsolver.light.atom_diag.AtomDiag``.
+
+    Raises
+    ------
+    ImportError
+        The light layer has no ``atom_diag`` module (TRIQS's ``triqs.atom_diag``, in every
+        TRIQS 3.x, provides it).
+    """
+    if type(h_loc).__module__.startswith("triqs."):  # pragma: no cover - real TRIQS
+        from triqs.atom_diag import AtomDiag
+    else:
+        try:
+            from ..light.atom_diag import AtomDiag
+        except ImportError as exc:
+            raise ImportError(
+                "S.h_loc_diagonalization (and S.density_matrix, which is written in its "
+                "eigenbasis) need triqs.atom_diag.AtomDiag, which the light TRIQS layer does "
+                f"not provide here ({exc}); install TRIQS (triqs.atom_diag is in every TRIQS "
+                "3.x) or read n_up, n_dn and <n_up n_dn> from S.density and "
+                "S.double_occupancy") from exc
+    return AtomDiag(h_loc, [tuple(f) for f in fops])
+
+
 class Solver:
     """TRIQS-style impurity solver over a registered pure solver.
 
@@ -286,21 +489,53 @@ class Solver:
         triqs_cthyb's results before its post-processing (Legendre filter, tail fit).
         The solvers here compute ``G_iw`` and ``Sigma_iw`` directly, with their tails
         exact or analytic, so these are copies of ``G_iw`` and ``Sigma_iw``.
+    Delta_infty : list of ndarray (1, 1) complex
+        triqs_cthyb's ``Delta_infty``: per block (``gf_struct`` order) the constant part
+        of ``i w - G0_iw^-1``, i.e. ``-mu`` (:func:`level_from_g0`).  ``None`` before
+        :meth:`solve`.
+    h_loc, h_loc0 : operator
+        triqs_cthyb's local Hamiltonian ``h_loc = h_int + h_loc0`` with the quadratic part
+        ``h_loc0 = sum_s Re Delta_infty_s n_s`` read from ``G0_iw``
+        (:func:`local_hamiltonian`), in the operator algebra of ``h_int`` (real
+        ``triqs.operators`` or the light one).  ``None`` before :meth:`solve`.
+    h_loc_diagonalization : AtomDiag
+        ``AtomDiag(h_loc, [(b, 0) for b in blocks])`` (:func:`make_atom_diag`), built on
+        first access.
+    density_matrix : list of ndarray
+        The impurity density matrix in triqs_cthyb's layout: one matrix per subspace of
+        ``h_loc_diagonalization``, in its eigenbasis
+        (:func:`density_matrix_in_eigenbasis` of :func:`occupation_probabilities`).  For a
+        single orbital it is diagonal in the occupations and follows from ``density`` and
+        ``double_occupancy`` exactly.  Always available after :meth:`solve` (cthyb needs
+        ``measure_density_matrix=True``), ``[]`` before; so
+        ``trace_rho_op(S.density_matrix, op, S.h_loc_diagonalization)`` works as with cthyb.
+    average_sign : float
+        1.0 (a deterministic solver has no sign problem).
+    average_order, auto_corr_time : float
+        :data:`NOT_APPLICABLE` (NaN): Monte Carlo diagnostics with no meaning here.
+    solve_status : int
+        0 (cthyb's clean termination).
     density : ndarray (2,)
     double_occupancy : float or None
     solution : AIMSolution
         The plain-array result (with diagnostics).
+    constr_params : dict
+        The constructor's arguments (``last_constr_parameters`` in cthyb's spelling).
     last_solve_parameters : dict
+        What the last :meth:`solve` used (``h_int`` as text, ``U``, the level ``mu`` per
+        spin with ``h_int``'s one-body terms, the options); ``solve_parameters`` is the same
+        dict, as in triqs_cthyb.
     """
 
     solver_name = ""
-    #: Version of the HDF5 layout written by :meth:`__reduce_to_dict__`.
-    hdf5_version = 1
+    #: Version of the HDF5 layout written by :meth:`__reduce_to_dict__` (2: triqs_cthyb's keys
+    #: added, ``G_tau`` and ``G_l`` moved into ``container_set``).
+    hdf5_version = 2
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.solver_name:
-            _gf.register_class(cls, hdf5_format=f"triqs_mlsolver.{cls.__name__}")
+            _register_format(cls, f"triqs_mlsolver.{cls.__name__}")
 
     def __init__(self, beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30, **kwargs):
         if kwargs:
@@ -329,10 +564,35 @@ class Solver:
         self.double_occupancy = None
         self.solution = None
         self.last_solve_parameters = {}
+        self.average_sign = 1.0
+        self.average_order = NOT_APPLICABLE
+        self.auto_corr_time = NOT_APPLICABLE
+        self.solve_status = 0
+        self.Delta_infty = None
+        self.h_loc = None
+        self.h_loc0 = None
+        self._h_loc_constant = 0.0
+        self._h_loc_diag = None
+        self._density_matrix = None
 
     @property
     def block_names(self):
         return [n for n, _ in self.gf_struct]
+
+    @property
+    def solve_parameters(self):
+        """triqs_cthyb's name of :attr:`last_solve_parameters` (the same dict)."""
+        return self.last_solve_parameters
+
+    @property
+    def last_constr_parameters(self):
+        """triqs_cthyb's name of :attr:`constr_params`."""
+        return self.constr_params
+
+    @property
+    def fundamental_operators(self):
+        """``[(block, 0), ...]``: the operators ``h_loc`` acts on, in ``gf_struct`` order."""
+        return [(b, 0) for b in self.block_names]
 
     def solve(self, *, h_int=None, **options):
         """Solve the impurity problem defined by ``G0_iw`` and ``h_int``.
@@ -357,6 +617,8 @@ class Solver:
         self.solution = sol
         self.last_solve_parameters = {"h_int": str(h_int), "U": U, "mu": params.mu.tolist(),
                                       **opts}
+        self._set_static_results(h_int=h_int, mu_g0=params.mu + shift, density=sol.density,
+                                 double_occupancy=sol.double_occupancy)
         return self
 
     def _set_cthyb_results(self, Delta_sw):
@@ -368,28 +630,115 @@ class Solver:
         self.G_iw_raw << self.G_iw
         self.Sigma_iw_raw << self.Sigma_iw
 
+    def _set_static_results(self, *, h_int, mu_g0, density, double_occupancy):
+        """Fill triqs_cthyb's static results of one solve.
+
+        Sets ``Delta_infty``, ``h_loc``, ``h_loc0`` and the state from which
+        ``density_matrix`` and ``h_loc_diagonalization`` are built on first access
+        (``average_sign``, ``average_order``, ``auto_corr_time``, ``solve_status`` are
+        constants set by the constructor).  :meth:`solve` calls it; a subclass whose
+        ``solve`` does not call :meth:`solve` calls it once per solve, after the
+        results are set.
+
+        Parameters
+        ----------
+        h_int : operator
+            The interaction given to ``solve()``.
+        mu_g0 : array_like (2,)
+            The level read from ``G0_iw`` alone, ``G0^-1 = i w + mu_g0 - Delta``
+            (:func:`level_from_g0`); with ``params = params_from_g0(g0, beta, U, shift)``
+            it is ``params.mu + shift``.
+        density : array_like (2,)
+            ``<n_up>, <n_dn>`` of the solution.
+        double_occupancy : float or None
+            ``<n_up n_dn>`` of the solution.
+        """
+        mu_g0 = np.asarray(mu_g0, float).reshape(2)
+        self.Delta_infty = [np.full((1, 1), -m, dtype=complex) for m in mu_g0]
+        self.h_loc, self.h_loc0 = local_hamiltonian(h_int, self.Delta_infty, self.block_names)
+        self._h_loc_constant = _constant_of(h_int)
+        self.density = np.asarray(density, float)
+        self.double_occupancy = None if double_occupancy is None else float(double_occupancy)
+        self._h_loc_diag = None
+        self._density_matrix = None
+
+    @property
+    def h_loc_diagonalization(self):
+        """``AtomDiag`` of ``h_loc`` (cthyb's ``h_loc_diagonalization``), built on first use."""
+        if self._h_loc_diag is None:
+            if self.h_loc is None:
+                raise AttributeError(
+                    f"{type(self).__name__}.h_loc_diagonalization is set by solve(); call "
+                    "S.solve(h_int=...) first")
+            self._h_loc_diag = make_atom_diag(self.h_loc, self.fundamental_operators)
+        return self._h_loc_diag
+
+    @property
+    def density_matrix(self):
+        """The impurity density matrix in cthyb's layout (see the class docstring)."""
+        if self._density_matrix is None:
+            if self.density is None:
+                return []
+            p = occupation_probabilities(self.density, self.double_occupancy)
+            self._density_matrix = density_matrix_in_eigenbasis(
+                p, self.h_loc_diagonalization, self.block_names)
+        return self._density_matrix
+
     # -- HDF5 round trip (TRIQS convention) -----------------------------------------
-    #: The Green's functions stored by :meth:`__reduce_to_dict__`.
-    _STORED_GFS = ("G0_iw", "G_iw", "Sigma_iw", "G_tau", "G_l", "Delta_tau", "G_iw_raw",
-                   "Sigma_iw_raw")
-    #: Those that files of layout version 1 written before they existed lack.
+    #: The Green's functions stored at the top of :meth:`__reduce_to_dict__`'s group.
+    _STORED_GFS = ("G0_iw", "G_iw", "Sigma_iw", "Delta_tau", "G_iw_raw", "Sigma_iw_raw")
+    #: Those that files written before they existed lack.
     _OPTIONAL_GFS = ("Delta_tau", "G_iw_raw", "Sigma_iw_raw")
+    #: triqs_cthyb's ``container_set`` (the measured Green's functions), a group in layout 2.
+    _CONTAINER_GFS = ("G_tau", "G_l")
 
     def __reduce_to_dict__(self):
+        """The HDF5 group of ``ar['S'] = S`` (layout :attr:`hdf5_version`).
+
+        triqs_cthyb's keys (its ``h5_write`` of ``solver_core``): ``constr_parameters``,
+        ``solve_parameters``, ``container_set`` (``G_tau``, ``G_l``), ``G0_iw``,
+        ``Delta_tau``, ``h_loc`` (a TRIQS ``Operator``; with the light layer its text),
+        ``h_diag`` (the ``AtomDiag``; real TRIQS only), ``density_matrix``,
+        ``average_sign``, ``average_order``, ``auto_corr_time``, ``solve_status`` and,
+        after a solve, ``Delta_infty_vec``.  This package's: ``hdf5_version``,
+        ``solver_name``, ``constr_params``, ``last_solve_parameters`` (the same values as
+        the cthyb-named pair), ``G_iw``, ``Sigma_iw``, ``G_iw_raw``, ``Sigma_iw_raw``,
+        ``density``, ``double_occupancy``, ``h_loc_constant``.
+        """
+        constr = {**self.constr_params, "gf_struct": [tuple(x) for x in self.gf_struct]}
+        # None (= the default) cannot be stored in the TRIQS scheme: omitted
+        solve_params = _storable_parameters(self.last_solve_parameters)
         d = {
             "hdf5_version": self.hdf5_version,
             "solver_name": self.solver_name,
-            "constr_params": {**self.constr_params,
-                              "gf_struct": [tuple(x) for x in self.gf_struct]},
-            # None (= the default) cannot be stored in the TRIQS scheme: omitted
-            "last_solve_parameters": {k: v for k, v in self.last_solve_parameters.items()
-                                      if v is not None},
+            "constr_params": constr,
+            "constr_parameters": {**constr, "delta_interface": False},
+            "last_solve_parameters": solve_params,
+            "solve_parameters": dict(solve_params),
+            "container_set": {key: getattr(self, key) for key in self._CONTAINER_GFS},
             **{key: getattr(self, key) for key in self._STORED_GFS},
+            "average_sign": float(self.average_sign),
+            "average_order": float(self.average_order),
+            "auto_corr_time": float(self.auto_corr_time),
+            "solve_status": int(self.solve_status),
+            "h_loc_constant": float(self._h_loc_constant),
         }
         if self.density is not None:
             d["density"] = np.asarray(self.density)
         if self.double_occupancy is not None:
             d["double_occupancy"] = float(self.double_occupancy)
+        if self.Delta_infty is not None:
+            d["Delta_infty_vec"] = [np.asarray(m) for m in self.Delta_infty]
+        if self.h_loc is not None:
+            d["h_loc"] = self.h_loc if hasattr(self.h_loc, "__write_hdf5__") else str(self.h_loc)
+            try:
+                d["density_matrix"] = [np.asarray(m) for m in self.density_matrix]
+                if hasattr(self._h_loc_diag, "__write_hdf5__"):
+                    d["h_diag"] = self._h_loc_diag
+            except ImportError:  # no AtomDiag here: rebuilt on reading where there is one
+                pass
+        else:
+            d["density_matrix"] = []
         return d
 
     @classmethod
@@ -400,17 +749,87 @@ class Solver:
                 f"{cls.__name__} stored with layout version {version}, newer than this "
                 f"package's {cls.hdf5_version}; upgrade triqs_mlsolver to read it"
             )
-        cp = dict(d["constr_params"])
+        cp = dict(d["constr_params"] if "constr_params" in d else d["constr_parameters"])
+        cp.pop("delta_interface", None)
         cp["gf_struct"] = [tuple(x) for x in cp["gf_struct"]]
         obj = cls(**cp)
+        container = d.get("container_set", d)  # layout 1: G_tau, G_l at the top
+        for key in cls._CONTAINER_GFS:
+            getattr(obj, key) << container[key]
         for key in cls._STORED_GFS:
             if key in d or key not in cls._OPTIONAL_GFS:
                 getattr(obj, key) << d[key]
-        obj.last_solve_parameters = dict(d.get("last_solve_parameters", {}))
+        obj.last_solve_parameters = dict(d.get("last_solve_parameters",
+                                               d.get("solve_parameters", {})))
         obj.density = d.get("density")
         obj.double_occupancy = d.get("double_occupancy")
+        for key in ("average_sign", "average_order", "auto_corr_time"):
+            if key in d:
+                setattr(obj, key, float(d[key]))
+        obj.solve_status = int(d.get("solve_status", 0))
+        obj._h_loc_constant = float(d.get("h_loc_constant", 0.0))
+        if "Delta_infty_vec" in d:
+            obj.Delta_infty = [np.asarray(m, dtype=complex).reshape(1, 1)
+                               for m in d["Delta_infty_vec"]]
+        obj.h_loc = d.get("h_loc")
+        if isinstance(obj.h_loc, str):
+            obj.h_loc = obj._rebuilt_h_loc()
+        if obj.h_loc is not None and obj.Delta_infty is not None:
+            ops = _operator_module(obj.h_loc)
+            obj.h_loc0 = local_hamiltonian(0 * ops.n(obj.block_names[0], 0),
+                                           obj.Delta_infty, obj.block_names)[1]
+        if "h_diag" in d:
+            obj._h_loc_diag = d["h_diag"]
+        if d.get("density_matrix"):
+            obj._density_matrix = [np.asarray(m) for m in d["density_matrix"]]
         return obj
+
+    def _rebuilt_h_loc(self):
+        """``h_loc`` from the stored numbers (light-layer archives store its text): ``U n_up
+        n_dn - sum_s mu_s n_s + const`` with ``U``, ``mu`` of ``last_solve_parameters``."""
+        lsp = self.last_solve_parameters
+        if "U" not in lsp or "mu" not in lsp:
+            return None
+        ops = _backend_operator_module()
+        up, dn = self.block_names
+        h = float(lsp["U"]) * ops.n(up, 0) * ops.n(dn, 0)
+        if self._h_loc_constant:
+            h = h + self._h_loc_constant
+        for b, m in zip((up, dn), lsp["mu"]):
+            h = h - float(m) * ops.n(b, 0)
+        return h
 
     def solver_options(self) -> dict:
         """The options :meth:`solve` accepts, with their defaults."""
         return dict(self._spec.options)
+
+
+def _storable_parameters(params):
+    """``params`` without the values the TRIQS HDF5 scheme cannot hold (``None``); other
+    values that are not numbers, text, arrays or lists and dicts of them are stored as text."""
+    def ok(v):
+        if isinstance(v, (bool, int, float, complex, str, np.generic, np.ndarray)):
+            return True
+        if isinstance(v, (list, tuple)):
+            return all(ok(x) for x in v)
+        if isinstance(v, dict):
+            return all(isinstance(k, str) and ok(x) for k, x in v.items())
+        return False
+
+    return {k: (v if ok(v) else str(v)) for k, v in params.items() if v is not None}
+
+
+def _register_format(cls, fmt):
+    """Register ``cls`` for HDF5 under the Format ``fmt`` and set ``cls._hdf5_format_``.
+
+    TRIQS's ``h5`` writes the Format ``val._hdf5_format_`` (else the class name) and refuses
+    to write one that is not registered; the light layer looks the class up.  Real ``h5``
+    asserts that a Format is registered once: a second registration of the same class (a
+    module reloaded) is ignored.
+    """
+    cls._hdf5_format_ = fmt
+    try:
+        _gf.register_class(cls, hdf5_format=fmt)
+    except (AssertionError, ValueError):  # pragma: no cover - registered before
+        if not _gf.using_triqs():
+            raise

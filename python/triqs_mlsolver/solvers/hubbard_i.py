@@ -24,6 +24,15 @@ Galitskii-Migdal formula ``U <n_up n_dn> = T sum_n Sigma(i w_n) G(i w_n) e^{i w_
 evaluated exactly on the poles.
 
 Single orbital only (spin-polarised parameters allowed).
+
+``triqs_hubbardI.Solver`` itself returns the *atomic* results: ``G_iw`` is
+``G^{at}`` (not the impurity ``G`` with the hybridisation), ``Sigma_iw`` the atomic
+self-energy, and on the real axis ``G_w(w) = G^{at}(w + i idelta)`` with
+``Sigma_w = w - eps_0 - 1/G_w`` (``eps_0`` the level read from ``G0_iw``).
+:func:`atomic_poles`, :func:`atomic_solution` and :func:`atomic_g_w` compute them in
+closed form for ``triqs-mlsolver run --serve-hubbardI``
+(:class:`triqs_mlsolver.cli.run.HubbardIInterface`), on meshes of any size
+(``n_iw = 5``, ``n_tau = 2`` as in triqs_hubbardI's tests).
 """
 
 from __future__ import annotations
@@ -31,15 +40,21 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+from ..gf._meshes import _Mesh as _LightMesh  # light Gfs take any subclass of it
 from .base import register_solver
 from .solution import (
+    AIMSolution,
     double_occupancy_from_ud,
     galitskii_migdal,
+    iw_of_poles,
+    legendre_of_poles,
     solution_from_iw,
     solution_from_poles,
+    tau_of_poles_grid,
 )
 
-__all__ = ["atomic_occupations", "sigma_hubbard_i", "solve_hubbard_i"]
+__all__ = ["atomic_occupations", "sigma_hubbard_i", "solve_hubbard_i", "atomic_poles",
+           "atomic_solution", "atomic_g_w", "real_frequency_mesh", "MeshReFreq"]
 
 
 def atomic_occupations(U, mu, beta):
@@ -63,6 +78,125 @@ def sigma_hubbard_i(U, mu, beta, z):
         out.append(U * nb + w2 / (z - a))
         poles.append((U * nb, w2, a))
     return np.stack(out), poles
+
+
+def atomic_poles(U, mu, beta):
+    """Lehmann poles of the atomic Green's function, ``G_s(z) = sum_p W_sp / (z - E_sp)``.
+
+    ``E_s = (eps_s, eps_s + U)`` with ``eps_s = -mu_s``, ``W_s = (1 - n_{-s}, n_{-s})`` with
+    the thermal occupation ``n_{-s}`` of the other spin (:func:`atomic_occupations`).
+
+    Returns
+    -------
+    E_sp, W_sp : ndarray, shape (2, 2)
+    """
+    mu = np.asarray(mu, float).reshape(2)
+    n, _ = atomic_occupations(U, mu, beta)
+    E = np.stack([[-mu[s], -mu[s] + U] for s in range(2)])
+    W = np.stack([[1.0 - n[1 - s], n[1 - s]] for s in range(2)])
+    return E, W
+
+
+def atomic_solution(U, mu, beta, *, n_iw, n_tau, n_l) -> AIMSolution:
+    """The isolated atom (``Delta = 0``) exactly: ``G_iw``, ``G_tau``, ``G_l`` from
+    :func:`atomic_poles`, ``Sigma_iw`` = :func:`sigma_hubbard_i`, the thermal density and
+    double occupancy.  Any mesh size (``n_iw >= 1``, ``n_tau >= 2``, ``n_l >= 1``)."""
+    mu = np.asarray(mu, float).reshape(2)
+    E, W = atomic_poles(U, mu, beta)
+    G_iw = np.stack([iw_of_poles(E[s], W[s], beta, n_iw) for s in range(2)])
+    G_tau = np.stack([tau_of_poles_grid(E[s], W[s], beta, n_tau) for s in range(2)])
+    G_l = np.stack([legendre_of_poles(E[s], W[s], beta, n_l) for s in range(2)])
+    iw = 1j * np.pi * (2 * np.arange(-n_iw, n_iw) + 1) / beta
+    sigma, _ = sigma_hubbard_i(U, mu, beta, iw)
+    n, d = atomic_occupations(U, mu, beta)
+    return AIMSolution(beta=float(beta), G_iw=G_iw, G_tau=G_tau, G_l=G_l, Sigma_iw=sigma,
+                       density=n, double_occupancy=d, solver="hubbard_i_atom",
+                       diagnostics={"poles": E, "weights": W})
+
+
+def atomic_g_w(U, mu, beta, w, idelta):
+    """``G_s(w + i idelta)`` of the atom on real frequencies ``w``, shape ``(2, len(w))``:
+    the broadening of triqs_hubbardI (``triqs.atom_diag.atomic_g_w``), one ``+ i idelta``
+    added to every frequency."""
+    E, W = atomic_poles(U, mu, beta)
+    z = np.asarray(w, float) + 1j * float(idelta)
+    return np.stack([(W[s][None, :] / (z[:, None] - E[s][None, :])).sum(axis=1)
+                     for s in range(2)])
+
+
+# -- real-frequency mesh ---------------------------------------------------------------------
+def real_frequency_mesh(w_min, w_max, n_w):
+    """A real-frequency mesh of ``n_w`` points on ``[w_min, w_max]``, both ends included
+    (TRIQS's ``MeshReFreq``): TRIQS's own where the Green's functions are TRIQS's or the
+    light layer has one, else :class:`MeshReFreq` below."""
+    from .. import gf
+
+    if gf.using_triqs():  # pragma: no cover - needs a TRIQS installation
+        from ..gf._backend import triqs_gf_module as tg
+
+        for kwargs in ({"window": (w_min, w_max), "n_w": n_w},
+                       {"window": (w_min, w_max), "n_points": n_w}):
+            try:
+                return tg.MeshReFreq(**kwargs)
+            except TypeError:
+                continue
+        return tg.MeshReFreq(w_min, w_max, n_w)
+    light = getattr(gf, "MeshReFreq", None)
+    if light is not None:
+        return light(window=(w_min, w_max), n_w=n_w)
+    return MeshReFreq(window=(w_min, w_max), n_w=n_w)
+
+
+class MeshReFreq(_LightMesh):
+    """Real frequencies ``w_k = w_min + k (w_max - w_min)/(n_w - 1)``, ``k = 0 .. n_w - 1``.
+
+    A stand-in for TRIQS's ``MeshReFreq`` where the light layer has none: it holds the
+    Hubbard-I stand-in's ``G_w`` and ``Sigma_w`` in memory (``.data``, ``.mesh.values()``,
+    arithmetic); the light ``HDFArchive`` cannot store it.
+
+    Parameters
+    ----------
+    window : (float, float)
+        ``(w_min, w_max)``, ``w_min < w_max``.
+    n_w : int (alias ``n_points``), >= 2
+    """
+
+    _kind = "MeshReFreq"
+    beta = float("nan")
+    statistic = "Fermion"
+
+    def __init__(self, window, n_w=None, n_points=None):
+        if (n_w is None) == (n_points is None):
+            raise TypeError("MeshReFreq needs the number of points as n_w= (or n_points=)")
+        n = n_w if n_w is not None else n_points
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+            raise ValueError(f"n_w={n!r} must be an integer >= 2 (both ends of the window "
+                             "are mesh points)")
+        w_min, w_max = (float(x) for x in window)
+        if not w_min < w_max:
+            raise ValueError(f"window={window!r}: w_min must be below w_max")
+        self.w_min, self.w_max, self.n_w = w_min, w_max, int(n)
+
+    def _key(self):
+        return (self.w_min, self.w_max, self.n_w)
+
+    @property
+    def size(self) -> int:
+        return self.n_w
+
+    def _indices(self):
+        return np.arange(self.n_w)
+
+    def values(self) -> np.ndarray:
+        """The points ``w_k`` as a float array, shape ``(n_w,)``."""
+        return np.linspace(self.w_min, self.w_max, self.n_w)
+
+    @property
+    def delta(self) -> float:
+        return (self.w_max - self.w_min) / (self.n_w - 1)
+
+    def __repr__(self):
+        return f"MeshReFreq(window=({self.w_min:g}, {self.w_max:g}), n_w={self.n_w})"
 
 
 def _fermi(x, beta):
