@@ -30,8 +30,11 @@ from triqs_mlsolver.database import (
     validate_config,
 )
 from triqs_mlsolver.database.generate import reference_error_of
+from triqs_mlsolver.database.integrity import UncheckedDatabaseWarning
 from triqs_mlsolver.database.schema import (
     ADDED,
+    CHECKSUM_ROOT_ATTRS,
+    DATASET_ATTRS,
     FORMAT_VERSION,
     OPTIONAL_ROOT_ATTRS,
     REFERENCE_ERROR_KEYS,
@@ -177,7 +180,8 @@ def test_schema_check_fails_when_the_writer_drifts(tmp_path):
 def test_schema_is_documented():
     """doc/database.rst lists every dataset and attribute of the schema."""
     text = (ROOT / "doc" / "database.rst").read_text()
-    for key in [*SCHEMA, *ROOT_ATTRS, *OPTIONAL_ROOT_ATTRS, *SOLVER_ATTRS]:
+    for key in [*SCHEMA, *ROOT_ATTRS, *OPTIONAL_ROOT_ATTRS, *SOLVER_ATTRS, *DATASET_ATTRS,
+                *CHECKSUM_ROOT_ATTRS]:
         assert f"``{key}``" in text, f"{key} missing from doc/database.rst"
     # every layout change is recorded: a version per bump, the datasets each one added
     assert sorted(VERSIONS) == list(range(1, FORMAT_VERSION + 1))
@@ -425,12 +429,16 @@ chunk_size = 2
 
 
 def _downgrade_to_v1(src, dst):
-    """``dst``: ``src`` as the format-1 writer left it (no error estimate datasets)."""
+    """``dst``: ``src`` as the format-1 writer left it (no error estimate datasets, no
+    checksums)."""
     shutil.copy(src, dst)
     with h5py.File(dst, "a") as f:
         for key in REFERENCE_ERROR_KEYS:
             del f[f"solvers/{f.attrs['reference']}/{key}"]
         f.attrs["format_version"] = 1
+        del f.attrs["attrs_sha256"]
+        f.visititems(lambda n, o: o.attrs.__delitem__("sha256")
+                     if isinstance(o, h5py.Dataset) else None)
 
 
 def test_reference_error_of_takes_the_larger_of_bath_size_and_ftlm_errors():
@@ -458,7 +466,7 @@ def test_reference_error_estimate_is_stored_and_version_1_files_still_read(tmp_p
     generate(cfg, out, quiet=True)
     sizes = check_schema(out)
     db = Database(out)
-    assert db.format_version == FORMAT_VERSION == 2
+    assert db.format_version == FORMAT_VERSION == 3
     r = db.reference_error()
     # the sampled 3-site bath is diagonalised as given: exact up to the ED's resolution
     from triqs_mlsolver.solvers.ed import RESOLUTION
@@ -476,7 +484,8 @@ def test_reference_error_estimate_is_stored_and_version_1_files_still_read(tmp_p
     old = tmp_path / "v1.h5"
     _downgrade_to_v1(out, old)
     assert check_schema(old) == sizes
-    db1 = Database(old)
+    with pytest.warns(UncheckedDatabaseWarning, match="before checksums"):
+        db1 = Database(old)
     r1 = db1.reference_error()
     assert np.all(np.isnan(r1["error_estimate"])) and np.all(r1["n_bath"] == -1)
     assert not r1["converged"].any()
@@ -500,7 +509,7 @@ def test_reference_error_estimate_is_stored_and_version_1_files_still_read(tmp_p
     shutil.copy(out, bad)
     with h5py.File(bad, "a") as f:
         f.attrs["format_version"] = FORMAT_VERSION + 1
-    with pytest.raises(ValueError, match="format_version 3"):
+    with pytest.raises(ValueError, match=f"format_version {FORMAT_VERSION + 1}"):
         check_schema(bad)
     with pytest.raises(ValueError, match="upgrade triqs_mlsolver"):
         Database(bad)
@@ -575,14 +584,15 @@ def test_bath_size_error_estimate_equals_the_solvers_and_survives_resume_and_ext
     generate(load_config(cfg3_path), small, quiet=True)
     generate(cfg, tmp_path / "grown.h5", quiet=True, extend=small)
     _assert_same_data(tmp_path / "grown.h5", ref)
-    # ... and a version-1 database grows into a version-2 one, NaN where nothing is known
+    # ... and a version-1 database grows into a current one, NaN where nothing is known
     small_v1 = tmp_path / "small_v1.h5"
     _downgrade_to_v1(small, small_v1)
     grown = tmp_path / "grown_v1.h5"
-    generate(cfg, grown, quiet=True, extend=small_v1)
+    with pytest.warns(UncheckedDatabaseWarning, match="before checksums"):
+        generate(cfg, grown, quiet=True, extend=small_v1)
     check_schema(grown)
     g = Database(grown)
-    assert g.format_version == 2
+    assert g.format_version == FORMAT_VERSION and g.checksums
     rg = g.reference_error()
     assert np.all(np.isnan(rg["error_estimate"][:3])) and not rg["converged"][:3].any()
     for key in REFERENCE_ERROR_KEYS:

@@ -313,7 +313,12 @@ def test_split_disjoint_and_recorded(trained):
     meta = load_model(path).metadata
     assert meta["split"]["test"] == sp["test"]
     assert len(meta["database"]["sha256"]) == 64
-    assert meta["format"] == "triqs_mlsolver.model"
+    assert meta["format"] == "triqs_mlsolver.model" and meta["format_version"] == 2
+    # the content hashes of the samples of each part (test/python/test_integrity.py)
+    from triqs_mlsolver.database.integrity import decode_hashes
+
+    assert {k: len(decode_hashes(meta["samples"][k])) for k in ("train", "validation", "test")}\
+        == {k: len(sp[k]) for k in ("train", "validation", "test")}
 
 
 def test_model_file_roundtrip_identical(trained, tiny_db):
@@ -654,7 +659,7 @@ def test_refuse_truncated_and_corrupt(trained, tmp_path):
     bad[-5] ^= 0xFF  # flip bits in the last weight
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(bytes(bad))
-    with pytest.raises(ModelFormatError, match="corrupt"):
+    with pytest.raises(ModelFormatError, match="integrity hash; the file is corrupt"):
         load_model(corrupt)
     empty = tmp_path / "empty.safetensors"
     empty.write_bytes(b"")
@@ -743,6 +748,7 @@ def test_refuse_inconsistent_metadata(trained, tmp_path):
     """Metadata whose representation does not match the weights is refused."""
     from safetensors import safe_open
     from safetensors.numpy import save_file
+    from triqs_mlsolver.ml.modelfile import ModelIntegrityError, integrity_sha256
 
     _, _, path = trained
     with safe_open(str(path), framework="numpy") as f:
@@ -753,7 +759,13 @@ def test_refuse_inconsistent_metadata(trained, tmp_path):
     head["triqs_mlsolver"] = json.dumps(meta)
     bad = tmp_path / "bad.safetensors"
     save_file(tensors, str(bad), metadata=head)
-    with pytest.raises(ModelFormatError, match="do not\\s+match"):
+    # edited without its integrity hash: refused as edited
+    with pytest.raises(ModelIntegrityError, match="metadata or the weights do not match"):
+        load_model(bad)
+    # re-hashed by hand: the hash passes, the consistency check refuses
+    head["sha256"] = integrity_sha256(head["triqs_mlsolver"], tensors)
+    save_file(tensors, str(bad), metadata=head)
+    with pytest.raises(ModelFormatError, match="transforms/representation .* do not\\s+match"):
         load_model(bad)
 
 
@@ -861,6 +873,7 @@ def test_evaluate_on_another_database(trained, tmp_path):
         "grid": {"n_iw": 64, "n_tau": 21, "n_l": 16}}), other, quiet=True)
     res = evaluate(load_model(path), Database(other), krr=False, log=None)
     assert not res.info["same_as_training"] and res.bins["all"].sum() == 6
+    assert res.info["excluded"] == {"train": 0, "validation": 0}
     assert "ridge" in res.table["G(tau)"]
 
 

@@ -372,3 +372,31 @@ def test_ed_without_n_bath_uses_the_ed_default():
     assert ServedTriqs("ed", n_bath=5).modules["triqs_cthyb"].Solver.default_solve_options == {
         "n_bath": 5}
     assert ServedTriqs("ipt").modules["triqs_cthyb"].Solver.default_solve_options == {}
+
+
+FALLBACK_SCRIPT = """
+import json, sys
+from triqs.gf import *
+from triqs.operators import n
+from triqs_cthyb import Solver
+U = 9.0                                   # U/D = 9: outside the shipped model's domain
+S = Solver(beta=50, gf_struct=[('up', 1), ('down', 1)], n_iw=64, n_tau=129)
+for name, g0 in S.G0_iw:
+    g0 << inverse(iOmega_n + U / 2 - 0.25 * SemiCircular(1.0))
+S.solve(h_int=U * n('up', 0) * n('down', 0))
+json.dump({"fallback": S.ml_report["fallback_used"],
+           "n": [float(x) for x in S.density]}, open("out.json", "w"))
+"""
+
+
+def test_fallback_option_reaches_the_served_mlsolver(tmp_path, capsys):
+    script = write(tmp_path, "u9.py", FALLBACK_SCRIPT)
+    assert run_in(tmp_path, script) == 0  # MLSolver's default: the reference ED answers
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["fallback"] and out["n"] == pytest.approx([0.5, 0.5], abs=1e-6)
+    assert run_in(tmp_path, "--fallback", "raise", script) == 1
+    assert "OutOfDomainError" in capsys.readouterr().err
+    assert run_in(tmp_path, "--fallback", "none", script) == 0
+    assert not json.loads((tmp_path / "out.json").read_text())["fallback"]
+    assert run_in(tmp_path, "--solver", "ipt", "--fallback", "ed", script) == 2
+    assert "--fallback" in capsys.readouterr().err

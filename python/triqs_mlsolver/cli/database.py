@@ -38,21 +38,36 @@ def add_parsers(sub):
     i.add_argument("--sample", type=int, default=0, help="sample shown in the G(tau) plot")
     i.add_argument("--export", nargs=2, metavar=("I", "OUT"),
                    help="write sample I as TRIQS BlockGfs to the archive OUT")
-    i.add_argument("--check", action="store_true", help="verify the layout against the schema")
+    i.add_argument("--check", action="store_true",
+                   help="verify the layout against the schema, every checksum and the value "
+                        "rules (non-finite or impossible values, named by sample)")
+    i.add_argument("--upgrade", type=Path, metavar="NEW.h5", default=None,
+                   help="write a copy of a database of an older format (before checksums) in "
+                        "the current format, with checksums, after checking every value")
     i.set_defaults(func=run_inspect)
 
 
 def run_generate(args) -> int:
+    import sys
+
     from .. import mpi
-    from ..database import generate, load_config, validate_config
+    from ..database import ConfigError, generate, load_config, validate_config
+    from ..database.integrity import DiskFullError
 
     cfg = load_config(args.config)
     if args.n_samples is not None:
         raw = {sec: dict(body) for sec, body in cfg.items()}
         raw["sampler"]["n_samples"] = args.n_samples
         cfg = validate_config(raw)
-    out = generate(cfg, args.output, resume=args.resume, quiet=args.quiet,
-                   keep_parts=args.keep_parts, extend=args.extend)
+    try:
+        out = generate(cfg, args.output, resume=args.resume, quiet=args.quiet,
+                       keep_parts=args.keep_parts, extend=args.extend)
+    except (ConfigError, DiskFullError):
+        if mpi.is_master_node():
+            raise
+        # every rank raises the same refusal: rank 0 says it once, the others exit with
+        # main's code for it
+        return 1 if isinstance(sys.exc_info()[1], DiskFullError) else 2
     if mpi.is_master_node() and not args.quiet:
         size = out.stat().st_size / 2**20
         print(f"wrote {out} ({cfg['sampler']['n_samples']} samples, {size:.1f} MiB)")
@@ -60,12 +75,36 @@ def run_generate(args) -> int:
 
 
 def run_inspect(args) -> int:
-    from ..database import Database, export_sample, plot_database, summary
+    import warnings
 
-    db = Database(args.database)
+    from ..database import Database, export_sample, plot_database, summary
+    from ..database.integrity import UncheckedDatabaseWarning
+
+    if args.upgrade is not None:
+        from ..database.generate import upgrade_database
+
+        out = upgrade_database(args.database, args.upgrade)
+        print(f"wrote {out} (format v{Database(out).format_version}, with checksums; every "
+              "value passed the value rules)")
+        return 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UncheckedDatabaseWarning)
+        db = Database(args.database)
+    for w in caught:  # said once, as a line of the report (not a Python warning)
+        if issubclass(w.category, UncheckedDatabaseWarning):
+            print(f"warning: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if args.check:
         sizes = db.check()
         print(f"schema ok (format v{db.format_version}): {sizes}")
+        n = db.verify()
+        if db.checksums:
+            print(f"checksums ok: {n} datasets and the attributes; values ok (the value rules "
+                  "of doc/database.rst)")
+        else:
+            print(f"checksums: none (format v{db.format_version}, written before checksums): "
+                  "the bits are NOT verified; values ok (the value rules of doc/database.rst)")
     print(summary(db))
     if args.plot:
         for f in plot_database(db, args.plot, sample=args.sample):

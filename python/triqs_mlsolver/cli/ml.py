@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["add_parsers", "run_train", "run_evaluate", "run_gridsearch", "run_model_info"]
+__all__ = ["add_parsers", "run_train", "run_evaluate", "run_gridsearch", "run_model_info",
+           "run_model_rehash"]
 
 
 def add_parsers(sub):
@@ -30,12 +31,14 @@ def add_parsers(sub):
     e = sub.add_parser(
         "evaluate", help="error tables of a model, the cheap solvers, ridge and KRR",
         description="MAE/RMS/max of G(tau), error of G_l, Sigma(i w_0) and Z0, per beta and "
-                    "per U bin, on samples the model never saw (its test split on the "
-                    "training database; all samples of any other database).")
+                    "per U bin, on samples the model never saw: every sample whose content "
+                    "hash is not among the model's training and validation samples (its test "
+                    "split on the training database; the number excluded is printed).")
     e.add_argument("model", type=Path, help="model file (.safetensors)")
     e.add_argument("database", type=Path)
     e.add_argument("--split", choices=("test", "validation"), default="test",
-                   help="part of the training database to evaluate on (default test)")
+                   help="test: the samples the model never saw (default); validation: its "
+                        "validation samples found in the database")
     e.add_argument("--no-baselines", action="store_true", help="skip ridge and KRR")
     e.add_argument("--no-krr", action="store_true", help="skip KRR (the slowest baseline)")
     e.add_argument("--plot", type=Path, metavar="DIR",
@@ -63,10 +66,22 @@ def add_parsers(sub):
     g.set_defaults(func=run_gridsearch)
 
     i = sub.add_parser("model-info", help="print the metadata of a model file",
-                       description="Reads only the JSON header (no weights, no code).")
+                       description="Prints the JSON metadata (loads no code) after checking "
+                                   "the file's integrity hash; a format-1 file (no hash over "
+                                   "its metadata) is shown with a warning.")
     i.add_argument("model", type=Path)
     i.add_argument("--full", action="store_true", help="include the split and histories")
     i.set_defaults(func=run_model_info)
+
+    r = sub.add_parser("model-rehash", help="re-hash a format-1 model file (metadata covered)",
+                       description="Write a model file of format 1, whose metadata no hash "
+                                   "covered, as a new file of the current format: the same "
+                                   "weights and metadata under one integrity hash. The old "
+                                   "weights hash is checked; check the metadata (model-info) "
+                                   "first, nothing vouched for it.")
+    r.add_argument("model", type=Path, help="the format-1 model file")
+    r.add_argument("output", type=Path, help="the new model file (.safetensors; must not exist)")
+    r.set_defaults(func=run_model_rehash)
 
 
 def _log(args):
@@ -111,6 +126,10 @@ def run_evaluate(args) -> int:
                    krr=not args.no_krr, log=_log(args), u_edges=edges, cheap=args.cheap)
     fmt = "rst" if args.rst else "text"
     print(f"model {args.model} on {db.path} ({res.info['split']}, {len(res.samples)} samples)")
+    if _log(args) is None:  # (otherwise evaluate logged them)
+        print(res.info["selection"])
+        if res.info.get("warning"):
+            print(f"warning: {res.info['warning']}")
     if "guard" in res.info:
         g = res.info["guard"]
         print(f"model+guard: {g['flagged']} of {g['samples']} samples have an ensemble spread "
@@ -143,6 +162,15 @@ def run_evaluate(args) -> int:
     return 0
 
 
+def run_model_rehash(args) -> int:
+    from ..ml.modelfile import rehash_model
+
+    out = rehash_model(args.model, args.output)
+    print(f"wrote {out} (the same weights and metadata, under an integrity hash that covers "
+          "both)")
+    return 0
+
+
 def run_gridsearch(args) -> int:
     from ..ml.gridsearch import run_grid
 
@@ -152,11 +180,21 @@ def run_gridsearch(args) -> int:
 
 
 def run_model_info(args) -> int:
-    from ..ml.modelfile import read_metadata
+    import sys
 
-    meta = read_metadata(args.model)
+    from ..ml.modelfile import LegacyModelError, read_metadata
+
+    try:
+        meta = read_metadata(args.model)
+    except LegacyModelError as exc:
+        meta = read_metadata(args.model, verify=False)
+        print(f"warning: {exc}", file=sys.stderr)
     if not args.full:
         meta = dict(meta)
+        if isinstance(meta.get("samples"), dict):
+            meta["samples"] = {k: (f"{len(v) * 3 // 4 // 8} sample hashes"
+                                   if k != "scheme" else v)
+                               for k, v in meta["samples"].items()}
         if "split" in meta:
             meta["split"] = {k: (f"{len(v)} samples" if isinstance(v, list) else v)
                              for k, v in meta["split"].items()}

@@ -4,7 +4,7 @@
 ::
 
     triqs-mlsolver run [--solver ml|ipt|hubbard_i|nca|ed] [--model MODEL] [--n-bath K]
-                       [--serve-hubbardI] SCRIPT.py [ARGS...]
+                       [--fallback ed|none|raise] [--serve-hubbardI] SCRIPT.py [ARGS...]
 
 runs ``SCRIPT.py`` as ``python SCRIPT.py ARGS...`` would (``__name__ ==
 "__main__"``, ``sys.argv == [SCRIPT.py, *ARGS]``, the script's folder first on
@@ -16,7 +16,8 @@ runs ``SCRIPT.py`` as ``python SCRIPT.py ARGS...`` would (``__name__ ==
   fills its result attributes (``G_iw``, ``Sigma_iw``, ``G_tau``, ``G_l``,
   ``Delta_tau``, ``G_iw_raw``, ``Sigma_iw_raw``, ``Delta_infty``, ``h_loc``,
   ``density_matrix``, ``h_loc_diagonalization``, ...); ``--model`` picks the model
-  of ``MLSolver``, ``--n-bath`` the bath size of ``ed``;
+  of ``MLSolver`` and ``--fallback`` what it does when the model cannot be trusted,
+  ``--n-bath`` the bath size of ``ed``;
 * with ``--serve-hubbardI``, ``triqs_hubbardI.Solver`` is the Hubbard-I solver
   of this package, with ``triqs_hubbardI``'s keywords and results
   (:class:`HubbardIInterface`: atomic ``G_iw``, ``Sigma_iw``, real-frequency ``G_w``,
@@ -359,24 +360,46 @@ def _ed_options(n_bath):
 
 
 @functools.cache
-def _with_model(cls, model):
-    """``cls`` (MLSolver) whose ``model`` defaults to ``model`` (``--model``)."""
+def _with_model(cls, model, fallback=None):
+    """``cls`` (MLSolver) whose ``model`` defaults to ``model`` (``--model``) and whose
+    ``solve(fallback=...)`` defaults to ``fallback`` (``--fallback``); ``None``: unchanged."""
+    namespace = {"__doc__": f"{cls.__name__} with model={model!r} (--model), "
+                            f"fallback={fallback!r} (--fallback)."}
+    if model is not None:
+        def __init__(self, *args, model=model, **kwargs):
+            cls.__init__(self, *args, model=model, **kwargs)
+        namespace["__init__"] = __init__
+    if fallback is not None:
+        def solve(self, *, fallback=fallback, **kwargs):
+            return cls.solve(self, fallback=fallback, **kwargs)
+        solve.__doc__ = cls.solve.__doc__
+        namespace["solve"] = solve
+    return _unregistered_subclass(cls.__name__, (cls,), namespace)
 
-    def __init__(self, *args, model=model, **kwargs):
-        cls.__init__(self, *args, model=model, **kwargs)
 
-    doc = f"{cls.__name__} with model={model!r} (--model)."
-    return _unregistered_subclass(cls.__name__, (cls,), {"__init__": __init__, "__doc__": doc})
+def check_fallback(fallback, solver):
+    """Validate ``--fallback`` (what MLSolver does when its model cannot be trusted)."""
+    from ..mlsolver import FALLBACKS
+
+    if fallback is None:
+        return None
+    if fallback not in FALLBACKS:
+        raise ValueError(f"--fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
+    if not SERVED_SOLVERS[solver].takes_model:
+        raise ValueError(f"--fallback sets what --solver ml does when its model cannot be "
+                         f"trusted; --solver {solver} has no model: drop --fallback")
+    return fallback
 
 
-def _cthyb_solver(choice, model=None, n_bath=None):
+def _cthyb_solver(choice, model=None, n_bath=None, fallback=None):
     """The class that serves ``triqs_cthyb.Solver`` for ``--solver choice [--model model]
-    [--n-bath n_bath]``."""
+    [--n-bath n_bath] [--fallback fallback]``."""
     try:
         spec = SERVED_SOLVERS[choice]
     except KeyError:
         raise ValueError(f"--solver {choice!r} is not known; use one of "
                          f"{', '.join(SERVED_SOLVERS)}") from None
+    fallback = check_fallback(fallback, choice)
     if model is not None and not spec.takes_model:
         raise ValueError(f"--model selects the model of --solver ml; --solver {choice} has "
                          "none: drop --model or use --solver ml")
@@ -392,8 +415,8 @@ def _cthyb_solver(choice, model=None, n_bath=None):
         from ..mlsolver import resolve_model
 
         resolve_model(model)  # a missing model fails here, before the script starts
-        if model is not None:
-            return _with_model(cls, str(model))
+        if model is not None or fallback is not None:
+            return _with_model(cls, None if model is None else str(model), fallback)
     if spec.cthyb_compatible:
         return cls
     return _served_class(CthybInterface, cls, _ed_options(n_bath) if choice == "ed" else ())
@@ -521,6 +544,9 @@ class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         ``n_bath`` to ``solve()``, or ``'auto'``; default the ED solver's own
         (``'auto'``: the bath grows until ``G(tau)`` converges).  An error with any other
         solver.
+    fallback : {'ed', 'none', 'raise'}, optional
+        With ``solver='ml'``: the default of ``MLSolver.solve(fallback=...)`` (``--fallback``);
+        default MLSolver's own (``'ed'``).
     light : bool, optional
         Serve the light TRIQS layer (``triqs``, ``h5``, ``pytriqs``); default: exactly
         when :mod:`triqs_mlsolver.gf` uses it, so real TRIQS is never shadowed.
@@ -539,14 +565,14 @@ class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """
 
     def __init__(self, solver=DEFAULT_SOLVER, *, model=None, serve_hubbardI=False, light=None,
-                 n_bath=None):
+                 n_bath=None, fallback=None):
         from .. import gf
         from ..solvers import available_solvers
 
         available_solvers()  # import the solver registry now: solvers/cthyb.py probes triqs_cthyb
         self.solver = solver
         self.light = (not gf.using_triqs()) if light is None else bool(light)
-        cthyb_cls = _cthyb_solver(solver, model, n_bath)
+        cthyb_cls = _cthyb_solver(solver, model, n_bath, fallback)
         self.modules = {"triqs_cthyb": _facade(
             "triqs_cthyb", types.SimpleNamespace(Solver=cthyb_cls), ("Solver",),
             f"triqs_cthyb served by `triqs-mlsolver run`: Solver is {cthyb_cls.__name__} "
@@ -833,7 +859,7 @@ def _quiet_categories():
 
 
 def run_script(script, args=(), *, solver=DEFAULT_SOLVER, model=None, serve_hubbardI=False,
-               quiet=False, n_bath=None):
+               quiet=False, n_bath=None, fallback=None):
     """Run ``script`` as ``python script *args`` with its TRIQS imports served here.
 
     Parameters
@@ -850,6 +876,9 @@ def run_script(script, args=(), *, solver=DEFAULT_SOLVER, model=None, serve_hubb
         Also serve ``triqs_hubbardI.Solver``.
     n_bath : int, optional
         With ``solver='ed'``: bath sites per spin (see :class:`ServedTriqs`).
+    fallback : {'ed', 'none', 'raise'}, optional
+        With ``solver='ml'``: what MLSolver does when its model cannot be trusted
+        (see :class:`ServedTriqs`).
     quiet : bool
         No banner, and no :class:`IgnoredParameterWarning` on the triqs_cthyb keywords
         without effect.
@@ -874,7 +903,8 @@ def run_script(script, args=(), *, solver=DEFAULT_SOLVER, model=None, serve_hubb
         raise FileNotFoundError(
             f"the script '{script}' {what}; give the path of a Python file, e.g. "
             "`triqs-mlsolver run example/bethe_dmft_cthyb.py`")
-    hooks = ServedTriqs(solver, model=model, serve_hubbardI=serve_hubbardI, n_bath=n_bath)
+    hooks = ServedTriqs(solver, model=model, serve_hubbardI=serve_hubbardI, n_bath=n_bath,
+                        fallback=fallback)
     if not quiet and os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")) == "0":
         print(f"triqs-mlsolver run {script}: {hooks.describe()}", file=sys.stderr)
     folder = os.path.realpath(path.parent)
@@ -936,6 +966,12 @@ def add_parser(sub):
                    help="with --solver ed: bath sites per spin fitted to the script's G0_iw, "
                         "1-9 or 'auto' (default: 'auto', the reference: the bath grows until "
                         "G(tau) converges, error estimate in S.solution.diagnostics)")
+    p.add_argument("--fallback", default=None, choices=["ed", "none", "raise"],
+                   help="with --solver ml: when the model cannot be trusted (outside its "
+                        "domain, spin-polarised input, an answer that is not physical): 'ed' "
+                        "solves with the reference ED (MLSolver's default), 'none' warns and "
+                        "keeps the model's answer, 'raise' stops the script with "
+                        "OutOfDomainError")
     p.add_argument("--serve-hubbardI", action="store_true", dest="serve_hubbardI",
                    help="also serve triqs_hubbardI.Solver with the Hubbard-I solver "
                         "(triqs_hubbardI's keywords and results, G_w and Sigma_w included)")
@@ -948,4 +984,5 @@ def add_parser(sub):
 
 def _cmd_run(args) -> int:
     return run_script(args.script, args.script_args, solver=args.solver, model=args.model,
-                      serve_hubbardI=args.serve_hubbardI, quiet=args.quiet, n_bath=args.n_bath)
+                      serve_hubbardI=args.serve_hubbardI, quiet=args.quiet, n_bath=args.n_bath,
+                      fallback=args.fallback)

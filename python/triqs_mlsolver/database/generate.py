@@ -18,6 +18,15 @@ database grows without recomputing its reference.  At the end
 rank 0 merges the chunks, sorted by sample index, into ``OUTPUT`` (again
 through a temporary file and a rename) and removes the parts folder.
 
+Integrity (:mod:`~triqs_mlsolver.database.integrity`): rank 0 holds ``OUTPUT.lock``
+from its first check to the end of the merge, so a second ``generate`` on the same output
+(``--resume`` or not) is refused; chunks and the database carry checksums (the merge and
+``--extend`` verify them and recompute those of the new file), the value rules are applied
+to every sample before it is written, and every file is built in memory and written to a
+unique temporary name, then renamed (the database is linked into place, never over an
+existing file).  A full disk ends the run with one line (:class:`DiskFullError`) that says
+how to continue with ``--resume``; finished chunks stay.
+
 Sample ``i`` is drawn from ``default_rng([seed, i])`` and every solver is
 deterministic, so the database does not depend on the number of ranks or on
 interruptions.  BLAS runs single-threaded in the workers (one rank per core
@@ -42,12 +51,21 @@ import numpy as np
 from .. import __version__
 from .. import mpi as _mpi
 from ..solvers import solve_aim
+from . import integrity as _integ
 from .config import ConfigError, config_to_toml
+from .integrity import DiskFullError
 from .sampler import sample_arrays, sample_params
-from .schema import ADDED, FORMAT, FORMAT_VERSION, REFERENCE_ERROR_KEYS, SCHEMA
+from .schema import (
+    ADDED,
+    CHECKSUMS_FROM,
+    FORMAT,
+    FORMAT_VERSION,
+    REFERENCE_ERROR_KEYS,
+    SCHEMA,
+)
 
 __all__ = ["generate", "solve_sample", "reference_error_of", "merge_parts", "parts_dir_of",
-           "scan_parts"]
+           "lock_path_of", "scan_parts", "upgrade_database", "DiskFullError"]
 
 #: Per-sample keys of every solver (``solvers/{solver}/<key>``).
 SOLVER_KEYS = ("G_tau", "G_l", "density", "double_occupancy", "wall_time", "ok", "error")
@@ -59,6 +77,18 @@ _STR = h5py.string_dtype()
 def parts_dir_of(output) -> Path:
     out = Path(output)
     return out.with_name(out.name + ".parts")
+
+
+def lock_path_of(output) -> Path:
+    """``OUTPUT.lock``: the lock a running ``generate`` holds on ``output``."""
+    out = Path(output)
+    return out.with_name(out.name + ".lock")
+
+
+def _resume_hint(output) -> str:
+    parts = parts_dir_of(output)
+    return (f"free space there, then continue with 'triqs-mlsolver generate {parts}/config.toml "
+            f"-o {output} --resume' (the finished samples in {parts} are kept)")
 
 
 def _git_hash() -> str:
@@ -134,6 +164,12 @@ def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
             sol = solve_aim(name, params, n_iw=g["n_iw"], n_tau=g["n_tau"], n_l=g["n_l"])
             if not (np.all(np.isfinite(sol.G_tau)) and np.all(np.isfinite(sol.G_l))):
                 raise FloatingPointError("the solution contains NaN or infinite values")
+            _integ.check_solver_values(
+                name, {"G_tau": np.asarray(sol.G_tau, float)[None],
+                       "G_l": np.asarray(sol.G_l, float)[None],
+                       "density": np.asarray(sol.density, float)[None]},
+                [params.beta], index=[i], file="the solution",
+                fix="the solve is recorded as failed")
             r.update(
                 ok=True,
                 G_tau=np.asarray(sol.G_tau, float),
@@ -155,11 +191,12 @@ def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
     return rec
 
 
-def _write_chunk(parts: Path, records: list, rank: int) -> Path:
+def _write_chunk(parts: Path, records: list, rank: int, output: Path) -> Path:
     first, count = records[0]["index"], len(records)
     final = parts / f"chunk-{first:08d}-{count}-r{rank}.h5"
-    tmp = final.with_suffix(".h5.tmp")
-    with h5py.File(tmp, "w") as f:
+
+    def fill(f):
+        f.attrs["format_version"] = FORMAT_VERSION
         f["index"] = np.array([r["index"] for r in records], dtype=np.int64)
         for key in records[0]["params"]:
             f[f"params/{key}"] = np.array([r["params"][key] for r in records])
@@ -171,8 +208,9 @@ def _write_chunk(parts: Path, records: list, rank: int) -> Path:
                     grp.create_dataset(key, data=vals, dtype=_STR)
                 else:
                     grp[key] = np.array(vals)
-    os.replace(tmp, final)
-    return final
+        _integ.seal(f)
+
+    return _integ.atomic_write(final, _integ.h5_image(fill), resume_hint=_resume_hint(output))
 
 
 def scan_parts(parts: Path) -> dict:
@@ -200,11 +238,6 @@ def _prepare(cfg, output: Path, resume: bool) -> str | None:
     """Rank-0 checks before any work; returns an error message or None."""
     parts = parts_dir_of(output)
     text = config_to_toml(cfg)
-    out_dir = output.resolve().parent
-    if not out_dir.is_dir():
-        return f"output folder {out_dir} does not exist; create it or choose another -o"
-    if not os.access(out_dir, os.W_OK):
-        return f"output folder {out_dir} is not writable; choose another -o"
     if output.exists():
         return (
             f"{output} already exists; choose another -o or delete it "
@@ -224,7 +257,7 @@ def _prepare(cfg, output: Path, resume: bool) -> str | None:
             )
     else:
         parts.mkdir()
-    (parts / "config.toml").write_text(text)
+    _integ.atomic_write(parts / "config.toml", text.encode(), resume_hint=_resume_hint(output))
     return None
 
 
@@ -267,10 +300,33 @@ def _check_extend(cfg: dict, source: Path) -> tuple[str | None, int, list]:
         return (f"{source} has {n_old} samples and the solvers {solver_names(old)} already; "
                 f"give a larger n_samples (e.g. --n-samples {2 * n_old}) or more cheap solvers "
                 "to extend it", 0, [])
+    try:  # nothing damaged is copied on
+        _verify_source(source)
+    except (_integ.DatabaseIntegrityError, _integ.DatabaseValueError) as err:
+        return f"--extend {source}: {err}", 0, []
     return None, n_old, solver_names(old)
 
 
-def _seed_parts_from(cfg: dict, source: Path, parts: Path, n_old: int, old_solvers: list,
+def _source_version(source) -> int:
+    with h5py.File(source, "r") as f:
+        return int(f.attrs["format_version"])
+
+
+def _verify_source(source: Path) -> None:
+    """Verify every checksum of the finished database ``source`` and apply the value rules
+    (a file of a format before checksums gets the value rules and a warning)."""
+    import warnings
+
+    sealed = _source_version(source) >= CHECKSUMS_FROM
+    _integ.verify_file(source, required=sealed)
+    _integ.check_file_values(source)
+    if not sealed:
+        warnings.warn(f"{source} is a format v{_source_version(source)} database, written "
+                      "before checksums: its values pass the value rules but its bits cannot be "
+                      "verified", _integ.UncheckedDatabaseWarning, stacklevel=3)
+
+
+def _seed_parts_from(cfg: dict, source: Path, output: Path, n_old: int, old_solvers: list,
                      quiet=True) -> None:
     """Write the samples of the finished database ``source`` into ``parts`` as one chunk
     (sample ``i`` depends only on the seed and ``i``, so they are the first ``n_old``
@@ -279,8 +335,8 @@ def _seed_parts_from(cfg: dict, source: Path, parts: Path, n_old: int, old_solve
 
     names = solver_names(cfg)
     added = [s for s in names if s not in old_solvers]
+    parts = parts_dir_of(output)
     final = parts / f"chunk-{0:08d}-{n_old}-r0.h5"
-    tmp = final.with_suffix(".h5.tmp")
     new = {s: {k: [] for k in _keys(cfg, s)} for s in added}
     for i in tqdm(range(n_old) if added else [], desc=f"adding {', '.join(added)}",
                   unit="sample", disable=quiet):
@@ -288,30 +344,97 @@ def _seed_parts_from(cfg: dict, source: Path, parts: Path, n_old: int, old_solve
         for s in added:
             for k in new[s]:
                 new[s][k].append(rec["solvers"][s][k])
-    with h5py.File(source, "r") as src, h5py.File(tmp, "w") as f:
-        f["index"] = np.arange(n_old, dtype=np.int64)
-        for key in src["params"]:
-            f[f"params/{key}"] = src[f"params/{key}"][()]
-        for name in names:
-            for key in _keys(cfg, name):
-                path = f"solvers/{name}/{key}"
-                if name in new:
-                    data = np.array(new[name][key])
-                    if key == "error":
-                        f.create_dataset(path, data=data.astype(object), dtype=_STR)
-                    else:
-                        f[path] = data
-                elif path in src:
-                    f[path] = src[path][()]
-                else:  # a dataset newer than the source's format: not known for its samples
-                    f[path] = _unknown(key, n_old)
-        run = {"mpi_size": int(np.max(np.atleast_1d(src.attrs["mpi_size"]))),
-               "extended_from": str(source), "n_samples": n_old, "solvers": old_solvers,
-               "created": str(src.attrs.get("created", "")),
-               "git_hash": str(src.attrs.get("git_hash", "")),
-               "its_origin": json.loads(str(src.attrs.get("extended_from", "[]")))}
-    os.replace(tmp, final)
-    (parts / "run-extend.json").write_text(json.dumps(run))
+    sealed = _source_version(source) >= CHECKSUMS_FROM
+    run = {}
+
+    def fill(f):
+        with h5py.File(source, "r") as src:
+            def get(path):
+                return _integ.verify_dataset(src[path], file=str(source), required=sealed)
+
+            f.attrs["format_version"] = FORMAT_VERSION
+            f["index"] = np.arange(n_old, dtype=np.int64)
+            for key in src["params"]:
+                f[f"params/{key}"] = get(f"params/{key}")
+            for name in names:
+                for key in _keys(cfg, name):
+                    path = f"solvers/{name}/{key}"
+                    if name in new:
+                        data = np.array(new[name][key])
+                        if key == "error":
+                            f.create_dataset(path, data=data.astype(object), dtype=_STR)
+                        else:
+                            f[path] = data
+                    elif path in src:
+                        f[path] = get(path)
+                    else:  # a dataset newer than the source's format: not known for its samples
+                        f[path] = _unknown(key, n_old)
+            run.update({"mpi_size": int(np.max(np.atleast_1d(src.attrs["mpi_size"]))),
+                        "extended_from": str(source), "n_samples": n_old,
+                        "solvers": old_solvers,
+                        "created": str(src.attrs.get("created", "")),
+                        "git_hash": str(src.attrs.get("git_hash", "")),
+                        "its_origin": json.loads(str(src.attrs.get("extended_from", "[]")))})
+        _integ.seal(f)
+
+    hint = _resume_hint(output)
+    _integ.atomic_write(final, _integ.h5_image(fill), resume_hint=hint)
+    _integ.atomic_write(parts / "run-extend.json", json.dumps(run).encode(), resume_hint=hint)
+
+
+def upgrade_database(source, output) -> Path:
+    """Write ``output``: the database ``source`` (a format before checksums) in the current
+    format, with checksums -- after every value rule passed on it.
+
+    The data are copied unchanged; datasets the old format lacks get their "not known"
+    values (:data:`~.schema.ADDED`); the root attribute ``upgraded_from`` records the old
+    version.  ``output`` must not exist.
+    """
+    from .schema import check_schema
+
+    source, output = Path(source), Path(output)
+    if not source.is_file():
+        raise FileNotFoundError(f"--upgrade: no database {source}")
+    if output.exists():
+        raise ConfigError(f"{output} exists; --upgrade writes a new file (choose another name)")
+    with h5py.File(source, "r") as f:
+        if f.attrs.get("format") != FORMAT:
+            raise ConfigError(f"{source} is not a triqs_mlsolver database")
+        ver = int(f.attrs["format_version"])
+    if ver >= CHECKSUMS_FROM:
+        raise ConfigError(f"{source} is format v{ver} and carries checksums already; there is "
+                          "nothing to upgrade")
+    err = _check_folder(output)
+    if err:
+        raise ConfigError(err)
+    import warnings
+
+    with warnings.catch_warnings():  # the warning says what this function does
+        warnings.simplefilter("ignore", _integ.UncheckedDatabaseWarning)
+        _verify_source(source)
+
+    def fill(f):
+        with h5py.File(source, "r") as src:
+            for k, v in src.attrs.items():
+                f.attrs[k] = v
+            for name in src:
+                src.copy(src[name], f, name)
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["upgraded_from"] = json.dumps({
+                "format_version": ver, "package_version": __version__,
+                "date": _dt.datetime.now(_dt.timezone.utc).isoformat()})
+            ref = str(src.attrs["reference"])
+            n = int(len(src["params/U"]))
+            for pat, (added_in, _) in ADDED.items():
+                path = pat.format(reference=ref)
+                if added_in > ver and path not in f and pat.startswith("solvers/{reference}/"):
+                    f[path] = _unknown(pat.rsplit("/", 1)[1], n)
+        _integ.seal(f)
+
+    _integ.atomic_write(output, _integ.h5_image(fill), no_clobber=True,
+                        resume_hint="free space there and run the upgrade again")
+    check_schema(output)
+    return output
 
 
 def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
@@ -353,11 +476,13 @@ def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
         data[f"solvers/{ref}/{key}"] = _unknown(key, N)
     for path in sorted(set(done.values())):
         with h5py.File(path, "r") as f:
-            idx = f["index"][()]
+            # chunks of this version carry checksums; those of an older run have none
+            sealed = int(f.attrs.get("format_version", 0)) >= CHECKSUMS_FROM
+            idx = _integ.verify_dataset(f["index"], file=str(path), required=sealed)
             for key in data:
                 if key not in f and key.rsplit("/", 1)[1] in REFERENCE_ERROR_KEYS:
                     continue  # a chunk of a run before format 2: the fill value stands
-                vals = f[key][()]
+                vals = _integ.verify_dataset(f[key], file=str(path), required=sealed)
                 if key.endswith("/error"):
                     vals = np.array(
                         [v.decode() if isinstance(v, bytes) else v for v in vals], dtype=object
@@ -375,10 +500,20 @@ def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
         ],
         dtype=object,
     )
+    # nothing impossible gets a checksum: a damaged chunk or source stops the merge here
+    fix = (f"the chunk that holds it in {parts} is damaged: delete it and continue with "
+           "--resume (its samples are computed again)")
+    _integ.check_params({k.split("/", 1)[1]: v for k, v in data.items()
+                         if k.startswith("params/")}, file=str(output), fix=fix)
+    for s in names:
+        _integ.check_solver_values(
+            s, {k: data[f"solvers/{s}/{k}"] for k in ("G_tau", "G_l", "density",
+                                                       "double_occupancy", "wall_time")},
+            data["params/beta"], ok=data[f"solvers/{s}/ok"], file=str(output), fix=fix)
     runs = [json.loads(p.read_text()) for p in sorted(parts.glob("run-*.json"))]
     extended = [r for r in runs if "extended_from" in r]
-    tmp = output.with_name(output.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+
+    def fill(f):
         f.attrs.update(
             format=FORMAT,
             format_version=FORMAT_VERSION,
@@ -417,12 +552,45 @@ def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
             grp = f[f"solvers/{s}"]
             grp.attrs["options"] = json.dumps(get_solver(s).options, default=str)
             grp.attrs["role"] = "reference" if s == cfg["solvers"]["reference"] else "cheap"
-    os.replace(tmp, output)
+        _integ.seal(f)
+
+    _integ.atomic_write(output, _integ.h5_image(fill), no_clobber=True,
+                        resume_hint=f"free space there, then continue with 'triqs-mlsolver "
+                        f"generate {parts}/config.toml -o {output} --resume' (every sample is "
+                        f"computed and kept in {parts}: only the merge is redone)")
     if not keep_parts:
         for p in parts.iterdir():
             p.unlink()
         parts.rmdir()
     return output
+
+
+def _check_folder(output: Path) -> str | None:
+    out_dir = output.resolve().parent
+    if not out_dir.is_dir():
+        return f"output folder {out_dir} does not exist; create it or choose another -o"
+    if not os.access(out_dir, os.W_OK):
+        return f"output folder {out_dir} is not writable; choose another -o"
+    return None
+
+
+def _take_lock(output: Path, quiet: bool):
+    """``(lock or None, error message or None)``: rank 0's :class:`OutputLock` of ``output``."""
+    import sys
+
+    lock = _integ.OutputLock(lock_path_of(output))
+    try:
+        lock.acquire()
+    except _integ.OutputLockedError as exc:
+        return None, f"{exc} (lock file {lock.path})"
+    except OSError as exc:
+        return None, f"cannot create the lock file {lock.path}: {exc}"
+    if lock.took_over:
+        old = lock.took_over
+        print(f"triqs-mlsolver generate: taking over the lock {lock.path} of an earlier run "
+              f"that is gone (pid {old.get('pid', '?')} on {old.get('host', '?')}, started "
+              f"{old.get('started', '?')}, is not running)", file=sys.stderr, flush=True)
+    return lock, None
 
 
 def generate(
@@ -435,37 +603,69 @@ def generate(
     fewer cheap solvers; its samples are reused (they are the first ones of this run) and
     only what is new is solved.  ``max_chunks`` stops each rank after that many chunks
     without merging (for tests of interrupted runs).  Returns the output path (rank 0) or None.
+
+    Rank 0 holds ``OUTPUT.lock`` for the whole run (another ``generate`` on ``output`` is
+    refused with :class:`ConfigError`, before any work, naming the lock's owner); the other
+    ranks learn the outcome by broadcast.  A full disk raises :class:`DiskFullError` on
+    every rank (one line: the file, ENOSPC, the ``--resume`` command).
     """
+    comm = comm or _mpi.world
+    rank = comm.Get_rank()
+    output = Path(output)
+    lock, err, n_old, old_solvers = None, None, 0, []
+    if rank == 0:
+        err = _check_folder(output)
+        if err is None:
+            lock, err = _take_lock(output, quiet)
+    try:
+        if rank == 0 and err is None and extend is not None:
+            extend = Path(extend)
+            if not extend.is_file():
+                err = f"--extend {extend}: no such database file"
+            elif extend.resolve() == output.resolve():
+                err = ("--extend and -o name the same file; write the larger database to a "
+                       "new file")
+            else:
+                err, n_old, old_solvers = _check_extend(cfg, extend)
+        if rank == 0 and err is None:
+            try:
+                err = _prepare(cfg, output, resume)
+            except DiskFullError as exc:
+                err = exc
+        err = comm.bcast(err, root=0)
+        if isinstance(err, DiskFullError):
+            raise DiskFullError(str(err))
+        if err:
+            raise ConfigError(err)
+        return _run(cfg, output, comm, resume=resume, quiet=quiet, keep_parts=keep_parts,
+                    max_chunks=max_chunks, extend=extend, n_old=n_old, old_solvers=old_solvers)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(cfg, output, comm, *, resume, quiet, keep_parts, max_chunks, extend, n_old,
+         old_solvers):
+    """The work of :func:`generate` once rank 0 holds the lock and the checks passed."""
     from threadpoolctl import threadpool_limits
     from tqdm import tqdm
 
-    comm = comm or _mpi.world
     rank, size = comm.Get_rank(), comm.Get_size()
-    output = Path(output)
     parts = parts_dir_of(output)
-    err, n_old, old_solvers = None, 0, []
-    if rank == 0 and extend is not None:
-        extend = Path(extend)
-        if not extend.is_file():
-            err = f"--extend {extend}: no such database file"
-        elif extend.resolve() == output.resolve():
-            err = "--extend and -o name the same file; write the larger database to a new file"
-        else:
-            err, n_old, old_solvers = _check_extend(cfg, extend)
-    if rank == 0 and err is None:
-        err = _prepare(cfg, output, resume)
-    err = comm.bcast(err, root=0)
-    if err:
-        raise ConfigError(err)
-    if rank == 0 and extend is not None and not set(range(n_old)) <= set(scan_parts(parts)):
-        _seed_parts_from(cfg, extend, parts, n_old, old_solvers, quiet=quiet)
+    failure = None
     if rank == 0:
-        n_run = len(list(parts.glob("run-*.json")))
-        (parts / f"run-{n_run:03d}.json").write_text(
-            json.dumps(
+        try:
+            if extend is not None and not set(range(n_old)) <= set(scan_parts(parts)):
+                _seed_parts_from(cfg, extend, output, n_old, old_solvers, quiet=quiet)
+            n_run = len(list(parts.glob("run-*.json")))
+            _integ.atomic_write(parts / f"run-{n_run:03d}.json", json.dumps(
                 {"mpi_size": size, "started": _dt.datetime.now(_dt.timezone.utc).isoformat()}
-            )
-        )
+            ).encode(), resume_hint=_resume_hint(output))
+        except DiskFullError as exc:
+            failure = str(exc)
+    failure = comm.bcast(failure, root=0)
+    if failure:
+        raise DiskFullError(failure)
     done = comm.bcast(sorted(scan_parts(parts)) if rank == 0 else None, root=0)
     N = cfg["sampler"]["n_samples"]
     todo = sorted(set(range(N)) - set(done))[rank::size]
@@ -480,25 +680,39 @@ def generate(
         dynamic_ncols=True,
     )
     n_chunks = 0
-    with threadpool_limits(limits=1):
-        for start in range(0, len(todo), chunk):
-            if max_chunks is not None and n_chunks >= max_chunks:
-                break
-            records = []
-            for i in todo[start : start + chunk]:
-                records.append(solve_sample(cfg, i))
-                if rank == 0:
-                    bar.n = min(N, _count_done(parts) + len(records))
-                    bar.refresh()
-            _write_chunk(parts, records, rank)
-            n_chunks += 1
-    comm.barrier()
+    try:
+        with threadpool_limits(limits=1):
+            for start in range(0, len(todo), chunk):
+                if max_chunks is not None and n_chunks >= max_chunks:
+                    break
+                records = []
+                for i in todo[start : start + chunk]:
+                    records.append(solve_sample(cfg, i))
+                    if rank == 0:
+                        bar.n = min(N, _count_done(parts) + len(records))
+                        bar.refresh()
+                _write_chunk(parts, records, rank, output)
+                n_chunks += 1
+    except DiskFullError as exc:  # the other ranks finish their chunk and stop with it
+        failure = str(exc)
+    failures = [f for f in comm.allgather(failure) if f]
+    if failures:
+        bar.close()
+        raise DiskFullError(failures[0])
     result = None
     if rank == 0:
         bar.n = _count_done(parts)
         bar.refresh()
         bar.close()
         if max_chunks is None:
-            result = merge_parts(cfg, output, keep_parts=keep_parts)
-    comm.barrier()
+            try:
+                result = merge_parts(cfg, output, keep_parts=keep_parts)
+            except Exception as exc:
+                failure = (type(exc).__name__, str(exc))
+                comm.bcast(failure, root=0)
+                raise
+    failure = comm.bcast(failure, root=0)
+    if failure:  # ranks other than 0: rank 0 raised the original
+        raise (DiskFullError if failure[0] == "DiskFullError" else RuntimeError)(
+            f"rank 0 failed to merge: {failure[0]}: {failure[1]}")
     return result

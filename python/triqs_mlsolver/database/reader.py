@@ -3,13 +3,23 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from ..gf import transforms as tr
-from .schema import ADDED, FORMAT, FORMAT_VERSION, REFERENCE_ERROR_KEYS, SCHEMA, check_schema
+from . import integrity as _integ
+from .schema import (
+    ADDED,
+    CHECKSUMS_FROM,
+    FORMAT,
+    FORMAT_VERSION,
+    REFERENCE_ERROR_KEYS,
+    SCHEMA,
+    check_schema,
+)
 
 __all__ = ["Database", "error_stats", "error_table", "summary", "export_sample", "plot_database"]
 
@@ -21,10 +31,19 @@ class Database:
     that the file's version predates (:data:`~.schema.ADDED`) reads as its "not known"
     value (NaN, -1, False).
 
+    Checksums (format 3 and later, :mod:`~triqs_mlsolver.database.integrity`): the
+    attributes, ``params/*``, ``tau_over_beta`` and ``status/*`` are verified here, every
+    other dataset when :meth:`read` reads it; a mismatch or a missing checksum raises
+    :class:`~triqs_mlsolver.database.integrity.DatabaseIntegrityError`.  A file of an older
+    format has no checksums: it is read with an
+    :class:`~triqs_mlsolver.database.integrity.UncheckedDatabaseWarning` that says so and
+    how to add them (``triqs-mlsolver inspect OLD.h5 --upgrade NEW.h5``).
+
     Attributes
     ----------
     path : Path
     format_version : int, the layout version of the file
+    checksums : bool, the file carries checksums (and they are verified)
     solvers : list of str
     reference : str
     params : dict of ndarray
@@ -61,18 +80,35 @@ class Database:
                     f"package reads ({FORMAT_VERSION}); upgrade triqs_mlsolver"
                 )
             self.format_version = ver
+            self.checksums = ver >= CHECKSUMS_FROM
+            file = str(self.path)
+            # a checksum that is there is always verified (also in a file that claims an
+            # older version); from version 3 on a missing one is an error
+            _integ.verify_attrs(f, file=file, required=self.checksums)
             self.attrs = {
                 k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()
             }
             self.solvers = [str(s) for s in f.attrs["solvers"]]
             self.reference = str(f.attrs["reference"])
-            self.params = {k: f[f"params/{k}"][()] for k in f["params"]}
-            self.tau_over_beta = f["tau_over_beta"][()]
-            self.ok = f["status/ok"][()]
+
+            def get(name):
+                return _integ.verify_dataset(f[name], file=file, required=self.checksums)
+
+            self.params = {k: get(f"params/{k}") for k in f["params"]}
+            self.tau_over_beta = get("tau_over_beta")
+            self.ok = get("status/ok")
             self.reason = np.array(
-                [r.decode() if isinstance(r, bytes) else r for r in f["status/reason"][()]],
+                [r.decode() if isinstance(r, bytes) else r for r in get("status/reason")],
                 dtype=object,
             )
+        self._hashes = None
+        if not self.checksums:
+            warnings.warn(
+                f"{self.path} is a format v{ver} database, written before checksums: its "
+                "data cannot be verified and a damaged value may go unnoticed; write a "
+                f"checked copy with 'triqs-mlsolver inspect {self.path} --upgrade NEW.h5' "
+                "(it checks every value and adds checksums)",
+                _integ.UncheckedDatabaseWarning, stacklevel=2)
 
     def __len__(self):
         return len(self.params["U"])
@@ -89,7 +125,8 @@ class Database:
         with h5py.File(self.path, "r") as f:
             path = f"solvers/{solver}/{key}"
             if path in f:
-                return f[path][()]
+                return _integ.verify_dataset(f[path], file=str(self.path),
+                                             required=self.checksums)
         pat = (f"solvers/{{reference}}/{key}" if solver == self.reference
                else f"solvers/{{solver}}/{key}")
         if pat in ADDED and ADDED[pat][0] > self.format_version:
@@ -120,6 +157,21 @@ class Database:
     def check(self):
         """Verify the layout against the documented schema."""
         return check_schema(self.path)
+
+    def verify(self) -> int:
+        """Verify every checksum (format 3 and later) and apply the value rules to every
+        dataset (:mod:`~triqs_mlsolver.database.integrity`); returns the number of datasets
+        whose checksum was verified (0 for an older format)."""
+        n = _integ.verify_file(self.path, required=self.checksums)
+        _integ.check_file_values(self.path)
+        return n if self.checksums else 0
+
+    def sample_hashes(self) -> np.ndarray:
+        """The content hash of every sample, ``(N,)`` uint64
+        (:func:`~triqs_mlsolver.database.integrity.sample_hashes`)."""
+        if self._hashes is None:
+            self._hashes = _integ.sample_hashes(self.params)
+        return self._hashes
 
 
 def error_stats(diff) -> dict:
@@ -167,6 +219,10 @@ def summary(db: Database) -> str:
         f"with a failure: {int((~db.ok).sum())};  seed {db.attrs['seed']}, "
         f"MPI sizes {[int(x) for x in np.atleast_1d(db.attrs['mpi_size'])]}",
         f"solvers: {', '.join(db.cheap)}; reference: {db.reference}",
+        ("checksums: every dataset and the attributes carry one; verified on reading"
+         if db.checksums else
+         f"checksums: none (format v{db.format_version}, before checksums): the data are not "
+         "verified; 'inspect --upgrade NEW.h5' writes a checked copy"),
         "",
         "parameters:",
     ]

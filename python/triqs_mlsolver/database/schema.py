@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The HDF5 layout of a training database (format ``triqs_mlsolver.database``, version 2).
+"""The HDF5 layout of a training database (format ``triqs_mlsolver.database``, version 3).
 
 ``N`` samples, ``K`` bath sites, ``T`` stored tau points, ``L`` Legendre
 coefficients; spin axis of length 2 (0 = up, 1 = down).  ``{solver}`` is each
@@ -18,6 +18,12 @@ stands for it in older files.  Files of every version ``1 ... FORMAT_VERSION``
 are read and checked: a dataset newer than the file is not expected in it,
 and :meth:`triqs_mlsolver.database.Database.read` returns the fill value for
 it (NaN for the error estimate: "not known").
+
+Checksums (version 3, :mod:`~triqs_mlsolver.database.integrity`): every dataset carries
+the attribute ``sha256`` (:data:`DATASET_ATTRS`) and the root ``attrs_sha256``
+(:data:`CHECKSUM_ROOT_ATTRS`); :func:`check_schema` requires them in files of version 3
+and later.  Older files have none: they are read with an
+:class:`~triqs_mlsolver.database.integrity.UncheckedDatabaseWarning`.
 """
 
 from __future__ import annotations
@@ -35,19 +41,26 @@ __all__ = [
     "REFERENCE_ERROR_KEYS",
     "expected_datasets",
     "SOLVER_ATTRS",
+    "DATASET_ATTRS",
+    "CHECKSUM_ROOT_ATTRS",
+    "CHECKSUMS_FROM",
     "check_schema",
     "SchemaError",
 ]
 
 FORMAT = "triqs_mlsolver.database"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 #: Layout versions: number -> what changed.
 VERSIONS = {
     1: "the first layout",
     2: "the reference's error estimate per sample: solvers/{reference}/error_estimate, "
        "n_bath, converged",
+    3: "checksums: a sha256 attribute on every dataset, attrs_sha256 on the root",
 }
+
+#: The first layout version with checksums.
+CHECKSUMS_FROM = 3
 
 #: Root attributes: name -> meaning.
 ROOT_ATTRS = {
@@ -68,6 +81,8 @@ ROOT_ATTRS = {
 #: Root attributes that only some files have: name -> meaning.
 OPTIONAL_ROOT_ATTRS = {
     "extended_from": "JSON list of the databases whose samples were reused (--extend)",
+    "upgraded_from": "JSON record of the older format a file was upgraded from "
+                     "(inspect --upgrade): format_version, package_version, date",
 }
 
 #: Datasets: path -> (shape in symbols, dtype, meaning).
@@ -110,6 +125,19 @@ ADDED = {
 #: The per-sample keys of the reference's error estimate (``solvers/{reference}/<key>``).
 REFERENCE_ERROR_KEYS = tuple(p.rsplit("/", 1)[1] for p in SCHEMA
                              if p.startswith("solvers/{reference}/"))
+
+#: Root attributes of the checksum scheme (version 3 and later): name -> meaning.
+CHECKSUM_ROOT_ATTRS = {
+    "attrs_sha256": "SHA-256 of the attributes of the root and of every group (sorted, as "
+                    "JSON; this attribute excluded)",
+}
+
+#: Attributes of every dataset (version 3 and later): name -> meaning.
+DATASET_ATTRS = {
+    "sha256": "SHA-256 of the dataset's canonical bytes: 'dtype|shape|', then the values in C "
+              "order, numbers little-endian, bool as one byte, strings as UTF-8 with an 8-byte "
+              "length prefix",
+}
 
 #: Attributes of each ``solvers/{solver}`` group.
 SOLVER_ATTRS = {
@@ -156,6 +184,11 @@ def check_schema(path) -> dict:
                 f"{path}: format_version {shown}; this package checks versions 1 ... "
                 f"{FORMAT_VERSION} (upgrade triqs_mlsolver for a newer file)"
             )
+        sealed = isinstance(ver, (int, np.integer)) and ver >= CHECKSUMS_FROM
+        for a in CHECKSUM_ROOT_ATTRS if sealed else ():
+            if a not in f.attrs:
+                raise SchemaError(f"{path}: root attribute {a!r} missing (format v{int(ver)} "
+                                  "files carry checksums)")
         solvers = [str(s) for s in f.attrs["solvers"]]
         reference = str(f.attrs["reference"])
         if reference not in solvers:
@@ -182,6 +215,10 @@ def check_schema(path) -> dict:
                     raise SchemaError(f"{path}: {p} must hold strings, has {d.dtype}")
             elif d.dtype != np.dtype(dtype):
                 raise SchemaError(f"{path}: {p} has dtype {d.dtype}, expected {dtype}")
+            for a in DATASET_ATTRS if sealed else ():
+                if a not in d.attrs:
+                    raise SchemaError(f"{path}: {p} has no {a!r} attribute (format "
+                                      f"v{int(ver)} files carry checksums)")
         for s in solvers:
             for a in SOLVER_ATTRS:
                 if a not in f[f"solvers/{s}"].attrs:

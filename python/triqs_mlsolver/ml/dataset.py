@@ -291,8 +291,14 @@ def load_samples(db, rep: Representation, solvers, indices=None) -> SampleSet:
     """Read and encode the samples ``indices`` (default: all with every solve ok).
 
     Raises ``ValueError`` when a solver is missing, a requested sample failed,
-    or the database is not spin symmetric (the model treats one spin).
+    or the database is not spin symmetric (the model treats one spin), and
+    :class:`~triqs_mlsolver.database.integrity.DatabaseValueError` (a ``ValueError``)
+    naming the dataset, the sample and the value when a parameter or a Green's function
+    breaks the value rules (non-finite or absurd, see doc/database.rst) -- before any
+    training or evaluation sees it.  The database checks its checksums as it reads.
     """
+    from ..database.integrity import check_params, check_solver_values
+
     missing = [s for s in solvers if s not in db.solvers]
     if missing:
         raise ValueError(
@@ -310,11 +316,13 @@ def load_samples(db, rep: Representation, solvers, indices=None) -> SampleSet:
     if len(bad):
         raise ValueError(f"samples {bad[:5].tolist()} of {db.path} have a failed solve")
     params = {k: np.asarray(v)[indices].astype(float) for k, v in db.params.items()}
+    check_params(params, index=indices, file=str(db.path))
     beta = params["beta"]
     y, Gt, Gl = {}, {}, {}
     for s in solvers:
         t = db.read(s, "G_tau")[indices]
         l = db.read(s, "G_l")[indices]
+        check_solver_values(s, {"G_tau": t, "G_l": l}, beta, index=indices, file=str(db.path))
         asym = np.abs(t[:, 0] - t[:, 1]).max() if len(t) else 0.0
         if asym > 1e-8:
             raise ValueError(

@@ -2,9 +2,19 @@
 """Error tables of a model, the cheap solvers, ridge and KRR on unseen samples.
 
 ``triqs-mlsolver evaluate MODEL DB`` (or :func:`evaluate`).  Only samples
-never seen in training are used: on the training database the model file's
-test split (``--split validation`` for the validation part); on any other
-database every sample whose solves succeeded.
+never seen in training are used, decided by their content
+(:func:`unseen_samples`): every sample of ``DB`` whose solves succeeded and whose
+content hash (:func:`~triqs_mlsolver.database.integrity.sample_hashes`) is not
+among the model's training and validation samples -- on its training database
+that is its test split, on a regenerated or ``--extend``-ed copy the same test
+samples plus the new ones, on an unrelated database every sample; the number
+excluded is reported (``--split validation``: the model's validation samples
+found in ``DB``).  Models written before sample hashes were recorded (model
+format 1, and the shipped models re-hashed from it) fall back to the file's
+sha256 (the recorded split on the training file itself; on another file with
+the training database's sampler seed the recorded training and validation
+sample numbers are excluded, assuming the same recipe; otherwise every sample)
+and say so.
 
 Quantities, per method, overall, per beta and per U bin:
 
@@ -45,6 +55,7 @@ from .baselines import fit_krr, fit_ridge
 from .dataset import SampleSet, load_samples
 
 __all__ = [
+    "unseen_samples",
     "errors_of_prediction",
     "cheap_solvers",
     "worst_samples",
@@ -153,8 +164,7 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
 
     ``cheap``: the cheap solvers :func:`ratio_table` compares with (default: all of
     :func:`cheap_solvers`), checked before any work."""
-    from ..database import Database
-    from .modelfile import check_compatible, file_sha256
+    from .modelfile import check_compatible
 
     check_compatible(model, db)
     meta = getattr(model, "metadata", {}) or {}
@@ -166,19 +176,11 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
             raise ValueError(f"cheap solvers {list(unknown or cheap)}: not cheap solvers of "
                              f"{db.path} (it has {avail})")
     solvers = [*avail, ref]
-    same_db = bool(meta.get("database")) and file_sha256(db.path) == meta["database"]["sha256"]
-    info = {"database": str(db.path), "same_as_training": same_db}
-    if same_db:
-        if split not in ("test", "validation"):
-            raise ValueError(
-                f"split {split!r}: on the training database only 'test' or 'validation' "
-                "samples are unseen"
-            )
-        idx = np.asarray(meta["split"][split], dtype=np.int64)
-        info["split"] = split
-    else:
-        idx = None
-        info["split"] = "all samples (a database the model was not trained on)"
+    idx, info = unseen_samples(meta, db, solvers, split=split)
+    if log:
+        log(info["selection"])
+        if info.get("warning"):
+            log(f"warning: {info['warning']}")
     samples = load_samples(db, spec.representation, solvers, idx)
     if len(samples) == 0:
         raise ValueError(f"no samples to evaluate in {db.path} ({info['split']})")
@@ -192,20 +194,13 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     info["model_seconds"] = time.perf_counter() - t0
     methods = {"model": (pred, model)}
     if baselines:
-        train_db = None
-        if same_db:
-            train_db = db
-        elif meta.get("database", {}).get("path") and Path(meta["database"]["path"]).is_file():
-            cand = Database(meta["database"]["path"])
-            if file_sha256(cand.path) == meta["database"]["sha256"]:
-                train_db = cand
+        train_db, tr_idx = _training_samples(meta, db, info)
         if train_db is None:
             if log:
                 log("baselines skipped: the training database is not available")
         else:
-            tr_idx = np.asarray(meta["split"]["train"] + meta["split"]["validation"])
             train = load_samples(train_db, spec.representation,
-                                 list(dict.fromkeys([*spec.inputs, ref])), np.sort(tr_idx))
+                                 list(dict.fromkeys([*spec.inputs, ref])), tr_idx)
             cfg = meta.get("training", {}).get("config", {}).get("features", {})
             kw = {"ph_augment": cfg.get("ph_augment", True),
                   "input_transform": cfg.get("input_transform", "identity"),
@@ -236,6 +231,126 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
                            G_l, sig, Z, pred.G_tau_spread, _bins(samples, u_edges), info=info)
     res.table = _table(res)
     return res
+
+
+def unseen_samples(meta: dict, db, solvers, *, split="test"):
+    """``(indices, info)``: the samples of ``db`` the model never saw, by content.
+
+    ``meta``: the model file's metadata; ``solvers``: the samples must have succeeded for
+    all of them.  With the sample hashes of the model file
+    (:func:`~triqs_mlsolver.ml.modelfile.sample_hash_sets`): ``split="test"`` keeps the
+    samples whose hash is not among the training and validation ones (any database:
+    the training file, a regenerated or extended copy, an unrelated one), ``"validation"``
+    the model's validation samples found in ``db``.  ``info`` holds ``excluded``
+    (``{"train", "validation"}``: samples left out because the model saw them),
+    ``identified_by``, a one-line ``selection`` and, for a model without sample hashes,
+    a ``warning`` that says what could not be checked.
+    """
+    from .modelfile import file_sha256, sample_hash_sets
+
+    if split not in ("test", "validation"):
+        raise ValueError(f"split {split!r}: use 'test' (samples the model never saw) or "
+                         "'validation'")
+    ok = np.ones(len(db), bool)
+    for s in solvers:
+        ok &= db.read(s, "ok")
+    rec = meta.get("database") or {}
+    same_file = bool(rec.get("sha256")) and file_sha256(db.path) == rec["sha256"]
+    info = {"database": str(db.path), "same_as_training": same_file}
+    sets = sample_hash_sets(meta)
+    if sets is not None:
+        h = db.sample_hashes()
+        seen_t, seen_v = np.isin(h, sets["train"]), np.isin(h, sets["validation"])
+        info["identified_by"] = "content hash of each sample's parameters"
+        info["excluded"] = {"train": int((ok & seen_t).sum()),
+                            "validation": int((ok & seen_v & ~seen_t).sum())}
+        if split == "test":
+            sel = ok & ~seen_t & ~seen_v
+            n_test = int((sel & np.isin(h, sets["test"])).sum())
+            info["split"] = "samples the model never saw (by content hash)"
+            info["selection"] = (
+                f"{int(sel.sum())} samples the model never saw ({n_test} of its test split); "
+                f"excluded {info['excluded']['train']} training and "
+                f"{info['excluded']['validation']} validation samples found in {db.path} by "
+                "their content hash")
+        else:
+            sel = ok & seen_v
+            info["split"] = "the model's validation samples (by content hash)"
+            info["selection"] = (f"{int(sel.sum())} of the model's {len(sets['validation'])} "
+                                 f"validation samples found in {db.path} (by content hash)")
+        return np.flatnonzero(sel), info
+    # a model without sample hashes: only sample numbers and the file's hash are known
+    info["identified_by"] = "file sha256 (the model records no sample hashes)"
+    sp = meta.get("split") or {}
+    same_seed = rec.get("seed") is not None and int(db.attrs.get("seed", -1)) == \
+        int(rec["seed"]) and rec.get("reference") == db.reference
+    why = ("the model file records no content hashes of its samples (written before model "
+           "format 2, or re-hashed from it)")
+    if same_file:
+        idx = np.asarray(sp[split], dtype=np.int64)
+        info["split"] = split
+        info["excluded"] = {"train": len(sp.get("train", [])),
+                            "validation": len(sp.get("validation", []))} \
+            if split == "test" else {}
+        info["selection"] = (f"the model's {split} split of its training database "
+                             f"({len(idx)} samples; identified by the file's sha256)")
+        return idx, info
+    if split == "validation":
+        raise ValueError(f"{why}: its validation samples are known only in its training "
+                         "database file itself; evaluate with --split test")
+    sel = ok.copy()
+    if same_seed:
+        tr, va = (np.asarray([i for i in sp.get(k, []) if i < len(db)], dtype=np.int64)
+                  for k in ("train", "validation"))
+        info["excluded"] = {"train": int(ok[tr].sum()), "validation": int(ok[va].sum())}
+        sel[tr] = False
+        sel[va] = False
+        info["split"] = "all samples but the training database's train/validation numbers"
+        info["warning"] = (f"{why}; {db.path} has the training database's sampler seed "
+                           f"({rec['seed']}), so it is taken for a regenerated or extended copy "
+                           "of it and the model's training and validation sample numbers are "
+                           "excluded (if it was made with another recipe, unseen samples are "
+                           "lost, none is counted twice)")
+    else:
+        info["excluded"] = {"train": 0, "validation": 0}
+        info["split"] = "all samples (a database the model was not trained on)"
+        info["warning"] = (f"{why}; {db.path} is not its training file and has another "
+                           "sampler seed, so every sample is taken as unseen -- which cannot "
+                           "be checked")
+    info["selection"] = (f"{int(sel.sum())} samples; excluded {info['excluded']['train']} "
+                         f"training and {info['excluded']['validation']} validation sample "
+                         "numbers")
+    return np.flatnonzero(sel), info
+
+
+def _training_samples(meta, db, info):
+    """``(database, indices)`` of the model's training + validation samples for the
+    baselines: found by content hash in ``db`` or in the recorded training database, or
+    by the file hash for a model without sample hashes; ``(None, None)`` if unavailable."""
+    from ..database import Database
+    from .modelfile import file_sha256, sample_hash_sets
+
+    rec = meta.get("database") or {}
+    sets = sample_hash_sets(meta)
+    cands = [db]
+    if rec.get("path") and Path(rec["path"]).is_file() and \
+            Path(rec["path"]).resolve() != Path(db.path).resolve():
+        try:
+            cands.append(Database(rec["path"]))
+        except ValueError:
+            pass
+    for cand in cands:
+        if sets is not None:
+            want = np.union1d(sets["train"], sets["validation"])
+            h = cand.sample_hashes()
+            hit = np.isin(h, want)
+            if len(np.unique(h[hit])) == len(want):
+                return cand, np.flatnonzero(hit)
+        elif (info["same_as_training"] and cand is db) or (
+                cand is not db and file_sha256(cand.path) == rec.get("sha256")):
+            sp = meta["split"]
+            return cand, np.sort(np.asarray(sp["train"] + sp["validation"], dtype=np.int64))
+    return None, None
 
 
 def _add_guarded(G_tau, G_l, samples, ref, pred, meta, info):

@@ -2,7 +2,7 @@
 """Model files: weights that load without executing code, plus JSON metadata.
 
 A model is one file ``NAME.safetensors`` (format ``triqs_mlsolver.model``,
-version 1).  `safetensors <https://huggingface.co/docs/safetensors>`_ is a
+version 2).  `safetensors <https://huggingface.co/docs/safetensors>`_ is a
 JSON header followed by raw little-endian arrays; reading it runs no code,
 unlike Python pickles (``torch.save``), which are refused.
 
@@ -11,10 +11,27 @@ Layout::
     NAME.safetensors
       header __metadata__:
         "format"          "triqs_mlsolver.model"
-        "format_version"  "1"
+        "format_version"  "2"
         "triqs_mlsolver"  JSON document, below
+        "sha256"          integrity hash of the metadata and the weights, below
       tensors:
         member<k>.layers.<i>.weight / .bias    ensemble member k, layer i
+
+The integrity hash (:func:`integrity_sha256`) is the SHA-256 of
+``"triqs_mlsolver.model\n<format_version>\n<length of the JSON text>\n"``, the JSON text
+exactly as stored (UTF-8), then for every tensor in name order
+``"<name>|<dtype>|<shape>|<bytes>\n"`` and its little-endian bytes.  Every byte of the
+metadata and of the weights is covered: a file whose hash does not match is refused
+(:class:`ModelIntegrityError`), whatever was changed -- one digit of the training domain
+switches the out-of-domain guard, so an edited domain must not load.
+
+Files of format version 1 (before this hash; their ``weights_sha256`` covered the weights
+only) are refused with :class:`LegacyModelError`, which names the fix:
+``triqs-mlsolver model-rehash OLD.safetensors NEW.safetensors`` (:func:`rehash_model`)
+checks the old weights hash and writes the same metadata and weights under the new hash,
+recording ``rehashed`` (the old version, the date); check the metadata of an old file
+(``model-info``) before you re-hash it, since nothing vouched for it before.  A version-2
+file whose header was edited to claim version 1 is not re-hashed.
 
 The JSON document holds
 
@@ -27,15 +44,22 @@ The JSON document holds
   target scale; ``reference``; ``transforms`` (input and target: elementwise
   name, mask, fitted affine ``shift`` and ``scale``); ``options``
   (``symmetrize``, ``clip``);
-* ``database``: path, ``sha256`` of the file, sizes, solvers;
+* ``database``: path, ``sha256`` of the file, ``samples_sha256`` (a content hash of its
+  samples: SHA-256 of their sorted sample hashes), sizes, solvers;
 * ``split``: the rule, seed, fractions and the sample numbers of the
   train / validation / test parts;
+* ``samples``: the content hashes of the train / validation / test samples
+  (:func:`~triqs_mlsolver.database.integrity.sample_hashes`; base64 of the sorted
+  little-endian uint64 values, 8 bytes per sample) and their ``scheme``; ``evaluate``
+  excludes every sample of any database whose hash is among the train and validation
+  ones.  Files written before it (the shipped models trained before format 2) have none;
 * ``domain``: the ranges of U, mu - U/2, beta, D, U/D, beta D and the bath
   moments over the training samples;
 * ``training``: the validated config, epochs, time, learning curves;
 * ``errors``: validation and test error tables;
-* ``weights_sha256``: hash of the tensors (names, shapes, dtypes, bytes),
-  checked on loading.
+* ``weights_sha256``: hash of the tensors alone (names, shapes, dtypes, bytes; from
+  format 1, where it was the only check; kept for reference);
+* ``rehashed`` (only in files re-hashed from format 1): the old version and the date.
 
 Published models get a versioned name ``<name>_v<N>`` (e.g.
 ``triqs_mlsolver_default_v1``) and are never overwritten
@@ -47,7 +71,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import re
 import struct
 from pathlib import Path
@@ -63,8 +86,13 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "ModelFormatError",
+    "ModelIntegrityError",
+    "LegacyModelError",
     "ModelMismatchError",
     "ModelExistsError",
+    "integrity_sha256",
+    "rehash_model",
+    "sample_hash_sets",
     "save_model",
     "load_model",
     "read_metadata",
@@ -76,7 +104,9 @@ __all__ = [
 ]
 
 FORMAT = "triqs_mlsolver.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The header key of the integrity hash (format 2 and later).
+INTEGRITY_KEY = "sha256"
 #: Published names: letters, digits, underscores, ending in ``_v<N>``.
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+_v[0-9]+$")
 _MAX_HEADER = 100 * 2**20
@@ -84,6 +114,14 @@ _MAX_HEADER = 100 * 2**20
 
 class ModelFormatError(TriqsMLSolverError, ValueError):
     """A model file is corrupt, truncated, foreign, or a pickle (which is refused)."""
+
+
+class ModelIntegrityError(ModelFormatError):
+    """A model file does not match its integrity hash (metadata or weights were changed)."""
+
+
+class LegacyModelError(ModelIntegrityError):
+    """A model file of format 1, whose metadata no hash covers; re-hash it to use it."""
 
 
 class ModelMismatchError(TriqsMLSolverError, ValueError):
@@ -111,6 +149,35 @@ def _tensors_sha256(tensors: dict) -> str:
     return h.hexdigest()
 
 
+def integrity_sha256(text: str, tensors: dict, version: int = FORMAT_VERSION) -> str:
+    """The integrity hash of a model file: its JSON metadata ``text`` (exactly as stored)
+    and its ``tensors`` (see the module docstring)."""
+    raw = text.encode()
+    h = hashlib.sha256(f"{FORMAT}\n{version}\n{len(raw)}\n".encode())
+    h.update(raw)
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|{a.nbytes}\n".encode())
+        h.update(a.reshape(-1).view(np.uint8).data)
+    return h.hexdigest()
+
+
+def _write_model_file(path: Path, tensors: dict, text: str, resume_hint: str) -> Path:
+    """Write a format-:data:`FORMAT_VERSION` file: ``tensors`` and the JSON ``text`` under
+    their integrity hash (atomically; ENOSPC raises DiskFullError with ``resume_hint``)."""
+    from safetensors.numpy import save
+
+    from ..database.integrity import atomic_write
+
+    blob = save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                                   "triqs_mlsolver": text,
+                                   INTEGRITY_KEY: integrity_sha256(text, tensors)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the file mode follows the umask (0666 & ~umask): a model is meant to be shared
+    return atomic_write(path, blob, resume_hint=resume_hint)
+
+
 def _versions() -> dict:
     from .. import __version__
 
@@ -125,14 +192,15 @@ def _versions() -> dict:
 
 
 def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
-               overwrite: bool = False, name: str = "", published: bool = False) -> Path:
+               overwrite: bool = False, name: str = "", published: bool = False,
+               resume_hint: str = "free space there and save the model again") -> Path:
     """Write ``model`` (and the extra ``metadata``) to ``path`` (``.safetensors``).
 
     An existing file is an error unless ``overwrite`` is true; a published
-    model is never overwritten.
+    model is never overwritten.  A full disk raises
+    :class:`~triqs_mlsolver.database.integrity.DiskFullError` (with ``resume_hint``) and
+    leaves any earlier file at ``path`` as it was.
     """
-    from safetensors.numpy import save_file
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"model files end in .safetensors, got {path.name!r}")
@@ -143,7 +211,7 @@ def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
                 "unless asked: overwrite = true in [output])"
             )
         try:
-            old = read_metadata(path)
+            old = read_metadata(path, verify=False)
         except ModelFormatError:
             old = {}
         if old.get("published"):
@@ -171,16 +239,7 @@ def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
         "weights_sha256": _tensors_sha256(tensors),
     }
     text = json.dumps(meta, allow_nan=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT,
-                                           "format_version": str(FORMAT_VERSION),
-                                           "triqs_mlsolver": text})
-    tmp.replace(path)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)  # safetensors writes 0600; a model is meant to be shared
-    return path
+    return _write_model_file(path, tensors, text, resume_hint)
 
 
 #: Folder of the models shipped inside the package.
@@ -242,15 +301,16 @@ def _sniff(path: Path):
         )
 
 
-def read_metadata(path) -> dict:
-    """The JSON metadata of a model file (checks that it is ours; loads no weights)."""
+def _read(path: Path, *, tensors: bool):
+    """``(header metadata, JSON metadata, tensors or None, format version)`` of a model file
+    (checks that it is ours; verifies nothing)."""
     from safetensors import safe_open
 
-    path = model_path(path)
     _sniff(path)
     try:
         with safe_open(str(path), framework="numpy") as f:
             head = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()} if tensors else None
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types
         raise ModelFormatError(f"{path} is corrupt or truncated: {exc}") from None
     if head.get("format") != FORMAT:
@@ -273,25 +333,67 @@ def read_metadata(path) -> dict:
     except (KeyError, json.JSONDecodeError) as exc:
         raise ModelFormatError(f"{path}: the model metadata is missing or corrupt ({exc})") \
             from None
+    if not isinstance(meta, dict):
+        raise ModelFormatError(f"{path}: the model metadata is not a JSON object")
+    return head, meta, arrays, ver
+
+
+def _legacy_message(path) -> str:
+    return (f"{path} is a model file of format 1, whose metadata (training domain, transforms, "
+            "split) no hash covers, so an edit of it cannot be detected; check it with "
+            f"'triqs-mlsolver model-info {path}' and re-hash it with 'triqs-mlsolver "
+            f"model-rehash {path} NEW.safetensors' (same weights and metadata, format "
+            f"{FORMAT_VERSION}), then use NEW.safetensors")
+
+
+def _verify(path, head, meta, tensors, ver):
+    """Raise unless the file's integrity hash matches its metadata and weights."""
+    if ver < 2:
+        if INTEGRITY_KEY in head:
+            raise ModelIntegrityError(
+                f"{path} carries an integrity hash but claims format version {ver}: its "
+                "header was edited; use an intact copy")
+        raise LegacyModelError(_legacy_message(path))
+    want = head.get(INTEGRITY_KEY)
+    if not want:
+        raise ModelIntegrityError(f"{path}: the integrity hash ({INTEGRITY_KEY!r} in the "
+                                  "header) is missing; the file is corrupt or was edited: use "
+                                  "an intact copy")
+    if integrity_sha256(head["triqs_mlsolver"], tensors, ver) != want:
+        raise ModelIntegrityError(
+            f"{path}: the metadata or the weights do not match the file's integrity hash; the "
+            "file is corrupt (or was edited): use an intact copy, or train the model again")
+
+
+def read_metadata(path, *, verify: bool = True) -> dict:
+    """The JSON metadata of a model file (checks that it is ours).
+
+    ``verify``: check the integrity hash (reads the weights too, a few ms); a file of
+    format 1 then raises :class:`LegacyModelError`.  ``verify=False`` reads the header
+    only, for a look at a file that does not verify.
+    """
+    path = model_path(path)
+    head, meta, tensors, ver = _read(path, tensors=verify)
+    if verify:
+        _verify(path, head, meta, tensors, ver)
     return meta
 
 
 def load_model(path) -> CorrectionModel:
-    """Load a model file (no code is executed); refuses corrupt, foreign and pickle files.
+    """Load a model file (no code is executed); refuses corrupt, edited, foreign, pickle and
+    format-1 files (the last with the fix: ``triqs-mlsolver model-rehash``).
 
     The returned model carries its metadata as ``model.metadata``.
     """
-    from safetensors import safe_open
-
     path = model_path(path)
-    meta = read_metadata(path)
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # noqa: BLE001
-        raise ModelFormatError(f"{path} is corrupt or truncated: {exc}") from None
+    head, meta, tensors, ver = _read(path, tensors=True)
+    _verify(path, head, meta, tensors, ver)
+    return _build(path, meta, tensors)
+
+
+def _build(path, meta, tensors) -> CorrectionModel:
     if _tensors_sha256(tensors) != meta.get("weights_sha256"):
-        raise ModelFormatError(
+        raise ModelIntegrityError(
             f"{path}: the weights do not match their recorded hash; the file is corrupt "
             "(or was edited); use an intact copy"
         )
@@ -317,6 +419,50 @@ def load_model(path) -> CorrectionModel:
     model.metadata = meta
     model.path = path
     return model
+
+
+def rehash_model(src, dst) -> Path:
+    """Write the format-1 model ``src`` as ``dst`` in the current format: the same weights
+    and metadata (``format_version`` updated, ``rehashed`` added) under the integrity hash
+    that covers both.  The old weights hash is checked first; the metadata cannot be (no
+    hash covered it): look at it (``model-info``) before you re-hash.  ``dst`` must not
+    exist; predictions of the new file are bit-identical to the old one's.
+    """
+    src_path = model_path(src)
+    dst = Path(dst)
+    if dst.suffix != ".safetensors":
+        raise ValueError(f"model files end in .safetensors, got {dst.name!r}")
+    if dst.exists():
+        raise ModelExistsError(f"{dst} exists; re-hash into a new file")
+    head, meta, tensors, ver = _read(src_path, tensors=True)
+    if ver >= 2:
+        _verify(src_path, head, meta, tensors, ver)
+        raise ValueError(f"{src_path} is format {ver} and carries an integrity hash already; "
+                         "there is nothing to re-hash")
+    if INTEGRITY_KEY in head:
+        _verify(src_path, head, meta, tensors, ver)  # raises: an edited version-2 header
+    _build(src_path, meta, tensors)  # the weights hash and the consistency of the metadata
+    meta = {**meta, "format_version": FORMAT_VERSION,
+            "rehashed": {"from_format_version": ver,
+                         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+                         "package_version": _versions()["package_version"]}}
+    text = json.dumps(meta, allow_nan=True)
+    return _write_model_file(dst, tensors, text, "free space there and re-hash again")
+
+
+def sample_hash_sets(meta: dict) -> dict | None:
+    """``{"train", "validation", "test": sorted uint64 array}``: the content hashes of the
+    model's samples recorded in its metadata, or None (a model written before they were
+    recorded)."""
+    from ..database.integrity import decode_hashes
+
+    rec = (meta or {}).get("samples")
+    if not isinstance(rec, dict):
+        return None
+    try:
+        return {k: decode_hashes(rec[k]) for k in ("train", "validation", "test")}
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelFormatError(f"the model's sample hashes are corrupt ({exc})") from None
 
 
 def check_compatible(model: CorrectionModel, db) -> None:

@@ -424,6 +424,13 @@ def _beta_weights(spec, reference, samples: SampleSet):
 
 
 # -- training -----------------------------------------------------------------------
+def _resume_hint(ckpt_dir) -> str:
+    """What a full disk during training tells the user."""
+    return (f"free space there, then run the same 'triqs-mlsolver train' command with --resume "
+            f"(the ensemble members already finished are kept in {ckpt_dir} and not trained "
+            "again)")
+
+
 def _device(name):
     import torch
 
@@ -438,32 +445,35 @@ class _Checkpoint:
     """Writes member ``k``'s best weights and learning curve to ``directory`` every
     ``checkpoint_every`` epochs, and its final weights with a ``done`` record (the run's
     fingerprint, history, info) when it finishes -- what ``train(resume=True)`` reuses.
-    Picklable, so that worker processes write their own checkpoints."""
+    Picklable, so that worker processes write their own checkpoints.  Every file is
+    written atomically; a full disk raises
+    :class:`~triqs_mlsolver.database.integrity.DiskFullError` saying how to resume."""
 
     def __init__(self, directory, k, fingerprint=""):
         self.directory, self.k, self.fingerprint = Path(directory), k, fingerprint
+
+    def _put(self, name, data: bytes):
+        from ..database.integrity import atomic_write
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.directory / name, data, resume_hint=_resume_hint(self.directory))
 
     def __call__(self, state, history):
         if state is None:
             return
         self._write(state, f"member{self.k}.safetensors")
-        (self.directory / f"member{self.k}.json").write_text(json.dumps(history))
+        self._put(f"member{self.k}.json", json.dumps(history).encode())
 
     def _write(self, state, name):
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / (name + ".tmp")
-        save_file({n: v.contiguous().cpu() for n, v in state.items()}, str(tmp))
-        tmp.replace(self.directory / name)
+        self._put(name, save({n: v.contiguous().cpu() for n, v in state.items()}))
 
     def finished(self, state, history, info):
         self._write(state, f"member{self.k}.final.safetensors")
-        done = self.directory / f"member{self.k}.done.json"
-        tmp = done.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "history": history,
-                                   "info": info}))
-        tmp.replace(done)  # written last: a done record always has its weights
+        # written last: a done record always has its weights
+        self._put(f"member{self.k}.done.json", json.dumps(
+            {"fingerprint": self.fingerprint, "history": history, "info": info}).encode())
 
     def load_finished(self):
         """``(state_dict, history, info)`` of a finished member of this run, or None.
@@ -647,6 +657,21 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
     return net.cpu(), history, info
 
 
+def _sample_record(db, split: dict) -> dict:
+    """The content hashes of the split's samples, as the model file records them
+    (``samples``), and ``database_sha256``: a content hash of all samples of ``db``."""
+    import hashlib
+
+    from ..database.integrity import SAMPLE_HASH_SCHEME, encode_hashes
+
+    h = db.sample_hashes()
+    rec = {"scheme": SAMPLE_HASH_SCHEME}
+    for part in ("train", "validation", "test"):
+        rec[part] = encode_hashes(h[np.asarray(split[part], dtype=np.int64)])
+    rec["database_sha256"] = hashlib.sha256(encode_hashes(h).encode()).hexdigest()
+    return rec
+
+
 def _fingerprint(cfg: dict, db_sha256: str) -> str:
     """What makes two runs' members interchangeable: the config (without [output] and
     the number of worker processes, which change nothing in the weights) and the data."""
@@ -728,6 +753,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     ckpt_dir = out_path.with_name(out_path.stem + ".checkpoints")
 
     db_sha = file_sha256(db.path)
+    samples = _sample_record(db, split)
     fp = _fingerprint(cfg, db_sha)
     checkpoints = [_Checkpoint(ckpt_dir, k, fp) if save else None
                    for k in range(m["n_ensemble"])]
@@ -766,8 +792,10 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
             "solvers": list(db.solvers),
             "n_tau_stored": len(db.tau_over_beta),
             "seed": int(db.attrs["seed"]),
+            "samples_sha256": samples.pop("database_sha256"),
         },
         "split": split,
+        "samples": samples,
         "domain": training_domain(parts["train"]),
         "training": {
             "config": cfg,
@@ -789,7 +817,8 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
                 f"{base['all']['RMS']:.3e})")
         log(f"total {report['training']['seconds']:.1f} s")
     if save:
-        save_model(model, out_path, metadata=report, overwrite=cfg["output"]["overwrite"])
+        save_model(model, out_path, metadata=report, overwrite=cfg["output"]["overwrite"],
+                   resume_hint=_resume_hint(ckpt_dir))
         if log:
             log(f"wrote {out_path}")
         if ckpt_dir.is_dir():  # the run finished: its checkpoints are superseded

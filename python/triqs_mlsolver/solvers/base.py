@@ -43,6 +43,7 @@ from .. import gf as _gf
 from ..aim.params import AIMParams
 from ..errors import GfStructError, UnknownParameterError
 from ..gf import transforms as tr
+from ..validity import check_g0
 from .solution import AIMSolution
 
 __all__ = [
@@ -603,6 +604,7 @@ class Solver:
         opts = check_options(self._spec, options)
         U, shift = parse_h_int(h_int, names)
         g0 = np.stack([self.G0_iw[n].data[:, 0, 0] for n in names])
+        check_g0(g0, self.beta, names)  # causal, 1/(i w) tail, this beta: or a named error
         params = params_from_g0(g0, self.beta, U, shift)
         sol = solve_aim(self.solver_name, params, n_iw=self.n_iw, n_tau=self.n_tau,
                         n_l=self.n_l, **opts)
