@@ -325,7 +325,9 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
     try:
         eff, delta_mom = _effective_params(params)
         diag["delta_moments"] = delta_mom
+        t0 = time.perf_counter()
         reasons = list(domain_violations_of(mdl, eff, delta_mom))
+        diag["timings"]["checks"] = time.perf_counter() - t0
         if not params.spin_symmetric:
             reasons.append("spin-polarised input (the model was trained on spin-symmetric "
                            "AIMs)")
@@ -338,7 +340,9 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
                            f"{limit:.2e}")
         if reasons and fallback != "none":
             raise _Untrusted(reasons)
+        t0 = time.perf_counter()
         invalid = check_solution(sol, U=params.U, g0_iw=params.g0_iw(n_iw))
+        diag["timings"]["checks"] += time.perf_counter() - t0
         diag["invalid"] = invalid
         if invalid and fallback != "none":
             raise _Untrusted(reasons + [f"invalid answer: {v}" for v in invalid])

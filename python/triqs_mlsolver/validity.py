@@ -12,7 +12,8 @@ matter of accuracy but a wrong answer:
 * ``0 <= n_s <= 1`` and ``max(0, n_up + n_dn - 1) <= <n_up n_dn> <= min(n_up, n_dn)``
   (all four occupation probabilities of the impurity non-negative);
 * per spin block, ``G_iw``, ``G_tau``, ``G_l`` and ``Sigma_iw`` describe one function:
-  ``G_tau`` and ``G_l`` are the transforms of ``G_iw``, ``density = -G_tau(beta-)``, and
+  ``G_tau`` and ``G_l`` (its first 8 coefficients) are the transforms of ``G_iw``,
+  ``density = -G_tau(beta-)``, and
   ``Sigma_iw`` has the Hartree constant ``U n_-s`` (and, where ``G0`` is given,
   ``G_iw = 1/(G0^-1 - Sigma_iw)``).
 
@@ -25,6 +26,8 @@ difference (the models' accuracy is ~1e-3 in ``G(tau)``): they decide
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -46,15 +49,13 @@ def _fmt(x):
     return f"{float(x):.3g}"
 
 
+@functools.lru_cache(maxsize=32)
 def _tau_subgrid(n_tau: int, target: int = 257):
     """A uniform sub-grid of the ``n_tau``-point grid with about ``target`` points
     (every ``step``-th point; ``step`` divides ``n_tau - 1``)."""
     m = n_tau - 1
-    best = 1
-    for step in range(1, m + 1):
-        if m % step == 0 and m // step + 1 >= target:
-            best = step
-    return best
+    steps = [k for k in range(1, max(1, m // (target - 1)) + 1) if m % k == 0]
+    return max(steps)
 
 
 def check_solution(sol, *, U=None, g0_iw=None, tol=None) -> list:
@@ -136,29 +137,32 @@ def _consistency(G_iw, G_tau, G_l, Sig, dens, beta, U, g0_iw, tol):
     known = np.zeros((2, n_s))
     known[1] = 1.0
     # The transforms of G_iw are only as good as its tail expansion at w_max (low T, large
-    # U: poles beyond w_max).  Their own error is estimated by the change between tail fits
-    # of order 4 and 6 (measured on exact ED and IPT/Hubbard-I solutions from beta = 0.01
-    # to 1e4 and U to 1e4: the error of the order-6 transform is below that change and
-    # below 0.5 times the fit residual err); the tolerance adds 10 times both.
+    # U: poles beyond w_max).  Their own error is estimated by the change of G(beta-)
+    # between tail fits of order 4 and 6 (measured on exact ED and IPT/Hubbard-I solutions
+    # from beta = 0.01 to 1e4 and U to 1e4: the error of the order-6 transforms is below
+    # that change, or below 0.5 times the fit residual err); the tolerance adds 10 times
+    # both.
     n_tau = G_tau.shape[1]
     step = _tau_subgrid(n_tau)
     n_sub = (n_tau - 1) // step + 1
-    g_t, g_l, err = [], [], 0.0
-    for order in (4, 6):
-        mom, e = tr.fit_tail(G_iw.T, iw, known_moments=known, max_order=order)
-        err = e
-        g_t.append(tr.iw_to_tau(G_iw.T, beta, n_sub, mom).real.T)
-        g_l.append(tr.iw_to_legendre(G_iw.T, beta, G_l.shape[1], mom).real.T)
-    tol_t = tol + 10.0 * err + 10.0 * np.abs(g_t[1] - g_t[0]).max(axis=1)
-    tol_l = tol + 10.0 * err + 10.0 * np.abs(g_l[1] - g_l[0]).max(axis=1)
+    m4, _ = tr.fit_tail(G_iw.T, iw, known_moments=known, max_order=4)
+    mom, err = tr.fit_tail(G_iw.T, iw, known_moments=known, max_order=6)
+    g_t = tr.iw_to_tau(G_iw.T, beta, n_sub, mom).real.T
+    change = np.abs(g_t[:, -1] + tr.density_from_iw(G_iw.T, beta, m4).real)
+    # the first (at most) 8 Legendre coefficients: a G_l of another function differs there,
+    # and they cost a quarter of all 30
+    n_lc = min(G_l.shape[1], 8)
+    g_l = tr.iw_to_legendre(G_iw.T, beta, n_lc, mom).real.T
+    tol_t = tol + 10.0 * err + 10.0 * change
+    tol_l = tol_t.copy()
+    dt = np.abs(g_t - G_tau[:, ::step]).max(axis=1)
+    dl = np.abs(g_l - G_l[:, :n_lc]).max(axis=1)
     # Where the 1/(i w) term does not dominate at w_max (|i w G - 1| > 0.1: spectral weight
     # at |E| > ~w_max / 3, e.g. U or a level far beyond the mesh), no tail expansion holds
     # there and the transforms say nothing: those checks are skipped.
     unresolved = np.abs(iw[-1] * G_iw[:, -1] - 1.0) > 0.1
     tol_t[unresolved] = np.inf
     tol_l[unresolved] = np.inf
-    dt = np.abs(g_t[1] - G_tau[:, ::step]).max(axis=1)
-    dl = np.abs(g_l[1] - G_l).max(axis=1)
     for s in range(n_s):
         name = spins[s]
         if not dt[s] <= tol_t[s]:

@@ -15,7 +15,9 @@ Point conventions are TRIQS's: a fermionic ``MeshImFreq`` with ``n_iw``
 holds ``2 n_iw`` points ``n = -n_iw ... n_iw - 1`` (a bosonic one
 ``2 n_iw - 1`` points, ``n = -(n_iw - 1) ... n_iw - 1``); a ``MeshImTime``
 with ``n_tau`` points includes both ends ``0`` and ``beta``; a
-``MeshLegendre`` holds ``l = 0 ... max_n - 1``.
+``MeshLegendre`` holds ``l = 0 ... max_n - 1``; a ``MeshReFreq`` (real
+frequencies, ``MeshReFreq(window=(w_min, w_max), n_w=...)``) includes both ends of
+its window.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import numpy as np
 
 from ..errors import UnknownParameterError
 
-__all__ = ["MeshImFreq", "MeshImTime", "MeshLegendre", "MeshPoint", "normalize_statistic"]
+__all__ = ["MeshImFreq", "MeshImTime", "MeshLegendre", "MeshReFreq", "MeshPoint",
+           "normalize_statistic"]
 
 _STATISTICS = {"Fermion": "Fermion", "F": "Fermion", "Boson": "Boson", "B": "Boson"}
 
@@ -271,3 +274,99 @@ class MeshLegendre(_Mesh):
         return (
             f"MeshLegendre(beta={self.beta:g}, statistic='{self.statistic}', max_n={self.max_n})"
         )
+
+
+class MeshReFreq(_Mesh):
+    """Real frequencies ``w_k = w_min + k (w_max - w_min) / (n_w - 1)``, ``k = 0 ... n_w - 1``.
+
+    The call forms of TRIQS 3.x: ``MeshReFreq(window=(w_min, w_max), n_w=...)``,
+    ``MeshReFreq(w_min, w_max, n_w)`` (keywords ``w_min``/``w_max`` as in TRIQS 3.2,
+    ``omega_min``/``omega_max`` as in TRIQS 3.0/3.1; ``n_max`` for ``n_w``).  Stored in
+    HDF5 as TRIQS does (``Format = "MeshReFreq"``: ``min``, ``max``, ``size``).
+
+    A real-frequency mesh has no temperature: ``beta`` is NaN (``statistic`` is
+    ``'Fermion'``), so the Matsubara operations of a ``Gf`` do not apply to it.
+
+    Parameters
+    ----------
+    window : (float, float)
+        ``(w_min, w_max)``, ``w_min < w_max``.
+    n_w : int (aliases ``n_max``, ``n_points``), >= 2
+        Number of frequencies, both ends of the window included.
+    """
+
+    _kind = "MeshReFreq"
+    beta = float("nan")
+    statistic = "Fermion"
+
+    def __init__(self, *args, **kwargs):
+        if len(args) > 3:
+            raise TypeError("MeshReFreq() takes at most 3 positional arguments "
+                            "(w_min, w_max, n_w)")
+        aliases = {"window": "window", "w_min": "w_min", "omega_min": "w_min",
+                   "w_max": "w_max", "omega_max": "w_max", "n_w": "n_w", "n_max": "n_w",
+                   "n_points": "n_w"}
+        vals = dict.fromkeys(("window", "w_min", "w_max", "n_w"))
+        if len(args) == 2:  # MeshReFreq((w_min, w_max), n_w)
+            vals["window"], vals["n_w"] = args
+        else:
+            vals.update(zip(("w_min", "w_max", "n_w"), args))
+        for k, v in kwargs.items():
+            if k not in aliases:
+                raise UnknownParameterError(
+                    f"MeshReFreq() got an unknown keyword {k!r}; allowed keywords: "
+                    + ", ".join(aliases))
+            if vals[aliases[k]] is not None:
+                raise TypeError(f"MeshReFreq(): {aliases[k]} given twice")
+            vals[aliases[k]] = v
+        if vals["window"] is not None:
+            if vals["w_min"] is not None or vals["w_max"] is not None:
+                raise TypeError("MeshReFreq(): give either window=(w_min, w_max) or "
+                                "w_min and w_max, not both")
+            try:
+                vals["w_min"], vals["w_max"] = vals["window"]
+            except (TypeError, ValueError):
+                raise TypeError(f"MeshReFreq(): window={vals['window']!r} must be a pair "
+                                "(w_min, w_max)") from None
+        missing = [k for k in ("w_min", "w_max", "n_w") if vals[k] is None]
+        if missing:
+            raise TypeError(f"MeshReFreq() needs {', '.join(missing)} (e.g. "
+                            "MeshReFreq(window=(-5, 5), n_w=1001))")
+        w_min, w_max = (float(vals[k]) for k in ("w_min", "w_max"))
+        if not (math.isfinite(w_min) and math.isfinite(w_max) and w_min < w_max):
+            raise ValueError(f"MeshReFreq(): the window ({w_min:g}, {w_max:g}) must be finite "
+                             "with w_min < w_max")
+        self.w_min, self.w_max = w_min, w_max
+        self.n_w = _check_count(vals["n_w"], "n_w", 2)
+
+    def _key(self):
+        return (self.w_min, self.w_max, self.n_w)
+
+    @property
+    def size(self) -> int:
+        return self.n_w
+
+    @property
+    def omega_min(self) -> float:
+        """TRIQS 3.0/3.1's name of :attr:`w_min`."""
+        return self.w_min
+
+    @property
+    def omega_max(self) -> float:
+        """TRIQS 3.0/3.1's name of :attr:`w_max`."""
+        return self.w_max
+
+    @property
+    def delta(self) -> float:
+        """Mesh spacing ``(w_max - w_min) / (n_w - 1)``."""
+        return (self.w_max - self.w_min) / (self.n_w - 1)
+
+    def _indices(self):
+        return np.arange(self.n_w)
+
+    def values(self) -> np.ndarray:
+        """The points ``w_k`` as a float array, shape ``(n_w,)``."""
+        return np.linspace(self.w_min, self.w_max, self.n_w)
+
+    def __repr__(self):
+        return f"MeshReFreq(window=({self.w_min:g}, {self.w_max:g}), n_w={self.n_w})"

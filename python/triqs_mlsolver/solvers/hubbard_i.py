@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from ..gf._meshes import _Mesh as _LightMesh  # light Gfs take any subclass of it
+from ..gf._meshes import MeshReFreq  # the light layer's, stored in HDF5 as TRIQS's
 from .base import register_solver
 from .solution import (
     AIMSolution,
@@ -127,8 +127,8 @@ def atomic_g_w(U, mu, beta, w, idelta):
 # -- real-frequency mesh ---------------------------------------------------------------------
 def real_frequency_mesh(w_min, w_max, n_w):
     """A real-frequency mesh of ``n_w`` points on ``[w_min, w_max]``, both ends included
-    (TRIQS's ``MeshReFreq``): TRIQS's own where the Green's functions are TRIQS's or the
-    light layer has one, else :class:`MeshReFreq` below."""
+    (TRIQS's ``MeshReFreq``): TRIQS's own where the Green's functions are TRIQS's, else
+    the light layer's :class:`~triqs_mlsolver.gf._meshes.MeshReFreq`."""
     from .. import gf
 
     if gf.using_triqs():  # pragma: no cover - needs a TRIQS installation
@@ -141,62 +141,7 @@ def real_frequency_mesh(w_min, w_max, n_w):
             except TypeError:
                 continue
         return tg.MeshReFreq(w_min, w_max, n_w)
-    light = getattr(gf, "MeshReFreq", None)
-    if light is not None:
-        return light(window=(w_min, w_max), n_w=n_w)
     return MeshReFreq(window=(w_min, w_max), n_w=n_w)
-
-
-class MeshReFreq(_LightMesh):
-    """Real frequencies ``w_k = w_min + k (w_max - w_min)/(n_w - 1)``, ``k = 0 .. n_w - 1``.
-
-    A stand-in for TRIQS's ``MeshReFreq`` where the light layer has none: it holds the
-    Hubbard-I stand-in's ``G_w`` and ``Sigma_w`` in memory (``.data``, ``.mesh.values()``,
-    arithmetic); the light ``HDFArchive`` cannot store it.
-
-    Parameters
-    ----------
-    window : (float, float)
-        ``(w_min, w_max)``, ``w_min < w_max``.
-    n_w : int (alias ``n_points``), >= 2
-    """
-
-    _kind = "MeshReFreq"
-    beta = float("nan")
-    statistic = "Fermion"
-
-    def __init__(self, window, n_w=None, n_points=None):
-        if (n_w is None) == (n_points is None):
-            raise TypeError("MeshReFreq needs the number of points as n_w= (or n_points=)")
-        n = n_w if n_w is not None else n_points
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-            raise ValueError(f"n_w={n!r} must be an integer >= 2 (both ends of the window "
-                             "are mesh points)")
-        w_min, w_max = (float(x) for x in window)
-        if not w_min < w_max:
-            raise ValueError(f"window={window!r}: w_min must be below w_max")
-        self.w_min, self.w_max, self.n_w = w_min, w_max, int(n)
-
-    def _key(self):
-        return (self.w_min, self.w_max, self.n_w)
-
-    @property
-    def size(self) -> int:
-        return self.n_w
-
-    def _indices(self):
-        return np.arange(self.n_w)
-
-    def values(self) -> np.ndarray:
-        """The points ``w_k`` as a float array, shape ``(n_w,)``."""
-        return np.linspace(self.w_min, self.w_max, self.n_w)
-
-    @property
-    def delta(self) -> float:
-        return (self.w_max - self.w_min) / (self.n_w - 1)
-
-    def __repr__(self):
-        return f"MeshReFreq(window=({self.w_min:g}, {self.w_max:g}), n_w={self.n_w})"
 
 
 def _fermi(x, beta):
