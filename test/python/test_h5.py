@@ -895,7 +895,7 @@ def test_corrupt_gf_groups(tmp_path):
         f.create_dataset("short/data", data=np.zeros((3, 1, 1, 2)))
         f["short/data"].attrs["__complex__"] = "1"
         del f["nodata/data"]
-        f["refreq/mesh"].attrs["Format"] = "MeshReFreq"
+        f["refreq/mesh"].attrs["Format"] = "MeshReTime"
         del f["odd/mesh/size"]
         f["odd/mesh"].create_dataset("size", data=np.int64(5))
         del f["blocks/up"]
@@ -906,7 +906,7 @@ def test_corrupt_gf_groups(tmp_path):
             ar["short"]
         with pytest.raises(ArchiveFormatError, match="lacks \\['data'\\]"):
             ar["nodata"]
-        with pytest.raises(ArchiveFormatError, match="'MeshReFreq'.*TRIQS_MLSOLVER_BACKEND"):
+        with pytest.raises(ArchiveFormatError, match="'MeshReTime'.*TRIQS_MLSOLVER_BACKEND"):
             ar["refreq"]
         with pytest.raises(ArchiveFormatError, match="size 5.*2 n_iw for fermions"):
             ar["odd"]

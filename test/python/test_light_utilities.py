@@ -733,9 +733,9 @@ def test_missing_names_of_served_modules_name_the_api_and_the_triqs_version():
             from triqs.gf import MeshDLRImFreq  # noqa: F401
         with pytest.raises(NotServedError, match="not a name of triqs.gf in TRIQS 3.2 either"):
             from triqs.gf import SomethingNotServed  # noqa: F401
-        with pytest.raises(NotServedError, match=r"atomic_g_w is part of triqs\.atom_diag in "
-                                                 r"TRIQS 2\.0 and later.*real-frequency"):
-            from triqs.atom_diag import atomic_g_w  # noqa: F401
+        with pytest.raises(NotServedError, match=r"MeshReTime is part of triqs\.gf in "
+                                                 r"TRIQS 3\.x"):
+            from triqs.gf import MeshReTime  # noqa: F401
         with pytest.raises(NotServedError, match=r"triqs\.utility\.bound_and_bisect.*TRIQS "
                                                  r"1\.x and later"):
             from triqs.utility import bound_and_bisect  # noqa: F401

@@ -200,6 +200,7 @@ def test_triqs1_script_reads_the_archive_through_run(old_archive, tmp_path):
 def test_real_triqs_reads_the_same_values(old_archive):  # pragma: no cover - needs TRIQS
     code = textwrap.dedent(f"""\
         import json
+        import triqs.gf  # noqa: F401  (registers the Gf formats with h5, as TRIQS scripts do)
         from h5 import HDFArchive
         g = HDFArchive({str(old_archive)!r}, "r")["G_iw"]["up"].data[:, 0, 0]
         print(json.dumps([g.real.tolist(), g.imag.tolist()]))

@@ -682,7 +682,6 @@ class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                   "make_gf_dlr_imtime make_gf_dlr_imfreq make_gf_imtime make_gf_imfreq").split()
         names = {"triqs.gf": ({**dict.fromkeys(gf_32, "3.x"), **dict.fromkeys(dlr_32, "3.2")},
                               "3.2"),
-                 "triqs.atom_diag": ({"atomic_g_w": "2.0"}, None),
                  "triqs.operators": ({}, "3.2")}
 
         def since(version, name3):
@@ -703,9 +702,7 @@ class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             if mod3 in names and name3 not in modules:
                 table, listed = names[mod3]
                 if attr in table:
-                    extra = (" (it needs real-frequency meshes, which the light layer does "
-                             "not have)" if mod3 == "triqs.atom_diag" else "")
-                    return f"{name}{alias} is part of {mod3} in {since(table[attr], name3)}{extra}"
+                    return f"{name}{alias} is part of {mod3} in {since(table[attr], name3)}"
                 if listed:
                     return (f"{attr} is not a name of {mod3} in TRIQS {listed} either (check "
                             "the spelling)")

@@ -53,9 +53,9 @@ else:
         Wilson,
         iOmega_n,
     )
-    from ._meshes import MeshImFreq, MeshImTime, MeshLegendre  # noqa: F401
+    from ._meshes import MeshImFreq, MeshImTime, MeshLegendre, MeshReFreq  # noqa: F401
 
-    _names += ["LegendreToTime", "TimeToLegendre"]
+    _names += ["LegendreToTime", "TimeToLegendre", "MeshReFreq"]
 
 from ._gf import normalize_gf_struct  # noqa: E402,F401
 

@@ -65,7 +65,7 @@ import numpy as np
 
 from ..errors import ArchiveFormatError, ArchiveKeyError, ArchiveReadOnlyError
 from ._gf import BlockGf, Gf
-from ._meshes import MeshImFreq, MeshImTime, MeshLegendre, normalize_statistic
+from ._meshes import MeshImFreq, MeshImTime, MeshLegendre, MeshReFreq, normalize_statistic
 
 __all__ = ["HDFArchive", "HDFArchiveGroup", "register_class"]
 
@@ -76,7 +76,8 @@ _MAX_CHUNK_BYTES = (1 << 32) - 1  # TRIQS h5 caps a chunk at 4 GiB - 1
 _SUPPORTED = (
     "bool, int, float, complex, str; numpy arrays of bool, (unsigned) integers, float32, "
     "float64, complex64 or complex128 and numpy scalars of these types; list, tuple and dict "
-    "(nested); Gf, BlockGf, MeshImFreq, MeshImTime, MeshLegendre; an HDFArchiveGroup "
+    "(nested); Gf, BlockGf, MeshImFreq, MeshImTime, MeshLegendre, MeshReFreq; an "
+    "HDFArchiveGroup "
     "(copied); and classes registered with triqs_mlsolver.gf.register_class "
     "(implementing __reduce_to_dict__ and __factory_from_dict__)"
 )
@@ -386,6 +387,14 @@ def _write_mesh_imtime(parent, key, m, where):
     g.create_dataset("n_tau", data=np.int64(m.size))
 
 
+def _write_mesh_refreq(parent, key, m, where):
+    g = parent.create_group(key)
+    g.attrs["Format"] = "MeshReFreq"
+    g.create_dataset("min", data=np.float64(m.w_min))
+    g.create_dataset("max", data=np.float64(m.w_max))
+    g.create_dataset("size", data=np.int64(m.size))
+
+
 def _write_mesh_legendre(parent, key, m, where):
     g = parent.create_group(key)
     g.attrs["Format"] = "MeshLegendre"
@@ -398,6 +407,7 @@ _MESH_WRITERS = {
     MeshImFreq: _write_mesh_imfreq,
     MeshImTime: _write_mesh_imtime,
     MeshLegendre: _write_mesh_legendre,
+    MeshReFreq: _write_mesh_refreq,
 }
 
 
@@ -774,10 +784,26 @@ def _read_legendre(reader, grp):
     return MeshLegendre(beta=beta, statistic=stat, max_n=max_n), False
 
 
+def _read_refreq(reader, grp):
+    w_min = reader.scalar([grp], ["min"], "float", grp)
+    w_max = reader.scalar([grp], ["max"], "float", grp)
+    size = reader.scalar([grp], ["size"], "int", grp)
+    if "kind" in grp:  # TRIQS 1.x linear meshes: 0 half_bins, 1 full_bins, 2 without_last
+        kind = reader.scalar([grp], ["kind"], "int", grp)
+        if kind != 1:
+            raise ArchiveFormatError(
+                f"the MeshReFreq {reader.where(grp)} has kind={kind} (TRIQS 1.x "
+                "half_bins/without_last); only full_bins meshes (both ends included) are "
+                "supported"
+            )
+    return MeshReFreq(window=(w_min, w_max), n_w=size), False
+
+
 _MESH_READERS = {
     "MeshImFreq": _read_imfreq,
     "MeshImTime": _read_imtime,
     "MeshLegendre": _read_legendre,
+    "MeshReFreq": _read_refreq,
 }
 
 
@@ -837,7 +863,7 @@ def _read_gf(reader, grp, info):
     if mesh_fmt is None:
         raise ArchiveFormatError(
             f"the mesh group {reader.where(mesh_grp)} has no Format attribute, so its kind "
-            "is unknown (expected MeshImFreq, MeshImTime or MeshLegendre)"
+            "is unknown (expected MeshImFreq, MeshImTime, MeshLegendre or MeshReFreq)"
         )
     mesh, positive_only = _read_mesh_any(reader, mesh_grp, mesh_fmt)
     data = reader.item(grp, "data")
@@ -919,12 +945,13 @@ _register_builtin("Tuple", tuple, _read_sequence, "Python tuple; entries named 0
 _register_builtin("MeshImFreq", MeshImFreq, _read_mesh, "beta, statistic, size, positive_freq_only")
 _register_builtin("MeshImTime", MeshImTime, _read_mesh, "beta, statistic, n_tau")
 _register_builtin("MeshLegendre", MeshLegendre, _read_mesh, "beta, statistic, max_n")
+_register_builtin("MeshReFreq", MeshReFreq, _read_mesh, "min, max, size")
 _register_builtin("Gf", Gf, _read_gf, "mesh (group), data [mesh, *target]")
 _register_builtin("BlockGf", BlockGf, _read_block_gf, "one Gf per block, block_names (List)")
 _register_legacy(r"PythonListWrap", "List")
 _register_legacy(r"PythonTupleWrap", "Tuple")
 _register_legacy(r"PythonDictWrap", "Dict")
-_register_legacy(r"Gf(ImFreq|ImTime|Legendre)(_s|Tv3|Tv4)?", "Gf", _legacy_gf_children)
+_register_legacy(r"Gf(ImFreq|ImTime|Legendre|ReFreq)(_s|Tv3|Tv4)?", "Gf", _legacy_gf_children)
 
 
 # ---------------------------------------------------------------------------

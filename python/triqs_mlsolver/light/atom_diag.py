@@ -29,8 +29,8 @@ subspace ``sp`` occupies ``flatten_subspace_index(sp, 0) ...`` (its dimension);
 block matrices (density matrices) are lists of one matrix per subspace.
 
 Limits: at most :data:`MAX_MODES` modes and :data:`MAX_SUBSPACE_DIM` states per
-invariant subspace (dense diagonalisation); ``atomic_g_w`` (needs real-frequency
-meshes) and HDF5 storage of an ``AtomDiag`` are not provided.
+invariant subspace (dense diagonalisation); HDF5 storage of an ``AtomDiag`` is not
+provided.
 """
 
 from __future__ import annotations
@@ -45,11 +45,13 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import ive
 
 from ..gf import BlockGf, Gf, MeshImFreq, MeshImTime, MeshLegendre, normalize_gf_struct
+from ..gf._meshes import MeshReFreq
 from ..operators import Operator, c, c_dag, dagger, monomials
 
 _NAMES = ("AtomDiag", "AtomDiagReal", "AtomDiagComplex", "partition_function",
           "atomic_density_matrix", "trace_rho_op", "act", "quantum_number_eigenvalues",
-          "quantum_number_eigenvalues_checked", "atomic_g_tau", "atomic_g_iw", "atomic_g_l")
+          "quantum_number_eigenvalues_checked", "atomic_g_tau", "atomic_g_iw", "atomic_g_l",
+          "atomic_g_w")
 
 #: ``{TRIQS module: names served there}`` (see :mod:`triqs_mlsolver.light`).
 SERVED = {"triqs.atom_diag": _NAMES, "pytriqs.atom_diag": _NAMES}
@@ -713,3 +715,15 @@ def atomic_g_l(atom, beta, gf_struct, n_l, excluded_states=()):
         return -beta * np.sqrt(2 * ell + 1) * sign * scaled / (1 + np.exp(-2 * ax))
 
     return _fill(atom, beta, gf_struct, excluded_states, mesh, kernel)
+
+
+def atomic_g_w(atom, beta, gf_struct, energy_window, n_w, broadening=0.0, excluded_states=()):
+    r"""The atomic retarded Green's function :math:`G(\omega) = \sum \text{residue}/(\omega +
+    i\,\text{broadening} - \text{pole})` on ``MeshReFreq(window=energy_window, n_w=n_w)``,
+    as a BlockGf of ``gf_struct`` (TRIQS 3.2's signature; the same ``broadening`` is added
+    to every frequency)."""
+    w_min, w_max = energy_window
+    mesh = MeshReFreq(window=(w_min, w_max), n_w=n_w)
+    z = mesh.values() + 1j * float(broadening)
+    return _fill(atom, beta, gf_struct, excluded_states, mesh,
+                 lambda p: 1.0 / (z[:, None] - p[None, :]))

@@ -173,7 +173,7 @@ def _iw_values(mesh, api):
                           "it sums on Matsubara meshes (MeshImFreq) only, as TRIQS 3.2 does")
     values = getattr(mesh, "values", None)
     if callable(values):
-        return np.asarray(values(), dtype=complex)
+        return np.asarray(list(values()), dtype=complex)  # TRIQS 3.2: a generator
     return np.array([complex(getattr(p, "value", p)) for p in mesh])
 
 
