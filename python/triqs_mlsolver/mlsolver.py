@@ -463,7 +463,7 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     d = double_occupancy_from_ud(ud, params.U, density)
     diag.update(G_iw_raw=G_iw_raw, Sigma_iw_raw=Sigma_raw, sigma_moments=moments,
                 w_tail=w_c, G_tau_clipped=clipped)
-    return AIMSolution(beta=beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l, Sigma_iw=Sigma,
+    return AIMSolution(beta=beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l, Sigma_iw=Sigma, solver="ml",
                        density=density, double_occupancy=d, diagnostics=diag)
 
 

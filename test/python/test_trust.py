@@ -340,6 +340,24 @@ with HDFArchive('s.h5', 'r') as ar:
 assert type(back).__name__ == 'MLSolver', type(back)
 assert np.array_equal(back.G_iw['up'].data, S.G_iw['up'].data)
 assert np.array_equal(back.G_tau['down'].data, S.G_tau['down'].data)
+# the same keys and kinds as real triqs_cthyb's dump (ours may add keys)
+import importlib.util, h5py
+def layout(path):
+    with h5py.File(path, 'r') as f:
+        g = f['solver']
+        return {k: ('group' if isinstance(g[k], h5py.Group) else g[k].dtype.kind) for k in g}
+if importlib.util.find_spec('triqs_cthyb') is not None:
+    import triqs_cthyb
+    C = triqs_cthyb.Solver(beta=50.0, gf_struct=[('up', 1), ('down', 1)], n_iw=128, n_tau=257)
+    for _, g0 in C.G0_iw:
+        g0 << inverse(iOmega_n + 1.0 - 0.25 * SemiCircular(1.0))
+    C.solve(h_int=2.0 * n('up', 0) * n('down', 0), n_cycles=500, n_warmup_cycles=100,
+            measure_density_matrix=True, use_norm_as_weight=True)
+    with HDFArchive('cthyb.h5', 'w') as ar:
+        ar['solver'] = C
+    ours, theirs = layout('s.h5'), layout('cthyb.h5')
+    for key, kind in theirs.items():
+        assert ours.get(key) == kind, (key, ours.get(key), kind)
 print("ok")
 """
 
