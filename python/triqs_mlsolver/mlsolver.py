@@ -424,26 +424,32 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     diag["spread_max"] = float(np.abs(spread_t).max())
     spread_out = np.interp(np.linspace(0, 1, n_tau), np.linspace(0, 1, len(spread_t)), spread_t)
     diag["G_tau_spread"] = np.tile(spread_out, (2, 1))
-    # per spin: the base's exact G(i w) with the model's smooth correction
+    # per spin: the base's exact G(i w) with the model's smooth correction.  Where both spin
+    # rows are equal (a spin-symmetric input and base), the one row is computed and repeated
+    # (the result is the same, bit for bit, at half the cost)
     G_iw_raw = base_sol.G_iw + tr.legendre_to_iw(dG_l, n_iw)[None, :]
+    one = params.spin_symmetric and np.array_equal(G_iw_raw[0], G_iw_raw[1])
+    rows = np.zeros(2, int) if one else np.arange(2)
     iw = tr.matsubara_freqs(beta, n_iw)
     g0_inv = 1.0 / params.g0_iw(n_iw)
     Sigma_raw = g0_inv - 1.0 / G_iw_raw
-    known = np.zeros((2, 2))
+    u = slice(0, 1) if one else slice(0, 2)
+    nu = 1 if one else 2
+    known = np.zeros((2, nu))
     known[1] = 1.0
-    gm, _ = tr.fit_tail(G_iw_raw.T, iw, known_moments=known, max_order=6)
-    density = tr.density_from_iw(G_iw_raw.T, beta, gm[:4]).real
+    gm, _ = tr.fit_tail(G_iw_raw[u].T, iw, known_moments=known, max_order=6)
+    density = tr.density_from_iw(G_iw_raw[u].T, beta, gm[:4]).real[rows]
     w_c = min(0.6 * float(iw.imag.max()), max(20.0 * eff.D, 4.0 * params.U))
     Sigma, moments = _sigma_tail(Sigma_raw, iw, params.U, density, w_c)
     G_iw = 1.0 / (g0_inv - Sigma)
     # G_tau and G_l are the transforms of the final G_iw (known: c_1 = 1,
     # c_2 = Sigma_inf - mu_s), so that every output describes one function per spin
-    known = np.zeros((3, 2))
+    known = np.zeros((3, nu))
     known[1] = 1.0
-    known[2] = moments[:, 0].real - params.mu
-    gm, _ = tr.fit_tail(G_iw.T, iw, known_moments=known, max_order=6)
-    G_tau = tr.iw_to_tau(G_iw.T, beta, n_tau, gm[:4]).real.T
-    G_l = tr.iw_to_legendre(G_iw.T, beta, n_l, gm[:4]).real.T
+    known[2] = (moments[:, 0].real - params.mu)[u]
+    gm, _ = tr.fit_tail(G_iw[u].T, iw, known_moments=known, max_order=6)
+    G_tau = tr.iw_to_tau(G_iw[u].T, beta, n_tau, gm[:4]).real.T[rows]
+    G_l = tr.iw_to_legendre(G_iw[u].T, beta, n_l, gm[:4]).real.T[rows]
     clipped = 0.0
     if mdl.clip and n_tau > 2 and G_tau[:, 1:-1].max() > 0.0:
         # G(tau) <= 0: the model's error can leave G slightly positive where it nearly
@@ -454,9 +460,9 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
         d_t = np.zeros_like(G_tau)
         d_t[:, 1:-1] = np.minimum(G_tau[:, 1:-1], 0.0) - G_tau[:, 1:-1]
         clipped = float(-d_t.min())
-        G_iw = G_iw + tr.tau_to_iw(d_t.T, beta, n_iw, np.zeros((4, 2))).T
+        G_iw = G_iw + tr.tau_to_iw(d_t[u].T, beta, n_iw, np.zeros((4, nu))).T[rows]
         Sigma = g0_inv - 1.0 / G_iw
-        G_l = G_l + tr.tau_to_legendre(d_t.T, beta, n_l).real.T
+        G_l = G_l + tr.tau_to_legendre(d_t[u].T, beta, n_l).real.T[rows]
         G_tau = G_tau + d_t
     density = -G_tau[:, -1]
     ud = galitskii_migdal(Sigma, G_iw, beta, moments[:, 0].real, moments[:, 1].real, density)
