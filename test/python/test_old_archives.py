@@ -155,11 +155,11 @@ def test_triqs1_archive_passes_h5diff_and_round_trips(old_archive, tmp_path):
 def test_unknown_triqs1_schemes_are_refused_with_a_message(old_archive):
     with h5py.File(old_archive, "a") as f:
         g = f.create_group("G_w")
-        _scheme(g, "GfReFreq")
+        _scheme(g, "GfReTime")  # real-time Green's functions: not in the light layer
         g.create_dataset("data", data=np.zeros((3, 1, 1, 2)))
     with HDFArchive(old_archive, "r") as ar:
         with pytest.raises(ArchiveFormatError,
-                           match=r"written by TRIQS 1\.x \(TRIQS_HDF5_data_scheme = 'GfReFreq'\)"):
+                           match=r"written by TRIQS 1\.x \(TRIQS_HDF5_data_scheme = 'GfReTime'\)"):
             ar["G_w"]
         assert sorted(ar.get_raw("G_w").keys()) == ["data"]  # still inspectable
 
