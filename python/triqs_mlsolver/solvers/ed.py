@@ -45,7 +45,7 @@ Two methods (option ``method``):
        value (minus its residual) lies above the cutoff is skipped; when every Ritz
        value below the cutoff has converged (residual < ``1e-9`` x the energy scale)
        and none is a ghost copy, a second pass of the same recurrence gives the
-       eigenvectors (checked: true residuals); otherwise ARPACK ``eigsh`` (``tol=0``)
+       eigenvectors (checked: true residuals); otherwise ARPACK ``eigsh`` (``tol=1e-10``)
        is asked for the number of states that run counted (plus a margin), doubling
        while the highest one found is still above the cutoff, up to ``n_states_max``
        (default ``N_STATES_MAX = 64``).
