@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import assert_same_h5_data
 from triqs_mlsolver.database import (
     SCHEMA,
     ConfigError,
@@ -87,24 +88,6 @@ def _cli(*args, mpi=None, **kw):
     return subprocess.run(cmd, env=_env(), capture_output=True, text=True, **kw)
 
 
-def _datasets(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset)
-                     else None)
-    return out
-
-
-def _assert_same_data(a, b):
-    da, db = _datasets(a), _datasets(b)
-    assert da.keys() == db.keys()
-    for k in da:
-        if k.endswith("wall_time"):
-            continue
-        if da[k].dtype.kind == "f":
-            assert np.array_equal(da[k], db[k], equal_nan=True), k  # bit for bit
-        else:
-            assert np.array_equal(da[k], db[k]), k
 
 
 # -- sampler -------------------------------------------------------------------------------
@@ -197,7 +180,7 @@ def test_one_and_two_ranks_give_identical_databases(tmp_path):
     assert r1.returncode == 0, r1.stderr
     r2 = _cli("-q", "generate", str(cfg), "-o", str(tmp_path / "two.h5"), mpi=2, timeout=300)
     assert r2.returncode == 0, r2.stderr
-    _assert_same_data(tmp_path / "one.h5", tmp_path / "two.h5")
+    assert_same_h5_data(tmp_path / "one.h5", tmp_path / "two.h5")
     with h5py.File(tmp_path / "two.h5", "r") as f:
         assert list(f.attrs["mpi_size"]) == [2]
 
@@ -236,7 +219,7 @@ def test_killed_run_resumes_without_recomputing_or_losing_samples(tmp_path):
     check_schema(out)
     ref = tmp_path / "ref.h5"
     generate(load_config(cfg), ref, quiet=True)
-    _assert_same_data(out, ref)
+    assert_same_h5_data(out, ref)
 
 
 def test_extend_grows_a_database_without_recomputing(tmp_path, monkeypatch):
@@ -258,7 +241,7 @@ def test_extend_grows_a_database_without_recomputing(tmp_path, monkeypatch):
     generate(cfg7, grown, quiet=True, extend=small)
     assert sorted(solved) == [4, 5, 6]
     check_schema(grown)
-    _assert_same_data(grown, ref)
+    assert_same_h5_data(grown, ref)
     with h5py.File(grown, "r") as f:
         assert "small.h5" in f.attrs["extended_from"]
         assert int(f.attrs["n_samples"]) == 7
@@ -271,7 +254,7 @@ def test_extend_grows_a_database_without_recomputing(tmp_path, monkeypatch):
     solved.clear()
     generate(more, tmp_path / "more.h5", quiet=True, extend=small)
     assert sorted(solved) == list(range(7))  # 0..3 for ipt only, 4..6 for everything
-    _assert_same_data(tmp_path / "more.h5", ref_more)
+    assert_same_h5_data(tmp_path / "more.h5", ref_more)
     with h5py.File(tmp_path / "more.h5", "r") as f:  # the chain of origins is kept
         origin = json.loads(f.attrs["extended_from"])[0]
         assert origin["solvers"] == ["hubbard_i", "ed1", "ed"] and origin["its_origin"] == []
@@ -571,7 +554,7 @@ def test_bath_size_error_estimate_equals_the_solvers_and_survives_resume_and_ext
         for key in REFERENCE_ERROR_KEYS:
             del f[f"solvers/ed/{key}"]
     generate(cfg, out, quiet=True, resume=True)
-    _assert_same_data(out, ref)
+    assert_same_h5_data(out, ref)
     generate(cfg, tmp_path / "old.h5", quiet=True, resume=True)
     r_old = Database(tmp_path / "old.h5").reference_error()
     assert np.all(np.isnan(r_old["error_estimate"][:2])) and np.all(r_old["n_bath"][:2] == -1)
@@ -583,7 +566,7 @@ def test_bath_size_error_estimate_equals_the_solvers_and_survives_resume_and_ext
     small = tmp_path / "small.h5"
     generate(load_config(cfg3_path), small, quiet=True)
     generate(cfg, tmp_path / "grown.h5", quiet=True, extend=small)
-    _assert_same_data(tmp_path / "grown.h5", ref)
+    assert_same_h5_data(tmp_path / "grown.h5", ref)
     # ... and a version-1 database grows into a current one, NaN where nothing is known
     small_v1 = tmp_path / "small_v1.h5"
     _downgrade_to_v1(small, small_v1)

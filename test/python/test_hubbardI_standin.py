@@ -20,13 +20,12 @@ Tolerances: the closed forms are evaluated with the same formula up to rounding 
 """
 
 import inspect
-import os
 import textwrap
 import warnings
 
 import numpy as np
 import pytest
-from triqs_mlsolver.cli.main import main
+from helpers import run_in
 from triqs_mlsolver.cli.run import HubbardIInterface, IgnoredParameterWarning, ServedTriqs
 from triqs_mlsolver.errors import UnknownParameterError
 from triqs_mlsolver.solvers.cthyb_keywords import (
@@ -56,14 +55,6 @@ def g_of(poles, z):
 def matsubara(beta, n_iw):
     return 1j * np.pi * (2 * np.arange(-n_iw, n_iw) + 1) / beta
 
-
-def run_in(folder, *argv):
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        return main(["-q", "run", *map(str, argv)])
-    finally:
-        os.chdir(cwd)
 
 
 def hubbardI_solver(beta, U, levels, n_iw=5, n_tau=30, n_w=2, h_int_extra=0.0, **kw):

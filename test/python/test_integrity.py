@@ -21,6 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import assert_same_h5_data
 from triqs_mlsolver.cli.main import main as cli_main
 from triqs_mlsolver.database import Database, check_schema, generate, validate_config
 from triqs_mlsolver.database import integrity as integ
@@ -76,20 +77,6 @@ def _cli(*args, **kw):
                           env=_env(), capture_output=True, text=True, **kw)
 
 
-def _datasets(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset)
-                     else None)
-    return out
-
-
-def _assert_same_data(a, b):
-    da, db = _datasets(a), _datasets(b)
-    assert da.keys() == db.keys()
-    for k in da:
-        if not k.endswith("wall_time"):
-            assert np.array_equal(da[k], db[k], equal_nan=da[k].dtype.kind == "f"), k
 
 
 def _train_cfg(db, out, **data):
@@ -236,7 +223,7 @@ def test_old_database_is_read_with_a_statement_and_upgraded(db12, tmp_path, caps
     assert up.checksums and up.format_version == 3 and up.verify() > 0
     assert json.loads(up.attrs["upgraded_from"])["format_version"] == 2
     check_schema(new)
-    _assert_same_data(new, db12)
+    assert_same_h5_data(new, db12)
     with pytest.raises(ConfigError, match="nothing to upgrade"):
         upgrade_database(db12, tmp_path / "again.h5")
     with pytest.raises(ConfigError, match="exists"):
@@ -588,7 +575,7 @@ def test_generate_and_resume_racing_on_one_output_never_leave_a_bad_database(tmp
         assert sorted(rc for rc, _ in res) == [0, 2], res
         check_schema(out)
         assert Database(out).verify() > 0
-        _assert_same_data(out, ref)
+        assert_same_h5_data(out, ref)
         assert sorted(p.name for p in tmp_path.glob(f"*race{k}*")) == [out.name]  # no debris
         outcomes.append(tuple(rc for rc, _ in res))
     print("outcomes (generate, generate --resume):", outcomes)
@@ -638,7 +625,7 @@ def test_full_disk_in_generate_says_how_to_resume_and_keeps_the_parts(tmp_path, 
     generate(_cfg(n=6, chunk=2), out, quiet=True, resume=True)
     ref = tmp_path / "ref.h5"
     generate(_cfg(n=6, chunk=2), ref, quiet=True)
-    _assert_same_data(out, ref)
+    assert_same_h5_data(out, ref)
 
 
 def test_full_disk_in_train_says_how_to_resume(db12, tmp_path, monkeypatch):
@@ -701,7 +688,7 @@ def test_full_tmpfs_in_generate_and_train_is_one_line_not_a_segfault(small_tmpfs
     assert r.returncode == 0, r.stderr
     ref = tmp_path / "ref.h5"
     generate(validate_config(raw), ref, quiet=True)
-    _assert_same_data(out, ref)
+    assert_same_h5_data(out, ref)
     # train: the model file does not fit
     out.unlink()
     subprocess.run(["mount", "-o", "remount,size=256k", str(small_tmpfs)], check=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from triqs_mlsolver.cli.main import main
+from helpers import run_in
 from triqs_mlsolver.cli.run import IgnoredParameterWarning, NotServedError, ServedTriqs
 from triqs_mlsolver.errors import UnknownParameterError
 
@@ -35,15 +35,6 @@ def write(folder, name, code):
     path.write_text(textwrap.dedent(code))
     return path
 
-
-def run_in(folder, *argv, quiet=True):
-    """``triqs-mlsolver [-q] run ARGV...`` in-process with ``folder`` as the working directory."""
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        return main([*(["-q"] if quiet else []), "run", *map(str, argv)])
-    finally:
-        os.chdir(cwd)
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,13 @@ the TRIQS tutorials, triqs_hubbardI's tests) stopped at.  No copy of those scrip
 kept here.  The light backend is forced (conftest.py).
 """
 
-import os
 import textwrap
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from triqs_mlsolver.cli.main import main
+from helpers import run_in
 from triqs_mlsolver.cli.run import ServedTriqs
 from triqs_mlsolver.errors import ArchiveFormatError
 from triqs_mlsolver.gf import BlockGf, Gf, HDFArchive, MeshReFreq
@@ -25,15 +24,6 @@ def write(folder, name, code):
     path.write_text(textwrap.dedent(code))
     return path
 
-
-def run_in(folder, *argv):
-    """``triqs-mlsolver -q run ARGV...`` in-process with ``folder`` as working directory."""
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        return main(["-q", "run", *map(str, argv)])
-    finally:
-        os.chdir(cwd)
 
 
 def atom_g(w, U, eps, n_other, idelta):

@@ -40,7 +40,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from triqs_mlsolver.cli.main import main
+from helpers import run_in
 
 BETA, N_IW, N_TAU, N_L = 10.0, 128, 1001, 30
 #: (solver, extra run options, U, mu, bath energies, hoppings, exact at U = 0)
@@ -94,14 +94,6 @@ SCRIPT = f"""\
                    'same_dict': S.solve_parameters is S.last_solve_parameters}}, f)
 """
 
-
-def run_in(folder, *argv):
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        return main(["-q", "run", *map(str, argv)])
-    finally:
-        os.chdir(cwd)
 
 
 def tau_of_poles(w_j, E_j, tau):

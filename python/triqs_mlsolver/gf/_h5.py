@@ -756,14 +756,7 @@ def _read_imtime(reader, grp):
     beta = reader.scalar(dom, ["beta"], "float", grp)
     stat = reader.scalar(dom, ["statistic"], "stat", grp)
     n_tau = reader.scalar([grp], ["n_tau", "size"], "int", grp)
-    if "kind" in grp:  # TRIQS 1.x linear meshes: 0 half_bins, 1 full_bins, 2 without_last
-        kind = reader.scalar([grp], ["kind"], "int", grp)
-        if kind != 1:
-            raise ArchiveFormatError(
-                f"the MeshImTime {reader.where(grp)} has kind={kind} (TRIQS 1.x "
-                "half_bins/without_last); only full_bins meshes (tau_k = k beta/(n-1)) are "
-                "supported"
-            )
+    _triqs1_full_bins(reader, grp, "MeshImTime", "tau_k = k beta/(n-1)")
     if "min" in grp or "max" in grp:  # TRIQS 1.x: the ends of the linear mesh
         tmin = reader.scalar([grp], ["min"], "float", grp)
         tmax = reader.scalar([grp], ["max"], "float", grp)
@@ -774,6 +767,18 @@ def _read_imtime(reader, grp):
                 "beta are supported"
             )
     return MeshImTime(beta=beta, statistic=stat, n_tau=n_tau), False
+
+
+def _triqs1_full_bins(reader, grp, mesh, what):
+    """TRIQS 1.x linear meshes carry ``kind`` (0 half_bins, 1 full_bins, 2 without_last):
+    only full_bins (``what``) is read."""
+    if "kind" in grp:
+        kind = reader.scalar([grp], ["kind"], "int", grp)
+        if kind != 1:
+            raise ArchiveFormatError(
+                f"the {mesh} {reader.where(grp)} has kind={kind} (TRIQS 1.x "
+                f"half_bins/without_last); only full_bins meshes ({what}) are supported"
+            )
 
 
 def _read_legendre(reader, grp):
@@ -788,14 +793,7 @@ def _read_refreq(reader, grp):
     w_min = reader.scalar([grp], ["min"], "float", grp)
     w_max = reader.scalar([grp], ["max"], "float", grp)
     size = reader.scalar([grp], ["size"], "int", grp)
-    if "kind" in grp:  # TRIQS 1.x linear meshes: 0 half_bins, 1 full_bins, 2 without_last
-        kind = reader.scalar([grp], ["kind"], "int", grp)
-        if kind != 1:
-            raise ArchiveFormatError(
-                f"the MeshReFreq {reader.where(grp)} has kind={kind} (TRIQS 1.x "
-                "half_bins/without_last); only full_bins meshes (both ends included) are "
-                "supported"
-            )
+    _triqs1_full_bins(reader, grp, "MeshReFreq", "both ends included")
     return MeshReFreq(window=(w_min, w_max), n_w=size), False
 
 
