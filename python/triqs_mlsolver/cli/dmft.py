@@ -3,8 +3,8 @@
 
 For every solver of ``[solvers] names`` and every sweep direction, runs
 :func:`triqs_mlsolver.dmft.scan_U` over ``[scan] U`` on the configured
-lattice, then prints a table (U, solver, direction, Z, n, d, insulating?,
-iterations, converged), and writes into ``[output] directory``:
+lattice, then prints a table (U, solver, direction, Z, n, d, m = n_up - n_dn,
+insulating?, iterations, converged, model), and writes into ``[output] directory``:
 
 * ``dmft_scan.txt``: the table;
 * ``dmft_scan.h5`` (``[output] archive``): an archive in the TRIQS HDF5 scheme
@@ -238,12 +238,13 @@ def _trust_text(s, i):
 def format_table(sweeps) -> str:
     """The result table, one line per (solver, direction, U).
 
-    The ``model`` column marks points where an ML solver's model was not trusted:
+    ``m`` is ``n_up - n_dn`` of the impurity (the staggered magnetisation on
+    ``bethe_afm``).  The ``model`` column marks points where an ML solver's model was not trusted:
     ``ED k/n`` -- k of the n iterations were served by the reference ED (the fallback);
     ``OOD k/n`` -- k iterations used the model outside its domain (``fallback='none'``);
     ``-`` -- every iteration by the model (or a solver without a model)."""
     head = (f"{'U':>6s}  {'solver':10s} {'dir':4s} {'Z':>8s} {'n':>7s} {'d':>8s} "
-            f"{'insulating':>10s} {'iter':>5s} {'converged':>9s} {'model':>9s}")
+            f"{'m':>7s} {'insulating':>10s} {'iter':>5s} {'converged':>9s} {'model':>9s}")
     lines = [head, "-" * len(head)]
     for s in sweeps:
         for i, U in enumerate(s.U):
@@ -251,7 +252,8 @@ def format_table(sweeps) -> str:
             dtxt = f"{d:8.5f}" if math.isfinite(d) else f"{'n/a':>8s}"
             lines.append(
                 f"{U:6.3f}  {s.solver:10s} {s.direction:4s} {s.Z[i]:8.4f} {s.n[i]:7.4f} "
-                f"{dtxt} {'yes' if s.insulating[i] else 'no':>10s} {s.iterations[i]:5d} "
+                f"{dtxt} {s.magnetisation[i]:7.4f} {'yes' if s.insulating[i] else 'no':>10s} "
+                f"{s.iterations[i]:5d} "
                 f"{'yes' if s.converged[i] else 'NO':>9s} {_trust_text(s, i):>9s}")
     return "\n".join(lines)
 

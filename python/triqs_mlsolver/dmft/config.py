@@ -9,7 +9,7 @@ the key and the fix, raised before any solver runs.
 .. code-block:: toml
 
     [model]
-    lattice = "bethe"        # "bethe" (semicircle), "square" or "cubic" (cosine band, k-sum)
+    lattice = "bethe"        # "bethe" (semicircle), "bethe_afm" (Neel state), "square" or "cubic"
     D = 1.0                  # half bandwidth (energy unit)
     beta = 50.0              # inverse temperature
     mu = "half-filling"      # "half-filling" (mu = U/2 at each U) or a number
@@ -61,7 +61,8 @@ DEFAULTS = {
 #: One line per key (the documentation table in doc/dmft.rst is checked against it).
 KEYS = {
     "model": {
-        "lattice": '"bethe" (semicircular DOS), "square" or "cubic" (cosine band, k-sum)',
+        "lattice": '"bethe" (semicircular DOS), "bethe_afm" (the Bethe lattice with two '
+                   'sublattices, Neel order), "square" or "cubic" (cosine band, k-sum)',
         "D": "half bandwidth, > 0 (the energy unit)",
         "beta": "inverse temperature, > 0",
         "mu": '"half-filling" (mu = U/2 at each U) or a number (fixed mu)',
@@ -89,7 +90,7 @@ KEYS = {
     },
 }
 
-LATTICES = ("bethe", "square", "cubic")
+LATTICES = ("bethe", "bethe_afm", "square", "cubic")
 DIRECTIONS = ("up", "down", "both")
 _MAX_U_POINTS = 1000
 
@@ -263,7 +264,7 @@ def validate_config(raw: dict) -> dict:
                 f"[model] mu = {m['mu']!r}: use \"half-filling\" or a number")
     else:
         m["mu"] = _number("model", "mu", m["mu"])
-    if m["lattice"] == "bethe":
+    if m["lattice"] in ("bethe", "bethe_afm"):
         if "n_k" in raw.get("model", {}):
             raise DMFTConfigError(
                 "[model] n_k is only used by lattice = \"square\" or \"cubic\"; remove it "
@@ -308,11 +309,13 @@ def load_config(path) -> dict:
 
 def lattice_from_config(cfg: dict):
     """The :class:`~triqs_mlsolver.dmft.Lattice` of a validated config."""
-    from .lattice import Bethe, KSumLattice
+    from .lattice import Bethe, BetheAFM, KSumLattice
 
     m = cfg["model"]
     if m["lattice"] == "bethe":
         return Bethe(D=m["D"])
+    if m["lattice"] == "bethe_afm":
+        return BetheAFM(D=m["D"])
     dim = {"square": 2, "cubic": 3}[m["lattice"]]
     return KSumLattice.hypercubic(dim, m["n_k"], D=m["D"])
 

@@ -13,12 +13,14 @@ of the next impurity problem:
     \\mathcal{G}_0^{-1} = G_\\text{loc}^{-1} + \\Sigma,\\qquad
     \\Delta = i\\omega_n + \\mu - \\mathcal{G}_0^{-1} .
 
-Three lattices:
+Four lattices:
 
 * :class:`Bethe` (half bandwidth ``D``, ``t = D/2``): the integral is the
   semicircle in closed form and the relation is exact in ``G``:
   :math:`\\Delta = t^2 G`.  The loop uses the impurity ``G`` there (no Dyson
   division, as in the TRIQS tutorials).
+* :class:`BetheAFM`: the Bethe lattice with two sublattices for the Néel state,
+  :math:`\\Delta_\\sigma = t^2 G_{-\\sigma}` (the impurity is sublattice A).
 * :class:`DOSLattice`: a density of states given as a quadrature,
   ``rho(e) de -> (energies[i], weights[i])``.
 * :class:`KSumLattice`: a k-sum, ``(1/N) sum_k 1/(z - eps_k)`` (or with
@@ -49,6 +51,7 @@ from ..gf.transforms import semicircle_g  # noqa: F401  (re-exported: part of th
 __all__ = [
     "Lattice",
     "Bethe",
+    "BetheAFM",
     "DOSLattice",
     "KSumLattice",
     "semicircle_g",
@@ -210,6 +213,9 @@ class Lattice:
     second_moment: float = 1.0
     half_bandwidth: float = 1.0
     particle_hole_symmetric: bool = False
+    #: Two sublattices related by a spin flip (the impurity is sublattice A): the loop
+    #: must not average the spins, and the magnetisation is the staggered one.
+    antiferromagnetic: bool = False
 
     def g_loc(self, iw, mu, Sigma_sw):
         """Local Green's function ``int rho(e) / (i w + mu - e - Sigma(i w)) de``.
@@ -313,6 +319,63 @@ class Bethe(Lattice):
 
     def describe(self):
         return {"name": self.name, "D": self.D}
+
+
+class BetheAFM(Bethe):
+    """Bethe lattice with two sublattices A and B for antiferromagnetic order.
+
+    Every neighbour of an A site is a B site; in the Néel state B is A with the spins
+    flipped, ``G_{B,s} = G_{A,-s}``, so one impurity (site A) suffices:
+
+    .. math:: \\Delta_{A,\\sigma}(i\\omega_n) = t^2 G_{B,\\sigma}(i\\omega_n)
+              = t^2 G_{A,-\\sigma}(i\\omega_n),\\qquad t = D/2 .
+
+    The staggered magnetisation is ``m = n_{A,up} - n_{A,dn}``.  A spin-symmetric
+    ``G`` gives the paramagnetic Bethe loop, so the paramagnet is a fixed point too: the
+    starts break the symmetry (:meth:`initial_hybridisation`).
+
+    Parameters
+    ----------
+    D : float
+        Half bandwidth (> 0), the energy unit (default 1).
+    """
+
+    name = "bethe_afm"
+    antiferromagnetic = True
+
+    def hybridisation(self, iw, mu, Sigma_sw, G_imp_sw=None):
+        """``(G_A, t^2 G_A with the spins exchanged)``; without ``G_imp_sw`` the
+        two-sublattice ``G_A`` of the self-energy ``Sigma_A`` (:meth:`g_loc`)."""
+        G = self.g_loc(iw, mu, Sigma_sw) if G_imp_sw is None else np.asarray(G_imp_sw)
+        return G, self.t**2 * G[::-1]
+
+    def g_loc(self, iw, mu, Sigma_sw):
+        """``G_A`` of the Néel state with ``Sigma_A = Sigma_sw``, ``Sigma_B = Sigma_A``
+        spin-flipped: ``G_{A,s} = 1/(z_s - t^2 G_{A,-s})``, ``z_s = i w + mu - Sigma_s``,
+        solved in closed form (``G_{A,s} = z_{-s} g(sqrt(z_up z_dn))/sqrt(z_up z_dn)`` with
+        ``g`` the semicircle; the root continued from ``z_s ~ i w`` at large ``w``)."""
+        z = iw[None, :] + mu - np.asarray(Sigma_sw)
+        zz = np.sqrt(z[0] * z[1])
+        zz = np.where((zz / iw).real < 0, -zz, zz)  # the branch with zz ~ i w at large w
+        g = semicircle_g(zz, self.D)
+        return np.stack([z[1] * g / zz, z[0] * g / zz])
+
+    def initial_hybridisation(self, kind, iw, mu, U):
+        """Starting ``Delta`` of the Néel state.
+
+        ``'afm'``: the fully polarised atom on site A (spin up occupied, spin down
+        empty), ``G_up = 1/(i w + mu)``, ``G_dn = 1/(i w + mu - U)``; ``'metal'`` and
+        ``'insulator'``: the paramagnetic starts of :class:`Bethe` with a staggered seed
+        field ``0.05 D`` (a spin-symmetric start would stay paramagnetic).
+        """
+        if kind == "afm":
+            G = np.stack([1.0 / (iw + mu), 1.0 / (iw + mu - U)])
+            return self.t**2 * G[::-1]
+        delta = Bethe.initial_hybridisation(self, kind, iw, mu, U)  # spin symmetric
+        seed = 0.05 * self.D
+        G = np.stack([1.0 / (1.0 / (delta[0] / self.t**2) + seed),
+                      1.0 / (1.0 / (delta[1] / self.t**2) - seed)])
+        return self.t**2 * G[::-1]
 
 
 class DOSLattice(Lattice):

@@ -160,6 +160,12 @@ class DMFTRun:
         """Total filling ``n_up + n_dn`` (1 at half filling)."""
         return float(np.sum(self.density))
 
+    @property
+    def magnetisation(self) -> float:
+        """``n_up - n_dn`` of the impurity site: on an antiferromagnetic lattice the
+        staggered magnetisation (sublattice A)."""
+        return float(self.density[0] - self.density[1])
+
     def is_insulating(self, threshold=INSULATOR_THRESHOLD) -> bool:
         """``-beta G(beta/2)/pi < threshold`` (default 0.1)."""
         return bool(self.g_beta_half < threshold)
@@ -173,6 +179,7 @@ class DMFTRun:
         """Scalars and small arrays of the result (as written to the archive)."""
         return {"Z": self.Z, "density": self.density, "n": self.n,
                 "double_occupancy": self.double_occupancy, "g_beta_half": self.g_beta_half,
+                "magnetisation": self.magnetisation,
                 "insulating": self.insulating, "converged": self.converged,
                 "fallback_iterations": int(self.history.fallback.sum()),
                 "out_of_domain_iterations": int(self.history.out_of_domain.sum()),
@@ -228,9 +235,21 @@ def check_loop_parameters(*, solver, U, beta, mu, n_iw, n_tau, n_l, mixing, tol,
     return float(mu), {k: v for k, v in options.items() if k in (solver_options or {})}, lattice
 
 
+def _paramagnetic(paramagnetic, lattice):
+    """The ``paramagnetic`` in force: default True, False on an antiferromagnetic lattice."""
+    afm = bool(getattr(lattice, "antiferromagnetic", False))
+    if paramagnetic is None:
+        return not afm
+    if paramagnetic and afm:
+        raise ValueError(
+            f"paramagnetic=True averages the spins, which removes the Néel order the "
+            f"{lattice.name} lattice describes; leave paramagnetic out (or False) there")
+    return bool(paramagnetic)
+
+
 def run_dmft(solver, U, beta, *, lattice=None, mu=None, n_iw=1025, n_tau=10001, n_l=30,
              start="metal", mixing=0.5, tol=1e-6, max_iter=300, solver_options=None,
-             paramagnetic=True, ph_symmetric=None, archive=None, archive_group=None,
+             paramagnetic=None, ph_symmetric=None, archive=None, archive_group=None,
              archive_every=1, callback=None) -> DMFTRun:
     """Single-band DMFT with the registered impurity ``solver`` on ``lattice``.
 
@@ -269,8 +288,10 @@ def run_dmft(solver, U, beta, *, lattice=None, mu=None, n_iw=1025, n_tau=10001, 
     solver_options : dict, optional
         Options of the solver (its registered option names; unknown ones are an
         error), e.g. ``{'n_bath': 4}`` for ``'ed'``.
-    paramagnetic : bool
+    paramagnetic : bool, optional
         Average the two spins of ``G_imp`` and ``Sigma`` before the self-consistency.
+        Default (None): True, except on an antiferromagnetic lattice
+        (:class:`~triqs_mlsolver.dmft.lattice.BetheAFM`), where it must be False.
     ph_symmetric : bool, optional
         Keep ``Re Delta = 0`` exactly (particle-hole symmetry; round-off
         otherwise grows into a spurious symmetry-broken solution, PHYSICS.md
@@ -311,6 +332,7 @@ def run_dmft(solver, U, beta, *, lattice=None, mu=None, n_iw=1025, n_tau=10001, 
         solver=solver, U=U, beta=beta, mu=mu, n_iw=n_iw, n_tau=n_tau, n_l=n_l, mixing=mixing,
         tol=tol, max_iter=max_iter, solver_options=solver_options, lattice=lattice)
     archive_every = _int(archive_every, "archive_every", 0)
+    paramagnetic = _paramagnetic(paramagnetic, lattice)
     U, beta = float(U), float(beta)
     iw = matsubara_freqs(beta, n_iw)
     if ph_symmetric is None:

@@ -44,6 +44,8 @@ class Sweep:
         Total filling ``n_up + n_dn``.
     double_occupancy : ndarray (n_U,)
         ``<n_up n_dn>`` (NaN where the solver does not give it).
+    magnetisation : ndarray (n_U,)
+        ``n_up - n_dn`` of the impurity (staggered on an antiferromagnetic lattice).
     g_beta_half : ndarray (n_U,)
         ``-beta G(beta/2)/pi``, spin average.
     insulating : ndarray (n_U,) of bool
@@ -74,6 +76,7 @@ class Sweep:
     iterations: np.ndarray
     fallback_iterations: np.ndarray = None
     out_of_domain_iterations: np.ndarray = None
+    magnetisation: np.ndarray = None
     threshold: float = INSULATOR_THRESHOLD
     runs: list = field(default_factory=list)
 
@@ -81,6 +84,8 @@ class Sweep:
         for key in ("fallback_iterations", "out_of_domain_iterations"):
             if getattr(self, key) is None:
                 setattr(self, key, np.zeros(self.U.size, int))
+        if self.magnetisation is None:
+            self.magnetisation = np.zeros(self.U.size)
 
     @classmethod
     def from_runs(cls, solver, direction, beta, runs, threshold=INSULATOR_THRESHOLD,
@@ -99,6 +104,7 @@ class Sweep:
                                                 int),
                    out_of_domain_iterations=np.array(
                        [int(r.history.out_of_domain.sum()) for r in runs], int),
+                   magnetisation=np.array([r.magnetisation for r in runs]),
                    threshold=float(threshold), runs=list(runs) if keep_runs else [])
 
     def as_dict(self) -> dict:
@@ -109,7 +115,7 @@ class Sweep:
                 "converged": self.converged, "iterations": self.iterations,
                 "fallback_iterations": self.fallback_iterations,
                 "out_of_domain_iterations": self.out_of_domain_iterations,
-                "threshold": self.threshold}
+                "magnetisation": self.magnetisation, "threshold": self.threshold}
 
 
 @dataclass
@@ -151,7 +157,7 @@ class UScan:
 
 def scan_U(solver, U_values, beta, *, direction="both", lattice=None, mu=None, n_iw=1025,
            n_tau=10001, n_l=30, mixing=0.5, tol=1e-6, max_iter=300, solver_options=None,
-           paramagnetic=True, start_up="metal", start_down="insulator",
+           paramagnetic=None, start_up="metal", start_down="insulator",
            threshold=INSULATOR_THRESHOLD, keep_runs=True, archive=None, archive_group=None,
            archive_every=0, callback=None) -> UScan:
     """Hysteresis scan in ``U``: continue each ``U`` from the previous one's solution.
