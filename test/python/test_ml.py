@@ -551,6 +551,11 @@ model = "m.safetensors"
     meta = load_model(model).metadata
     assert meta["architecture"]["width"] == 51  # the seed preset
     assert meta["training"]["config"]["training"]["batch_size"] == 8
+    # no machine path anywhere in the metadata (issue 18): the database by name and content
+    text = json.dumps(meta)
+    assert str(tmp_path) not in text and str(tiny_db.parent) not in text
+    assert meta["database"]["file"] == tiny_db.name and meta["database"]["samples_sha256"]
+    assert meta["training"]["config"]["data"]["database"] == tiny_db.name
     args = parser.parse_args(["-q", "evaluate", str(model), str(tiny_db), "--no-krr",
                               "--plot", str(tmp_path / "plots")])
     assert args.func(args) == 0
@@ -861,9 +866,9 @@ def test_gauss_bath_reproduces_moments():
     np.testing.assert_allclose([(v2**2 * e2**n).sum() for n in range(4)], m, rtol=1e-12)
 
 
-def test_evaluate_on_another_database(trained, tmp_path):
+def test_evaluate_on_another_database(trained, tiny_db, tmp_path):
     """On a database the model was not trained on, every sample is unseen; the baselines are
-    fitted on the training database (found by its recorded path and hash)."""
+    fitted on the training database (given, and identified by its samples' content)."""
     _, _, path = trained
     other = tmp_path / "other.h5"
     generate(validate_config({
@@ -874,7 +879,15 @@ def test_evaluate_on_another_database(trained, tmp_path):
     res = evaluate(load_model(path), Database(other), krr=False, log=None)
     assert not res.info["same_as_training"] and res.bins["all"].sum() == 6
     assert res.info["excluded"] == {"train": 0, "validation": 0}
+    # the model records no path: without the training database there are no baselines
+    assert "ridge" not in res.table["G(tau)"]
+    res = evaluate(load_model(path), Database(other), krr=False, log=None,
+                   training_database=tiny_db)
     assert "ridge" in res.table["G(tau)"]
+    # a file that is not the training database is recognised by its content: no baselines
+    res = evaluate(load_model(path), Database(other), krr=False, log=None,
+                   training_database=other)
+    assert "ridge" not in res.table["G(tau)"]
 
 
 def test_shipped_default_model_loads_and_describes_itself():

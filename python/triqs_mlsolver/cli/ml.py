@@ -41,6 +41,10 @@ def add_parsers(sub):
                         "validation samples found in the database")
     e.add_argument("--no-baselines", action="store_true", help="skip ridge and KRR")
     e.add_argument("--no-krr", action="store_true", help="skip KRR (the slowest baseline)")
+    e.add_argument("--training-database", default=None, metavar="DB.h5",
+                   help="the model's training database, for the ridge/KRR baselines (default: "
+                        "the file name the model records, looked for next to the evaluated "
+                        "database, the model and in the working folder; checked by content)")
     e.add_argument("--plot", type=Path, metavar="DIR",
                    help="write learning curves, error histograms and G(tau) plots into DIR")
     e.add_argument("--u-edges", type=float, nargs="+", default=None, metavar="U",
@@ -123,7 +127,8 @@ def run_evaluate(args) -> int:
     if len(edges) < 2 or any(b <= a for a, b in zip(edges[:-1], edges[1:])):
         raise ValueError(f"--u-edges {list(edges)}: give at least two increasing values")
     res = evaluate(model, db, split=args.split, baselines=not args.no_baselines,
-                   krr=not args.no_krr, log=_log(args), u_edges=edges, cheap=args.cheap)
+                   krr=not args.no_krr, log=_log(args), u_edges=edges, cheap=args.cheap,
+                   training_database=args.training_database)
     fmt = "rst" if args.rst else "text"
     print(f"model {args.model} on {db.path} ({res.info['split']}, {len(res.samples)} samples)")
     if _log(args) is None:  # (otherwise evaluate logged them)

@@ -159,11 +159,16 @@ def cheap_solvers(model, db) -> list:
 
 
 def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4, 7, 10),
-             log=print, krr_n_fit=4000, krr_n_cv=1000, cheap=None) -> EvaluationResult:
+             log=print, krr_n_fit=4000, krr_n_cv=1000, cheap=None,
+             training_database=None) -> EvaluationResult:
     """Evaluate ``model`` on the unseen samples of ``db`` (see the module docstring).
 
     ``cheap``: the cheap solvers :func:`ratio_table` compares with (default: all of
-    :func:`cheap_solvers`), checked before any work."""
+    :func:`cheap_solvers`), checked before any work.  ``training_database``: where the
+    model's training database is (for the ridge/KRR baselines, fitted on its training
+    samples); default: looked for by the file name the model records, next to ``db``, to
+    the model file and in the working folder (model files record no machine path).  It is
+    identified by the content hashes of its samples, never by its name."""
     from .modelfile import check_compatible
 
     check_compatible(model, db)
@@ -194,7 +199,8 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     info["model_seconds"] = time.perf_counter() - t0
     methods = {"model": (pred, model)}
     if baselines:
-        train_db, tr_idx = _training_samples(meta, db, info)
+        train_db, tr_idx = _training_samples(meta, db, info, getattr(model, "path", None),
+                                             training_database)
         if train_db is None:
             if log:
                 log("baselines skipped: the training database is not available")
@@ -323,7 +329,7 @@ def unseen_samples(meta: dict, db, solvers, *, split="test"):
     return np.flatnonzero(sel), info
 
 
-def _training_samples(meta, db, info):
+def _training_samples(meta, db, info, model_path=None, given=None):
     """``(database, indices)`` of the model's training + validation samples for the
     baselines: found by content hash in ``db`` or in the recorded training database, or
     by the file hash for a model without sample hashes; ``(None, None)`` if unavailable."""
@@ -333,12 +339,24 @@ def _training_samples(meta, db, info):
     rec = meta.get("database") or {}
     sets = sample_hash_sets(meta)
     cands = [db]
-    if rec.get("path") and Path(rec["path"]).is_file() and \
-            Path(rec["path"]).resolve() != Path(db.path).resolve():
-        try:
-            cands.append(Database(rec["path"]))
-        except ValueError:
-            pass
+    # the training database: by its file name (models record no machine path) next to
+    # the evaluated database, the model file or in the working folder; older models
+    # recorded a path.
+    # Whatever is found is identified by content below, never by its name.
+    places = [Path(given)] if given is not None else []
+    places += [Path(rec["path"])] if rec.get("path") else []
+    if rec.get("file"):
+        places += [Path(db.path).parent / rec["file"], Path.cwd() / rec["file"]]
+        if model_path:
+            places.append(Path(model_path).parent / rec["file"])
+    seen = {Path(db.path).resolve()}
+    for place in places:
+        if place.is_file() and place.resolve() not in seen:
+            seen.add(place.resolve())
+            try:
+                cands.append(Database(place))
+            except ValueError:
+                pass
     for cand in cands:
         if sets is not None:
             want = np.union1d(sets["train"], sets["validation"])

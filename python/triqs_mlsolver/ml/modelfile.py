@@ -532,5 +532,5 @@ def publish_model(src, directory, name: str) -> Path:
                 "architecture", "n_members", "created", "package_version", "torch_version",
                 "numpy_version", "feature_spec", "reference", "transforms", "options"):
         meta.pop(key, None)
-    meta["published_from"] = str(src)
+    meta["published_from"] = Path(src).name  # the file name: no machine path
     return save_model(model, target, metadata=meta, name=name, published=True)

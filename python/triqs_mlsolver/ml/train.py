@@ -312,6 +312,17 @@ def load_train_config(path) -> dict:
     return cfg
 
 
+def portable_config(cfg: dict) -> dict:
+    """``cfg`` as stored in a model file: the recipe, with the database and output paths
+    reduced to file names (a model file records no machine path; the database is
+    identified by its content hashes, ``metadata['database']``)."""
+    out = {sec: dict(body) if isinstance(body, dict) else body for sec, body in cfg.items()}
+    for sec, key in (("data", "database"), ("output", "model")):
+        if isinstance(out.get(sec), dict) and out[sec].get(key):
+            out[sec][key] = Path(out[sec][key]).name
+    return out
+
+
 # -- data -------------------------------------------------------------------------
 def feature_spec(cfg: dict) -> FeatureSpec:
     f = cfg["features"]
@@ -784,7 +795,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
                 spread["max"] = float(smax.max())
     report = {
         "database": {
-            "path": str(db.path),
+            "file": Path(db.path).name,  # the name only: no machine path in a model file
             "sha256": db_sha,
             "n_samples": len(db),
             "format_version": int(db.attrs["format_version"]),
@@ -798,7 +809,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         "samples": samples,
         "domain": training_domain(parts["train"]),
         "training": {
-            "config": cfg,
+            "config": portable_config(cfg),
             "members": infos,
             "history": histories,
             "seconds": time.perf_counter() - t_start,
