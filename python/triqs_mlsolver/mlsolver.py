@@ -86,7 +86,7 @@ __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_M
 DEFAULT_MODEL = "triqs_mlsolver_bethe_v5"
 
 #: MLSolver's own ``solve()`` options and their defaults.
-ML_OPTIONS = {"fallback": "ed", "spread_tol": None, "warn": True}
+ML_OPTIONS = {"fallback": "ed", "spread_tol": None, "warn": True, "record": None}
 
 #: What :attr:`MLSolver.ml_report` holds after each solve (see :func:`solve_ml`).
 REPORT_KEYS = ("model", "out_of_domain", "invalid", "spread_max", "spread_limit",
@@ -272,7 +272,7 @@ class _Untrusted(Exception):
 
 
 def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=None,
-             warn=True) -> AIMSolution:
+             warn=True, record=None) -> AIMSolution:
     """Machine-learning corrected solution of the AIM ``params`` (see the module docstring).
 
     Every answer is physically valid (:func:`triqs_mlsolver.validity.check_solution`), or
@@ -300,6 +300,9 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
         validation set (from the model file).
     warn : bool
         Issue the warnings of ``fallback='none'`` (the reasons are recorded either way).
+    record : str or path, optional
+        Append this AIM and what the model made of it to an HDF5 file of visited AIMs
+        (:mod:`triqs_mlsolver.database.visited`; the input of the dynamic database).
 
     Returns
     -------
@@ -313,6 +316,26 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
         to ``G <= 0`` removed; 0 when none); after the fallback also ``reference``
         (the ED's bath size and error estimate).
     """
+    if record is not None and not isinstance(record, (str, Path)):
+        raise TypeError(f"record={record!r}: give the path of an HDF5 file of visited AIMs, "
+                        "or None")
+    try:
+        sol = _solve_ml(params, n_iw=n_iw, n_tau=n_tau, n_l=n_l, model=model,
+                        fallback=fallback, spread_tol=spread_tol, warn=warn)
+    except OutOfDomainError as exc:  # fallback='raise': the visit is recorded all the same
+        if record is not None:
+            from .database.visited import record_visit
+
+            record_visit(record, params, getattr(exc, "diagnostics", {}))
+        raise
+    if record is not None:
+        from .database.visited import record_visit
+
+        record_visit(record, params, sol.diagnostics)
+    return sol
+
+
+def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn):
     from .ml.inference import OutOfDomainWarning, domain_violations_of
 
     _check_ml_options(fallback, spread_tol, warn)
@@ -349,9 +372,11 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
     except _Untrusted as exc:
         diag["out_of_domain"] = exc.reasons
         if fallback == "raise":
-            raise OutOfDomainError(
+            err = OutOfDomainError(
                 f"model {diag['model']} cannot be trusted for this input: {exc}. Use "
-                "fallback='ed' to solve such inputs with the reference ED") from None
+                "fallback='ed' to solve such inputs with the reference ED")
+            err.diagnostics = diag  # what the model made of it (recorded by solve_ml)
+            raise err from None
         return _reference(params, n_iw, n_tau, n_l, diag)
     diag["out_of_domain"] = reasons
     if warn and reasons:
@@ -491,6 +516,10 @@ class MLSolver(Solver):
     delta_interface : bool
         cthyb's option to fill ``Delta_tau`` instead of ``G0_iw``; only ``False`` is
         supported.
+    record : str or path, optional
+        Record every AIM this solver is asked to solve, with what the model made of it,
+        in an HDF5 file of visited AIMs (:mod:`triqs_mlsolver.database.visited`);
+        ``solve(record=...)`` overrides it for one call.
 
     Attributes
     ----------
@@ -518,7 +547,7 @@ class MLSolver(Solver):
     solver_name = "ml"
 
     def __init__(self, beta, gf_struct, n_iw=1025, n_tau=10001, n_l=30,
-                 delta_interface=False, *, model=None, **kwargs):
+                 delta_interface=False, *, model=None, record=None, **kwargs):
         hubbardI_only = {k: kwargs.pop(k) for k in list(kwargs)
                          if k in HUBBARDI_CONSTRUCTOR_KEYWORDS}
         if kwargs:
@@ -557,6 +586,10 @@ class MLSolver(Solver):
         self._model_arg = model if self._model is None else self._model
         self.constr_params["model"] = str(self.model_name)
         self.hubbardI_parameters = hubbardI_only  # accepted without effect
+        if record is not None and not isinstance(record, (str, Path)):
+            raise TypeError(f"record={record!r}: give the path of an HDF5 file of visited "
+                            "AIMs, or None")
+        self.record = record
         self.Delta_tau = self.G_tau.copy()
         self.G_iw_raw = self.G_iw.copy()
         self.Sigma_iw_raw = self.G_iw.copy()
@@ -619,6 +652,8 @@ class MLSolver(Solver):
 
     def _solve(self, h_int, options):
         ml_opts, ignored = self._check_options(options)
+        if ml_opts["record"] is None:
+            ml_opts["record"] = self.record
         names = self.block_names
         U, shift = parse_h_int(h_int, names)
         g0 = np.stack([self.G0_iw[n].data[:, 0, 0] for n in names])

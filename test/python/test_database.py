@@ -287,7 +287,7 @@ def test_extend_grows_a_database_without_recomputing(tmp_path, monkeypatch):
         ({"sampler": {"beta": [10.0, 0.0]}}, "beta must be a number > 0"),
         ({"sampler": {"beta": []}}, "non-empty list"),
         ({"sampler": {"n_bath": 0}}, "n_bath = 0"),
-        ({"sampler": {"mode": "random"}}, "'seed', 'dmft' or 'bethe'"),
+        ({"sampler": {"mode": "random"}}, "'seed', 'dmft', 'bethe' or 'visited'"),
         ({"solvers": {"cheap": ["ipt", "hubbard"]}}, "unknown solver 'hubbard'"),
         ({"grid": {"n_tau": 2}}, "n_tau = 2"),
     ],

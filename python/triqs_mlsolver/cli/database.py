@@ -23,6 +23,11 @@ def add_parsers(sub):
                    help="keep the chunk files after the merge")
     g.add_argument("--n-samples", type=int, default=None,
                    help="override [sampler] n_samples of the config")
+    g.add_argument("--from", type=Path, default=None, metavar="VISITED.h5", dest="visited",
+                   help="the AIMs a solver recorded (MLSolver(record=...)): sampler mode "
+                        "'visited', one sample per spin-symmetric visit, its hybridisation "
+                        "fitted by [sampler] n_bath sites; [sampler] visited_only = "
+                        "'out_of_domain' keeps the visits the model was not trusted for")
     g.add_argument("--extend", type=Path, default=None, metavar="OLD.h5",
                    help="reuse a finished database made with the same config but fewer "
                         "samples and/or fewer cheap solvers; only what is new is solved")
@@ -55,8 +60,10 @@ def run_generate(args) -> int:
     from ..database.integrity import DiskFullError
 
     cfg = load_config(args.config)
-    if args.n_samples is not None:
-        raw = {sec: dict(body) for sec, body in cfg.items()}
+    raw = {sec: dict(body) for sec, body in cfg.items()}
+    if getattr(args, "visited", None) is not None:
+        cfg = _visited_config(raw, args.visited, args.n_samples)
+    elif args.n_samples is not None:
         raw["sampler"]["n_samples"] = args.n_samples
         cfg = validate_config(raw)
     try:
@@ -72,6 +79,33 @@ def run_generate(args) -> int:
         size = out.stat().st_size / 2**20
         print(f"wrote {out} ({cfg['sampler']['n_samples']} samples, {size:.1f} MiB)")
     return 0
+
+
+def _visited_config(raw, path, n_samples):
+    """The config of ``generate --from path``: sampler mode 'visited', the file's content
+    hash (so --resume refuses a changed file), as many samples as it has usable visits."""
+    from ..database import ConfigError, validate_config
+    from ..database.sampler import visited_samples
+    from ..ml.modelfile import file_sha256
+
+    if not Path(path).is_file():
+        raise ConfigError(f"--from {path}: no such file; give the file of visited AIMs a "
+                          "solver recorded (MLSolver(record='visited.h5'))")
+    s = raw["sampler"]
+    s.update(mode="visited", visited=str(Path(path).resolve()),
+             visited_sha256=file_sha256(path))
+    try:
+        usable, total = visited_samples(validate_config(raw))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--from {path}: {exc}") from None
+    if not usable:
+        which = ", out of the domain" if s["visited_only"] != "all" else ""
+        raise ConfigError(f"--from {path}: none of its {total} visits is usable (spin-"
+                          f"symmetric{which})")
+    if n_samples is not None and n_samples > len(usable):
+        raise ConfigError(f"--n-samples {n_samples}: {path} has {len(usable)} usable visits")
+    s["n_samples"] = len(usable) if n_samples is None else n_samples
+    return validate_config(raw)
 
 
 def run_inspect(args) -> int:

@@ -10,7 +10,11 @@ naming the key and the fix.
 
     [sampler]
     mode = "seed"          # "seed": random discrete baths; "dmft": smooth Delta fitted to a bath;
-                           # "bethe": Bethe-lattice DMFT-like Delta (metals, Mott insulators)
+                           # "bethe": Bethe-lattice DMFT-like Delta (metals, Mott insulators);
+                           # "visited": the AIMs a solver recorded (generate --from visited.h5)
+    visited = ""           # mode "visited": the file of visited AIMs
+    visited_sha256 = ""    # ... its sha256 (set by generate --from; checked on --resume)
+    visited_only = "all"   # mode "visited": "all" or "out_of_domain" visits
     n_samples = 10000
     seed = 2021
     U = [1.0, 10.0]        # uniform range
@@ -51,6 +55,9 @@ DEFAULTS = {
         "eps": [-1.0, 1.0],
         "beta": [1.0, 2.0, 5.0, 10.0, 20.0, 50.0],
         "n_bath": 4,
+        "visited": "",
+        "visited_sha256": "",
+        "visited_only": "all",
     },
     "solvers": {
         "cheap": ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"],
@@ -96,8 +103,19 @@ def validate_config(cfg: dict) -> dict:
     for sec, body in cfg.items():
         out[sec].update(body)
     s = out["sampler"]
-    if s["mode"] not in ("seed", "dmft", "bethe"):
-        raise ConfigError(f"[sampler] mode = {s['mode']!r}: use 'seed', 'dmft' or 'bethe'")
+    if s["mode"] not in ("seed", "dmft", "bethe", "visited"):
+        raise ConfigError(f"[sampler] mode = {s['mode']!r}: use 'seed', 'dmft', 'bethe' or "
+                          "'visited'")
+    for key in ("visited", "visited_sha256"):
+        if not isinstance(s[key], str):
+            raise ConfigError(f"[sampler] {key} = {s[key]!r}: expected a string")
+    if s["visited_only"] not in ("all", "out_of_domain"):
+        raise ConfigError(f"[sampler] visited_only = {s['visited_only']!r}: use 'all' or "
+                          "'out_of_domain'")
+    if (s["mode"] == "visited") != bool(s["visited"]):
+        raise ConfigError("[sampler] mode = 'visited' needs visited = FILE (the AIMs a solver "
+                          "recorded; `triqs-mlsolver generate --from FILE` sets both), and "
+                          "visited = FILE needs mode = 'visited'")
     _int("sampler", "n_samples", s["n_samples"], 1)
     _int("sampler", "seed", s["seed"], 0)
     s["U"] = _range("sampler", "U", s["U"], lo=0.0)

@@ -37,22 +37,80 @@ uniform in ``[0, 1]`` (a quarter of the samples exactly insulating,
 ``Z = 0``), ``U_s = U * uniform(0.7, 1.3)``, a small shift ``s`` (a quarter
 of the samples exactly particle-hole symmetric, ``s = 0`` and ``eps = 0``).
 The fitted ``n_bath``-site bath is the sample.
+
+``mode = "visited"``: the AIMs a solver recorded (:mod:`.visited`, ``MLSolver(record=...)``),
+the input of the dynamic database.  Sample ``i`` is the ``i``-th spin-symmetric visit
+(``visited_only = "out_of_domain"``: the ``i``-th one the model was not trusted for)
+with its ``beta``, ``U``, ``mu``; its hybridisation fitted by ``n_bath`` sites (a
+recorded discrete bath of ``n_bath`` sites is kept as it is), ``D = 2 sqrt(m_0)`` the
+model's energy unit.  Spin-polarised visits are left out (the databases are spin
+symmetric); :func:`visited_samples` says how many.  ``U``, ``W``, ``eps`` and ``beta``
+are not used.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from ..aim import AIMParams, fit_bath
 from ..gf.transforms import matsubara_freqs, semicircle_g
 
-__all__ = ["sample_params", "sample_arrays"]
+__all__ = ["sample_params", "sample_arrays", "visited_samples"]
+
+
+@functools.lru_cache(maxsize=4)
+def _visits(path: str, sha256: str, only: str):
+    from .visited import read_visits
+
+    visits = read_visits(path)
+    keep = [v for v in visits if v.params.spin_symmetric
+            and (only == "all" or v.out_of_domain)]
+    return tuple(keep), len(visits)
+
+
+def visited_samples(cfg: dict):
+    """``(usable visits, all visits)`` of a ``mode = "visited"`` config: the spin-symmetric
+    ones (of those the model was not trusted for, with ``visited_only = "out_of_domain"``)
+    and the count of every recorded visit."""
+    s = cfg["sampler"]
+    return _visits(str(s["visited"]), s["visited_sha256"], s["visited_only"])
+
+
+def _visited_sample(cfg, i, rng):
+    from ..ml.inference import delta_tail_moments
+
+    s = cfg["sampler"]
+    usable, total = visited_samples(cfg)
+    if i >= len(usable):
+        raise IndexError(f"sample {i}: {s['visited']} has {len(usable)} usable visits "
+                         f"({total} recorded)")
+    p = usable[i].params
+    nb = int(s["n_bath"])
+    if p.has_discrete_bath and p.eps_k.shape[1] == nb:
+        m0 = float(np.mean(p.delta_moments()))
+        return AIMParams(U=p.U, mu=float(p.mu[0]), beta=p.beta, eps_k=p.eps_k[0],
+                         V_k=p.V_k[0], D=2.0 * np.sqrt(m0))
+    if p.has_discrete_bath:
+        iw = matsubara_freqs(p.beta, 1025)
+        delta = (p.V_k[0][:, None] ** 2 / (iw[None, :] - p.eps_k[0][:, None])).sum(axis=0)
+        m0 = float(np.sum(p.V_k[0] ** 2))
+    else:
+        delta = p.Delta_iw[0]
+        m0 = float(delta_tail_moments(p)[1].real)
+    D = 2.0 * np.sqrt(m0)
+    fit = fit_bath(delta, p.beta, nb, n_starts=3, seed=int(rng.integers(2**31)), D=D)
+    return AIMParams(U=p.U, mu=float(p.mu[0]), beta=p.beta, eps_k=fit.eps_k, V_k=fit.V_k,
+                     D=D, extra={"fit_chi2": fit.chi2})
 
 
 def sample_params(cfg: dict, i: int) -> AIMParams:
     """The ``i``-th AIM of the database described by the validated config ``cfg``."""
     s = cfg["sampler"]
     rng = np.random.default_rng([int(s["seed"]), int(i)])
+    if s["mode"] == "visited":
+        return _visited_sample(cfg, i, rng)
     U = rng.uniform(*s["U"])
     D = rng.uniform(*s["W"]) / 2
     eps = rng.uniform(*s["eps"])

@@ -20,6 +20,6 @@ def _solve(params, *, n_iw, n_tau, n_l, **options):
 
 register_solver(
     "ml", _solve,
-    options={"model": None, "fallback": "ed", "spread_tol": None, "warn": True},
+    options={"model": None, "fallback": "ed", "spread_tol": None, "warn": True, "record": None},
     description="cheap solvers corrected by a trained network (MLSolver; default model shipped)",
 )
