@@ -316,23 +316,29 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
         to ``G <= 0`` removed; 0 when none); after the fallback also ``reference``
         (the ED's bath size and error estimate).
     """
-    if record is not None and not isinstance(record, (str, Path)):
-        raise TypeError(f"record={record!r}: give the path of an HDF5 file of visited AIMs, "
-                        "or None")
+    _check_record(record)
     try:
         sol = _solve_ml(params, n_iw=n_iw, n_tau=n_tau, n_l=n_l, model=model,
                         fallback=fallback, spread_tol=spread_tol, warn=warn)
     except OutOfDomainError as exc:  # fallback='raise': the visit is recorded all the same
-        if record is not None:
-            from .database.visited import record_visit
-
-            record_visit(record, params, getattr(exc, "diagnostics", {}))
+        _record(record, params, getattr(exc, "diagnostics", {}))
         raise
+    _record(record, params, sol.diagnostics)
+    return sol
+
+
+def _check_record(record):
+    if record is not None and not isinstance(record, (str, Path)):
+        raise TypeError(f"record={record!r}: give the path of an HDF5 file of visited AIMs, "
+                        "or None")
+
+
+def _record(record, params, diagnostics):
+    """Append the visit to ``record`` (:mod:`triqs_mlsolver.database.visited`), if given."""
     if record is not None:
         from .database.visited import record_visit
 
-        record_visit(record, params, sol.diagnostics)
-    return sol
+        record_visit(record, params, diagnostics)
 
 
 def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn):
@@ -586,9 +592,7 @@ class MLSolver(Solver):
         self._model_arg = model if self._model is None else self._model
         self.constr_params["model"] = str(self.model_name)
         self.hubbardI_parameters = hubbardI_only  # accepted without effect
-        if record is not None and not isinstance(record, (str, Path)):
-            raise TypeError(f"record={record!r}: give the path of an HDF5 file of visited "
-                            "AIMs, or None")
+        _check_record(record)
         self.record = record
         self.Delta_tau = self.G_tau.copy()
         self.G_iw_raw = self.G_iw.copy()
@@ -605,7 +609,7 @@ class MLSolver(Solver):
         if self._model is None:
             try:
                 self._model = resolve_model(self._model_arg)
-            except (FileNotFoundError, OSError, ValueError) as exc:
+            except (OSError, ValueError) as exc:  # FileNotFoundError is an OSError
                 raise FileNotFoundError(
                     f"this MLSolver was stored with the model {self.model_name!r}, which "
                     f"cannot be loaded here ({exc}). Its results (G_iw, G_tau, Sigma_iw, ...) "

@@ -137,7 +137,6 @@ def check_solution(sol, *, U=None, g0_iw=None, tol=None) -> list:
 
 def _consistency(G_iw, G_tau, G_l, Sig, dens, beta, U, g0_iw, tol):
     out = []
-    t_c = tol
     n_s = G_iw.shape[0]
     spins = ("up", "down")
     iw = tr.matsubara_freqs(beta, G_iw.shape[1] // 2)
@@ -178,17 +177,17 @@ def _consistency(G_iw, G_tau, G_l, Sig, dens, beta, U, g0_iw, tol):
         if not dl[s] <= tol_l[s]:
             out.append(f"G_l[{name}] is not the transform of G_iw[{name}] "
                        f"(max difference {_fmt(dl[s])})")
-        if abs(dens[s] + G_tau[s, -1]) > t_c:
+        if abs(dens[s] + G_tau[s, -1]) > tol:
             out.append(f"density[{name}] = {_fmt(dens[s])} but -G_tau[{name}](beta-) = "
                        f"{_fmt(-G_tau[s, -1])}")
     if n_s == 2:
-        out += _hartree(Sig, dens, beta, U, t_c)
+        out += _hartree(Sig, dens, beta, U, tol)
     if g0_iw is not None:
         with np.errstate(all="ignore"):
             G_d = 1.0 / (1.0 / np.asarray(g0_iw) - Sig)
         dd = np.abs(G_d - G_iw).max(axis=1)
         for s in range(n_s):
-            if not dd[s] <= t_c:
+            if not dd[s] <= tol:
                 out.append(f"G_iw[{spins[s]}] != 1/(G0_iw^-1 - Sigma_iw) (max difference "
                            f"{_fmt(dd[s])})")
     return out

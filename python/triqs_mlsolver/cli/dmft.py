@@ -40,6 +40,8 @@ import numpy as np
 #: Layout name and version of ``dmft_scan.h5`` (root attributes).
 ARCHIVE_FORMAT = "triqs_mlsolver.dmft_scan"
 ARCHIVE_FORMAT_VERSION = 1
+#: The files a run writes into the output directory.
+TABLE_FILE, ARCHIVE_FILE, PLOT_FILE = "dmft_scan.txt", "dmft_scan.h5", "Z_of_U.png"
 
 
 def add_parser(sub):
@@ -89,8 +91,8 @@ def run(args) -> int:
     master = mpi.is_master_node()
     writes = cfg["output"]["archive"] or cfg["output"]["plot"]
     if writes and not getattr(args, "overwrite", False):
-        names = ["dmft_scan.txt"] + (["dmft_scan.h5"] if cfg["output"]["archive"] else []) \
-            + (["Z_of_U.png"] if cfg["output"]["plot"] else [])
+        names = [TABLE_FILE] + ([ARCHIVE_FILE] if cfg["output"]["archive"] else []) \
+            + ([PLOT_FILE] if cfg["output"]["plot"] else [])
         there = [n for n in names if (outdir / n).exists()]
         if there:
             if master:
@@ -125,12 +127,12 @@ def run(args) -> int:
     print(table)
     written = []
     if cfg["output"]["archive"] or cfg["output"]["plot"]:
-        (outdir / "dmft_scan.txt").write_text(table + "\n")
-        written.append(outdir / "dmft_scan.txt")
+        (outdir / TABLE_FILE).write_text(table + "\n")
+        written.append(outdir / TABLE_FILE)
     if cfg["output"]["archive"]:
-        written.append(write_archive(outdir / "dmft_scan.h5", cfg, sweeps))
+        written.append(write_archive(outdir / ARCHIVE_FILE, cfg, sweeps))
     if cfg["output"]["plot"] and sweeps:
-        written.append(plot_z(outdir / "Z_of_U.png", cfg, sweeps))
+        written.append(plot_z(outdir / PLOT_FILE, cfg, sweeps))
     served = [(s.solver, s.direction, u, f, o) for s in sweeps
               for u, f, o in zip(s.U, s.fallback_iterations, s.out_of_domain_iterations)
               if f or o]

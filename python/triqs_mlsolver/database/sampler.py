@@ -88,18 +88,16 @@ def _visited_sample(cfg, i, rng):
                          f"({total} recorded)")
     p = usable[i].params
     nb = int(s["n_bath"])
-    if p.has_discrete_bath and p.eps_k.shape[1] == nb:
-        m0 = float(np.mean(p.delta_moments()))
-        return AIMParams(U=p.U, mu=float(p.mu[0]), beta=p.beta, eps_k=p.eps_k[0],
-                         V_k=p.V_k[0], D=2.0 * np.sqrt(m0))
     if p.has_discrete_bath:
-        iw = matsubara_freqs(p.beta, 1025)
-        delta = (p.V_k[0][:, None] ** 2 / (iw[None, :] - p.eps_k[0][:, None])).sum(axis=0)
-        m0 = float(np.sum(p.V_k[0] ** 2))
+        m0 = float(np.mean(p.delta_moments()))
     else:
-        delta = p.Delta_iw[0]
         m0 = float(delta_tail_moments(p)[1].real)
-    D = 2.0 * np.sqrt(m0)
+    D = 2.0 * np.sqrt(m0)  # the models' energy unit, as MLSolver reads it
+    if p.has_discrete_bath and p.n_bath == nb:
+        return AIMParams(U=p.U, mu=float(p.mu[0]), beta=p.beta, eps_k=p.eps_k[0],
+                         V_k=p.V_k[0], D=D)
+    n_iw = 1025 if p.has_discrete_bath else p.Delta_iw.shape[1] // 2
+    delta = p.delta_iw(n_iw)[0]
     fit = fit_bath(delta, p.beta, nb, n_starts=3, seed=int(rng.integers(2**31)), D=D)
     return AIMParams(U=p.U, mu=float(p.mu[0]), beta=p.beta, eps_k=fit.eps_k, V_k=fit.V_k,
                      D=D, extra={"fit_chi2": fit.chi2})
