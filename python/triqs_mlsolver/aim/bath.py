@@ -79,6 +79,13 @@ __all__ = ["BathFit", "fit_bath"]
 
 #: Relative cost difference below which two polished minima count as the same (ties) ...
 TIE_RTOL = 1e-8
+#: A particle-hole symmetric ``Delta`` (``|Re Delta| <= PH_DELTA_RTOL max |Delta|`` on the
+#: fitted frequencies) is also fitted with a symmetric bath, which is returned when its cost
+#: is at most ``1 + PH_PREFER_RTOL`` times the unconstrained one (or below
+#: ``PH_EXACT_RTOL`` times the mean ``W_n |Delta_n|^2``: both fits exact to round-off).
+PH_DELTA_RTOL = 1e-12
+PH_PREFER_RTOL = 1e-3
+PH_EXACT_RTOL = 1e-20
 #: ... and two searches (tolerance 1e-8) as having reached the same minimum.
 SEARCH_RTOL = 1e-6
 #: Levels of the grid on which the bath spectral function is estimated (at most; fewer
@@ -126,6 +133,10 @@ class BathFit:
     mirror_tie : bool
         The mirror image of the minimum had the same cost (relative ``1e-8``) and
         the tie rule ``sum_k V_k^2 eps_k <= 0`` chose between them.
+    ph_chosen : bool
+        ``Delta`` is particle-hole symmetric and the symmetric bath (pairs ``+-eps``)
+        fitted as well as the unconstrained one (relative ``PH_PREFER_RTOL``), so it
+        was returned.
     time : float
         Wall time of the fit in seconds.
     """
@@ -138,6 +149,7 @@ class BathFit:
     sum_V2: float
     n_starts_used: int = 0
     mirror_tie: bool = False
+    ph_chosen: bool = False
     time: float = 0.0
 
 
@@ -859,7 +871,19 @@ def fit_bath(delta_w, beta, n_bath, *, ph_symmetric=False, n_starts=4, seed=0, i
     eps, V = eps[order], V[order]
     fit = (V**2 / (z[:, None] - eps[None, :])).sum(axis=1)
     err = np.abs(fit - target)
-    return BathFit(eps_k=eps, V_k=V, chi2=float(np.mean(Wn * err**2)),
-                   max_error=float(err.max()), n_fit=n_fit, sum_V2=float(np.sum(V**2)),
-                   n_starts_used=len(found) - (m == 0), mirror_tie=mirror_tie,
-                   time=time.perf_counter() - t_start)
+    result = BathFit(eps_k=eps, V_k=V, chi2=float(np.mean(Wn * err**2)),
+                     max_error=float(err.max()), n_fit=n_fit, sum_V2=float(np.sum(V**2)),
+                     n_starts_used=len(found) - (m == 0), mirror_tie=mirror_tie)
+    # -- a particle-hole symmetric Delta gets a symmetric bath when one fits as well ------
+    scale = float(np.abs(target).max())
+    if not ph and k >= 2 and scale > 0 and np.abs(target.real).max() <= PH_DELTA_RTOL * scale:
+        sym = fit_bath(delta_w, beta, k, ph_symmetric=True, n_starts=n_starts, seed=seed,
+                       w_max=w_max, weight=weight, D=D)
+        exact = PH_EXACT_RTOL * float(np.mean(Wn * np.abs(target) ** 2))
+        if sym.chi2 <= (1.0 + PH_PREFER_RTOL) * result.chi2 + exact:
+            sym.n_starts_used += result.n_starts_used
+            sym.mirror_tie = result.mirror_tie
+            sym.ph_chosen = True
+            result = sym
+    result.time = time.perf_counter() - t_start
+    return result

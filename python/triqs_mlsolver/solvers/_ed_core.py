@@ -39,6 +39,8 @@ import scipy.sparse as sp
 from scipy.linalg import eigh_tridiagonal
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+from . import _ed_kernels as kernels
+
 __all__ = [
     "Species",
     "Sector",
@@ -49,6 +51,7 @@ __all__ = [
     "cf_poles",
     "full_lehmann_poles",
     "low_spectrum",
+    "lanczos_low_states",
     "thermal_poles",
 ]
 
@@ -62,9 +65,19 @@ MERGE_TOL_BETA = 1e-7
 PRUNE_MIN_FOCK = 4**4
 
 
-#: Lanczos chains of one target sector run in batches of this size (larger batches fall
-#: out of cache: measured 60-70 us per state and step for 1-4 chains, 4x that for 16, k = 8).
+#: Lanczos chains of one target sector run in batches of this size with the numpy path
+#: (larger batches fall out of cache: measured 60-70 us per state and step for 1-4 chains,
+#: 4x that for 16, k = 8); the compiled path runs the chains one after the other.
 LANCZOS_CHUNK = 4
+
+#: Loosest and tightest relative accuracy of one Green's-function continued fraction (the
+#: tolerance of each chain follows its share of G; see :func:`thermal_poles`).
+CF_TOL_MAX = 1e-3
+CF_TOL_MIN = 1e-12
+
+#: Use the compiled kernels of :mod:`._ed_kernels` where numba is available (tests switch
+#: this off to compare with the numpy path).
+USE_KERNELS = True
 
 
 class TooManyStatesError(RuntimeError):
@@ -167,6 +180,7 @@ class Species:
         self.states, occ, hop, cdag = _species_structure(L)
         self.diag = [o @ e_orb for o in occ]
         self.nd = [o[:, 0].astype(float) for o in occ]
+        self.e_orb, self.V_k = e_orb, V_k
         Vfull = np.concatenate([[0.0], V_k])
         # (rows, cols, values) of the hopping per N; each (row, col) pair occurs once
         self._hop_coo = [(rows, cols, Vfull[kk] * sign) for rows, cols, kk, sign in hop]
@@ -263,8 +277,19 @@ class Sector:
         H[np.diag_indices_from(H)] += self.D_ud.ravel()
         return H
 
+    @functools.cached_property
+    def csr(self):
+        """The hopping matrices ``(T_up, T_dn)`` in CSR form (for the compiled kernels)."""
+        return self.up.hop[self.a], self.dn.hop[self.b]
+
     def matvec(self, X_bud: np.ndarray) -> np.ndarray:
         """``H`` applied to a batch of states ``X`` of shape ``(nb, d_up, d_dn)``."""
+        if kernels.HAVE_NUMBA and USE_KERNELS:
+            return kernels.sector_matvec(X_bud, self.D_ud, *self.csr)
+        return self.matvec_numpy(X_bud)
+
+    def matvec_numpy(self, X_bud: np.ndarray) -> np.ndarray:
+        """:meth:`matvec` with numpy and scipy.sparse only (the reference of the kernels)."""
         nb, du, dd = X_bud.shape
         Y = self.D_ud[None] * X_bud
         if sp.issparse(self._Tu):
@@ -283,6 +308,12 @@ class Sector:
         nb = X_bv.shape[0]
         return self.matvec(np.ascontiguousarray(X_bv).reshape(nb, self.du, self.dd)).reshape(
             nb, self.dim)
+
+    def matvec_numpy_flat(self, X_bv: np.ndarray) -> np.ndarray:
+        """:meth:`matvec_numpy` on flat states (the reference of the compiled path)."""
+        nb = X_bv.shape[0]
+        return self.matvec_numpy(np.ascontiguousarray(X_bv).reshape(
+            nb, self.du, self.dd)).reshape(nb, self.dim)
 
     def operator(self) -> LinearOperator:
         def mv(x):
@@ -357,6 +388,19 @@ def merge_poles(E_p, W_p, beta, *, rel_weight_cut=1e-14):
     return Eg[keep], Wg[keep]
 
 
+def ph_mirror(E_p, W_p, beta, *, rel_weight_cut=1e-14):
+    """The particle-hole symmetric completion ``(E, W/2) + (-E, W/2)``, merged.
+
+    With a particle-hole symmetric Hamiltonian the states of the sectors ``(a, b)`` and
+    ``(L - a, L - b)`` give mirror-image contributions, so the poles of the orbit
+    representatives (weighted by the orbit size) are completed by their mirror images.
+    """
+    E = np.asarray(E_p, float)
+    W = np.asarray(W_p, float)
+    return merge_poles(np.concatenate([E, -E]), np.concatenate([W, W]) / 2, beta,
+                       rel_weight_cut=rel_weight_cut)
+
+
 def _cf_at(z_b, a_bn, b_bn, n):
     """``1/(z - a_0 - b_1^2/(z - a_1 - ...))`` truncated after ``n`` levels, per chain."""
     f = np.zeros(z_b.shape, complex)
@@ -367,7 +411,7 @@ def _cf_at(z_b, a_bn, b_bn, n):
 
 
 def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol, *, z_check=None, cf_tol=0.0,
-                          check_every=8):
+                          check_every=8, sector=None):
     """Lanczos (no reorthogonalisation) on a batch of start vectors.
 
     Parameters
@@ -384,8 +428,14 @@ def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol, *, z_check=None, cf_tol=0
         Adaptive depth: every ``check_every`` steps the continued fraction of each
         chain is evaluated at ``z_check`` (the lowest Matsubara frequency shifted by
         the chain's initial energy, where convergence is slowest), and a chain stops
-        once it changed by less than ``cf_tol`` (relative to ``1/|Im z|``, its largest
+        once it changed by less than ``cf_tol`` (a number or one per chain; relative to
+        ``1/|Im z|``, its largest
         possible value) since the previous check.
+
+    sector : Sector, optional
+        The sector whose Hamiltonian ``matvec`` applies: the recurrence then runs in the
+        compiled kernel (:func:`._ed_kernels.lanczos_steps`), same coefficients to
+        round-off.
 
     Returns
     -------
@@ -396,6 +446,8 @@ def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol, *, z_check=None, cf_tol=0
     length : ndarray (nb,) int
         Number of valid steps of each chain.
     """
+    if sector is not None and kernels.HAVE_NUMBA and USE_KERNELS:
+        return _lanczos_compiled(sector, X0_bv, depth, b_tol, z_check, cf_tol, check_every)
     X0 = np.asarray(X0_bv, float)
     nb = X0.shape[0]
     b0 = np.linalg.norm(X0, axis=1)
@@ -408,7 +460,8 @@ def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol, *, z_check=None, cf_tol=0
     q = X0[act] / b0[act, None]
     q_prev = np.zeros_like(q)
     b_prev = np.zeros(act.size)
-    adaptive = z_check is not None and cf_tol > 0
+    cf_tol = np.broadcast_to(np.asarray(cf_tol, float), (nb,))
+    adaptive = z_check is not None and bool(np.any(cf_tol > 0))
     if adaptive:
         z_check = np.asarray(z_check, complex)
         f_prev = np.full(nb, np.nan, complex)
@@ -427,7 +480,7 @@ def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol, *, z_check=None, cf_tol=0
         if adaptive and (n + 1) % check_every == 0:
             f = _cf_at(z_check[act], a_bn[act], b_bn[act], n + 1)
             scale = np.abs(z_check[act].imag)
-            go &= ~(np.abs(f - f_prev[act]) * scale < cf_tol)
+            go &= ~(np.abs(f - f_prev[act]) * scale < cf_tol[act])
             f_prev[act] = f
         if not go.all():
             act, q, w, b = act[go], q[go], w[go], b[go]
@@ -436,6 +489,49 @@ def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol, *, z_check=None, cf_tol=0
         q_prev = q
         q = w / b[:, None]
         b_prev = b
+    return b0, a_bn, b_bn, length
+
+
+def _lanczos_compiled(sec, X0_bv, depth, b_tol, z_check, cf_tol, check_every):
+    """:func:`lanczos_tridiag_batch` with the compiled recurrence (same stopping rules)."""
+    X0 = np.asarray(X0_bv, float)
+    nb = X0.shape[0]
+    b0 = np.linalg.norm(X0, axis=1)
+    a_bn = np.zeros((nb, depth))
+    b_bn = np.zeros((nb, depth))
+    length = np.zeros(nb, dtype=np.int64)
+    act = np.nonzero(b0 > 0)[0]
+    if act.size == 0:
+        return b0, a_bn, b_bn, length
+    q = np.ascontiguousarray((X0[act] / b0[act, None]).reshape(act.size, sec.du, sec.dd))
+    qp = np.zeros_like(q)
+    bp = np.zeros(act.size)
+    a_loc = np.zeros((act.size, depth))
+    b_loc = np.zeros((act.size, depth))
+    cf_tol = np.broadcast_to(np.asarray(cf_tol, float), (nb,))
+    adaptive = z_check is not None and bool(np.any(cf_tol > 0))
+    if adaptive:
+        z_check = np.asarray(z_check, complex)
+        f_prev = np.full(nb, np.nan, complex)
+    Tu, Td = sec.csr
+    n0 = 0
+    while True:
+        n1 = min(depth, n0 + check_every) if adaptive else depth
+        ln = kernels.lanczos_steps(q, qp, bp, n0, n1, a_loc, b_loc, b_tol, sec.D_ud, Tu, Td)
+        a_bn[act], b_bn[act], length[act] = a_loc, b_loc, ln
+        if n1 == depth:
+            break
+        go = ln == n1
+        if adaptive:
+            f = _cf_at(z_check[act], a_loc, b_loc, n1)
+            go &= ~(np.abs(f - f_prev[act]) * np.abs(z_check[act].imag) < cf_tol[act])
+            f_prev[act] = f
+        if not go.all():
+            act, q, qp, bp = act[go], q[go], qp[go], bp[go]
+            a_loc, b_loc = a_loc[go], b_loc[go]
+            if act.size == 0:
+                break
+        n0 = n1
     return b0, a_bn, b_bn, length
 
 
@@ -473,19 +569,66 @@ def _eigh_sector(sec: Sector, how="full") -> SectorEigen:
 
 
 class _Model:
-    """Both species, all sectors, and a cache of eigen data."""
+    """Both species, all sectors, and a cache of eigen data.
 
-    def __init__(self, up: Species, dn: Species, U: float, spin_symmetric: bool):
+    ``spin_symmetric``: ``up`` and ``dn`` are the same species, so the sectors
+    ``(a, b)`` and ``(b, a)`` have the same spectrum.  ``ph_symmetric``: each species
+    is particle-hole symmetric (bath levels in mirror pairs ``(eps, V)``, ``(-eps, V)``
+    and ``eps_d = -U/2``), so the sectors ``(a, b)`` and ``(L - a, L - b)`` have the same
+    spectrum (the particle-hole transformation, with the mirror pairs exchanged, maps
+    ``H`` onto itself; the constant it generates is zero).  Its Green's function
+    contributions are the mirror images ``E -> -E`` of each other (:func:`ph_mirror`).
+    """
+
+    def __init__(self, up: Species, dn: Species, U: float, spin_symmetric: bool,
+                 ph_symmetric: bool = False):
         self.up, self.dn, self.U = up, dn, U
         self.L = up.L
         self.spin_symmetric = spin_symmetric
+        self.ph_symmetric = ph_symmetric
         self.sectors = {(a, b): Sector(up, dn, U, a, b)
                         for a in range(self.L + 1) for b in range(self.L + 1)}
         self.eig: dict = {}
 
+    @functools.cached_property
+    def lanczos_safe(self) -> bool:
+        """Plain Lanczos may resolve the low states (:func:`lanczos_low_states`): ``U > 0``
+        and no two bath sites of a species alike (relative ``1e-6``).  Otherwise sectors
+        can hold exactly degenerate eigenvalues (free fermions; a decoupled
+        antisymmetric combination of equal sites), of which one start vector sees one."""
+        if not self.U > 0:
+            return False
+        for sp_ in (self.up, self.dn):
+            eps, V = sp_.e_orb[1:], np.abs(sp_.V_k)
+            if eps.size < 2:
+                continue
+            scale = max(1.0, float(np.abs(eps).max()), float(V.max()))
+            de = np.abs(eps[:, None] - eps[None, :]) + np.abs(V[:, None] - V[None, :])
+            np.fill_diagonal(de, np.inf)
+            if de.min() <= 1e-6 * scale:
+                return False
+        return True
+
     def canonical(self, key):
+        """The spin-twin representative (eigen data are cached under it)."""
         a, b = key
         return (min(a, b), max(a, b)) if self.spin_symmetric else key
+
+    def orbit(self, key) -> set:
+        """The sectors with the same spectrum as ``key`` (spin twin, particle-hole image)."""
+        a, b = key
+        o = {(a, b), (b, a)} if self.spin_symmetric else {(a, b)}
+        if self.ph_symmetric:
+            o |= {(self.L - x, self.L - y) for x, y in o}
+        return o
+
+    def representative(self, key):
+        """The smallest key of the orbit (also the spin-twin representative)."""
+        return min(self.orbit(key))
+
+    def multiplicity(self, key) -> int:
+        """Number of sectors in the orbit of ``key``: each of its states stands for this many."""
+        return len(self.orbit(key))
 
     def get(self, key):
         """Eigen data of ``key`` if known (computed directly or via the twin)."""
@@ -630,78 +773,218 @@ def _eigsh_lowest(sec: Sector, k: int):
 ESTIMATE_STEPS = 120
 
 
-class LowEstimate:
-    """A plain Lanczos run on a sector (see :func:`estimate_low_count`)."""
+#: Longest Lanczos run :func:`lanczos_low_states` continues to before it gives up (ARPACK
+#: then takes the sector), and the steps added between convergence checks.
+LOW_MAX_STEPS = 1000
+LOW_CHUNK = 40
+#: Converged Ritz values closer than this (relative to the energy scale) are taken as copies
+#: ("ghosts") of one eigenvalue.  Two true eigenvalues that close would lose one of them:
+#: the completeness check of :func:`lanczos_low_states` finds it, and ARPACK takes over.
+GHOST_RTOL = 1e-7
 
-    __slots__ = ("x0", "a", "b", "n", "theta", "S")
 
-    def __init__(self, x0, a, b, n, theta, S):
-        self.x0, self.a, self.b, self.n, self.theta, self.S = x0, a, b, n, theta, S
+class LanczosRun:
+    """A plain Lanczos run on a sector from a seeded random vector, continued on demand,
+    with its Lanczos vectors stored (``Q``, for Ritz vectors).
+
+    Attributes: ``n`` steps done, ``a``/``b`` the coefficients, ``ended`` when the Krylov
+    space became invariant (``b < 1e-12``).
+    """
+
+    B_TOL = 1e-12
+
+    def __init__(self, sec: Sector, max_steps: int, seed: int):
+        self.sec = sec
+        self.max = int(min(max_steps, sec.dim))
+        x = np.random.default_rng(seed).standard_normal(sec.dim)
+        self.a = np.zeros(self.max)
+        self.b = np.zeros(self.max)
+        self.Q = np.empty((self.max, sec.du, sec.dd))
+        self.n = 0
+        self.ended = False
+        self._q = (x / np.linalg.norm(x)).reshape(1, sec.du, sec.dd)
+        self._qp = np.zeros_like(self._q)
+        self._bp = np.zeros(1)
+
+    def extend(self, n1: int):
+        """Continue the run to ``n1`` steps (at most ``max``)."""
+        n1 = min(int(n1), self.max)
+        if self.ended or n1 <= self.n:
+            return
+        sec = self.sec
+        if kernels.HAVE_NUMBA and USE_KERNELS:
+            ln = int(kernels.lanczos_steps(self._q, self._qp, self._bp, self.n, n1,
+                                           self.a[None], self.b[None], self.B_TOL, sec.D_ud,
+                                           *sec.csr, Q=self.Q)[0])
+        else:
+            ln = n1
+            for n in range(self.n, n1):
+                q = self._q[0]
+                self.Q[n] = q
+                w = sec.matvec_numpy(self._q)[0]
+                a = float(np.vdot(q, w))
+                w -= a * q + self._bp[0] * self._qp[0]
+                b = float(np.linalg.norm(w))
+                self.a[n], self.b[n], self._bp[0] = a, b, b
+                if b < self.B_TOL:
+                    ln = n + 1
+                    break
+                self._qp[0] = q
+                self._q[0] = w / b
+        self.ended = ln < n1
+        self.n = ln
+
+    def ritz(self):
+        """Ritz values, the eigenvectors ``S`` of the tridiagonal matrix and the residual
+        bounds ``b_n |S_{n-1, j}|`` (zero once the space is invariant)."""
+        n = self.n
+        if n == 1:
+            return self.a[:1].copy(), np.ones((1, 1)), np.array([0.0 if self.ended
+                                                                  else self.b[0]])
+        th, S = eigh_tridiagonal(self.a[:n], self.b[: n - 1])
+        res = np.zeros(n) if self.ended else np.abs(self.b[n - 1] * S[n - 1])
+        return th, S, res
 
 
 def estimate_low_count(sec: Sector, thresh: float, E0: float, *, steps: int = ESTIMATE_STEPS):
     """Estimated number of eigenvalues of a sector below ``min(E0, E_min) + thresh``,
     the lowest Ritz value (an upper bound of the sector's lowest energy), and the run.
 
-    A plain Lanczos run (no reorthogonalisation, ``steps`` matvecs from a seeded random
-    vector, O(dim x steps)); the Ritz values below the cap are counted after merging
-    copies closer than ``1e-8`` (the "ghosts" of converged eigenvalues that loss of
-    orthogonality produces).  The count sizes the ARPACK request; unresolved states
-    make it an underestimate, which the doubling in :func:`low_spectrum` corrects.
+    A plain Lanczos run (:class:`LanczosRun`, no reorthogonalisation, ``steps`` matvecs
+    from a seeded random vector); the count is the larger of the number of distinct Ritz
+    values below the cap (copies closer than ``1e-8`` merged: the "ghosts" of converged
+    eigenvalues) and the Gauss-quadrature estimate of the trace (``dim`` times the weight
+    of the start vector below the cap), which counts the eigenvalues an unconverged Ritz
+    value still stands for.  The count sizes the ARPACK request; the run is continued by
+    :func:`lanczos_low_states`.
     """
-    steps = min(steps, sec.dim)
-    x = np.random.default_rng(777 + 1000 * sec.a + sec.b).standard_normal((1, sec.dim))
-    _, a_n, b_n, length = lanczos_tridiag_batch(sec.matvec_flat, x, steps, 1e-12)
-    n = int(length[0])
-    if n < 2:
-        return 1, float(a_n[0, 0]), None
-    th, S = eigh_tridiagonal(a_n[0, :n], b_n[0, : n - 1])
+    run = LanczosRun(sec, LOW_MAX_STEPS, 777 + 1000 * sec.a + sec.b)
+    run.extend(steps)
+    if run.n < 2:
+        return 1, float(run.a[0]), None
+    th, S, _ = run.ritz()
     cap = min(E0, float(th[0])) + thresh
-    low = th[th <= cap]
+    below = th <= cap
+    low = th[below]
     count = int(1 + np.count_nonzero(np.diff(low) > 1e-8)) if low.size else 1
-    return count, float(th[0]), LowEstimate(x[0], a_n[0, :n], b_n[0, :n], n, th, S)
+    if not run.ended:
+        # Gauss quadrature of the trace: dim x (weight of the start vector below the cap)
+        # counts the eigenvalues a Ritz value still stands for (unbiased, ~1/sqrt(count))
+        quad = sec.dim * float(np.sum(S[0, below] ** 2)) / float(np.sum(S[0] ** 2))
+        count = max(count, int(round(quad)))
+    return count, float(th[0]), run
 
 
-def lanczos_low_pairs(sec: Sector, est: LowEstimate, cap: float, tol: float):
-    """The eigenpairs below ``cap`` from the estimate's Lanczos run, or ``None``.
+def lanczos_low_states(sec: Sector, run: LanczosRun, E0: float, thresh: float, tol: float,
+                       *, max_steps: int = LOW_MAX_STEPS):
+    """The eigenpairs of ``sec`` below ``cap = min(E0, E_min) + thresh`` from the plain
+    Lanczos ``run``, continued until they have converged; ``None`` when it cannot vouch
+    for them (then ARPACK takes the sector).
 
-    Accepted only when every Ritz value below ``cap`` has a residual estimate
-    ``b_n |S_{n-1, j}|`` below ``tol`` and no two of them are closer than ``1e-7`` (a
-    ghost copy or a degenerate multiplet, which one start vector cannot resolve), and the
-    first Ritz value above the cap exists -- the stopping rule of the ARPACK path.  The
-    eigenvectors come from a second pass of the same recurrence, are refined by a
-    Rayleigh-Ritz step in their span, and their true residuals ``||H v - E v||`` are
-    checked against ``tol``.  Returns ``(E, V)`` including the first pair above the cap.
+    Without reorthogonalisation every converged eigenvalue is repeated later ("ghost"
+    copies, which emerge with large residuals and then converge onto it).  The run goes on
+    until every Ritz value below the cap has a residual bound below ``tol`` or lies within
+    its residual bound of one that has (an emerging copy).  One Ritz vector per converged
+    eigenvalue (copies closer than ``GHOST_RTOL`` merged) is built from the stored Lanczos
+    vectors; the set is orthonormalised and refined by a Rayleigh-Ritz step, and every
+    true residual ``||H v - E v||`` must be below ``tol``.  Completeness is then checked
+    independently: a second Lanczos run from another random vector, with the found states
+    projected out, must show its lowest Ritz value above the cap by more than its residual
+    bound (it would converge to any state the first run missed: a degenerate partner, or
+    an eigenvalue the start vector hardly overlapped).  Returns ``(E, V)`` with one more
+    entry above the cap: the lower end ``theta - r`` of that check (its vector is that of
+    the check's Ritz value; it is pruned by the caller, and bounds the omitted weight).
     """
-    th, S, n = est.theta, est.S, est.n
-    n_in = int(np.searchsorted(th, cap, side="right"))
-    if n_in == 0 or n_in >= n - 1:
-        return None
-    sel = np.arange(n_in)
-    res = np.abs(est.b[n - 1] * S[n - 1, sel]) if n < sec.dim else np.zeros(n_in)
-    if np.any(res > tol) or np.any(np.diff(th[: n_in + 1]) < 1e-7):
-        return None
-    want = np.arange(n_in + 1)
-    D = sec.dim
-    mv = sec.matvec_flat
-    V = np.zeros((want.size, D))
-    q_prev = np.zeros(D)
-    q = est.x0 / np.linalg.norm(est.x0)
-    for j in range(n):
-        V += np.outer(S[j, want], q)
-        if j == n - 1:
+    while True:
+        th, S, res = run.ritz()
+        scale = max(1.0, float(np.abs(th).max()))
+        cap = min(E0, float(th[0])) + thresh
+        p = int(np.searchsorted(th, cap, side="right"))
+        if run.ended and run.n < sec.dim:
+            return None  # an invariant subspace: degenerate eigenvalues
+        conv = res <= tol
+        ok = 0 < p < th.size
+        for j in np.nonzero(~conv[:p])[0]:
+            near = np.abs(th[conv] - th[j]) <= res[j] + res[conv] + GHOST_RTOL * scale
+            if not near.any():
+                ok = False
+                break
+        if ok:
             break
-        w = mv(q[None])[0] - est.a[j] * q - (est.b[j - 1] * q_prev if j else 0.0)
-        q_prev, q = q, w / est.b[j]
+        if run.ended or run.n >= min(max_steps, run.max):
+            return None
+        run.extend(run.n + LOW_CHUNK)
+    cj = np.nonzero(conv[:p])[0]
+    if cj.size == 0:
+        return None
+    n = run.n
+    V = S[:, cj].T @ run.Q[:n].reshape(n, sec.dim)
+    # one vector per eigenvalue: of its copies, the Ritz vector of norm closest to 1 (a
+    # copy still forming has a short Ritz vector -- the basis has lost orthogonality)
+    grp = np.cumsum(np.concatenate([[True], np.diff(th[cj]) > GHOST_RTOL * scale])) - 1
+    nrm = np.linalg.norm(V, axis=1)
+    good = np.minimum(nrm, 1.0 / np.maximum(nrm, 1e-300))
+    pick = [int(np.flatnonzero(grp == g)[np.argmax(good[grp == g])]) for g in range(grp[-1] + 1)]
+    if good[pick].min() < 0.5:
+        return None
+    V = V[pick]
     Qv, _ = np.linalg.qr(V.T)
-    V = Qv.T
-    HV = mv(V)
+    V = np.ascontiguousarray(Qv.T)
+    HV = sec.matvec_flat(V)
     E, C = np.linalg.eigh(0.5 * (V @ HV.T + HV @ V.T))
     V, HV = C.T @ V, C.T @ HV
-    r = np.linalg.norm(HV[:n_in] - E[:n_in, None] * V[:n_in], axis=1)
-    if np.any(r > tol) or E[n_in] <= cap:
+    r = np.linalg.norm(HV - E[:, None] * V, axis=1)
+    if np.any(r > tol):
         return None
-    return E, V.T
+    rest = _deflated_lowest(sec, V, cap, tol, seed=991 + 1000 * sec.a + sec.b)
+    if rest is None:
+        return None
+    e_rest, v_rest = rest
+    return np.append(E, e_rest), np.vstack([V, v_rest[None]]).T
+
+
+#: Steps of the completeness check of :func:`lanczos_low_states` (at most).
+CHECK_MAX_STEPS = 200
+
+
+def _deflated_lowest(sec: Sector, V: np.ndarray, cap: float, tol: float, *, seed: int):
+    """Lowest eigenvalue of ``H`` on the complement of the orthonormal rows of ``V``:
+    ``(theta - r, Ritz vector)`` once ``theta - r > cap`` (``r`` its residual bound), or
+    ``None`` if a state below the cap shows up or ``CHECK_MAX_STEPS`` do not decide."""
+    x = np.random.default_rng(seed).standard_normal(sec.dim)
+    for _ in range(2):
+        x -= V.T @ (V @ x)
+    q = x / np.linalg.norm(x)
+    q_prev = np.zeros_like(q)
+    b_prev = 0.0
+    a_n, b_n, Qs = [], [], []
+    n_max = min(CHECK_MAX_STEPS, sec.dim - V.shape[0])
+    for n in range(n_max):
+        Qs.append(q)
+        w = sec.matvec_flat(q[None])[0]
+        w -= V.T @ (V @ w)
+        a = float(q @ w)
+        w -= a * q + b_prev * q_prev
+        w -= V.T @ (V @ w)
+        b = float(np.linalg.norm(w))
+        a_n.append(a)
+        b_n.append(b)
+        if (n + 1) % 20 == 0 or b < LanczosRun.B_TOL or n == n_max - 1:
+            if len(a_n) == 1:
+                th, Sm = np.array(a_n), np.ones((1, 1))
+            else:
+                th, Sm = eigh_tridiagonal(np.array(a_n), np.array(b_n[:-1]))
+            r0 = abs(b * Sm[-1, 0]) if b >= LanczosRun.B_TOL else 0.0
+            if th[0] + r0 <= cap:  # a state below the cap that the first run missed
+                return None
+            if th[0] - r0 > cap:
+                v = Sm[:, 0] @ np.array(Qs)
+                return float(th[0] - r0), v / np.linalg.norm(v)
+            if b < LanczosRun.B_TOL:
+                return None
+        q_prev, q = q, w / b
+        b_prev = b
+    return None
 
 
 def _too_many(key, dim, k, cutoff, beta, dim_fallback):
@@ -735,7 +1018,7 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
         ``E0``, per-sector diagnostics and the bound on the omitted weight.
     """
     thresh = -math.log(cutoff) / beta
-    keys = sorted({model.canonical(k) for k in model.sectors},
+    keys = sorted({model.representative(k) for k in model.sectors},
                   key=lambda k: (model.sectors[k].lower_bound, k))
     E0 = np.inf
     found = {}  # key -> (E, vecs, complete, how)
@@ -757,12 +1040,13 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
         saturated = k >= 0.8 * min(ESTIMATE_STEPS, sec.dim) or k > n_states_max
         if est is not None and not saturated:
             cap = min(E0, e_low) + thresh
-            e_min = e_low - abs(est.b[est.n - 1] * est.S[est.n - 1, 0])
+            e_min = e_low - float(est.ritz()[2][0])
             if e_min > cap:
                 # the sector's lowest state (converged Ritz value) is above the cap
                 skipped.append((key, e_min))
                 continue
-            pairs = lanczos_low_pairs(sec, est, cap, tol)
+            pairs = (lanczos_low_states(sec, est, E0, thresh, tol) if model.lanczos_safe
+                     else None)
             if pairs is not None:
                 E0 = min(E0, float(pairs[0][0]))
                 found[key] = (pairs[0], pairs[1], False, "lanczos")
@@ -812,7 +1096,7 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
     kept, sectors_info = {}, {}
     Z = 0.0
     omitted = 0.0
-    mult = {k: (2 if model.spin_symmetric and k[0] != k[1] else 1) for k in keys}
+    mult = {k: model.multiplicity(k) for k in keys}
     for key, (E, V, complete, how) in found.items():
         bf = np.exp(-beta * (E - E0))
         keep = bf > cutoff if key not in hot else np.ones(E.size, bool)
@@ -913,6 +1197,7 @@ def thermal_poles(model: _Model, kept, info, beta, *, n_lanczos, b_tol, dim_full
                     continue
                 t = (a + (1 if dag else -1), b) if s == 0 else (a, b + (1 if dag else -1))
                 groups.setdefault(t, []).append((s, dag, E, wg, Y.reshape(ne, -1)))
+    n_chains_all = sum(it[2].size for items in groups.values() for it in items)
     for t, items in groups.items():
         tsec = model.sectors[t]
         ev = model.get(t)
@@ -929,11 +1214,19 @@ def thermal_poles(model: _Model, kept, info, beta, *, n_lanczos, b_tol, dim_full
 
         Yall = np.concatenate([it[4] for it in items], axis=0)
         z_all = np.concatenate([it[2] for it in items]) + 1j * np.pi / beta
+        # each chain to the accuracy its weight needs: its share of G is s_m f_m with
+        # s_m = w_m |Y_m|^2; tolerances cf_tol / (n_chains s_m) keep the sum of the changes
+        # still allowed at cf_tol (as one chain of weight 1 at cf_tol), within
+        # [CF_TOL_MIN, CF_TOL_MAX]
+        share = np.concatenate([it[3] for it in items]) * np.einsum("bv,bv->b", Yall, Yall)
+        tol_all = np.clip(cf_tol / np.maximum(n_chains_all * share, 1e-300), CF_TOL_MIN,
+                          CF_TOL_MAX) if cf_tol > 0 else np.zeros(share.size)
         # chunks of a few chains keep the Lanczos vectors in cache
-        chunks = [lanczos_tridiag_batch(tsec.matvec_flat, Yall[i:i + LANCZOS_CHUNK], n_lanczos,
-                                        b_tol, z_check=z_all[i:i + LANCZOS_CHUNK],
-                                        cf_tol=cf_tol)
-                  for i in range(0, Yall.shape[0], LANCZOS_CHUNK)]
+        chunk = Yall.shape[0] if kernels.HAVE_NUMBA and USE_KERNELS else LANCZOS_CHUNK
+        chunks = [lanczos_tridiag_batch(tsec.matvec_flat, Yall[i:i + chunk], n_lanczos,
+                                        b_tol, z_check=z_all[i:i + chunk],
+                                        cf_tol=tol_all[i:i + chunk], sector=tsec)
+                  for i in range(0, Yall.shape[0], chunk)]
         b0, a_bn, b_bn, length = (np.concatenate(x) for x in zip(*chunks))
         i = 0
         for s, dag, E, w, _ in items:

@@ -165,7 +165,7 @@ def ftlm_sample(model, sectors, E0, beta, *, n_random, n_steps, seed=0, tau_chec
     for key, exact in sectors.items():
         sec = model.sectors[key]
         a, b = key
-        mult = 2.0 if sym and a != b else 1.0
+        mult = float(model.multiplicity(key))
         n_ex = 0 if exact is None else exact.shape[0]
         Dc = sec.dim - n_ex
         if Dc <= 0:

@@ -41,14 +41,29 @@ Two methods (option ``method``):
        ``(N_up, N_dn) <-> (N_dn, N_up)`` halves the work when the parameters are
        spin symmetric.  Sectors of dimension <= 256 are diagonalised completely.
        A larger one starts with a plain Lanczos run of 120 steps
-       (:func:`~._ed_core.estimate_low_count`): a sector whose converged lowest Ritz
-       value (minus its residual) lies above the cutoff is skipped; when every Ritz
-       value below the cutoff has converged (residual < ``1e-9`` x the energy scale)
-       and none is a ghost copy, a second pass of the same recurrence gives the
-       eigenvectors (checked: true residuals); otherwise ARPACK ``eigsh`` (``tol=1e-10``)
+       (:func:`~._ed_core.estimate_low_count`; its count of states below the cutoff is
+       the larger of the distinct Ritz values and the Gauss-quadrature trace
+       estimate): a sector whose converged lowest Ritz value (minus its residual) lies
+       above the cutoff is skipped.  Where plain Lanczos is safe (``U > 0`` and no two
+       bath sites alike, so no exactly degenerate states inside a sector) the run is
+       continued, up to 1000 steps, until every Ritz value below the cutoff has
+       converged (residual < ``1e-9`` x the energy scale) or is an emerging copy of
+       one that has (:func:`~._ed_core.lanczos_low_states`); one Ritz vector per
+       eigenvalue, a Rayleigh-Ritz step and true residuals follow, and a second Lanczos
+       run with those states projected out must find nothing below the cutoff (it
+       would converge to a missed state).  Otherwise ARPACK ``eigsh`` (``tol=1e-10``)
        is asked for the number of states that run counted (plus a margin), doubling
        while the highest one found is still above the cutoff, up to ``n_states_max``
        (default ``N_STATES_MAX = 64``).
+       **Particle-hole symmetry**: where the discrete AIM is particle-hole symmetric
+       (``mu_s = U/2``, bath levels in mirror pairs, to ``PH_TOL = 1e-10`` of the
+       energy scale; the pairs are then made exactly symmetric) the sector
+       ``(L - N_up, L - N_dn)`` has the spectrum of ``(N_up, N_dn)`` and mirror-image
+       Green's function contributions: only one of each pair is treated (states
+       weighted by the orbit size) and the poles are completed by ``E -> -E``
+       (``diagnostics['symmetry']``: ``'spin+ph'``, ``'spin'``, ``'ph'`` or ``'none'``).
+       The bath fit gives a particle-hole symmetric ``Delta`` an exactly symmetric bath
+       whenever that fits as well (:mod:`triqs_mlsolver.aim.bath`).
     2. A sector that needs more states than that is diagonalised completely if its
        dimension is <= ``DIM_FALLBACK`` (1500); a larger one keeps its
        ``n_states_max`` lowest states exactly and the rest of its trace is sampled by
@@ -59,14 +74,22 @@ Two methods (option ``method``):
        projected exactly on the eigenstates of the target sector when that one
        is diagonalised completely (dimension <= 256); otherwise a Lanczos chain
        (no reorthogonalisation, stopped when ``b_n < 1e-12``, when its value at the
-       lowest Matsubara frequency changed by less than ``CF_TOL / w_0`` in 8 steps,
-       or at ``n_lanczos``) gives the continued fraction, whose poles and weights are
+       lowest Matsubara frequency changed by less than its tolerance in 8 steps, or at
+       ``n_lanczos``; the tolerance of a chain is ``CF_TOL / (n_chains s_m)`` relative
+       to ``1/w_0``, with ``s_m`` its share of ``G`` (Boltzmann weight times
+       ``|d^+ m|^2``), within ``[1e-12, 1e-3]``: the changes still allowed sum to
+       ``CF_TOL``) gives the continued fraction, whose poles and weights are
        obtained by diagonalising the tridiagonal matrix (``eigh_tridiagonal``: poles
        ``E_p = e_j - E_m`` (particle) or ``E_m - e_j`` (hole), weights
        ``b_0^2 |v_{0j}|^2``).  The poles are merged and cut as in Path A.  More than
        ``POLE_BIN_MIN`` poles (high temperature) are accumulated on an energy grid of
        spacing ``1e-3/beta`` with linear weight splitting (zeroth and first moments
        exact, ``G(tau)`` moved by ~1e-7).
+
+    The Hamiltonian of a sector acts on a state stored as a ``d_up x d_dn`` matrix
+    (Kronecker sum of the two species); the matvec and the Lanczos recurrence run in
+    compiled kernels (numba, :mod:`._ed_kernels`; the numpy path gives the same results
+    to round-off where numba is missing).
 
     **FTLM** (Jaklic & Prelovsek, PRB 49, 5065 (1994); Adv. Phys. 49, 1 (2000)):
     ``ftlm_random`` (16) normalised Gaussian random vectors per sampled sector, a
@@ -298,7 +321,48 @@ def _discrete_params(params: AIMParams, n_bath, n_iw, ph_symmetric_fit, fit_star
     return fitted, report
 
 
-def _species(p: AIMParams):
+#: Particle-hole symmetry is used where the discrete AIM has it to this relative
+#: tolerance (``mu_s = U/2``, bath levels in mirror pairs); the pairs are then made exactly
+#: symmetric (a change of at most ``PH_TOL`` x the energy scale in the Hamiltonian).
+PH_TOL = 1e-10
+
+
+def _ph_symmetric_bath(p: AIMParams):
+    """``(eps_k, V_k)`` per spin made exactly particle-hole symmetric, or ``None``.
+
+    ``None`` unless ``mu_s = U/2`` and every bath level has a mirror partner ``(-eps, |V|)``
+    to ``PH_TOL`` times the energy scale, for both spins.
+    """
+    k = p.n_bath
+    if k == 0:
+        return None
+    scale = max(1.0, p.U, float(np.abs(p.mu).max()), float(np.abs(p.eps_k).max()),
+                float(np.abs(p.V_k).max()))
+    tol = PH_TOL * scale
+    out = []
+    for s in range(2):
+        if abs(p.mu[s] - p.U / 2) > tol:
+            return None
+        eps, V = np.asarray(p.eps_k[s], float), np.abs(np.asarray(p.V_k[s], float))
+        o, om = np.lexsort((V, eps)), np.lexsort((V, -eps))
+        if max(np.abs(eps[o] + eps[om]).max(), np.abs(V[o] - V[om]).max()) > tol:
+            return None
+        e_new, v_new = np.empty(k), np.empty(k)
+        e_new[o] = 0.5 * (eps[o] - eps[om])
+        v_new[o] = 0.5 * (V[o] + V[om])
+        se = np.sort(e_new)
+        if not np.array_equal(se, -se[::-1]):  # the pairing was not an involution
+            return None
+        out.append((e_new, v_new))
+    return out
+
+
+def _species(p: AIMParams, ph_bath=None):
+    """The two species of ``p`` (one object when spin symmetric); ``ph_bath`` from
+    :func:`_ph_symmetric_bath` replaces the bath and sets ``eps_d = -U/2``."""
+    if ph_bath is not None:
+        sps = [core.Species(-p.U / 2, e, v) for e, v in ph_bath]
+        return [sps[0], sps[0]] if p.spin_symmetric else sps
     k = p.n_bath
     if p.spin_symmetric:  # one species serves both spins
         sp_ = core.Species(-p.mu[0], p.eps_k[0] if k else np.zeros(0),
@@ -352,8 +416,10 @@ def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
         raise ValueError(f"n_bath={k} > {MAX_BATH} is not supported by ED")
     if method == "auto":
         method = "full" if 4 ** (k + 1) <= AUTO_FULL_MAX_FOCK else "lanczos"
-    up, dn = _species(params)
     sym = params.spin_symmetric
+    ph_bath = _ph_symmetric_bath(params) if method == "lanczos" else None
+    ph = ph_bath is not None
+    up, dn = _species(params, ph_bath)
     U, beta = params.U, params.beta
     if method == "full":
         max_sector = math.comb(k + 1, (k + 1) // 2) ** 2
@@ -365,7 +431,7 @@ def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
         poles, st = core.full_lehmann_poles(up, dn, U, beta, sym)
         st["method"] = "full"
         return poles, st
-    model = core._Model(up, dn, U, sym)
+    model = core._Model(up, dn, U, sym, ph)
     scale = max(1.0, U, float(np.abs(params.mu).max()),
                 float(np.abs(params.eps_k).max()) if k else 0.0,
                 float(np.abs(params.V_k).max()) if k else 0.0)
@@ -385,14 +451,23 @@ def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
                                n_steps=ftlm_steps, seed=seed, tau_check=tau_chk)
         Z_ex = info["Z"]
         info["Z"] = Z_ex + float(fs["Z"].mean())
+        if ph:  # the sample's mirror images (tau_chk is symmetric about beta/2)
+            fs["poles"] = [(np.concatenate([E, -E]), np.concatenate([W, W]) / 2)
+                           for E, W in fs["poles"]]
+            fs["N_tau"] = 0.5 * (fs["N_tau"] + fs["N_tau"][:, :, ::-1])
     t_ftlm = time.perf_counter()
     poles, st = core.thermal_poles(model, kept, info, beta, n_lanczos=n_lanczos,
                                    b_tol=1e-12 * scale, dim_full=dim_full, project=project,
                                    cf_tol=CF_TOL)
+    if ph:
+        poles = [core.ph_mirror(E, W, beta) for E, W in poles]
     if fs is not None:
         poles, ftlm_diag = _add_ftlm(poles, st, fs, Z_ex, info["Z"], beta, tau_chk, sym,
                                      ftlm_random)
         st["ftlm"] = ftlm_diag
+    if ph:  # each state and its image: n_s -> 1 - n_s, n_up n_dn -> 1 - n_up - n_dn + n_up n_dn
+        st["double_occupancy"] += 0.5 * (1.0 - float(np.sum(st["density"])))
+        st["density"] = np.full(2, 0.5)
     n_p = max(E.size for E, _ in poles)
     if n_p > POLE_BIN_MIN:  # very many poles (high temperature): an energy grid
         h = POLE_BIN / beta
@@ -401,6 +476,7 @@ def ed_poles(params: AIMParams, *, method="auto", cutoff=1e-10, n_lanczos=150,
     t2 = time.perf_counter()
     st.update(
         method="lanczos",
+        symmetry=("spin+ph" if sym else "ph") if ph else ("spin" if sym else "none"),
         E0=info["E0"],
         Z=info["Z"],
         omitted_weight_bound=info["omitted_weight_bound"],
