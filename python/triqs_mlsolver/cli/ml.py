@@ -19,10 +19,18 @@ def add_parsers(sub):
     t.add_argument("config", type=Path, help="TOML training config")
     t.add_argument("-o", "--output", type=Path, default=None,
                    help="model file to write (overrides [output] model)")
-    t.add_argument("--database", type=Path, default=None,
-                   help="database to train on (overrides [data] database)")
+    t.add_argument("--database", type=Path, default=None, action="append", metavar="DB.h5",
+                   help="database to train on (overrides [data] database); repeat it to "
+                        "train on several (each split alone, the samples concatenated)")
+    t.add_argument("--init-model", default=None, metavar="PARENT.safetensors",
+                   help="continue from this model (overrides [training] init_model): its "
+                        "transforms are reused and member k starts from its member k; the "
+                        "config must fit it (features, architecture, members)")
+    t.add_argument("--lr", type=float, default=None,
+                   help="override [training] lr (e.g. a smaller one with --init-model)")
     t.add_argument("--max-epochs", type=int, default=None,
-                   help="override [training] max_epochs")
+                   help="override [training] max_epochs (0 with --init-model: the parent's "
+                        "weights unchanged)")
     t.add_argument("--resume", action="store_true",
                    help="reuse the ensemble members an interrupted run of the same config and "
                         "database finished (from <model>.checkpoints/); train only the others")
@@ -98,8 +106,13 @@ def run_train(args) -> int:
     cfg = load_train_config(args.config)
     if args.output is not None:
         cfg["output"]["model"] = str(args.output)
-    if args.database is not None:
-        cfg["data"]["database"] = str(args.database)
+    if args.database:
+        dbs = [str(d) for d in args.database]
+        cfg["data"]["database"] = dbs[0] if len(dbs) == 1 else dbs
+    if args.init_model is not None:
+        cfg["training"]["init_model"] = str(args.init_model)
+    if args.lr is not None:
+        cfg["training"]["lr"] = args.lr
     if args.max_epochs is not None:
         cfg["training"]["max_epochs"] = args.max_epochs
     cfg = validate_train_config(cfg)
@@ -203,6 +216,12 @@ def run_model_info(args) -> int:
         if "split" in meta:
             meta["split"] = {k: (f"{len(v)} samples" if isinstance(v, list) else v)
                              for k, v in meta["split"].items()}
+        if isinstance(meta.get("databases"), list):
+            meta["databases"] = [
+                {**d, "split": {k: (f"{len(v)} samples" if isinstance(v, list) else v)
+                                for k, v in d["split"].items()}}
+                if isinstance(d, dict) and isinstance(d.get("split"), dict) else d
+                for d in meta["databases"]]
         tr = dict(meta.get("training", {}))
         if "history" in tr:
             tr["history"] = f"{len(tr['history'])} learning curves"

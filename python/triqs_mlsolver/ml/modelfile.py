@@ -44,15 +44,29 @@ The JSON document holds
   target scale; ``reference``; ``transforms`` (input and target: elementwise
   name, mask, fitted affine ``shift`` and ``scale``); ``options``
   (``symmetrize``, ``clip``);
-* ``database``: path, ``sha256`` of the file, ``samples_sha256`` (a content hash of its
-  samples: SHA-256 of their sorted sample hashes), sizes, solvers;
+* ``database``: the file name (``file``; older files: ``path``), ``sha256`` of the file,
+  ``samples_sha256`` (a content hash of its samples: SHA-256 of their sorted sample
+  hashes), sizes, solvers; with several training databases the first of them, and
+  ``databases`` lists them all, each with its own ``split`` (sample numbers of the
+  train / validation / test parts and how many samples were ``dropped`` from them because
+  another database or the parent holds them out);
 * ``split``: the rule, seed, fractions and the sample numbers of the
-  train / validation / test parts;
+  train / validation / test parts (several databases: in ``databases[k]["split"]``;
+  several databases or a warm start: also ``exclusions``, the rule that keeps held-out
+  samples out of training, and ``dropped``);
+* ``parent`` (a model trained from another one, ``triqs-mlsolver train --init-model``):
+  the parent's file name (``file``, never a path), its integrity hash (``sha256``, the
+  header's), the SHA-256 of its file (``file_sha256``), its ``name``, ``created``, its
+  training ``databases`` (name and sha256), the numbers of its train / validation / test
+  sample hashes (``n_samples``) and its own ``parent`` record (or null);
 * ``samples``: the content hashes of the train / validation / test samples
   (:func:`~triqs_mlsolver.database.integrity.sample_hashes`; base64 of the sorted
   little-endian uint64 values, 8 bytes per sample) and their ``scheme``; ``evaluate``
   excludes every sample of any database whose hash is among the train and validation
-  ones.  Files written before it (the shipped models trained before format 2) have none;
+  ones.  A model with a ``parent`` records the union of the parent's samples and its own
+  (train: either's train; validation: either's validation not in train; test: either's
+  test in neither).  Files written before it (the shipped models trained before format 2)
+  have none;
 * ``domain``: the ranges of U, mu - U/2, beta, D, U/D, beta D and the bath
   moments over the training samples;
 * ``training``: the validated config, epochs, time, learning curves;
@@ -383,12 +397,15 @@ def load_model(path) -> CorrectionModel:
     """Load a model file (no code is executed); refuses corrupt, edited, foreign, pickle and
     format-1 files (the last with the fix: ``triqs-mlsolver model-rehash``).
 
-    The returned model carries its metadata as ``model.metadata``.
+    The returned model carries its metadata as ``model.metadata``, its file as
+    ``model.path`` and the file's integrity hash as ``model.sha256``.
     """
     path = model_path(path)
     head, meta, tensors, ver = _read(path, tensors=True)
     _verify(path, head, meta, tensors, ver)
-    return _build(path, meta, tensors)
+    model = _build(path, meta, tensors)
+    model.sha256 = head[INTEGRITY_KEY]  # the integrity hash (what a warm start records)
+    return model
 
 
 def _build(path, meta, tensors) -> CorrectionModel:

@@ -7,10 +7,26 @@ section or key is an error naming it.  ``[model] preset = "seed"`` fills the
 seed lecture's settings (2 x 51 tanh, lr 2e-4, batch 8, 51-point adaptive tau
 mesh, 90/10 split) under the keys given explicitly.
 
+Several databases (``database = ["a.h5", "b.h5"]``, ``--database`` repeated): each is
+split alone by the rule of :func:`~triqs_mlsolver.ml.dataset.split_indices` with the same
+seed, the parts are concatenated after :func:`check_databases`, and a sample (by content
+hash) held out as a test sample in any of them is trained on in none
+(:func:`_assign_parts`).  One database takes the path it always took.
+
+Warm start (``[training] init_model``, ``--init-model``): the new model starts from a
+model file (the *parent*).  :func:`check_parent` refuses a config that does not fit it
+(:class:`WarmStartError`); the parent's fitted input and target transforms (and with
+them the gate scales of a gated head) are reused unchanged, member ``k`` starts from the
+parent's member ``k`` and its weights before the first epoch are the first candidate of
+early stopping, so the result is never worse on the validation split than the parent
+(``max_epochs = 0``: the parent's weights, bit for bit).  The model file records the
+parent (``parent``: file name and hashes) and the union of the parent's and this run's
+sample hashes (doc/ml.rst, "Continuing from a model").
+
 .. code-block:: toml
 
     [data]
-    database = "default_db.h5"
+    database = "default_db.h5"  # or a list of databases, e.g. ["a.h5", "b.h5"]
     reference = ""              # default: the database's reference solver
     test_fraction = 0.1         # held out, never seen in training
     validation_fraction = 0.1   # of the rest: early stopping
@@ -63,6 +79,7 @@ mesh, 90/10 split) under the keys given explicitly.
     workers = 1                 # processes training ensemble members at once (0: one per core)
     dtype = "float64"
     max_minutes = 0.0           # wall-clock budget per member (0: none)
+    init_model = ""             # start from this model file ("Continuing from a model")
 
     [output]
     model = "model.safetensors"
@@ -97,6 +114,10 @@ __all__ = [
     "DEFAULTS",
     "TrainConfigError",
     "TrainingError",
+    "WarmStartError",
+    "IncompatibleDatabasesError",
+    "check_parent",
+    "check_databases",
     "validate_train_config",
     "load_train_config",
     "prepare_data",
@@ -157,6 +178,7 @@ DEFAULTS = {
         "workers": 1,
         "dtype": "float64",
         "max_minutes": 0.0,
+        "init_model": "",
     },
     "output": {
         "model": "model.safetensors",
@@ -173,6 +195,16 @@ class TrainConfigError(ValueError):
 
 class TrainingError(TriqsMLSolverError, RuntimeError):
     """Training ran but produced no usable model (e.g. the loss was never finite)."""
+
+
+class WarmStartError(TrainConfigError, TriqsMLSolverError):
+    """The config (or the data) does not fit the model a warm start begins from
+    (``[training] init_model``); the message names the key, both values and the fix."""
+
+
+class IncompatibleDatabasesError(TrainConfigError, TriqsMLSolverError):
+    """Databases trained on together differ in something the samples depend on (the
+    reference, the stored tau grid or Legendre size, the bath size, a solver's options)."""
 
 
 def _type_ok(default, v):
@@ -194,6 +226,11 @@ def validate_train_config(cfg: dict) -> dict:
     check_sections(cfg, DEFAULTS, TrainConfigError)
     for sec, body in cfg.items():
         for key, val in body.items():
+            if (sec, key) == ("data", "database") and isinstance(val, list):
+                if not val or not all(isinstance(x, str) and x for x in val):
+                    raise TrainConfigError(f"[data] database = {val!r}: expected a file name "
+                                           'or a list of file names, e.g. ["a.h5", "b.h5"]')
+                continue
             if not _type_ok(DEFAULTS[sec][key], val):
                 raise TrainConfigError(
                     f"[{sec}] {key} = {val!r}: expected a value like {DEFAULTS[sec][key]!r}"
@@ -211,6 +248,13 @@ def validate_train_config(cfg: dict) -> dict:
         for key, val in body.items():
             out[sec][key] = float(val) if isinstance(DEFAULTS[sec][key], float) else val
     d, f, m, t, o = (out[k] for k in ("data", "features", "model", "training", "output"))
+    if isinstance(d["database"], list):
+        dup = sorted({x for x in d["database"] if d["database"].count(x) > 1})
+        if dup:
+            raise TrainConfigError(f"[data] database lists {dup} more than once; give each "
+                                   "database once")
+        # one database in a list is the single-database run
+        d["database"] = d["database"][0] if len(d["database"]) == 1 else list(d["database"])
     for key in ("test_fraction", "validation_fraction"):
         if not 0.0 <= d[key] < 1.0:
             raise TrainConfigError(f"[data] {key} = {d[key]}: expected a fraction in [0, 1)")
@@ -219,13 +263,16 @@ def validate_train_config(cfg: dict) -> dict:
     for sec, key, lo in (("data", "max_samples", 0), ("data", "split_seed", 0),
                          ("model", "depth", 0), ("model", "width", 1),
                          ("model", "n_ensemble", 1), ("training", "batch_size", 1),
-                         ("training", "max_epochs", 1), ("training", "min_epochs", 0),
+                         # 0 epochs: a warm start that keeps the parent's weights
+                         ("training", "max_epochs", 0 if t["init_model"] else 1),
+                         ("training", "min_epochs", 0),
                          ("training", "patience", 1), ("training", "lr_patience", 0),
                          ("training", "seed", 0), ("training", "threads", 0),
                          ("training", "workers", 0),
                          ("output", "checkpoint_every", 0)):
         if out[sec][key] < lo:
-            raise TrainConfigError(f"[{sec}] {key} = {out[sec][key]}: must be >= {lo}")
+            hint = " (0 only with [training] init_model)" if key == "max_epochs" else ""
+            raise TrainConfigError(f"[{sec}] {key} = {out[sec][key]}: must be >= {lo}{hint}")
     if f["kind"] == "tau" and f["parity"] != "both":
         raise TrainConfigError("[features] parity applies to kind = 'legendre' only")
     for key in ("input_transform", "target_transform"):
@@ -305,10 +352,16 @@ def load_train_config(path) -> dict:
     p = Path(path)
     raw = read_toml(p, TrainConfigError, " (see doc/ml.rst)")
     cfg = validate_train_config(raw)
-    for sec, key in (("data", "database"), ("output", "model")):
-        v = cfg[sec][key]
-        if v and not Path(v).is_absolute():
-            cfg[sec][key] = str((p.parent / v).resolve())
+
+    def resolve(v):
+        return v if not v or Path(v).is_absolute() else str((p.parent / v).resolve())
+
+    db = cfg["data"]["database"]
+    cfg["data"]["database"] = [resolve(v) for v in db] if isinstance(db, list) else resolve(db)
+    cfg["output"]["model"] = resolve(cfg["output"]["model"])
+    init = cfg["training"]["init_model"]
+    if init and (p.parent / init).exists():  # otherwise a shipped model's name (or missing)
+        cfg["training"]["init_model"] = resolve(init)
     return cfg
 
 
@@ -317,9 +370,12 @@ def portable_config(cfg: dict) -> dict:
     reduced to file names (a model file records no machine path; the database is
     identified by its content hashes, ``metadata['database']``)."""
     out = {sec: dict(body) if isinstance(body, dict) else body for sec, body in cfg.items()}
-    for sec, key in (("data", "database"), ("output", "model")):
-        if isinstance(out.get(sec), dict) and out[sec].get(key):
-            out[sec][key] = Path(out[sec][key]).name
+    for sec, key in (("data", "database"), ("output", "model"), ("training", "init_model")):
+        v = out[sec].get(key) if isinstance(out.get(sec), dict) else None
+        if isinstance(v, list):
+            out[sec][key] = [Path(x).name for x in v]
+        elif v:
+            out[sec][key] = Path(v).name
     return out
 
 
@@ -344,9 +400,11 @@ def prepare_data(cfg: dict, db=None):
 
     d = cfg["data"]
     if db is None:
-        if not d["database"]:
-            raise TrainConfigError("[data] database: give the database file to train on")
-        db = Database(d["database"])
+        paths = database_paths(cfg)
+        if len(paths) > 1:
+            raise TrainConfigError(f"prepare_data reads one database; [data] database lists "
+                                   f"{len(paths)} (train() reads several)")
+        db = Database(paths[0])
     spec = feature_spec(cfg)
     reference = d["reference"] or db.reference
     solvers = list(dict.fromkeys([*spec.inputs, reference]))
@@ -393,6 +451,137 @@ def prepare_data(cfg: dict, db=None):
         "test": test_i.tolist(),
     }
     return db, spec, reference, split, parts
+
+
+def database_paths(cfg: dict) -> list:
+    """The databases of ``[data] database`` (a name or a list of names) as a list."""
+    db = cfg["data"]["database"]
+    if not db:
+        raise TrainConfigError("[data] database: give the database file to train on")
+    return list(db) if isinstance(db, list) else [db]
+
+
+def _solver_options(db, solver):
+    """The options a database records for ``solver`` (a dict; None where not recorded)."""
+    import h5py
+
+    with h5py.File(db.path, "r") as f:
+        raw = f[f"solvers/{solver}"].attrs.get("options") if f"solvers/{solver}" in f else None
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except json.JSONDecodeError:
+        return str(raw)
+
+
+def _n_l_stored(db):
+    import h5py
+
+    with h5py.File(db.path, "r") as f:
+        return int(f[f"solvers/{db.solvers[0]}/G_l"].shape[-1])
+
+
+def check_databases(dbs, cfg: dict) -> None:
+    """Raise :class:`IncompatibleDatabasesError` unless the databases ``dbs`` can be trained
+    on together with ``cfg``: the same reference solver, stored tau grid, number of stored
+    Legendre coefficients and bath size, and the same options of every solver the model
+    uses (its inputs and the reference).  The message names both files, what differs, both
+    values and the fix."""
+    spec = feature_spec(cfg)
+    ref_key = cfg["data"]["reference"]
+    a = dbs[0]
+    ref_a = ref_key or a.reference
+    fix = ("train on databases made with the same recipe ([sampler] n_bath, [grid], "
+           "[solvers] of triqs-mlsolver generate), or on one of them")
+    for b in dbs[1:]:
+        ref_b = ref_key or b.reference
+        if ref_b != ref_a:
+            raise IncompatibleDatabasesError(
+                f"databases {a.path.name} and {b.path.name} have different reference solvers "
+                f"({ref_a!r} vs {ref_b!r}); set [data] reference to a solver both hold, or "
+                f"{fix}")
+        for what, va, vb in (
+                ("stored tau grid (tau_over_beta)", a.tau_over_beta, b.tau_over_beta),
+                ("number of stored Legendre coefficients", _n_l_stored(a), _n_l_stored(b)),
+                ("bath size (params/eps_k)", a.params["eps_k"].shape[1:],
+                 b.params["eps_k"].shape[1:])):
+            if np.shape(va) != np.shape(vb) or not np.array_equal(va, vb):
+                show = (f"{len(va)} points" if np.ndim(va) == 1 else va,
+                        f"{len(vb)} points" if np.ndim(vb) == 1 else vb)
+                if show[0] == show[1]:
+                    show = ("one grid", "another grid of the same size")
+                raise IncompatibleDatabasesError(
+                    f"databases {a.path.name} and {b.path.name} differ in the {what}: "
+                    f"{show[0]} vs {show[1]}; {fix}")
+        for s in dict.fromkeys([*spec.inputs, ref_a]):
+            if s not in a.solvers or s not in b.solvers:
+                continue  # prepare_data names the missing solver
+            oa, ob = _solver_options(a, s), _solver_options(b, s)
+            if oa is not None and ob is not None and oa != ob:
+                keys = sorted(k for k in set(oa) | set(ob) if oa.get(k) != ob.get(k)) \
+                    if isinstance(oa, dict) and isinstance(ob, dict) else ["options"]
+                k0 = keys[0]
+                va = oa.get(k0) if isinstance(oa, dict) else oa
+                vb = ob.get(k0) if isinstance(ob, dict) else ob
+                raise IncompatibleDatabasesError(
+                    f"databases {a.path.name} and {b.path.name} ran solver {s!r} with "
+                    f"different options ({', '.join(keys)}; e.g. {k0} = {va!r} vs {vb!r}): "
+                    f"the same solver name would mean two methods; {fix}")
+
+
+def _database_record(db, db_sha: str, samples_sha: str) -> dict:
+    """What a model file records of a training database (its name only: no machine path)."""
+    return {
+        "file": Path(db.path).name,
+        "sha256": db_sha,
+        "n_samples": len(db),
+        "format_version": int(db.attrs["format_version"]),
+        "reference": db.reference,
+        "solvers": list(db.solvers),
+        "n_tau_stored": len(db.tau_over_beta),
+        "seed": int(db.attrs["seed"]),
+        "samples_sha256": samples_sha,
+    }
+
+
+def _assign_parts(hashes, splits, parent_sets=None):
+    """Which samples of each database go into which part, by content hash.
+
+    ``hashes[k]``: the sample hashes of database ``k`` (indexed by sample number);
+    ``splits[k]``: its ``{"train", "validation", "test"}`` sample numbers (each database
+    split alone); ``parent_sets``: the parent's hash sets (:func:`sample_hash_sets`) or
+    None.  A sample (a hash) is kept once, in the first database that has it in that part,
+    and: a test sample of any database, or of the parent, is never trained or validated
+    on; a validation sample of any database is not trained on; a test sample the parent
+    saw (trained or validated on) is not a test sample.  Returns the kept sample numbers,
+    ``[{"train", "validation", "test"}]`` (sorted), and the number dropped per part.
+    """
+    empty = np.zeros(0, np.uint64)
+    P = parent_sets or {"train": empty, "validation": empty, "test": empty}
+    p_seen = np.union1d(P["train"], P["validation"])
+    keep = [{} for _ in splits]
+    held = P["test"]
+    for part in ("test", "validation", "train"):
+        used = empty
+        for k, (h, sp) in enumerate(zip(hashes, splits)):
+            idx = np.asarray(sp[part], dtype=np.int64)
+            hh = h[idx]
+            ok = ~np.isin(hh, held) if part != "test" else ~np.isin(hh, p_seen)
+            ok &= ~np.isin(hh, used)
+            # the first of duplicates within this database
+            _, first = np.unique(hh, return_index=True)
+            dup = np.ones(len(hh), bool)
+            dup[first] = False
+            ok &= ~dup
+            keep[k][part] = idx[ok]
+            used = np.union1d(used, hh[ok])
+        held = np.union1d(held, used)
+    order = ("train", "validation", "test")
+    keep = [{part: kp[part] for part in order} for kp in keep]
+    dropped = [{part: int(len(sp[part]) - len(kp[part])) for part in order}
+               for sp, kp in zip(splits, keep)]
+    return keep, dropped
 
 
 def training_domain(samples: SampleSet) -> dict:
@@ -508,27 +697,30 @@ def _member_in_worker(args):
     """Train one member in a worker process; returns ``(state_dict, history, info)``."""
     import torch
 
-    Z, T, W, Zv, Tv, Wv, cfg, seed, checkpoint, gates, gates_v, position = args
+    Z, T, W, Zv, Tv, Wv, cfg, seed, checkpoint, gates, gates_v, position, init = args
     if cfg["training"]["threads"]:
         torch.set_num_threads(cfg["training"]["threads"])
     net, hist, info = _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, checkpoint=checkpoint,
                                   quiet=position is None, gates=gates, gates_v=gates_v,
-                                  position=position)
+                                  position=position, init_state=init)
     return {k: v.numpy() for k, v in net.state_dict().items()}, hist, info
 
 
 def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, gates_v,
-                 done=None):
+                 done=None, init_states=None):
     """All ensemble members: in this process (``workers = 1``) or in a pool of spawned
     worker processes, one member each at a time.  Every member is seeded alone and trains
     with the same thread count, so the weights do not depend on ``workers``.  ``done``:
     ``{k: (state_dict, history, info)}`` of members finished by an interrupted run of the
-    same configuration (not trained again).  Returns ``(nets, histories, infos, workers)``,
-    ``workers`` the number of processes that trained."""
+    same configuration (not trained again).  ``init_states``: one state dict per member to
+    start from (a warm start; None: random weights).  Returns
+    ``(nets, histories, infos, workers)``, ``workers`` the number of processes that
+    trained."""
     import torch
 
     m, t = cfg["model"], cfg["training"]
     n = m["n_ensemble"]
+    inits = list(init_states) if init_states is not None else [None] * n
     done = dict(done or {})
     todo = [k for k in range(n) if k not in done]
     workers = min(t["workers"] or (os.cpu_count() or 1), max(len(todo), 1))
@@ -549,13 +741,13 @@ def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, ga
         for k in todo:
             out[k] = _fit_member(Z, T, W, Zv, Tv, Wv, cfg, t["seed"] + k, log=log,
                                  checkpoint=checkpoints[k], quiet=quiet, gates=gates,
-                                 gates_v=gates_v)
+                                 gates_v=gates_v, init_state=inits[k])
     elif todo:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         jobs = [(Z, T, W, Zv, Tv, Wv, cfg, t["seed"] + k, checkpoints[k], gates, gates_v,
-                 None if quiet else j % workers) for j, k in enumerate(todo)]
+                 None if quiet else j % workers, inits[k]) for j, k in enumerate(todo)]
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
             for k, (state, hist, info) in zip(todo, pool.map(_member_in_worker, jobs)):
                 out[k] = (build(state), hist, info)
@@ -572,10 +764,13 @@ def _log_member(log, info):
 
 
 def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, quiet=True,
-                gates=None, gates_v=None, position=None):
+                gates=None, gates_v=None, position=None, init_state=None):
     """Train one network; returns ``(net, history, info)`` with the best-validation weights.
 
     ``gates``, ``gates_v`` (b, K, o): the gate inputs of a gated head (None: plain head).
+    ``init_state``: the state dict to start from (a warm start): its validation loss is
+    the first candidate of early stopping (epoch 0), so with no better epoch, or
+    ``max_epochs = 0``, the member keeps these weights exactly.
     """
     import torch
     from tqdm import tqdm
@@ -589,6 +784,8 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
     n_g = 0 if gates is None else gates.shape[1]
     net = build_mlp(Z.shape[1], T.shape[1] + n_g, depth=m["depth"], width=m["width"],
                     activation=m["activation"], dtype=t["dtype"]).to(dev)
+    if init_state is not None:
+        net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in init_state.items()})
     if n_g:
         g_tr = torch.as_tensor(gates, dtype=dtype, device=dev)
         g_va = torch.as_tensor(gates_v, dtype=dtype, device=dev)
@@ -612,6 +809,14 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
     history = []
     t0 = time.perf_counter()
     stop = "max_epochs"
+    initial = None
+    if init_state is not None:  # the starting weights are epoch 0's candidate
+        net.eval()
+        with torch.no_grad():
+            initial = float((wv * (f(zv, val=True) - yv) ** 2).mean())
+        if math.isfinite(initial):
+            best, best_epoch = initial, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     bar = tqdm(range(t["max_epochs"]), desc=f"member seed {seed}", unit="epoch",
                disable=quiet, dynamic_ncols=True, position=position)
     for epoch in bar:
@@ -661,6 +866,8 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
     net.eval()
     info = {"best_epoch": best_epoch, "epochs": len(history), "best_validation_loss": best,
             "stopped_by": stop, "seconds": time.perf_counter() - t0, "seed": seed}
+    if initial is not None:
+        info["initial_validation_loss"] = initial
     if log:
         _log_member(log, info)
     if checkpoint is not None:
@@ -683,9 +890,11 @@ def _sample_record(db, split: dict) -> dict:
     return rec
 
 
-def _fingerprint(cfg: dict, db_sha256: str) -> str:
+def _fingerprint(cfg: dict, db_sha256, parent_sha256: str = "") -> str:
     """What makes two runs' members interchangeable: the config (without [output] and
-    the number of worker processes, which change nothing in the weights) and the data."""
+    the number of worker processes, which change nothing in the weights), the data
+    (``db_sha256``: a file hash, or a list of them) and the model a warm start begins
+    from (its integrity hash)."""
     import hashlib
 
     c = copy.deepcopy(cfg)
@@ -693,8 +902,193 @@ def _fingerprint(cfg: dict, db_sha256: str) -> str:
     c["data"].pop("database", None)  # the file's hash stands for it
     c["training"].pop("workers", None)
     c["training"].pop("max_minutes", None)
-    blob = json.dumps({"config": c, "database": db_sha256}, sort_keys=True, default=str)
+    c["training"].pop("init_model", None)  # the parent's hash stands for it
+    rec = {"config": c, "database": db_sha256}
+    if parent_sha256:
+        rec["parent"] = parent_sha256
+    blob = json.dumps(rec, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# -- warm start ---------------------------------------------------------------------
+def check_parent(cfg: dict, meta: dict, *, name: str = "the parent model",
+                 reference: str | None = None) -> None:
+    """Raise :class:`WarmStartError` unless the validated ``cfg`` fits the model whose
+    metadata is ``meta`` (the parent of a warm start): the representation and the
+    features (kind, size, mesh, source, parity, inputs, base, descriptors, input mode,
+    target, target scale, self-energy sizes), the transforms' kinds, the head, the
+    architecture (depth, width, activation, dtype), the number of ensemble members and,
+    given, the ``reference`` solver the data resolve to.  Every mismatch is named with
+    both values (``exc.mismatches``: ``[(key, config value, parent value)]``)."""
+    from .dataset import FeatureSpec
+
+    f, m, t = cfg["features"], cfg["model"], cfg["training"]
+    try:
+        ps = FeatureSpec.from_dict(meta["feature_spec"])
+        arch = dict(meta["architecture"])
+        tfs = {k: meta["transforms"][k]["name"] for k in ("input", "target")}
+        n_members = int(meta["n_members"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WarmStartError(f"{name}: its metadata do not describe a model pipeline "
+                             f"({exc!r}); start from a model file written by "
+                             "'triqs-mlsolver train'") from None
+    rep, sig = ps.representation, ps.sigma
+    pairs = [("[features] kind", f["kind"], rep.kind), ("[features] n", f["n"], rep.n)]
+    if rep.kind == "tau":
+        pairs += [("[features] mesh", f["mesh"], rep.mesh),
+                  ("[features] source", f["source"], rep.source)]
+    else:
+        pairs += [("[features] parity", f["parity"], rep.parity)]
+    pairs += [
+        ("[features] inputs", list(f["inputs"]), list(ps.inputs)),
+        ("[features] base", f["base"], ps.base),
+        ("[features] descriptors", list(f["descriptors"]), list(ps.descriptors)),
+        ("[features] input_mode", f["input_mode"], ps.input_mode),
+        ("[features] target", f["target"], "G" if sig is None else "sigma"),
+        ("[features] target_scale", f["target_scale"], ps.target_scale or ""),
+    ]
+    if sig is not None and f["target"] == "sigma":
+        pairs += [("[features] n_sigma", f["n_sigma"], sig.n),
+                  ("[features] sigma_n_l", f["sigma_n_l"], sig.n_l)]
+    pairs += [
+        ("[features] input_transform", f["input_transform"], tfs["input"]),
+        ("[features] target_transform", f["target_transform"], tfs["target"]),
+        ("[model] head", m["head"], arch.get("head", "plain")),
+        ("[model] depth", m["depth"], arch.get("depth")),
+        ("[model] width", m["width"], arch.get("width")),
+        ("[model] activation", m["activation"], arch.get("activation")),
+        ("[model] n_ensemble", m["n_ensemble"], n_members),
+        ("[training] dtype", t["dtype"], arch.get("dtype", "float64")),
+    ]
+    if reference is not None:
+        pairs.append(("[data] reference", reference, meta.get("reference")))
+    bad = [(k, a, b) for k, a, b in pairs if a != b]
+    if bad:
+        _raise_mismatch(bad, name)
+
+
+def _raise_mismatch(bad, name):
+    lines = "; ".join(f"{k} = {a!r} here, {b!r} in the model" for k, a, b in bad)
+    sets = ", ".join(f"{k} = {json.dumps(b)}" for k, _, b in bad)
+    exc = WarmStartError(
+        f"the config does not fit the model to start from ({name}): {lines}. A warm start "
+        "keeps the model's features, transforms and architecture (so that its weights keep "
+        f"their meaning): set {sets}, or train without init_model (--init-model)")
+    exc.mismatches = bad
+    raise exc
+
+
+def _load_parent(cfg: dict, log=None):
+    """``(model, record, hash sets)`` of ``[training] init_model``: the loaded model
+    (integrity checked), what the new model file records of it (``parent``: file name,
+    hashes, its databases and its own parent; no machine path) and its sample hashes."""
+    from .modelfile import file_sha256, load_model, model_path, sample_hash_sets
+
+    path = model_path(cfg["training"]["init_model"])
+    model = load_model(path)
+    meta = model.metadata or {}
+    sets = sample_hash_sets(meta)
+    if sets is None:
+        raise WarmStartError(
+            f"{path.name} records no content hashes of its training samples (a model written "
+            "before model format 2 or re-hashed from it, e.g. a shipped one): the new model "
+            "could not record which samples it has seen, and 'evaluate' would count that "
+            "model's training samples as unseen; start from a model trained by this "
+            "version of 'triqs-mlsolver train'")
+    dbs = meta.get("databases") or ([meta["database"]] if meta.get("database") else [])
+    record = {
+        "file": path.name,  # the name only: no machine path in a model file
+        "sha256": model.sha256,  # its integrity hash (the model file format's content hash)
+        "file_sha256": file_sha256(path),
+        "name": meta.get("name", ""),
+        "created": meta.get("created", ""),
+        "databases": [{"file": d.get("file") or Path(str(d.get("path", ""))).name,
+                       "sha256": d.get("sha256", "")} for d in dbs],
+        "n_samples": {k: int(len(v)) for k, v in sets.items()},
+        "parent": meta.get("parent"),  # its own parent, if it was warm-started too
+    }
+    if log:
+        log(f"warm start from {path.name} (sha256 {model.sha256[:12]}...; "
+            f"{len(model.nets)} member(s), transforms reused)")
+    return model, record, sets
+
+
+def _union_samples(sets, new: dict) -> dict:
+    """The ``samples`` record of a warm-started model: train = parent's train | this run's
+    train; validation = (parent's | this run's validation) - train; test = (parent's |
+    this run's test) - train - validation (as ``evaluate`` needs: everything either model
+    saw is train or validation)."""
+    from ..database.integrity import SAMPLE_HASH_SCHEME, encode_hashes
+
+    tr = np.union1d(sets["train"], new["train"])
+    va = np.setdiff1d(np.union1d(sets["validation"], new["validation"]), tr)
+    te = np.setdiff1d(np.union1d(sets["test"], new["test"]), np.union1d(tr, va))
+    return {"scheme": SAMPLE_HASH_SCHEME, "train": encode_hashes(tr),
+            "validation": encode_hashes(va), "test": encode_hashes(te)}
+
+
+def _open_databases(cfg: dict, db=None) -> list:
+    """The training databases: ``db`` (a Database or a list of them) or ``[data] database``."""
+    from ..database import Database
+
+    if db is not None:
+        return list(db) if isinstance(db, (list, tuple)) else [db]
+    return [Database(p) for p in database_paths(cfg)]
+
+
+def _prepare_several(cfg: dict, dbs: list, parent_sets=None):
+    """The data of a run on several databases or of a warm start.
+
+    Each database is prepared (and split) alone by :func:`prepare_data`; the parts are
+    filtered by content hash (:func:`_assign_parts`) and concatenated.  Returns ``(spec,
+    reference, split, parts, records, run_hashes, shas)``: ``split`` the rule (with the
+    sample numbers when there is one database), ``records`` what the model file records
+    of each database (with its split when there are several), ``run_hashes`` the hashes
+    of this run's ``{"train", "validation", "test"}`` samples, ``shas`` the file hashes.
+    """
+    from .modelfile import file_sha256
+
+    if len(dbs) > 1:
+        check_databases(dbs, cfg)
+    prepared = [prepare_data(cfg, d) for d in dbs]
+    spec, reference = prepared[0][1], prepared[0][2]
+    hashes = [d.sample_hashes() for d in dbs]
+    keep, dropped = _assign_parts(hashes, [pr[3] for pr in prepared], parent_sets)
+    parts, run_hashes = {}, {}
+    for name in ("train", "validation", "test"):
+        subs = [pa[name].subset(np.searchsorted(np.asarray(sp[name], dtype=np.int64),
+                                                kp[name]))
+                for (_, _, _, sp, pa), kp in zip(prepared, keep)]
+        parts[name] = subs[0] if len(subs) == 1 else SampleSet.concatenate(subs)
+        run_hashes[name] = np.concatenate([h[kp[name]] for h, kp in zip(hashes, keep)])
+    for name in ("train", "validation"):
+        if len(parts[name]) == 0:
+            raise TrainConfigError(
+                f"no {name} samples are left once the samples held out elsewhere are "
+                f"removed ({', '.join(Path(d.path).name for d in dbs)}; a test sample of "
+                "any database or of the model started from is never trained on): give "
+                "databases with other samples")
+    split = {k: v for k, v in prepared[0][3].items() if k not in ("train", "validation",
+                                                                  "test")}
+    split["exclusions"] = (
+        "each database split alone by the rule; then, by sample content hash, a sample is "
+        "kept once (the first database that has it in that part), a test sample of any "
+        "database or of the parent model is in no train or validation part, a validation "
+        "sample of any database in no train part, and a sample the parent trained or "
+        "validated on is no test sample")
+    shas, records = [], []
+    for d, kp, dr in zip(dbs, keep, dropped):
+        sha = file_sha256(d.path)
+        rec = _sample_record(d, kp)
+        shas.append(sha)
+        records.append(_database_record(d, sha, rec["database_sha256"]))
+        if len(dbs) > 1:
+            records[-1]["split"] = {**{k: kp[k].tolist() for k in kp}, "dropped": dr}
+    if len(dbs) == 1:
+        split.update({k: keep[0][k].tolist() for k in keep[0]}, dropped=dropped[0])
+    else:
+        split["per_database"] = "the sample numbers of each database: databases[k]['split']"
+    return spec, reference, split, parts, records, run_hashes, shas
 
 
 def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=True,
@@ -709,6 +1103,14 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     Each finished member is checkpointed (``<model>.checkpoints/``); with ``resume`` the
     members an interrupted run of the same config and database finished are reused and
     only the others are trained (the weights are those of an uninterrupted run).
+
+    ``db``: a :class:`~triqs_mlsolver.database.Database` or a list of them (default: the
+    files of ``[data] database``).  With several databases, or a warm start
+    (``[training] init_model``), the data are prepared by :func:`_prepare_several` and the
+    report also holds ``databases`` (several) and ``parent`` (warm start; see the module
+    docstring).  Raises :class:`WarmStartError` for a config or data that do not fit the
+    model to start from and :class:`IncompatibleDatabasesError` for databases that cannot
+    be trained on together, before any training.
     """
     import torch
 
@@ -728,7 +1130,31 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     t_start = time.perf_counter()
     if cfg["training"]["threads"]:
         torch.set_num_threads(cfg["training"]["threads"])
-    db, spec, reference, split, parts = prepare_data(cfg, db)
+    parent = parent_rec = parent_sets = None
+    if cfg["training"]["init_model"]:
+        parent, parent_rec, parent_sets = _load_parent(cfg, log)
+        check_parent(cfg, parent.metadata, name=parent_rec["file"])  # before any data
+    dbs = _open_databases(cfg, db)
+    if len(dbs) == 1 and parent is None:  # the path of a run on one database
+        db, spec, reference, split, parts = prepare_data(cfg, dbs[0])
+        db_sha = file_sha256(db.path)
+        samples = _sample_record(db, split)
+        records = [_database_record(db, db_sha, samples.pop("database_sha256"))]
+        fp = _fingerprint(cfg, db_sha)
+    else:
+        if parent is not None:
+            check_parent(cfg, parent.metadata, name=parent_rec["file"],
+                         reference=cfg["data"]["reference"] or dbs[0].reference)
+        spec, reference, split, parts, records, run_h, shas = _prepare_several(
+            cfg, dbs, parent_sets)
+        from ..database.integrity import SAMPLE_HASH_SCHEME, encode_hashes
+
+        samples = _union_samples(parent_sets, run_h) if parent is not None else \
+            {"scheme": SAMPLE_HASH_SCHEME, **{k: encode_hashes(v) for k, v in run_h.items()}}
+        fp = _fingerprint(cfg, shas[0] if len(shas) == 1 else shas,
+                          parent.sha256 if parent is not None else "")
+        if parent is not None:
+            spec = parent.spec  # its scale floor too: the features keep their meaning
     f = cfg["features"]
     train_set = parts["train"]
     if f["ph_augment"]:
@@ -736,8 +1162,23 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     val_set = parts["validation"]
     X, Xv = spec.features(train_set), spec.features(val_set)
     Y, Yv = spec.target(train_set, reference), spec.target(val_set, reference)
-    itf = Transform(f["input_transform"], mask=spec.function_mask(X.shape[1])).fit(X)
-    otf = Transform(f["target_transform"]).fit(Y)
+    if parent is None:
+        itf = Transform(f["input_transform"], mask=spec.function_mask(X.shape[1])).fit(X)
+        otf = Transform(f["target_transform"]).fit(Y)
+    else:  # the parent's fitted transforms, unchanged (copies)
+        itf, otf = (Transform.from_dict(t.to_dict())
+                    for t in (parent.input_transform, parent.target_transform))
+        pa = parent.architecture
+        bad = [(k, a, b) for k, a, b in (("n_in (features per sample)", X.shape[1], pa["n_in"]),
+                                         ("n_out (target size)", Y.shape[1], pa["n_out"]))
+               if a != b]
+        if bad:
+            raise WarmStartError(
+                f"the data give {'; '.join(f'{k} = {a}' for k, a, _ in bad)}, the model to "
+                f"start from ({parent_rec['file']}) has "
+                f"{'; '.join(f'{k} = {b}' for k, _, b in bad)}: its features would not fit "
+                "(e.g. the 'bath' descriptors follow the database's bath size); train on "
+                "databases made like its own")
     Z, Zv = itf.forward(X), itf.forward(Xv)
     T, Tv = otf.forward(Y), otf.forward(Yv)
     if cfg["training"]["loss_weight"] == "beta":
@@ -745,7 +1186,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     else:
         W, Wv = np.ones(len(Z)), np.ones(len(Zv))
     if log:
-        log(f"training on {db.path}: {len(parts['train'])} train"
+        log(f"training on {', '.join(str(d.path) for d in dbs)}: {len(parts['train'])} train"
             f"{' (x2 with PH images)' if f['ph_augment'] else ''}, "
             f"{len(val_set)} validation, {len(parts['test'])} test samples; "
             f"{Z.shape[1]} features -> {T.shape[1]} outputs "
@@ -762,10 +1203,6 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         G, Gv = (gate_inputs(spec, s_, otf) for s_ in (train_set, val_set))
         arch.update(head="gated", n_gates=int(G.shape[1]))
     ckpt_dir = out_path.with_name(out_path.stem + ".checkpoints")
-
-    db_sha = file_sha256(db.path)
-    samples = _sample_record(db, split)
-    fp = _fingerprint(cfg, db_sha)
     checkpoints = [_Checkpoint(ckpt_dir, k, fp) if save else None
                    for k in range(m["n_ensemble"])]
     done = {}
@@ -777,9 +1214,14 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     elif save and log and any(ckpt_dir.glob("member*.done.json")):
         log(f"  {ckpt_dir} holds checkpoints of an earlier run; they are replaced "
             "(train with --resume to reuse its finished members)")
+    inits = None
+    if parent is not None:
+        inits = [{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+                 for net in parent.nets]
     nets, histories, infos, workers = _fit_members(Z, T, W, Zv, Tv, Wv, cfg, log=log,
                                                    checkpoints=checkpoints, quiet=quiet,
-                                                   gates=G, gates_v=Gv, done=done)
+                                                   gates=G, gates_v=Gv, done=done,
+                                                   init_states=inits)
     model = CorrectionModel(spec, reference, itf, otf, nets, arch,
                             symmetrize=f["symmetrize"], clip=f["clip"], shrink=f["shrink"])
     errors, spread = {}, {}
@@ -794,19 +1236,16 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
                 spread = {f"q{q}": float(np.quantile(smax, q / 100)) for q in (50, 90, 99)}
                 spread["max"] = float(smax.max())
     report = {
-        "database": {
-            "file": Path(db.path).name,  # the name only: no machine path in a model file
-            "sha256": db_sha,
-            "n_samples": len(db),
-            "format_version": int(db.attrs["format_version"]),
-            "reference": db.reference,
-            "solvers": list(db.solvers),
-            "n_tau_stored": len(db.tau_over_beta),
-            "seed": int(db.attrs["seed"]),
-            "samples_sha256": samples.pop("database_sha256"),
-        },
+        # the (first) database, by name and content (its split: below)
+        "database": {k: v for k, v in records[0].items() if k != "split"},
         "split": split,
         "samples": samples,
+    }
+    if len(records) > 1:
+        report["databases"] = records
+    if parent is not None:
+        report["parent"] = parent_rec
+    report.update({
         "domain": training_domain(parts["train"]),
         "training": {
             "config": portable_config(cfg),
@@ -819,7 +1258,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         },
         "errors": errors,
         "spread": spread,
-    }
+    })
     if log:
         for name, e in errors.items():
             base = errors_of_prediction(parts[name].G_tau[spec.base],
