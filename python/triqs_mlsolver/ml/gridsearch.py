@@ -94,6 +94,10 @@ def run_grid(config, outdir, *, quiet=False, db=None) -> str:
         p = Path(config)
         raw = read_toml(p, TrainConfigError, "")
         dbp = raw.get("data", {}).get("database")
+        if isinstance(dbp, list):
+            raise TrainConfigError(
+                f"{p}: [data] database lists {len(dbp)} files; gridsearch compares settings "
+                f"on one database: give one file (train accepts several)")
         if dbp and not Path(dbp).is_absolute():
             raw["data"]["database"] = str((p.parent / dbp).resolve())
     else:
@@ -102,7 +106,14 @@ def run_grid(config, outdir, *, quiet=False, db=None) -> str:
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     if db is None:
-        db = Database(validate_train_config(points[0][1])["data"]["database"])
+        dbp = validate_train_config(points[0][1])["data"]["database"]
+        if isinstance(dbp, list):
+            if len(dbp) != 1:
+                raise TrainConfigError(
+                    f"[data] database lists {len(dbp)} files; gridsearch compares settings "
+                    f"on one database: give one file (train accepts several)")
+            dbp = dbp[0]
+        db = Database(dbp)
     rows = []
     keys = list(points[0][0])
     for n, (point, cfg_raw) in enumerate(points):
