@@ -11,10 +11,19 @@ naming the key and the fix.
     [sampler]
     mode = "seed"          # "seed": random discrete baths; "dmft": smooth Delta fitted to a bath;
                            # "bethe": Bethe-lattice DMFT-like Delta (metals, Mott insulators);
+                           # "single_band": every temperature, coupling, filling, lattice and
+                           # magnetic state of single-band DMFT (database/single_band.py);
                            # "visited": the AIMs a solver recorded (generate --from visited.h5)
     visited = ""           # mode "visited": the file of visited AIMs
     visited_sha256 = ""    # ... its sha256 (set by generate --from; checked on --resume)
     visited_only = "all"   # mode "visited": "all" or "out_of_domain" visits
+    beta_D = [1.0, 400.0]  # mode "single_band": beta*D log-uniform in this range
+    filling = [0.2, 1.8]   # mode "single_band": total filling of the lattice samples
+    lattices = ["bethe", "square", "cubic", "random"]   # mode "single_band"
+    p_discrete = 0.3       # mode "single_band": share of discrete (seed-table) baths
+    p_polarised = 0.25     # mode "single_band": share of spin-polarised samples
+    n_bath_min = 3         # mode "single_band": fewest bath sites (n_bath: the most)
+    fit_tol = 1e-3         # mode "single_band": relative max error of the bath fit
     n_samples = 10000
     seed = 2021
     U = [1.0, 10.0]        # uniform range
@@ -58,6 +67,13 @@ DEFAULTS = {
         "visited": "",
         "visited_sha256": "",
         "visited_only": "all",
+        "beta_D": [1.0, 400.0],
+        "filling": [0.2, 1.8],
+        "lattices": ["bethe", "square", "cubic", "random"],
+        "p_discrete": 0.3,
+        "p_polarised": 0.25,
+        "n_bath_min": 3,
+        "fit_tol": 1e-3,
     },
     "solvers": {
         "cheap": ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"],
@@ -103,9 +119,9 @@ def validate_config(cfg: dict) -> dict:
     for sec, body in cfg.items():
         out[sec].update(body)
     s = out["sampler"]
-    if s["mode"] not in ("seed", "dmft", "bethe", "visited"):
-        raise ConfigError(f"[sampler] mode = {s['mode']!r}: use 'seed', 'dmft', 'bethe' or "
-                          "'visited'")
+    if s["mode"] not in ("seed", "dmft", "bethe", "single_band", "visited"):
+        raise ConfigError(f"[sampler] mode = {s['mode']!r}: use 'seed', 'dmft', 'bethe', "
+                          "'single_band' or 'visited'")
     for key in ("visited", "visited_sha256"):
         if not isinstance(s[key], str):
             raise ConfigError(f"[sampler] {key} = {s[key]!r}: expected a string")
@@ -136,6 +152,32 @@ def validate_config(cfg: dict) -> dict:
             raise ConfigError(f"[sampler] beta contains {b!r}: every beta must be a number > 0")
     s["beta"] = [float(b) for b in betas]
     _int("sampler", "n_bath", s["n_bath"], 1, 9)
+    s["beta_D"] = _range("sampler", "beta_D", s["beta_D"])
+    if s["beta_D"][0] <= 0:
+        raise ConfigError(f"[sampler] beta_D = {s['beta_D']}: beta*D must be > 0")
+    s["filling"] = _range("sampler", "filling", s["filling"])
+    if not (0 < s["filling"][0] and s["filling"][1] < 2):
+        raise ConfigError(f"[sampler] filling = {s['filling']}: the total filling must lie "
+                          "strictly between 0 and 2")
+    from .single_band import LATTICES
+
+    if not (isinstance(s["lattices"], list) and s["lattices"]
+            and all(x in LATTICES for x in s["lattices"])):
+        raise ConfigError(f"[sampler] lattices = {s['lattices']!r}: a non-empty list of "
+                          f"{', '.join(map(repr, LATTICES))}")
+    for key in ("p_discrete", "p_polarised"):
+        v_ = s[key]
+        if isinstance(v_, bool) or not isinstance(v_, (int, float)) or not 0 <= v_ <= 1:
+            raise ConfigError(f"[sampler] {key} = {v_!r}: expected a probability in [0, 1]")
+        s[key] = float(v_)
+    _int("sampler", "n_bath_min", s["n_bath_min"], 1, 9)
+    if s["mode"] == "single_band" and s["n_bath_min"] > s["n_bath"]:
+        raise ConfigError(f"[sampler] n_bath_min = {s['n_bath_min']} > n_bath = {s['n_bath']}: "
+                          "mode 'single_band' fits between n_bath_min and n_bath sites")
+    ft = s["fit_tol"]
+    if isinstance(ft, bool) or not isinstance(ft, (int, float)) or not 0 < ft < 1:
+        raise ConfigError(f"[sampler] fit_tol = {ft!r}: expected a number in (0, 1), e.g. 1e-3")
+    s["fit_tol"] = float(ft)
     v = out["solvers"]
     if not isinstance(v["cheap"], list) or not all(isinstance(x, str) for x in v["cheap"]):
         raise ConfigError("[solvers] cheap: expected a list of solver names")

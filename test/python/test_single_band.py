@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``single_band`` sampler (issue 18's database recipe): deterministic samples, the
+documented coverage, and physics of the lattice hybridisations (causal, second moment
+D^2/4, the filling the chemical potential was solved for, particle-hole and
+antiferromagnetic structure)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import triqs_mlsolver
+from scipy.integrate import quad
+from triqs_mlsolver.database import single_band as sb
+from triqs_mlsolver.database.config import ConfigError, load_config, validate_config
+from triqs_mlsolver.gf.transforms import matsubara_freqs, semicircle_g
+
+RECIPE = Path(triqs_mlsolver.__file__).parent / "data" / "single_band_database.toml"
+CFG = load_config(RECIPE)  # the shipped recipe
+
+
+def draw(i, seed=5, cfg=CFG):
+    return sb.sample(cfg, i, np.random.default_rng([seed, i]))
+
+
+def test_samples_are_deterministic_and_cover_the_recipe():
+    ps = [draw(i) for i in range(150)]
+    again = draw(17)
+    assert np.array_equal(again.eps_k, ps[17].eps_k) and np.array_equal(again.mu, ps[17].mu)
+    beta = np.array([p.beta for p in ps])
+    U = np.array([p.U for p in ps])
+    assert 1.0 <= beta.min() and beta.max() <= 400.0
+    assert beta.min() < 3 and beta.max() > 100  # log-uniform over 2.6 decades
+    assert 0 <= U.min() < 1 and 9 < U.max() <= 10
+    fam = [p.extra["family"] for p in ps]
+    assert 0.15 < fam.count("discrete") / len(ps) < 0.45
+    pol = np.mean([not p.spin_symmetric for p in ps])
+    assert 0.12 < pol < 0.4
+    lat = {p.extra["lattice"] for p in ps if p.extra["family"] == "lattice"}
+    assert lat == set(sb.LATTICES)
+    k = np.array([p.n_bath for p in ps])
+    assert k.min() >= 3 and k.max() <= 8
+    for p in ps:
+        assert np.all(np.isfinite(p.eps_k)) and np.all(p.V_k >= 0)
+        assert p.D == 1.0
+
+
+def test_lattice_hybridisations_have_the_lattice_second_moment():
+    """Delta(z) -> (D^2/4)/z with D = 1 (the variance of every density is 1/4): i w Delta(i w)
+    at w = 200 is 1/4 up to the next order, O(1/w^2); AFM baths (D^2/4) G -> 1/(4 i w) too."""
+    rng = np.random.default_rng(4)
+    iw = np.array([200j])
+    for _ in range(40):
+        delta, _, info = sb._lattice_delta(rng, CFG["sampler"], float(rng.uniform(0, 10)),
+                                           float(rng.uniform(1, 400)), iw)
+        np.testing.assert_allclose((iw * delta).real, 0.25, rtol=0, atol=5e-3)
+
+
+def test_fits_reach_the_tolerance_or_use_the_most_sites():
+    for i in range(80):
+        p = draw(i, seed=9)
+        if p.extra["family"] != "lattice":
+            continue
+        err = max(p.extra["fit_rel_error"])
+        assert p.n_bath == CFG["sampler"]["n_bath"] or err <= CFG["sampler"]["fit_tol"]
+
+
+@pytest.mark.parametrize("name", ["square", "cubic"])
+def test_lattice_densities(name):
+    e, w = sb.lattice_dos(name)
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert w @ e == pytest.approx(0.0, abs=1e-12)
+    assert w @ e**2 == pytest.approx(0.25, abs=1e-12)
+    # t' = 0 square and cubic densities are symmetric about 0
+    np.testing.assert_allclose(np.sort(e), -np.sort(e)[::-1], atol=1e-3)
+
+
+def test_density_from_matsubara_sum():
+    """U = 0 semicircle: <n> from the Matsubara sum against the direct integral."""
+    beta, mu = 20.0, 0.3
+    iw = matsubara_freqs(beta, sb.N_IW)[sb.N_IW:]
+    n = sb._density(semicircle_g(iw + mu, 1.0), iw, beta)
+
+    def integrand(x):
+        return 2 / np.pi * np.sqrt(1 - x**2) / (np.exp(beta * (x - mu)) + 1)
+
+    exact = quad(integrand, -1, 1, points=[mu])[0]
+    assert n == pytest.approx(exact, abs=2e-4)
+
+
+def test_mu_solves_for_the_target_filling():
+    rng = np.random.default_rng(3)
+    s = CFG["sampler"]
+    iw = matsubara_freqs(30.0, sb.N_IW)[sb.N_IW:]
+    for _ in range(30):
+        delta, mus, info = sb._lattice_delta(rng, s, 3.0, 30.0, iw)
+        assert np.all(delta.imag < 0)  # causal
+        # brentq's xtol 1e-4 in mu moves n by at most 1e-4 x (2 x max DOS ~ 3)
+        assert info["n_lattice"] == pytest.approx(info["n_target"], abs=1e-3)
+
+
+def test_half_filled_symmetric_samples_are_particle_hole_symmetric():
+    found = 0
+    for i in range(200):
+        p = draw(i, seed=21)
+        e = p.extra
+        if e["family"] == "lattice" and e["n_target"] == 1.0 and p.spin_symmetric and \
+                e["lattice"] in ("bethe", "cubic"):
+            found += 1
+            assert float(p.mu[0]) == pytest.approx(p.U / 2, abs=1e-12)
+            eps = np.sort(p.eps_k[0])
+            np.testing.assert_allclose(eps, -eps[::-1], atol=1e-12)
+    assert found >= 3
+
+
+def test_antiferromagnetic_bath_is_the_other_sublattice():
+    """Bethe AFM: Delta_s = (D^2/4) G_{-s}, and the spins' baths are mirror images of each
+    other at half filling (G_{-s}(i w) = -conj G_s(i w) for the Neel state)."""
+    rng = np.random.default_rng(0)
+    s = dict(CFG["sampler"], lattices=["bethe"], p_polarised=1.0)
+    iw = matsubara_freqs(50.0, sb.N_IW)[sb.N_IW:]
+    seen = 0
+    for _ in range(40):
+        delta, mus, info = sb._lattice_delta(rng, s, 2.0, 50.0, iw)
+        if not info["afm"]:
+            continue
+        seen += 1
+        assert np.all(delta.imag < 0)
+        assert not np.allclose(delta[0], delta[1])
+        assert mus[0] == mus[1]
+    assert seen >= 5
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"beta_D": [0.0, 10.0]}, "beta_D"),
+    ({"filling": [0.0, 1.0]}, "filling"),
+    ({"lattices": ["kagome"]}, "lattices"),
+    ({"p_discrete": 1.5}, "p_discrete"),
+    ({"fit_tol": 0.0}, "fit_tol"),
+    ({"n_bath_min": 7, "n_bath": 5}, "n_bath_min"),
+])
+def test_config_errors(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config({"sampler": {"mode": "single_band", **bad}})
