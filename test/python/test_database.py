@@ -287,7 +287,7 @@ def test_extend_grows_a_database_without_recomputing(tmp_path, monkeypatch):
         ({"sampler": {"beta": [10.0, 0.0]}}, "beta must be a number > 0"),
         ({"sampler": {"beta": []}}, "non-empty list"),
         ({"sampler": {"n_bath": 0}}, "n_bath = 0"),
-        ({"sampler": {"mode": "random"}}, "'seed', 'dmft', 'bethe' or 'visited'"),
+        ({"sampler": {"mode": "random"}}, "'seed', 'dmft', 'bethe', 'single_band' or 'visited'"),
         ({"solvers": {"cheap": ["ipt", "hubbard"]}}, "unknown solver 'hubbard'"),
         ({"grid": {"n_tau": 2}}, "n_tau = 2"),
     ],
@@ -418,6 +418,8 @@ def _downgrade_to_v1(src, dst):
     with h5py.File(dst, "a") as f:
         for key in REFERENCE_ERROR_KEYS:
             del f[f"solvers/{f.attrs['reference']}/{key}"]
+        for key in ("mu_s", "eps_k_s", "V_k_s", "n_bath"):  # format 4
+            del f[f"params/{key}"]
         f.attrs["format_version"] = 1
         del f.attrs["attrs_sha256"]
         f.visititems(lambda n, o: o.attrs.__delitem__("sha256")
@@ -449,7 +451,7 @@ def test_reference_error_estimate_is_stored_and_version_1_files_still_read(tmp_p
     generate(cfg, out, quiet=True)
     sizes = check_schema(out)
     db = Database(out)
-    assert db.format_version == FORMAT_VERSION == 3
+    assert db.format_version == FORMAT_VERSION == 4
     r = db.reference_error()
     # the sampled 3-site bath is diagonalised as given: exact up to the ED's resolution
     from triqs_mlsolver.solvers.ed import RESOLUTION

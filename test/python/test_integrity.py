@@ -137,9 +137,12 @@ def _edit(path, dataset, where, value, *, reseal):
 
 
 def _strip_checksums(src, dst, version=2):
-    """``dst``: ``src`` as the format-2 writer left it (no checksums)."""
+    """``dst``: ``src`` as the format-2 writer left it (no checksums, no per-spin
+    parameters)."""
     shutil.copy(src, dst)
     with h5py.File(dst, "a") as f:
+        for key in ("mu_s", "eps_k_s", "V_k_s", "n_bath"):  # format 4
+            del f[f"params/{key}"]
         f.attrs["format_version"] = version
         del f.attrs["attrs_sha256"]
         f.visititems(lambda n, o: o.attrs.__delitem__("sha256")
@@ -150,14 +153,14 @@ def _strip_checksums(src, dst, version=2):
 # -- database checksums ----------------------------------------------------------------------
 def test_every_dataset_carries_a_checksum_that_inspect_verifies(db12, capsys):
     db = Database(db12)
-    assert db.checksums and db.format_version == 3
+    assert db.checksums and db.format_version == 4
     with h5py.File(db12, "r") as f:
         names = []
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
         for n in names:
             assert f[n].attrs["sha256"] == integ.array_sha256(f[n][()]), n
         assert f.attrs["attrs_sha256"] == integ.attrs_sha256(f)
-    assert db.verify() == len(names) == 6 + 1 + 2 + 3 * 7 + 3
+    assert db.verify() == len(names) == 6 + 4 + 1 + 2 + 3 * 7 + 3
     assert cli_main(["inspect", str(db12), "--check"]) == 0
     out = capsys.readouterr().out
     assert f"checksums ok: {len(names)} datasets" in out and "values ok" in out
@@ -217,10 +220,10 @@ def test_old_database_is_read_with_a_statement_and_upgraded(db12, tmp_path, caps
     assert cli_main(["inspect", str(old), "--check"]) == 0
     out = capsys.readouterr().out
     assert "the bits are NOT verified" in out and "written before checksums" in out
-    new = tmp_path / "v3.h5"
+    new = tmp_path / "v4.h5"
     assert cli_main(["inspect", str(old), "--upgrade", str(new)]) == 0
     up = Database(new)
-    assert up.checksums and up.format_version == 3 and up.verify() > 0
+    assert up.checksums and up.format_version == 4 and up.verify() > 0
     assert json.loads(up.attrs["upgraded_from"])["format_version"] == 2
     check_schema(new)
     assert_same_h5_data(new, db12)

@@ -116,14 +116,14 @@ def _record_some(path):
 
 
 def test_generate_from_visited_solves_them_with_the_reference(tmp_path):
-    """`generate --from`: one sample per spin-symmetric visit, its own beta, U, mu, the
-    hybridisation fitted by n_bath sites; polarised visits left out and counted."""
+    """`generate --from`: one sample per visit, its own beta, U, mu, the hybridisation
+    fitted by n_bath sites; a polarised visit is a sample too, fitted per spin (format 4)."""
     from triqs_mlsolver.cli.main import main
     from triqs_mlsolver.database import Database
 
     visits = _record_some(tmp_path / "visited.h5")
     sym = [v for v in visits if v.params.spin_symmetric]
-    assert len(sym) == len(visits) - 1
+    assert len(sym) == len(visits) - 1  # the last one is polarised
     cfg = tmp_path / "db.toml"
     cfg.write_text('[sampler]\nn_bath = 4\n[solvers]\ncheap = ["hubbard_i", "ipt"]\n'
                    'reference = "ed"\n[grid]\nn_iw = 256\nn_tau = 51\nn_l = 20\n')
@@ -131,10 +131,11 @@ def test_generate_from_visited_solves_them_with_the_reference(tmp_path):
     assert main(["-q", "generate", str(cfg), "--from", str(tmp_path / "visited.h5"),
                  "-o", str(out)]) == 0
     db = Database(out)
-    assert len(db) == len(sym) and db.check()
-    np.testing.assert_array_equal(db.params["U"], [v.params.U for v in sym])
-    np.testing.assert_array_equal(db.params["beta"], [v.params.beta for v in sym])
-    np.testing.assert_allclose(db.params["mu"], [v.params.mu[0] for v in sym], rtol=0,
+    assert len(db) == len(visits) and db.check()
+    np.testing.assert_array_equal(db.polarised, [not v.params.spin_symmetric for v in visits])
+    np.testing.assert_array_equal(db.params["U"], [v.params.U for v in visits])
+    np.testing.assert_array_equal(db.params["beta"], [v.params.beta for v in visits])
+    np.testing.assert_allclose(db.params["mu_s"], [v.params.mu for v in visits], rtol=0,
                                atol=0)
     # D = 2 sqrt(m_0) of the recorded Delta: the Bethe Weiss fields have m_0 = t^2 = 1/4
     np.testing.assert_allclose(db.params["D"], 1.0, rtol=1e-3)
@@ -143,17 +144,18 @@ def test_generate_from_visited_solves_them_with_the_reference(tmp_path):
     from triqs_mlsolver.gf.transforms import matsubara_freqs
 
     iw = matsubara_freqs(20.0, 256)
-    for k, v in enumerate(sym):
-        e, V = db.params["eps_k"][k], db.params["V_k"][k]
-        fit = (V[:, None] ** 2 / (iw[None, :] - e[:, None])).sum(axis=0)
-        rec = v.params.Delta_iw[0]
-        assert np.abs(fit - rec).max() < 0.05 * np.abs(rec).max(), k
+    for k, v in enumerate(visits):
+        for s in range(2):
+            e, V = db.params["eps_k_s"][k, s], db.params["V_k_s"][k, s]
+            fit = (V[:, None] ** 2 / (iw[None, :] - e[:, None])).sum(axis=0)
+            rec = v.params.Delta_iw[s]
+            assert np.abs(fit - rec).max() < 0.05 * np.abs(rec).max(), (k, s)
     # only the visits the model was not trusted for
     cfg.write_text(cfg.read_text().replace("n_bath = 4", 'n_bath = 4\nvisited_only = '
                                            '"out_of_domain"'))
     out2 = tmp_path / "vdb_ood.h5"
     assert main(["-q", "generate", str(cfg), "--from", str(tmp_path / "visited.h5"),
                  "-o", str(out2)]) == 0
-    ood = [v for v in sym if v.out_of_domain]
-    assert 0 < len(ood) < len(sym)
+    ood = [v for v in visits if v.out_of_domain]
+    assert 0 < len(ood) < len(visits)
     np.testing.assert_array_equal(Database(out2).params["U"], [v.params.U for v in ood])

@@ -25,8 +25,9 @@ def add_parsers(sub):
                    help="override [sampler] n_samples of the config")
     g.add_argument("--from", type=Path, default=None, metavar="VISITED.h5", dest="visited",
                    help="the AIMs a solver recorded (MLSolver(record=...)): sampler mode "
-                        "'visited', one sample per spin-symmetric visit, its hybridisation "
-                        "fitted by [sampler] n_bath sites; [sampler] visited_only = "
+                        "'visited', one sample per visit (spin-polarised ones stored per "
+                        "spin), its hybridisation fitted by [sampler] n_bath sites per spin; "
+                        "[sampler] visited_only = "
                         "'out_of_domain' keeps the visits the model was not trusted for")
     g.add_argument("--extend", type=Path, default=None, metavar="OLD.h5",
                    help="reuse a finished database made with the same config but fewer "
@@ -47,8 +48,9 @@ def add_parsers(sub):
                    help="verify the layout against the schema, every checksum and the value "
                         "rules (non-finite or impossible values, named by sample)")
     i.add_argument("--upgrade", type=Path, metavar="NEW.h5", default=None,
-                   help="write a copy of a database of an older format (before checksums) in "
-                        "the current format, with checksums, after checking every value")
+                   help="write a copy of a database of an older format in the current "
+                        "format (checksums; per-spin parameters and n_bath derived from the "
+                        "spin-symmetric ones), after checking every value and checksum")
     i.set_defaults(func=run_inspect)
 
 
@@ -99,9 +101,10 @@ def _visited_config(raw, path, n_samples):
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--from {path}: {exc}") from None
     if not usable:
-        which = ", out of the domain" if s["visited_only"] != "all" else ""
-        raise ConfigError(f"--from {path}: none of its {total} visits is usable (spin-"
-                          f"symmetric{which})")
+        if s["visited_only"] != "all" and total:
+            raise ConfigError(f"--from {path}: none of its {total} visits is out of the "
+                              "model's domain; use [sampler] visited_only = 'all'")
+        raise ConfigError(f"--from {path}: the file holds no visits")
     if n_samples is not None and n_samples > len(usable):
         raise ConfigError(f"--n-samples {n_samples}: {path} has {len(usable)} usable visits")
     s["n_samples"] = len(usable) if n_samples is None else n_samples

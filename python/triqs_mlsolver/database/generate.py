@@ -9,12 +9,14 @@ temporary name and renamed when complete, so a killed run leaves only
 complete chunks behind (at most ``chunk_size`` samples per rank are lost).
 ``--resume`` scans the chunks, skips the finished samples and computes the
 rest (a chunk written before a dataset was added to the layout gives its
-"not known" value, :data:`~.schema.ADDED`); ``--extend OLD.h5`` starts the
-parts folder from a finished database made with the same config but fewer
-samples and/or fewer cheap solvers (its samples are the first ones of the
-larger run, see below; added cheap solvers are run on them on rank 0; a
-dataset that OLD's format predates gets its "not known" value), so a
-database grows without recomputing its reference.  At the end
+"not known" value, :data:`~.schema.ADDED`, or, for the per-spin parameters and
+``params/n_bath`` of format 4, the value derived from its spin-symmetric
+parameters); ``--extend OLD.h5`` starts the parts folder from a finished
+database made with the same config but fewer samples and/or fewer cheap
+solvers (its samples are the first ones of the larger run, see below; added
+cheap solvers are run on them on rank 0; a dataset that OLD's format predates
+gets its "not known" or derived value), so a database grows without
+recomputing its reference.  At the end
 rank 0 merges the chunks, sorted by sample index, into ``OUTPUT`` (again
 through a temporary file and a rename) and removes the parts folder.
 
@@ -60,8 +62,10 @@ from .schema import (
     CHECKSUMS_FROM,
     FORMAT,
     FORMAT_VERSION,
+    LEGACY_PARAMS,
     REFERENCE_ERROR_KEYS,
     SCHEMA,
+    added_value,
 )
 
 __all__ = ["generate", "solve_sample", "reference_error_of", "merge_parts", "parts_dir_of",
@@ -118,6 +122,19 @@ def _unknown(key, n):
     return np.full(n, ADDED[pat][1], dtype=SCHEMA[pat][1])
 
 
+#: The ``params/*`` datasets added after version 1 (derived from the legacy ones in files
+#: and chunks that predate them).
+_ADDED_PARAMS = tuple(p for p in ADDED if p.startswith("params/"))
+
+
+def _derived_params(get, n) -> dict:
+    """``{params/<name>: array}`` of the per-spin parameters and ``n_bath`` of ``n`` samples
+    whose file or chunk predates them, from its legacy ``params/*`` (``get(path)`` reads
+    one, verified)."""
+    legacy = {k: get(f"params/{k}") for k in LEGACY_PARAMS}
+    return {pat: added_value(pat, n, legacy) for pat in _ADDED_PARAMS}
+
+
 def reference_error_of(solution) -> dict:
     """``{error_estimate, n_bath, converged}`` of a solution, from its
     ``diagnostics['reference']`` (the reference ED: bath-size convergence) and
@@ -145,7 +162,8 @@ def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
     recorded, not raised."""
     g = cfg["grid"]
     params = sample_params(cfg, i)
-    rec = {"index": i, "params": sample_arrays(params), "solvers": {}}
+    rec = {"index": i, "params": sample_arrays(params, cfg["sampler"]["n_bath"]),
+           "solvers": {}}
     reference = cfg["solvers"]["reference"]
     for name in solver_names(cfg) if solvers is None else solvers:
         r = {
@@ -356,6 +374,11 @@ def _seed_parts_from(cfg: dict, source: Path, output: Path, n_old: int, old_solv
             f["index"] = np.arange(n_old, dtype=np.int64)
             for key in src["params"]:
                 f[f"params/{key}"] = get(f"params/{key}")
+            missing = [p for p in _ADDED_PARAMS if p not in src]
+            if missing:  # a source before format 4: per spin = the spin-symmetric values
+                derived = _derived_params(get, n_old)
+                for path in missing:
+                    f[path] = derived[path]
             for name in names:
                 for key in _keys(cfg, name):
                     path = f"solvers/{name}/{key}"
@@ -383,12 +406,15 @@ def _seed_parts_from(cfg: dict, source: Path, output: Path, n_old: int, old_solv
 
 
 def upgrade_database(source, output) -> Path:
-    """Write ``output``: the database ``source`` (a format before checksums) in the current
-    format, with checksums -- after every value rule passed on it.
+    """Write ``output``: the database ``source`` (an older format) in the current format,
+    with checksums -- after every value rule (and every checksum, if it has them) passed
+    on it.
 
     The data are copied unchanged; datasets the old format lacks get their "not known"
-    values (:data:`~.schema.ADDED`); the root attribute ``upgraded_from`` records the old
-    version.  ``output`` must not exist.
+    values or are derived from the legacy parameters (:data:`~.schema.ADDED`: from a
+    version 3 file, ``params/mu_s``, ``eps_k_s``, ``V_k_s`` are ``mu``, ``eps_k``, ``V_k``
+    on both spins and ``params/n_bath`` is ``K``); the root attribute ``upgraded_from``
+    records the old version.  ``output`` must not exist.
     """
     from .schema import check_schema
 
@@ -401,9 +427,9 @@ def upgrade_database(source, output) -> Path:
         if f.attrs.get("format") != FORMAT:
             raise ConfigError(f"{source} is not a triqs_mlsolver database")
         ver = int(f.attrs["format_version"])
-    if ver >= CHECKSUMS_FROM:
-        raise ConfigError(f"{source} is format v{ver} and carries checksums already; there is "
-                          "nothing to upgrade")
+    if ver >= FORMAT_VERSION:
+        raise ConfigError(f"{source} is format v{ver}, the current format (with checksums); "
+                          "there is nothing to upgrade")
     err = _check_folder(output)
     if err:
         raise ConfigError(err)
@@ -429,6 +455,10 @@ def upgrade_database(source, output) -> Path:
                 path = pat.format(reference=ref)
                 if added_in > ver and path not in f and pat.startswith("solvers/{reference}/"):
                     f[path] = _unknown(pat.rsplit("/", 1)[1], n)
+            if any(p not in f for p in _ADDED_PARAMS):  # verified above
+                for path, arr in _derived_params(lambda p: src[p][()], n).items():
+                    if path not in f:
+                        f[path] = arr
         _integ.seal(f)
 
     _integ.atomic_write(output, _integ.h5_image(fill), no_clobber=True,
@@ -458,6 +488,10 @@ def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
         "params/D": np.empty(N),
         "params/eps_k": np.empty((N, nb)),
         "params/V_k": np.empty((N, nb)),
+        "params/mu_s": np.empty((N, 2)),
+        "params/eps_k_s": np.empty((N, 2, nb)),
+        "params/V_k_s": np.empty((N, 2, nb)),
+        "params/n_bath": np.empty(N, np.int64),
     }
     for s in names:
         data.update(
@@ -479,10 +513,19 @@ def merge_parts(cfg: dict, output: Path, *, keep_parts=False) -> Path:
             # chunks of this version carry checksums; those of an older run have none
             sealed = int(f.attrs.get("format_version", 0)) >= CHECKSUMS_FROM
             idx = _integ.verify_dataset(f["index"], file=str(path), required=sealed)
+
+            def get(key, f=f, path=path, sealed=sealed):
+                return _integ.verify_dataset(f[key], file=str(path), required=sealed)
+
+            derived = (_derived_params(get, len(idx))
+                       if any(p not in f for p in _ADDED_PARAMS) else {})
             for key in data:
+                if key not in f and key in derived:  # a chunk of a run before format 4
+                    data[key][idx] = derived[key]
+                    continue
                 if key not in f and key.rsplit("/", 1)[1] in REFERENCE_ERROR_KEYS:
                     continue  # a chunk of a run before format 2: the fill value stands
-                vals = _integ.verify_dataset(f[key], file=str(path), required=sealed)
+                vals = get(key)
                 if key.endswith("/error"):
                     vals = np.array(
                         [v.decode() if isinstance(v, bytes) else v for v in vals], dtype=object

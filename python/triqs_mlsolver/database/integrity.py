@@ -16,7 +16,10 @@ Sample hashes
     A sample is identified by the content of its AIM, not by the file it is in
     (:func:`sample_hashes`): 64 bits of the SHA-256 of its parameters, written with 10
     significant digits (so a regenerated database whose sampler differs in the last bit
-    still has the same samples), with the bath sites in a canonical order.  The model file
+    still has the same samples), with the bath sites in a canonical order, padded sites
+    (format 4, beyond ``params/n_bath``) left out and the down spin added for a
+    spin-polarised sample only (so every spin-symmetric sample keeps the hash it had in
+    formats 1 ... 3).  The model file
     records the hashes of its training, validation and test samples; ``evaluate`` excludes
     every sample of any database whose hash is among the first two.
 
@@ -25,7 +28,11 @@ Value rules (:func:`check_params`, :func:`check_solver_values`)
     and the value (:class:`DatabaseValueError`), before any training:
 
     * parameters: finite; ``beta > 0``, ``D > 0``, ``U >= 0``; ``|U|, |mu|, |eps_k|,
-      |V_k| <= ENERGY_MAX * D``; ``beta * D <= BETA_D_MAX``;
+      |V_k| <= ENERGY_MAX * D`` (per spin too); ``beta * D <= BETA_D_MAX``;
+    * per-spin parameters and bath sizes (format 4): ``V_k_s >= 0``; ``1 <= n_bath <= K``;
+      the padded entries (site ``>= n_bath``) of ``eps_k_s``, ``V_k_s``, ``eps_k``, ``V_k``
+      exactly 0; the legacy ``mu``, ``eps_k``, ``V_k`` equal to spin up of ``mu_s``,
+      ``eps_k_s``, ``V_k_s`` (bit for bit: the writer stores the same numbers);
     * a successful solve (``solvers/{s}/ok``): ``G(tau)`` finite with
       ``-1 - VALUE_TOL <= G(tau) <= VALUE_TOL`` and ``|G(0+) + G(beta-) + 1| <= VALUE_TOL``
       (a fermionic G(tau) lies in [-1, 0]); ``G_l`` finite with ``|G_l| <= sqrt(2l+1) beta
@@ -93,6 +100,8 @@ __all__ = [
     "verify_attrs",
     "verify_file",
     "sample_hashes",
+    "polarised",
+    "POLARISED_TOL",
     "encode_hashes",
     "decode_hashes",
     "check_params",
@@ -118,8 +127,12 @@ BETA_D_MAX = 1e6
 SAMPLE_HASH_SCHEME = (
     "params-sha256-64/1: first 8 bytes (little-endian uint64) of the SHA-256 of "
     "'key=v,v,...;' over the sorted parameter names, values as '%.9e' (-0 as 0), bath sites "
-    "sorted by (eps_k, |V_k|) with |V_k|"
+    "sorted by (eps_k, |V_k|) with |V_k|; only the first n_bath sites (format 4); a "
+    "spin-polarised sample appends 'spin_dn:' and 'mu=...;eps_k=...;V_k=...;' of spin down"
 )
+#: Spins whose ``mu_s``, ``eps_k_s`` or ``V_k_s`` differ by more than this make a sample
+#: spin-polarised (:func:`polarised`).
+POLARISED_TOL = 1e-12
 
 
 class DatabaseIntegrityError(TriqsMLSolverError, ValueError):
@@ -274,29 +287,79 @@ def verify_file(path, *, required=True) -> int:
 
 
 # -- sample hashes ----------------------------------------------------------------------------
-def sample_hashes(params: dict) -> np.ndarray:
-    """Content hash of every sample: ``(N,)`` uint64 (:data:`SAMPLE_HASH_SCHEME`).
+def polarised(params: dict) -> np.ndarray:
+    """``(N,)`` bool: the spins of the sample differ (``|up - down| > POLARISED_TOL`` in
+    ``mu_s``, ``eps_k_s`` or ``V_k_s``); all False without per-spin parameters."""
+    if "mu_s" not in params:
+        return np.zeros(len(next(iter(params.values()))), bool)
+    out = np.zeros(len(params["mu_s"]), bool)
+    for k in ("mu_s", "eps_k_s", "V_k_s"):
+        if k in params:
+            a = np.asarray(params[k], dtype=float)
+            d = np.abs(a[:, 0] - a[:, 1]).reshape(len(a), -1)
+            out |= (d > POLARISED_TOL).any(axis=1)
+    return out
 
-    ``params``: ``{name: array with the sample on the first axis}`` (``U, mu, beta, D``
-    of shape (N,), ``eps_k, V_k`` (N, K)).  Two samples get the same hash when their
-    parameters agree to 10 significant digits, whatever the order of their bath sites.
-    """
-    p = {k: np.asarray(v, dtype=float) + 0.0 for k, v in params.items()}  # -0.0 -> 0.0
-    n = len(next(iter(p.values()))) if p else 0
-    if "eps_k" in p and "V_k" in p and p["eps_k"].ndim == 2 and p["V_k"].shape == \
-            p["eps_k"].shape:
+
+def _site_order(eps, V, nb):
+    """Canonical order of the bath sites of every row: the used ones (``< nb``) by
+    ``(eps_k, |V_k|)``, the padding after them."""
+    pad = np.arange(eps.shape[1])[None, :] >= nb[:, None]
+    return np.lexsort((V, eps, pad), axis=-1)
+
+
+def _rows_text(p: dict, nb) -> list:
+    """``'key=v,...;'`` of every row of the parameter arrays ``p`` (the bath sites in
+    canonical order, the first ``nb`` of each row)."""
+    n = len(next(iter(p.values())))
+    p = dict(p)
+    bath = "eps_k" in p and "V_k" in p and p["eps_k"].ndim == 2 and \
+        p["V_k"].shape == p["eps_k"].shape
+    if bath:
         V = np.abs(p["V_k"])
-        order = np.lexsort((V, p["eps_k"]), axis=-1)
+        order = _site_order(p["eps_k"], V, nb)
         p["eps_k"] = np.take_along_axis(p["eps_k"], order, axis=-1)
         p["V_k"] = np.take_along_axis(V, order, axis=-1)
     cols = []
     for k in sorted(p):
         v = p[k].reshape(n, -1)
-        txt = np.char.mod("%.9e", v)
-        cols.append([f"{k}=" + ",".join(row) + ";" for row in txt.tolist()])
+        txt = np.char.mod("%.9e", v).tolist()
+        if bath and k in ("eps_k", "V_k"):
+            txt = [row[:m] for row, m in zip(txt, nb.tolist())]
+        cols.append([f"{k}=" + ",".join(row) + ";" for row in txt])
+    return ["".join(c[i] for c in cols) for i in range(n)]
+
+
+def sample_hashes(params: dict) -> np.ndarray:
+    """Content hash of every sample: ``(N,)`` uint64 (:data:`SAMPLE_HASH_SCHEME`).
+
+    ``params``: ``{name: array with the sample on the first axis}`` (``U, mu, beta, D``
+    of shape (N,), ``eps_k, V_k`` (N, K); optionally the format-4 ``n_bath`` (N,) and
+    ``mu_s`` (N, 2), ``eps_k_s, V_k_s`` (N, 2, K)).  Two samples get the same hash when
+    their parameters agree to 10 significant digits, whatever the order of their bath
+    sites and the padding of their bath arrays.  ``mu``, ``eps_k`` and ``V_k`` are spin up;
+    a spin-polarised sample (:func:`polarised`) adds its spin down, a spin-symmetric one
+    hashes as in the formats before 4.
+    """
+    extra = ("n_bath", "mu_s", "eps_k_s", "V_k_s")
+    p = {k: np.asarray(v, dtype=float) + 0.0 for k, v in params.items()  # -0.0 -> 0.0
+         if k not in extra}
+    n = len(next(iter(p.values()))) if p else 0
+    K = p["eps_k"].shape[1] if "eps_k" in p and p["eps_k"].ndim == 2 else 0
+    nb = (np.asarray(params["n_bath"], dtype=np.int64) if "n_bath" in params
+          else np.full(n, K, dtype=np.int64))
+    text = _rows_text(p, nb)
+    if all(k in params for k in extra[1:]):
+        pol = np.flatnonzero(polarised(params))
+        if len(pol):
+            dn = {"mu": np.asarray(params["mu_s"], float)[pol, 1] + 0.0,
+                  "eps_k": np.asarray(params["eps_k_s"], float)[pol, 1] + 0.0,
+                  "V_k": np.asarray(params["V_k_s"], float)[pol, 1] + 0.0}
+            for i, t in zip(pol, _rows_text(dn, nb[pol])):
+                text[i] += "spin_dn:" + t
     out = np.empty(n, dtype=np.uint64)
     for i in range(n):
-        d = hashlib.sha256("".join(c[i] for c in cols).encode()).digest()
+        d = hashlib.sha256(text[i].encode()).digest()
         out[i] = int.from_bytes(d[:8], "little")
     return out
 
@@ -361,6 +424,7 @@ def check_params(params: dict, *, index=None, file="", fix=_FIX) -> None:
     p = {k: np.asarray(v, dtype=float) for k, v in params.items()}
     for k, v in p.items():
         _check(file, f"params/{k}", v, index, [_finite()])
+    _check_per_spin(p, index, file, fix)
     D = p.get("D")
     if "beta" in p:
         _check(file, "params/beta", p["beta"], index, [(lambda x: x > 0, "beta must be > 0")])
@@ -370,7 +434,7 @@ def check_params(params: dict, *, index=None, file="", fix=_FIX) -> None:
         _check(file, "params/U", p["U"], index, [(lambda x: x >= 0, "U must be >= 0")])
     if D is None:
         return
-    for k in ("U", "mu", "eps_k", "V_k"):
+    for k in ("U", "mu", "eps_k", "V_k", "mu_s", "eps_k_s", "V_k_s"):
         if k in p:
             Dk = D.reshape(-1, *([1] * (p[k].ndim - 1)))
             rule = (lambda x, Dk=Dk: np.abs(x) <= ENERGY_MAX * Dk,
@@ -379,6 +443,40 @@ def check_params(params: dict, *, index=None, file="", fix=_FIX) -> None:
     if "beta" in p:
         _check(file, "params/beta", p["beta"] * D, index,
                [(lambda x: x <= BETA_D_MAX, f"beta * D must be <= {BETA_D_MAX:g}")])
+
+
+def _check_per_spin(p: dict, index, file, fix) -> None:
+    """The format-4 rules: ``V_k_s >= 0``, ``1 <= n_bath <= K``, padding exactly 0, the
+    legacy fields equal to spin up."""
+    _check = functools.partial(_check_rules, fix=fix)
+    if "V_k_s" in p:
+        _check(file, "params/V_k_s", p["V_k_s"], index,
+               [(lambda x: x >= 0, "a hopping V_k must be >= 0 (its sign is a gauge; "
+                                   "store |V_k|)")])
+    K = next((p[k].shape[-1] for k in ("eps_k_s", "V_k_s", "eps_k", "V_k") if k in p), None)
+    if "n_bath" in p and K is not None:
+        nb = p["n_bath"]
+        _check(file, "params/n_bath", nb, index,
+               [(lambda x: (x >= 1) & (x <= K) & (x == np.round(x)),
+                 f"a sample uses 1 ... K = {K} bath sites (an integer)")])
+        pad = np.arange(K)[None, :] >= nb[:, None]  # (N, K): True beyond the used sites
+        for k in ("eps_k_s", "V_k_s", "eps_k", "V_k"):
+            if k in p:
+                m = pad[:, None, :] if p[k].ndim == 3 else pad
+                _check(file, f"params/{k}", p[k], index,
+                       [(lambda x, m=m: (x == 0) | ~m,
+                         "a padded bath site (beyond params/n_bath) must hold exactly 0")])
+    for legacy, per_spin in (("mu", "mu_s"), ("eps_k", "eps_k_s"), ("V_k", "V_k_s")):
+        if legacy in p and per_spin in p:
+            up = p[per_spin][:, 0]
+            if up.shape != p[legacy].shape:
+                raise DatabaseValueError(
+                    f"{file}: params/{legacy} has shape {p[legacy].shape}, params/{per_spin} "
+                    f"spin up {up.shape}; {fix}")
+            _check(file, f"params/{legacy}", p[legacy], index,
+                   [(lambda x, up=up: x == up,
+                     f"it must equal spin up of params/{per_spin} (the legacy field holds "
+                     "spin up)")])
 
 
 def check_solver_values(solver, data: dict, beta, *, ok=None, index=None, file="",

@@ -16,8 +16,11 @@ from .schema import (
     CHECKSUMS_FROM,
     FORMAT,
     FORMAT_VERSION,
+    LEGACY_PARAMS,
     REFERENCE_ERROR_KEYS,
     SCHEMA,
+    Derived,
+    added_value,
     check_schema,
 )
 
@@ -29,7 +32,9 @@ class Database:
 
     Files of every layout version up to :data:`~.schema.FORMAT_VERSION` are read; a dataset
     that the file's version predates (:data:`~.schema.ADDED`) reads as its "not known"
-    value (NaN, -1, False).
+    value (NaN, -1, False), and the per-spin parameters of format 4 are derived from the
+    spin-symmetric ones (``mu_s``, ``eps_k_s``, ``V_k_s``: ``mu``, ``eps_k``, ``V_k`` on both
+    spins; ``n_bath``: ``K``).
 
     Checksums (format 3 and later, :mod:`~triqs_mlsolver.database.integrity`): the
     attributes, ``params/*``, ``tau_over_beta`` and ``status/*`` are verified here, every
@@ -47,6 +52,13 @@ class Database:
     solvers : list of str
     reference : str
     params : dict of ndarray
+        ``params/<name>`` of every sample: ``U, mu, beta, D`` (N,), ``eps_k, V_k`` (N, K)
+        (the legacy fields: spin up), ``mu_s`` (N, 2), ``eps_k_s, V_k_s`` (N, 2, K) (per
+        spin), ``n_bath`` (N,) int (sites used; the rest of the bath arrays is padding,
+        ``eps_k = V_k = 0``); for every format version.
+    polarised : ndarray (N,) bool
+        The sample is spin-polarised: its spins differ in ``mu_s``, ``eps_k_s`` or
+        ``V_k_s`` by more than 1e-12 (:func:`~triqs_mlsolver.database.integrity.polarised`).
     attrs : dict, the root attributes
     """
 
@@ -95,6 +107,13 @@ class Database:
                 return _integ.verify_dataset(f[name], file=file, required=self.checksums)
 
             self.params = {k: get(f"params/{k}") for k in f["params"]}
+            legacy = {k: self.params[k] for k in LEGACY_PARAMS}
+            for pat, (added_in, fill) in ADDED.items():
+                name = pat.split("/", 1)[1]
+                if (pat.startswith("params/") and name not in self.params
+                        and added_in > ver and isinstance(fill, Derived)):
+                    self.params[name] = added_value(pat, len(legacy["U"]), legacy)
+            self.polarised = _integ.polarised(self.params)
             self.tau_over_beta = get("tau_over_beta")
             self.ok = get("status/ok")
             self.reason = np.array(
@@ -166,11 +185,26 @@ class Database:
         _integ.check_file_values(self.path)
         return n if self.checksums else 0
 
+    def aim_params(self, i: int):
+        """The :class:`~triqs_mlsolver.aim.AIMParams` of sample ``i``: per spin, the padded
+        bath sites stripped (the AIM the solvers were given, up to the sign of ``V_k``)."""
+        from ..aim import AIMParams
+
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} out of range: {self.path} has {len(self)} samples "
+                             f"(0..{len(self) - 1})")
+        p = self.params
+        nb = int(p["n_bath"][i])
+        return AIMParams(U=float(p["U"][i]), mu=np.array(p["mu_s"][i], float),
+                         beta=float(p["beta"][i]), D=float(p["D"][i]),
+                         eps_k=np.array(p["eps_k_s"][i][:, :nb], float),
+                         V_k=np.array(p["V_k_s"][i][:, :nb], float))
+
     def sample_hashes(self) -> np.ndarray:
         """The content hash of every sample, ``(N,)`` uint64
         (:func:`~triqs_mlsolver.database.integrity.sample_hashes`)."""
         if self._hashes is None:
-            self._hashes = _integ.sample_hashes(self.params)
+            self._hashes = _integ.sample_hashes(self.params)  # n_bath, per spin: see there
         return self._hashes
 
 
@@ -231,6 +265,9 @@ def summary(db: Database) -> str:
         lines.append(f"  {k:5s} min {v.min():9.4g}  max {v.max():9.4g}  mean {v.mean():9.4g}")
     vals, counts = np.unique(db.params["beta"], return_counts=True)
     lines.append("  beta values: " + ", ".join(f"{b:g} ({c})" for b, c in zip(vals, counts)))
+    vals, counts = np.unique(db.params["n_bath"], return_counts=True)
+    lines.append("  bath sites: " + ", ".join(f"{v} ({c})" for v, c in zip(vals, counts))
+                 + f";  spin-polarised samples: {int(db.polarised.sum())}")
     lines += ["", "time per solve [ms] (median / max) and failures:"]
     for s in db.solvers:
         t = db.read(s, "wall_time") * 1e3
@@ -297,7 +334,8 @@ def export_sample(db: Database, i: int, out) -> Path:
     out = Path(out)
     with HDFArchive(out, "w") as ar:
         ar["params"] = {
-            k: (v[i].tolist() if v.ndim > 1 else float(v[i])) for k, v in db.params.items()
+            k: (v[i].tolist() if v.ndim > 1 or v.dtype.kind == "i" else float(v[i]))
+            for k, v in db.params.items()
         }
         for s in db.solvers:
             G_tau, G_l = db.read(s, "G_tau")[i], db.read(s, "G_l")[i]

@@ -39,13 +39,22 @@ of the samples exactly particle-hole symmetric, ``s = 0`` and ``eps = 0``).
 The fitted ``n_bath``-site bath is the sample.
 
 ``mode = "visited"``: the AIMs a solver recorded (:mod:`.visited`, ``MLSolver(record=...)``),
-the input of the dynamic database.  Sample ``i`` is the ``i``-th spin-symmetric visit
+the input of the dynamic database.  Sample ``i`` is the ``i``-th visit
 (``visited_only = "out_of_domain"``: the ``i``-th one the model was not trusted for)
-with its ``beta``, ``U``, ``mu``; its hybridisation fitted by ``n_bath`` sites (a
-recorded discrete bath of ``n_bath`` sites is kept as it is), ``D = 2 sqrt(m_0)`` the
-model's energy unit.  Spin-polarised visits are left out (the databases are spin
-symmetric); :func:`visited_samples` says how many.  ``U``, ``W``, ``eps`` and ``beta``
+with its ``beta``, ``U`` and ``mu`` per spin; each spin's hybridisation is fitted by
+``n_bath`` sites separately (:func:`~triqs_mlsolver.aim.fit_bath`; a spin-symmetric
+visit is fitted once, so both spins get the same bath), and a recorded discrete bath of
+at most ``n_bath`` sites is kept as it is (padded in the database, ``params/n_bath``).
+``D = 2 sqrt(m_0)``, with ``m_0`` the spin-averaged first moment of ``Delta``, is the
+model's energy unit.  Spin-polarised visits (a Zeeman field, an antiferromagnetic loop)
+are samples like the others, stored per spin (``params/mu_s``, ``eps_k_s``, ``V_k_s``;
+format 4); the spin-averaged training leaves them out
+(:func:`~triqs_mlsolver.ml.dataset.load_samples`).  ``U``, ``W``, ``eps`` and ``beta``
 are not used.
+
+Stored arrays (:func:`sample_arrays`): the legacy spin-symmetric fields (spin up) and the
+per-spin ones, the bath padded to ``K = [sampler] n_bath`` sites with ``eps_k = V_k = 0``
+and the number of sites used in ``n_bath``.
 """
 
 from __future__ import annotations
@@ -65,15 +74,14 @@ def _visits(path: str, sha256: str, only: str):
     from .visited import read_visits
 
     visits = read_visits(path)
-    keep = [v for v in visits if v.params.spin_symmetric
-            and (only == "all" or v.out_of_domain)]
+    keep = [v for v in visits if only == "all" or v.out_of_domain]
     return tuple(keep), len(visits)
 
 
 def visited_samples(cfg: dict):
-    """``(usable visits, all visits)`` of a ``mode = "visited"`` config: the spin-symmetric
-    ones (of those the model was not trusted for, with ``visited_only = "out_of_domain"``)
-    and the count of every recorded visit."""
+    """``(usable visits, all visits)`` of a ``mode = "visited"`` config: every visit (the
+    ones the model was not trusted for, with ``visited_only = "out_of_domain"``; spin-
+    polarised visits included) and the count of every recorded visit."""
     s = cfg["sampler"]
     return _visits(str(s["visited"]), s["visited_sha256"], s["visited_only"])
 
@@ -93,20 +101,31 @@ def _visited_sample(cfg, i, rng):
     else:
         m0 = float(delta_tail_moments(p)[1].real)
     D = 2.0 * np.sqrt(m0)  # the models' energy unit, as MLSolver reads it
-    if p.has_discrete_bath and p.n_bath == nb:
-        return AIMParams(U=p.U, mu=float(p.mu[0]), beta=p.beta, eps_k=p.eps_k[0],
-                         V_k=p.V_k[0], D=D)
+    if p.has_discrete_bath and p.n_bath <= nb:
+        return AIMParams(U=p.U, mu=p.mu.copy(), beta=p.beta, eps_k=p.eps_k.copy(),
+                         V_k=p.V_k.copy(), D=D)
     n_iw = 1025 if p.has_discrete_bath else p.Delta_iw.shape[1] // 2
-    delta = p.delta_iw(n_iw)[0]
-    fit = fit_bath(delta, p.beta, nb, n_starts=3, seed=int(rng.integers(2**31)), D=D)
-    return AIMParams(U=p.U, mu=float(p.mu[0]), beta=p.beta, eps_k=fit.eps_k, V_k=fit.V_k,
-                     D=D, extra={"fit_chi2": fit.chi2})
+    delta = p.delta_iw(n_iw)
+    seed = int(rng.integers(2**31))
+    fits = [fit_bath(delta[0], p.beta, nb, n_starts=3, seed=seed, D=D)]
+    if p.spin_symmetric:
+        fits.append(fits[0])
+    else:  # each spin its own bath
+        fits.append(fit_bath(delta[1], p.beta, nb, n_starts=3, seed=seed, D=D))
+    return AIMParams(U=p.U, mu=p.mu.copy(), beta=p.beta,
+                     eps_k=np.stack([f.eps_k for f in fits]),
+                     V_k=np.stack([f.V_k for f in fits]), D=D,
+                     extra={"fit_chi2": max(f.chi2 for f in fits)})
 
 
 def sample_params(cfg: dict, i: int) -> AIMParams:
     """The ``i``-th AIM of the database described by the validated config ``cfg``."""
     s = cfg["sampler"]
     rng = np.random.default_rng([int(s["seed"]), int(i)])
+    if s["mode"] == "single_band":
+        from .single_band import sample as _sb
+
+        return _sb(cfg, i, rng)
     if s["mode"] == "visited":
         return _visited_sample(cfg, i, rng)
     U = rng.uniform(*s["U"])
@@ -160,13 +179,51 @@ def _bethe_sample(rng, U, D, eps, beta, nb, iw):
                      extra={"fit_chi2": fit.chi2, "Z_sample": Z})
 
 
-def sample_arrays(params: AIMParams) -> dict:
-    """The stored parameters of one sample (spin-symmetric databases: spin up)."""
+def sample_arrays(params: AIMParams, n_bath_max: int) -> dict:
+    """The stored parameters of one sample (one row of ``params/*``, format 4).
+
+    Parameters
+    ----------
+    params : AIMParams
+        The sample's AIM, with a discrete bath of ``1 ... n_bath_max`` sites (per spin).
+    n_bath_max : int
+        ``K``, the bath sites of the database (``[sampler] n_bath``): the bath arrays are
+        padded to it with ``eps_k = V_k = 0``.
+
+    Returns
+    -------
+    dict
+        ``U, beta, D`` (float); ``mu`` (float), ``eps_k, V_k`` (K,): the legacy
+        spin-symmetric fields, spin up; ``mu_s`` (2,), ``eps_k_s, V_k_s`` (2, K): per spin;
+        ``n_bath`` (int): the sites the sample uses.  Hoppings are stored as ``|V_k|``
+        (their sign is a gauge: only ``V_k^2`` enters the AIM).
+
+    Raises
+    ------
+    ValueError
+        The AIM has no discrete bath, or more sites than ``n_bath_max``.
+    """
+    K = int(n_bath_max)
+    if not params.has_discrete_bath or params.n_bath < 1:
+        raise ValueError("a database sample needs a discrete bath of at least one site; fit "
+                         "a continuous Delta_iw first (triqs_mlsolver.aim.fit_bath)")
+    nb = params.n_bath
+    if nb > K:
+        raise ValueError(f"the sample has {nb} bath sites, more than the database's K = "
+                         f"{K} ([sampler] n_bath); raise n_bath to at least {nb}")
+    eps = np.zeros((2, K))
+    V = np.zeros((2, K))
+    eps[:, :nb] = params.eps_k
+    V[:, :nb] = np.abs(params.V_k)  # the sign of a hopping is a gauge
     return {
         "U": params.U,
         "mu": float(params.mu[0]),
         "beta": params.beta,
         "D": params.D,
-        "eps_k": params.eps_k[0].copy(),
-        "V_k": params.V_k[0].copy(),
+        "eps_k": eps[0].copy(),
+        "V_k": V[0].copy(),
+        "mu_s": np.array(params.mu, dtype=float),
+        "eps_k_s": eps,
+        "V_k_s": V,
+        "n_bath": nb,
     }

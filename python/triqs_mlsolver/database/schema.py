@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The HDF5 layout of a training database (format ``triqs_mlsolver.database``, version 3).
+"""The HDF5 layout of a training database (format ``triqs_mlsolver.database``, version 4).
 
 ``N`` samples, ``K`` bath sites, ``T`` stored tau points, ``L`` Legendre
 coefficients; spin axis of length 2 (0 = up, 1 = down).  ``{solver}`` is each
@@ -14,10 +14,23 @@ table (doc/database.rst) is checked against it by the tests.
 
 Versions (:data:`VERSIONS`): a layout change bumps :data:`FORMAT_VERSION`
 and records every dataset it adds in :data:`ADDED`, with the value that
-stands for it in older files.  Files of every version ``1 ... FORMAT_VERSION``
-are read and checked: a dataset newer than the file is not expected in it,
-and :meth:`triqs_mlsolver.database.Database.read` returns the fill value for
-it (NaN for the error estimate: "not known").
+stands for it in older files: a constant ("not known": NaN for the error
+estimate) or a :class:`Derived` value, a function of the file's legacy
+``params/*`` arrays (the per-spin parameters of version 4 are the legacy
+spin-symmetric ones on both spins, ``n_bath`` is ``K``); :func:`added_value`
+gives either.  Files of every version ``1 ... FORMAT_VERSION`` are read and
+checked: a dataset newer than the file is not expected in it,
+:meth:`triqs_mlsolver.database.Database.read` returns the fill value for it and
+:class:`~triqs_mlsolver.database.Database` derives the per-spin parameters.
+
+Per-spin parameters and bath sizes (version 4): ``params/mu_s``, ``params/eps_k_s``,
+``params/V_k_s`` hold the AIM of each spin (a spin-polarised AIM: a Zeeman field, an
+antiferromagnetic DMFT loop); the legacy ``params/mu``, ``params/eps_k``, ``params/V_k``
+stay and hold spin up, so a reader of the legacy fields still reads every spin-symmetric
+sample right.  A sample may use fewer bath sites than ``K``: ``params/n_bath`` says how
+many; its sites are the first ``n_bath`` entries and the rest is padding, ``eps_k = 0``
+and ``V_k = 0`` exactly (a site with ``V_k = 0`` is decoupled: it changes no Green's
+function and no descriptor).
 
 Checksums (version 3, :mod:`~triqs_mlsolver.database.integrity`): every dataset carries
 the attribute ``sha256`` (:data:`DATASET_ATTRS`) and the root ``attrs_sha256``
@@ -44,12 +57,16 @@ __all__ = [
     "DATASET_ATTRS",
     "CHECKSUM_ROOT_ATTRS",
     "CHECKSUMS_FROM",
+    "PER_SPIN_FROM",
+    "LEGACY_PARAMS",
+    "Derived",
+    "added_value",
     "check_schema",
     "SchemaError",
 ]
 
 FORMAT = "triqs_mlsolver.database"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 #: Layout versions: number -> what changed.
 VERSIONS = {
@@ -57,10 +74,18 @@ VERSIONS = {
     2: "the reference's error estimate per sample: solvers/{reference}/error_estimate, "
        "n_bath, converged",
     3: "checksums: a sha256 attribute on every dataset, attrs_sha256 on the root",
+    4: "per-spin parameters params/mu_s, params/eps_k_s, params/V_k_s (spin-polarised "
+       "AIMs; the legacy params/mu, eps_k, V_k hold spin up) and params/n_bath (baths of "
+       "fewer than K sites, padded with eps_k = V_k = 0)",
 }
 
 #: The first layout version with checksums.
 CHECKSUMS_FROM = 3
+#: The first layout version with per-spin parameters and ``params/n_bath``.
+PER_SPIN_FROM = 4
+#: The spin-symmetric parameter datasets of versions 1 ... 3 (``params/<name>``); in
+#: version 4 ``mu``, ``eps_k``, ``V_k`` hold spin up of ``mu_s``, ``eps_k_s``, ``V_k_s``.
+LEGACY_PARAMS = ("U", "mu", "beta", "D", "eps_k", "V_k")
 
 #: Root attributes: name -> meaning.
 ROOT_ATTRS = {
@@ -93,6 +118,14 @@ SCHEMA = {
     "params/D": (("N",), "float64", "half bandwidth of the bath (W = 2D)"),
     "params/eps_k": (("N", "K"), "float64", "bath energies"),
     "params/V_k": (("N", "K"), "float64", "bath hoppings"),
+    "params/mu_s": (("N", 2), "float64", "chemical potential per spin (params/mu = spin up)"),
+    "params/eps_k_s": (("N", 2, "K"), "float64",
+                       "bath energies per spin (params/eps_k = spin up; 0 beyond n_bath)"),
+    "params/V_k_s": (("N", 2, "K"), "float64",
+                     "bath hoppings per spin (params/V_k = spin up; 0 beyond n_bath)"),
+    "params/n_bath": (("N",), "int64",
+                      "bath sites the sample uses (1 ... K; the first n_bath entries of the "
+                      "bath arrays, the rest padding)"),
     "tau_over_beta": (("T",), "float64", "stored tau points divided by beta (0 ... 1)"),
     "status/ok": (("N",), "bool", "every solver succeeded on the sample"),
     "status/reason": (("N",), "str", "empty, or the failures as 'solver: message'"),
@@ -114,13 +147,65 @@ SCHEMA = {
                         "or no estimate)"),
 }
 
+class Derived:
+    """The value of a dataset that an older file lacks, computed from the file's legacy
+    ``params/*`` arrays (:data:`LEGACY_PARAMS`): ``Derived(text, function)(params)``.
+
+    ``text`` says what it is (shown in the docs and in ``repr``); ``function`` takes the
+    dict ``{name: array}`` of the file's ``params/<name>`` (sample on the first axis) and
+    returns the array of the dataset.
+    """
+
+    def __init__(self, text: str, function):
+        self.text = text
+        self.function = function
+
+    def __call__(self, params: dict) -> np.ndarray:
+        return self.function(params)
+
+    def __repr__(self):
+        return f"Derived({self.text!r})"
+
+
+def _both_spins(name):
+    def derive(params):
+        a = np.asarray(params[name], dtype=float)
+        return np.ascontiguousarray(np.repeat(a[:, None], 2, axis=1))
+
+    return Derived(f"params/{name} on both spins", derive)
+
+
+def _all_sites(params):
+    e = np.asarray(params["eps_k"])
+    return np.full(e.shape[0], e.shape[1], dtype=np.int64)
+
+
 #: Datasets added after version 1: path -> (format version that added it, the value that
-#: stands for it in older files and in samples without it).
+#: stands for it in older files and in samples without it: a constant, or a
+#: :class:`Derived` value computed from the file's legacy parameters).
 ADDED = {
     "solvers/{reference}/error_estimate": (2, np.nan),
     "solvers/{reference}/n_bath": (2, -1),
     "solvers/{reference}/converged": (2, False),
+    "params/mu_s": (4, _both_spins("mu")),
+    "params/eps_k_s": (4, _both_spins("eps_k")),
+    "params/V_k_s": (4, _both_spins("V_k")),
+    "params/n_bath": (4, Derived("K, every site used", _all_sites)),
 }
+
+
+def added_value(pattern: str, n: int, params: dict | None = None) -> np.ndarray:
+    """The array that stands for the dataset ``pattern`` (a key of :data:`ADDED`) in a
+    file that predates it: ``n`` samples of its constant, or its :class:`Derived` value
+    from ``params`` (the file's legacy ``params/*`` arrays), in the dtype of
+    :data:`SCHEMA`."""
+    _, fill = ADDED[pattern]
+    dtype = SCHEMA[pattern][1]
+    if isinstance(fill, Derived):
+        if params is None:
+            raise ValueError(f"{pattern} is derived from the legacy parameters; pass them")
+        return np.asarray(fill(params), dtype=dtype)
+    return np.full(n, fill, dtype=dtype)
 
 #: The per-sample keys of the reference's error estimate (``solvers/{reference}/<key>``).
 REFERENCE_ERROR_KEYS = tuple(p.rsplit("/", 1)[1] for p in SCHEMA

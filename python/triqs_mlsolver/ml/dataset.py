@@ -37,7 +37,14 @@ frequencies, decoded to G by Dyson's equation.  ``target_scale = "dyson"``
 divides it by ``beta / (w_n |G_base(i w_n)|^2)`` (per sample and frequency), so
 that the loss measures the G error the correction makes (see ``SigmaTarget``).
 
-Samples are spin-averaged: the databases are spin symmetric (checked).
+Samples are spin-averaged; the models treat spin-symmetric AIMs only.  A database of
+format 4 may hold spin-polarised samples (``Database.polarised``): :func:`load_samples`
+leaves them out and says how many (``SampleSet.polarised_excluded``); the spin
+symmetry of the rest is checked.  The parameters of a sample are the legacy
+spin-symmetric fields (``U, mu, beta, D``, ``eps_k, V_k`` padded to the database's ``K``
+with ``eps_k = V_k = 0``): a padded site has ``V_k = 0`` and changes no descriptor (the
+moments and ``Delta_l`` weigh a site by ``V_k^2``; ``"bath"`` puts decoupled sites last
+as zeros, :func:`~triqs_mlsolver.ml.representations.descriptors`).
 """
 
 from __future__ import annotations
@@ -231,6 +238,9 @@ class SampleSet:
     G_l : dict solver -> ndarray (b, L), spin-averaged stored G_l
     x_stored : ndarray (T,), ``tau / beta`` of the stored points
     ph : ndarray (b,) bool, the sample is a particle-hole image
+    polarised_excluded : ndarray (p,) int, the database sample numbers :func:`load_samples`
+        left out because they are spin-polarised (empty otherwise; not carried over by
+        :meth:`subset`, :meth:`ph_image` and :meth:`concatenate`)
     """
 
     index: np.ndarray
@@ -240,6 +250,7 @@ class SampleSet:
     G_l: dict
     x_stored: np.ndarray
     ph: np.ndarray
+    polarised_excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __len__(self):
         return len(self.index)
@@ -287,17 +298,26 @@ class SampleSet:
         )
 
 
-def load_samples(db, rep: Representation, solvers, indices=None) -> SampleSet:
+def load_samples(db, rep: Representation, solvers, indices=None, *,
+                 polarised: str = "exclude") -> SampleSet:
     """Read and encode the samples ``indices`` (default: all with every solve ok).
 
+    Spin-polarised samples (``db.polarised``: the spins' ``mu``, ``eps_k`` or ``V_k``
+    differ) have no spin-averaged model: ``polarised = "exclude"`` (default) leaves them
+    out of ``indices`` and records them in ``SampleSet.polarised_excluded`` (the caller
+    reports the count); ``"error"`` refuses them.  ``params`` of the result hold the legacy
+    fields ``U, mu, beta, D, eps_k, V_k`` (spin up = both spins for what is kept).
+
     Raises ``ValueError`` when a solver is missing, a requested sample failed,
-    or the database is not spin symmetric (the model treats one spin), and
+    a kept sample's Green's functions are not spin symmetric (the model treats one
+    spin) or (``polarised = "error"``) a sample is spin-polarised, and
     :class:`~triqs_mlsolver.database.integrity.DatabaseValueError` (a ``ValueError``)
     naming the dataset, the sample and the value when a parameter or a Green's function
     breaks the value rules (non-finite or absurd, see doc/database.rst) -- before any
     training or evaluation sees it.  The database checks its checksums as it reads.
     """
     from ..database.integrity import check_params, check_solver_values
+    from ..database.schema import LEGACY_PARAMS
 
     missing = [s for s in solvers if s not in db.solvers]
     if missing:
@@ -315,8 +335,19 @@ def load_samples(db, rep: Representation, solvers, indices=None) -> SampleSet:
     bad = indices[~ok[indices]]
     if len(bad):
         raise ValueError(f"samples {bad[:5].tolist()} of {db.path} have a failed solve")
-    params = {k: np.asarray(v)[indices].astype(float) for k, v in db.params.items()}
-    check_params(params, index=indices, file=str(db.path))
+    if polarised not in ("exclude", "error"):
+        raise ValueError(f"polarised = {polarised!r}: use 'exclude' or 'error'")
+    pol = np.asarray(getattr(db, "polarised", np.zeros(len(db), bool)), bool)
+    excluded = indices[pol[indices]]
+    if len(excluded) and polarised == "error":
+        raise ValueError(f"samples {excluded[:5].tolist()} of {db.path} are spin-polarised "
+                         f"({len(excluded)} in all); the ML models treat spin-symmetric AIMs "
+                         "only (polarised = 'exclude' leaves them out)")
+    # the value rules see every requested sample, the polarised ones too
+    check_params({k: np.asarray(v)[indices] for k, v in db.params.items()}, index=indices,
+                 file=str(db.path))
+    indices = indices[~pol[indices]]
+    params = {k: np.asarray(db.params[k])[indices].astype(float) for k in LEGACY_PARAMS}
     beta = params["beta"]
     y, Gt, Gl = {}, {}, {}
     for s in solvers:
@@ -333,7 +364,7 @@ def load_samples(db, rep: Representation, solvers, indices=None) -> SampleSet:
         Gl[s] = l.mean(axis=1)
         y[s] = rep.encode(Gt[s], Gl[s], beta, db.tau_over_beta)
     return SampleSet(indices, params, y, Gt, Gl, np.asarray(db.tau_over_beta),
-                     np.zeros(len(indices), bool))
+                     np.zeros(len(indices), bool), polarised_excluded=excluded)
 
 
 def split_indices(candidates, *, test_fraction=0.1, validation_fraction=0.1, seed=0):

@@ -634,7 +634,10 @@ DESCRIPTORS = {
     "D": (lambda p: p["D"], 1),
 }
 #: Bath descriptors ``bath_e<k>`` = k-th sorted ``eps_k / D`` and ``bath_v<k>`` = ``V_k^2 / D^2``
-#: of the same site are added by :func:`descriptors` for ``"bath"``; ``"delta"`` adds the
+#: of the same site are added by :func:`descriptors` for ``"bath"`` (decoupled sites,
+#: ``V_k = 0`` -- the padding of a bath smaller than the database's ``K``, format 4 -- come
+#: after the coupled ones with ``bath_e = bath_v = 0``, so the padding changes no column of
+#: the sites a sample has); ``"delta"`` adds the
 #: Legendre coefficients ``Delta_l / (beta D^2)``, ``l < N_DELTA``, of the hybridisation
 #: (the shape of a continuous bath; from ``params["delta_l"]`` when given, else exact from
 #: the discrete bath).
@@ -691,9 +694,14 @@ def _delta(p, n=N_DELTA):
 
 
 def _bath(p):
-    order = np.argsort(p["eps_k"], axis=1)
-    e = np.take_along_axis(p["eps_k"], order, axis=1) / p["D"][:, None]
-    v = np.take_along_axis(p["V_k"] ** 2, order, axis=1) / p["D"][:, None] ** 2
+    """``eps_k / D`` sorted and the matching ``V_k^2 / D^2``, (b, K) each; decoupled sites
+    (``V_k = 0``: padding) last, as ``(0, 0)``.  A bath without decoupled sites is sorted
+    exactly as before padding existed."""
+    V2 = p["V_k"] ** 2
+    off = V2 == 0
+    order = np.argsort(np.where(off, np.inf, p["eps_k"]), axis=1)
+    e = np.take_along_axis(np.where(off, 0.0, p["eps_k"]), order, axis=1) / p["D"][:, None]
+    v = np.take_along_axis(V2, order, axis=1) / p["D"][:, None] ** 2
     return e, v
 
 
