@@ -141,3 +141,44 @@ def test_antiferromagnetic_bath_is_the_other_sublattice():
 def test_config_errors(bad, match):
     with pytest.raises(ConfigError, match=match):
         validate_config({"sampler": {"mode": "single_band", **bad}})
+
+
+# -- the "log" tau mesh of the recipe ----------------------------------------------------------
+def test_log_tau_mesh():
+    from triqs_mlsolver.database.generate import LOG_MESH_X_MIN, stored_tau_over_beta
+
+    x = stored_tau_over_beta({"n_tau": 201, "tau_mesh": "log"})
+    assert x.size == 201 and x[0] == 0.0 and x[-1] == 1.0 and x[100] == 0.5
+    assert np.all(np.diff(x) > 0)
+    np.testing.assert_allclose(x, 1.0 - x[::-1], rtol=0, atol=1e-15)
+    assert x[1] == pytest.approx(LOG_MESH_X_MIN)
+    assert CFG["grid"]["tau_mesh"] == "log"
+    np.testing.assert_array_equal(stored_tau_over_beta({"n_tau": 5, "tau_mesh": "uniform"}),
+                                  np.linspace(0, 1, 5))
+    with pytest.raises(ConfigError, match="odd"):
+        validate_config({"grid": {"tau_mesh": "log", "n_tau": 200}})
+
+
+def test_stored_g_on_the_log_mesh_is_exact_at_low_temperature():
+    """A beta D = 400 sample: the reference's G at the stored log points (a spline of the
+    16385-point uniform G) against the Lehmann sum evaluated at those points."""
+    from triqs_mlsolver.database.generate import solve_sample, stored_tau_over_beta
+    from triqs_mlsolver.solvers.ed import ed_poles
+    from triqs_mlsolver.solvers.solution import tau_of_poles
+
+    cfg = {**CFG, "sampler": dict(CFG["sampler"], beta_D=[400.0, 400.0], U=[6.0, 6.0],
+                                  p_discrete=1.0, p_polarised=0.0, n_bath=4, n_bath_min=4),
+           "solvers": {"cheap": ["hubbard_i"], "reference": "ed"}}
+    rec = solve_sample(cfg, 0)
+    p = sb.sample(cfg, 0, np.random.default_rng([cfg["sampler"]["seed"], 0]))
+    poles, _ = ed_poles(p, method="full")
+    x = stored_tau_over_beta(cfg["grid"])
+    exact = tau_of_poles(*poles[0], 400.0, 400.0 * x)
+    got = rec["solvers"]["ed"]["G_tau"][0]
+    assert rec["solvers"]["ed"]["ok"]
+    np.testing.assert_allclose(got, exact, rtol=0, atol=1e-6)
+    # what a uniform 201-point grid (spacing 2 at beta = 400) would have given there
+    from scipy.interpolate import CubicSpline
+
+    coarse = tau_of_poles(*poles[0], 400.0, np.linspace(0, 400.0, 201))
+    assert np.abs(CubicSpline(np.linspace(0, 1, 201), coarse)(x) - exact).max() > 1e-2

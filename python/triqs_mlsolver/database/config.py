@@ -38,7 +38,9 @@ naming the key and the fix.
 
     [grid]
     n_iw = 1025            # Matsubara points the solvers use
-    n_tau = 201            # stored tau points per sample (uniform, both ends)
+    n_tau = 201            # stored tau points per sample (both ends included)
+    tau_mesh = "uniform"   # "uniform", or "log": geometric towards both ends (resolves
+                           # G(tau) at any beta; n_tau odd; database/generate.py)
     n_l = 40               # stored Legendre coefficients
 
     [output]
@@ -79,7 +81,7 @@ DEFAULTS = {
         "cheap": ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"],
         "reference": "ed",
     },
-    "grid": {"n_iw": 1025, "n_tau": 201, "n_l": 40},
+    "grid": {"n_iw": 1025, "n_tau": 201, "n_l": 40, "tau_mesh": "uniform"},
     "output": {"chunk_size": 16},
 }
 
@@ -195,6 +197,11 @@ def validate_config(cfg: dict) -> dict:
     g = out["grid"]
     _int("grid", "n_iw", g["n_iw"], 16)
     _int("grid", "n_tau", g["n_tau"], 3)
+    if g["tau_mesh"] not in ("uniform", "log"):
+        raise ConfigError(f"[grid] tau_mesh = {g['tau_mesh']!r}: use 'uniform' or 'log'")
+    if g["tau_mesh"] == "log" and (g["n_tau"] < 7 or g["n_tau"] % 2 == 0):
+        raise ConfigError(f"[grid] n_tau = {g['n_tau']}: the 'log' tau mesh needs an odd "
+                          "number of points >= 7 (0, the geometric half, its mirror, beta)")
     _int("grid", "n_l", g["n_l"], 1)
     _int("output", "chunk_size", out["output"]["chunk_size"], 1)
     return out

@@ -321,8 +321,14 @@ def _reference_error_lines(db: Database) -> list[str]:
     return lines
 
 
+#: Uniform tau points of an exported G(tau) when the database stores a "log" tau mesh.
+EXPORT_N_TAU = 2001
+
+
 def export_sample(db: Database, i: int, out) -> Path:
-    """Write sample ``i`` of every solver as TRIQS BlockGfs (G_tau, G_l, G_iw) to ``out``."""
+    """Write sample ``i`` of every solver as TRIQS BlockGfs (G_tau, G_l, G_iw) to ``out``
+    (a database with a ``"log"`` tau mesh: G(tau) splined onto ``EXPORT_N_TAU`` uniform
+    points, as a TRIQS ``MeshImTime`` is uniform)."""
     from ..gf import BlockGf, Gf, HDFArchive, MeshImFreq, MeshImTime, MeshLegendre
 
     if not 0 <= i < len(db):
@@ -337,8 +343,14 @@ def export_sample(db: Database, i: int, out) -> Path:
             k: (v[i].tolist() if v.ndim > 1 or v.dtype.kind == "i" else float(v[i]))
             for k, v in db.params.items()
         }
+        x = np.asarray(db.tau_over_beta)
+        uniform = np.allclose(np.diff(x), 1.0 / (len(x) - 1), rtol=0, atol=1e-12)
         for s in db.solvers:
             G_tau, G_l = db.read(s, "G_tau")[i], db.read(s, "G_l")[i]
+            if not uniform:  # a "log" tau mesh: a cubic spline on a uniform TRIQS mesh
+                from scipy.interpolate import CubicSpline
+
+                G_tau = CubicSpline(x, G_tau, axis=-1)(np.linspace(0.0, 1.0, EXPORT_N_TAU))
             meshes = {
                 "G_tau": MeshImTime(beta=beta, statistic="Fermion", n_tau=G_tau.shape[1]),
                 "G_l": MeshLegendre(beta=beta, statistic="Fermion", max_n=G_l.shape[1]),
