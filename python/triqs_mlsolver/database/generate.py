@@ -52,6 +52,7 @@ import numpy as np
 
 from .. import __version__
 from .. import mpi as _mpi
+from ..gf import transforms as tr
 from ..solvers import solve_aim
 from . import integrity as _integ
 from .config import ConfigError, config_to_toml
@@ -162,7 +163,7 @@ def reference_error_of(solution) -> dict:
 #: ``e^{-E tau}`` up to ``E ~ 10`` to better than 1e-6; tested against the exact Lehmann sum).
 DENSE_N_TAU = 16385
 #: Smallest ``tau/beta > 0`` of the ``"log"`` grid.
-LOG_MESH_X_MIN = 1e-6
+LOG_MESH_X_MIN = tr.LOG_MESH_X_MIN
 
 
 def stored_tau_over_beta(grid: dict) -> np.ndarray:
@@ -174,10 +175,7 @@ def stored_tau_over_beta(grid: dict) -> np.ndarray:
     n = int(grid["n_tau"])
     if grid.get("tau_mesh", "uniform") == "uniform":
         return np.linspace(0.0, 1.0, n)
-    m = (n - 1) // 2
-    half = np.geomspace(LOG_MESH_X_MIN, 0.5, m)
-    half[-1] = 0.5
-    return np.concatenate([[0.0], half, 1.0 - half[-2::-1], [1.0]])
+    return tr.log_tau_mesh(n)
 
 
 def _on_stored_points(G_tau_dense, x):

@@ -369,6 +369,23 @@ def density_from_iw(G_w, beta: float, moments=None) -> np.ndarray:
     return (-g_beta).reshape(tshape)
 
 
+#: Smallest ``tau/beta > 0`` of :func:`log_tau_mesh`.
+LOG_MESH_X_MIN = 1e-6
+
+
+def log_tau_mesh(n: int, x_min: float = LOG_MESH_X_MIN) -> np.ndarray:
+    """``tau/beta`` points dense towards both ends: 0, ``m = (n - 1)/2`` points geometrically
+    spaced from ``x_min`` to 1/2, their mirror images ``1 - x`` (1/2 once), 1 (``n`` odd,
+    >= 7).  ``G(tau)`` near 0 and beta decays as ``e^{-E tau}`` on every scale ``1/E``; with
+    ``n = 201`` there are about 17 points per decade of ``tau`` down to ``x_min beta``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 7 or n % 2 == 0:
+        raise ValueError(f"a log tau mesh needs an odd number of points >= 7, got {n!r}")
+    m = (int(n) - 1) // 2
+    half = np.geomspace(x_min, 0.5, m)
+    half[-1] = 0.5
+    return np.concatenate([[0.0], half, 1.0 - half[-2::-1], [1.0]])
+
+
 def iw_to_tau(G_w, beta: float, n_tau: int, moments=None) -> np.ndarray:
     """Fourier transform from the full Matsubara mesh to a uniform tau mesh.
 
