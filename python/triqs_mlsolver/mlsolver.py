@@ -34,11 +34,18 @@ as the solver ``"ml"`` so that every driver of the solver protocol can use it):
 
 The out-of-distribution guard: a descriptor (``U/D``, ``eps/D``,
 ``log(beta D)``, moments of ``Delta``) outside the model's training domain, an
-ensemble spread above the model's in-domain level, or a spin-polarised input
-(the models are spin symmetric) gives an :class:`OutOfDomainWarning` naming the
+ensemble spread above the model's in-domain level, or a spin-polarised input to a
+spin-symmetric model gives an :class:`OutOfDomainWarning` naming the
 quantity and the domain -- or with ``fallback='ed'`` the reference ED (the
 model's reference bath size) solves that call instead.  What happened is in
 :attr:`MLSolver.ml_report`.
+
+Spin: a spin-resolved model (``[features] spin_resolved``, doc/ml.rst) predicts each
+spin of a spin-polarised input from both spins' cheap solutions and parameters (two
+rows), and answers it itself when each spin's descriptors and the polarisation
+(``dmu/D``, ``dm0``, ...) are inside its training domain; the ensemble spread guard
+takes the larger of the two spins.  A spin-symmetric model sees the spin average and
+hands every spin-polarised input to the fallback.
 """
 
 from __future__ import annotations
@@ -288,7 +295,7 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
         ``None``: the shipped :data:`DEFAULT_MODEL`.
     fallback : {"ed", "none", "raise"}
         When the model cannot be trusted -- the input is outside its training domain
-        (checked before any solver runs), spin-polarised (the models are spin symmetric),
+        (checked before any solver runs), spin-polarised and the model spin-symmetric,
         a cheap solver fails, the ensemble spread is above its limit, or the answer
         violates an exact property: ``"ed"`` (default) solves with the reference ED
         (``n_bath='auto'``, with its error estimate); ``"none"`` warns
@@ -357,7 +364,7 @@ def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn):
         t0 = time.perf_counter()
         reasons = list(domain_violations_of(mdl, eff, delta_mom))
         diag["timings"]["checks"] = time.perf_counter() - t0
-        if not params.spin_symmetric:
+        if not params.spin_symmetric and not getattr(mdl.spec, "spin_resolved", False):
             reasons.append("spin-polarised input (the model was trained on spin-symmetric "
                            "AIMs)")
         if reasons and fallback != "none":  # an absurd input never reaches the cheap solvers
@@ -449,16 +456,18 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     t0 = time.perf_counter()
     samples = sample_from_solutions(mdl, eff, sols, delta_moments=delta_mom)
     pred = _predict(mdl, samples)
-    dG_l = pred.G_l(samples, spec, n_l_m)[0] - samples.G_l[spec.base][0, :n_l_m]
-    spread_t = pred.G_tau_spread[0]
+    # one row (both spins alike), or one per spin (a spin-resolved model, polarised input)
+    dG_l = pred.G_l(samples, spec, n_l_m) - samples.G_l[spec.base][:, :n_l_m]
+    spread_t = pred.G_tau_spread
     timings["model"] = time.perf_counter() - t0
-    diag["spread_max"] = float(np.abs(spread_t).max())
-    spread_out = np.interp(np.linspace(0, 1, n_tau), np.linspace(0, 1, len(spread_t)), spread_t)
-    diag["G_tau_spread"] = np.tile(spread_out, (2, 1))
+    diag["spread_max"] = float(np.abs(spread_t).max())  # the larger of the spins
+    x_out, x_m = np.linspace(0, 1, n_tau), np.linspace(0, 1, spread_t.shape[1])
+    spread_out = np.stack([np.interp(x_out, x_m, sp) for sp in spread_t])
+    diag["G_tau_spread"] = np.tile(spread_out, (2 // len(spread_out), 1))
     # per spin: the base's exact G(i w) with the model's smooth correction.  Where both spin
     # rows are equal (a spin-symmetric input and base), the one row is computed and repeated
     # (the result is the same, bit for bit, at half the cost)
-    G_iw_raw = base_sol.G_iw + tr.legendre_to_iw(dG_l, n_iw)[None, :]
+    G_iw_raw = base_sol.G_iw + np.stack([tr.legendre_to_iw(d, n_iw) for d in dG_l])
     one = params.spin_symmetric and np.array_equal(G_iw_raw[0], G_iw_raw[1])
     rows = np.zeros(2, int) if one else np.arange(2)
     iw = tr.matsubara_freqs(beta, n_iw)
@@ -635,8 +644,9 @@ class MLSolver(Solver):
         h_int : operator expression
             ``U n('up',0) n('down',0)`` (one-body terms allowed).
         fallback : {"ed", "none", "raise"}
-            When the model cannot be trusted (outside its domain, spin-polarised input,
-            ensemble spread too large, an answer that is not physical): ``"ed"`` (default)
+            When the model cannot be trusted (outside its domain, spin-polarised input to a
+            spin-symmetric model, ensemble spread too large, an answer that is not
+            physical): ``"ed"`` (default)
             solves with the reference ED, ``"none"`` warns and returns the model's answer,
             ``"raise"`` raises :class:`~triqs_mlsolver.errors.OutOfDomainError`.  Why is
             in :attr:`ml_report`.

@@ -37,10 +37,28 @@ frequencies, decoded to G by Dyson's equation.  ``target_scale = "dyson"``
 divides it by ``beta / (w_n |G_base(i w_n)|^2)`` (per sample and frequency), so
 that the loss measures the G error the correction makes (see ``SigmaTarget``).
 
-Samples are spin-averaged; the models treat spin-symmetric AIMs only.  A database of
+Samples are spin-averaged unless the model is spin-resolved (below): a
+spin-symmetric model treats spin-symmetric AIMs only.  A database of
 format 4 may hold spin-polarised samples (``Database.polarised``): :func:`load_samples`
 leaves them out and says how many (``SampleSet.polarised_excluded``); the spin
-symmetry of the rest is checked.  The parameters of a sample are the legacy
+symmetry of the rest is checked.
+
+Spin-resolved rows (``FeatureSpec.spin_resolved``, config ``[features] spin_resolved``)
+----------------------------------------------------------------------------------------
+One *row* per spin of a spin-polarised sample and one row for a spin-symmetric sample
+(both spins equal: not counted twice).  The row of spin ``s`` holds that spin's
+functions (``y``, ``G_tau``, ``G_l``) and parameters (``mu``, ``eps_k``, ``V_k``) and the
+other spin's (``y_other``; ``params["mu_o"]``, ``["eps_k_o"]``, ``["V_k_o"]``); its target
+is the correction of spin ``s``.  The features are the spin-symmetric ones of the own
+spin, plus what distinguishes the other spin: the other spin's base function relative to
+the own spin's (``"shape"`` inputs: ``d / |d|`` and ``log10(|d| / scale_floor)`` with
+``d = y_base^other - y_base^own``; the other modes: ``d``) and
+:func:`~triqs_mlsolver.ml.representations.polarisation_descriptors` (``(mu_other -
+mu_own)/D`` and the other minus the own spin's hybridisation descriptors).  A
+spin-symmetric row has exact zeros there.  No feature says which spin a row is, so the
+row of spin down of a sample is the row of spin up of its spin-flipped image: the
+prediction is spin-flip equivariant by construction.  The particle-hole image of a row
+maps both spins (:meth:`SampleSet.ph_image`).  The parameters of a sample are the legacy
 spin-symmetric fields (``U, mu, beta, D``, ``eps_k, V_k`` padded to the database's ``K``
 with ``eps_k = V_k = 0``): a padded site has ``V_k = 0`` and changes no descriptor (the
 moments and ``Delta_l`` weigh a site by ``V_k^2``; ``"bath"`` puts decoupled sites last
@@ -53,7 +71,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .representations import Representation, SigmaTarget, descriptors, ph_image_params
+from .representations import (
+    Representation,
+    SigmaTarget,
+    descriptors,
+    ph_image_params,
+    polarisation_descriptors,
+)
 
 __all__ = ["FeatureSpec", "SampleSet", "load_samples", "split_indices", "INPUT_MODES"]
 
@@ -91,6 +115,10 @@ class FeatureSpec:
     sigma : SigmaTarget or None
         None: the target is ``y_ref - y_base`` in ``representation``; a
         :class:`SigmaTarget`: the self-energy correction.
+    spin_resolved : bool
+        One row per spin (see the module docstring); the samples must then be loaded with
+        ``load_samples(..., spin_resolved=True)``.  Stored in the model file only when
+        true (files without the key: False).
     """
 
     representation: Representation
@@ -101,8 +129,12 @@ class FeatureSpec:
     target_scale: str | None = None
     scale_floor: float = SCALE_FLOOR
     sigma: SigmaTarget | None = None
+    spin_resolved: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.spin_resolved, (bool, np.bool_)):
+            raise ValueError(f"spin_resolved = {self.spin_resolved!r}: give true or false")
+        self.spin_resolved = bool(self.spin_resolved)
         if not self.inputs:
             raise ValueError("inputs: give at least one cheap solver")
         if len(set(self.inputs)) != len(self.inputs):
@@ -144,6 +176,9 @@ class FeatureSpec:
             "target_scale": self.target_scale,
             "scale_floor": self.scale_floor,
             "sigma": None if self.sigma is None else self.sigma.to_dict(),
+            # only when set: a spin-symmetric model's file stays as before (and readable by
+            # versions that predate the key)
+            **({"spin_resolved": True} if self.spin_resolved else {}),
         }
 
     @classmethod
@@ -184,11 +219,19 @@ class FeatureSpec:
             blocks = [np.ones(n * len(self.inputs), bool)]
         else:
             blocks = [np.ones(n, bool)] + [np.r_[np.ones(n, bool), False]] * len(self.others)
+        if self.spin_resolved:  # the other spin's base function relative to the own spin's
+            blocks.append(np.r_[np.ones(n, bool), False] if self.input_mode == "shape"
+                          else np.ones(n, bool))
         used = sum(len(b) for b in blocks)
         return np.concatenate(blocks + [np.zeros(n_features - used, bool)])
 
     def features(self, samples: SampleSet) -> np.ndarray:
-        """Raw feature matrix ``X_bf`` (before transforms)."""
+        """Raw feature matrix ``X_bf`` (before transforms).
+
+        Layout: the function blocks of ``input_mode``; for a spin-resolved spec the other
+        spin's base function relative to the own spin's (module docstring); the
+        descriptors; for a spin-resolved spec the polarisation descriptors
+        (:func:`~triqs_mlsolver.ml.representations.polarisation_descriptors`)."""
         rep = self.representation
         w = rep.metric()
         yb = samples.y[self.base]
@@ -204,9 +247,45 @@ class FeatureSpec:
                 else:
                     nrm = np.maximum(np.sqrt((d**2 * w).sum(axis=1)), self.scale_floor)
                     cols += [d / nrm[:, None], np.log10(nrm)[:, None]]
+        if self.spin_resolved:
+            self._check_rows(samples)
+            d = samples.y_other[self.base] - yb
+            if self.input_mode == "shape":
+                nrm = np.maximum(np.sqrt((d**2 * w).sum(axis=1)), self.scale_floor)
+                # log10(|d| / floor): exactly 0 for a spin-symmetric row, like d / |d|
+                cols += [d / nrm[:, None], np.log10(nrm / self.scale_floor)[:, None]]
+            else:
+                cols.append(d)
         X_desc, _ = descriptors(samples.params, self.descriptors)
         cols.append(X_desc)
+        if self.spin_resolved:
+            cols.append(polarisation_descriptors(samples.params, self.descriptors)[0])
         return np.concatenate(cols, axis=1)
+
+    def polarisation_mask(self, n_features: int) -> np.ndarray:
+        """True for the feature columns that say how the other spin differs from the own
+        spin (a spin-resolved spec: the other spin's base block and the polarisation
+        descriptors; all False otherwise).  They are exactly 0 on a spin-symmetric row."""
+        from .representations import is_hybridisation_descriptor
+
+        out = np.zeros(n_features, bool)
+        if not self.spin_resolved:
+            return out
+        n = self.representation.size
+        fn = (n * len(self.inputs) if self.input_mode != "shape"
+              else n + (n + 1) * len(self.others))
+        other = n + 1 if self.input_mode == "shape" else n
+        rest = n_features - fn - other  # descriptors (plain + h hybridisation columns)
+        plain = sum(1 for d in self.descriptors if not is_hybridisation_descriptor(d))
+        h = (rest - 1 - plain) // 2  # ... then 1 + h polarisation columns
+        out[fn:fn + other] = True
+        out[n_features - 1 - h:] = True
+        return out
+
+    def _check_rows(self, samples):
+        if samples.y_other is None:
+            raise ValueError("a spin-resolved model needs spin-resolved rows: load the "
+                             "samples with load_samples(..., spin_resolved=True)")
 
     def scale(self, samples: SampleSet) -> np.ndarray:
         """Target scale: shape (b, 1) per sample (ones without ``target_scale``), or (b, o)
@@ -227,20 +306,29 @@ class FeatureSpec:
 
 @dataclass
 class SampleSet:
-    """Encoded samples of a database.
+    """Encoded samples of a database (or spin-resolved rows of them).
 
     Attributes
     ----------
-    index : ndarray (b,) int, the database sample numbers (PH images keep theirs)
-    params : dict of ndarray, ``U, mu, beta, D`` (b,), ``eps_k, V_k`` (b, K)
-    y : dict solver -> ndarray (b, o), the encoded functions
-    G_tau : dict solver -> ndarray (b, T), spin-averaged stored G(tau) (for evaluation)
-    G_l : dict solver -> ndarray (b, L), spin-averaged stored G_l
+    index : ndarray (b,) int, the database sample numbers (PH images keep theirs; the two
+        rows of a spin-polarised sample share theirs)
+    params : dict of ndarray, ``U, mu, beta, D`` (b,), ``eps_k, V_k`` (b, K); spin-resolved
+        rows also ``mu_o`` (b,), ``eps_k_o, V_k_o`` (b, K): the other spin's
+    y : dict solver -> ndarray (b, o), the encoded functions (of the row's spin)
+    G_tau : dict solver -> ndarray (b, T), spin-averaged stored G(tau) (for evaluation;
+        spin-resolved rows: the row's spin)
+    G_l : dict solver -> ndarray (b, L), spin-averaged stored G_l (idem)
     x_stored : ndarray (T,), ``tau / beta`` of the stored points
     ph : ndarray (b,) bool, the sample is a particle-hole image
     polarised_excluded : ndarray (p,) int, the database sample numbers :func:`load_samples`
         left out because they are spin-polarised (empty otherwise; not carried over by
         :meth:`subset`, :meth:`ph_image` and :meth:`concatenate`)
+    y_other : dict solver -> ndarray (b, o) or None, spin-resolved rows: the other spin's
+        encoded functions (None: spin-averaged samples)
+    spin : ndarray (b,) int or None, spin-resolved rows: the row's spin (0 up, 1 down; a
+        spin-symmetric sample's one row: 0)
+    polarised : ndarray (b,) bool or None, spin-resolved rows: the row's sample is
+        spin-polarised
     """
 
     index: np.ndarray
@@ -251,6 +339,9 @@ class SampleSet:
     x_stored: np.ndarray
     ph: np.ndarray
     polarised_excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    y_other: dict | None = None
+    spin: np.ndarray | None = None
+    polarised: np.ndarray | None = None
 
     def __len__(self):
         return len(self.index)
@@ -258,6 +349,16 @@ class SampleSet:
     @property
     def beta(self) -> np.ndarray:
         return self.params["beta"]
+
+    @property
+    def spin_resolved(self) -> bool:
+        """The rows are spin-resolved (they carry the other spin: ``y_other``)."""
+        return self.y_other is not None
+
+    def _rows(self, y_other, spin, polarised) -> dict:
+        if self.y_other is None:
+            return {}
+        return {"y_other": y_other, "spin": spin, "polarised": polarised}
 
     def subset(self, sel) -> SampleSet:
         return SampleSet(
@@ -268,10 +369,15 @@ class SampleSet:
             {k: v[sel] for k, v in self.G_l.items()},
             self.x_stored,
             self.ph[sel],
+            **self._rows(None if self.y_other is None else
+                         {k: v[sel] for k, v in self.y_other.items()},
+                         None if self.spin is None else self.spin[sel],
+                         None if self.polarised is None else self.polarised[sel]),
         )
 
     def ph_image(self, rep: Representation) -> SampleSet:
-        """The particle-hole images of all samples (``mu -> U-mu``, ``eps_k -> -eps_k``)."""
+        """The particle-hole images of all samples (``mu -> U-mu``, ``eps_k -> -eps_k``,
+        ``G(tau) -> G(beta - tau)``; for spin-resolved rows of both spins)."""
         sign = (-1.0) ** np.arange(next(iter(self.G_l.values())).shape[1])
         return SampleSet(
             self.index.copy(),
@@ -281,12 +387,24 @@ class SampleSet:
             {k: v * sign for k, v in self.G_l.items()},
             self.x_stored,
             ~self.ph,
+            **self._rows(None if self.y_other is None else
+                         {k: rep.ph_image(v) for k, v in self.y_other.items()},
+                         None if self.spin is None else self.spin.copy(),
+                         None if self.polarised is None else self.polarised.copy()),
         )
 
     @staticmethod
     def concatenate(parts) -> SampleSet:
         parts = list(parts)
         p0 = parts[0]
+        if len({p.spin_resolved for p in parts}) > 1:
+            raise ValueError("cannot concatenate spin-resolved rows and spin-averaged samples")
+        rows = {}
+        if p0.spin_resolved:
+            rows = {"y_other": {k: np.concatenate([p.y_other[k] for p in parts])
+                                for k in p0.y_other},
+                    "spin": np.concatenate([p.spin for p in parts]),
+                    "polarised": np.concatenate([p.polarised for p in parts])}
         return SampleSet(
             np.concatenate([p.index for p in parts]),
             {k: np.concatenate([p.params[k] for p in parts]) for k in p0.params},
@@ -295,11 +413,17 @@ class SampleSet:
             {k: np.concatenate([p.G_l[k] for p in parts]) for k in p0.G_l},
             p0.x_stored,
             np.concatenate([p.ph for p in parts]),
+            **rows,
         )
+
+    def sample_count(self) -> int:
+        """The number of distinct samples (rows of one sample and its PH image count once
+        each: ``(index, ph)`` pairs)."""
+        return len(set(zip(self.index.tolist(), self.ph.tolist())))
 
 
 def load_samples(db, rep: Representation, solvers, indices=None, *,
-                 polarised: str = "exclude") -> SampleSet:
+                 polarised: str = "exclude", spin_resolved: bool = False) -> SampleSet:
     """Read and encode the samples ``indices`` (default: all with every solve ok).
 
     Spin-polarised samples (``db.polarised``: the spins' ``mu``, ``eps_k`` or ``V_k``
@@ -308,9 +432,15 @@ def load_samples(db, rep: Representation, solvers, indices=None, *,
     reports the count); ``"error"`` refuses them.  ``params`` of the result hold the legacy
     fields ``U, mu, beta, D, eps_k, V_k`` (spin up = both spins for what is kept).
 
+    ``spin_resolved = True`` (a spin-resolved model; ``polarised`` is then not used):
+    every sample is kept, as one row per spin if it is spin-polarised and as one row if
+    it is spin-symmetric (the legacy fields and the spin-averaged functions, exactly as
+    without ``spin_resolved``, and the other spin equal to them), see the module
+    docstring.  The rows of a sample follow each other (spin up first).
+
     Raises ``ValueError`` when a solver is missing, a requested sample failed,
-    a kept sample's Green's functions are not spin symmetric (the model treats one
-    spin) or (``polarised = "error"``) a sample is spin-polarised, and
+    a kept spin-symmetric sample's Green's functions are not spin symmetric (the model
+    treats one spin) or (``polarised = "error"``) a sample is spin-polarised, and
     :class:`~triqs_mlsolver.database.integrity.DatabaseValueError` (a ``ValueError``)
     naming the dataset, the sample and the value when a parameter or a Green's function
     breaks the value rules (non-finite or absurd, see doc/database.rst) -- before any
@@ -339,13 +469,15 @@ def load_samples(db, rep: Representation, solvers, indices=None, *,
         raise ValueError(f"polarised = {polarised!r}: use 'exclude' or 'error'")
     pol = np.asarray(getattr(db, "polarised", np.zeros(len(db), bool)), bool)
     excluded = indices[pol[indices]]
-    if len(excluded) and polarised == "error":
+    if len(excluded) and polarised == "error" and not spin_resolved:
         raise ValueError(f"samples {excluded[:5].tolist()} of {db.path} are spin-polarised "
                          f"({len(excluded)} in all); the ML models treat spin-symmetric AIMs "
                          "only (polarised = 'exclude' leaves them out)")
     # the value rules see every requested sample, the polarised ones too
     check_params({k: np.asarray(v)[indices] for k, v in db.params.items()}, index=indices,
                  file=str(db.path))
+    if spin_resolved:
+        return _load_rows(db, rep, solvers, indices, pol[indices])
     indices = indices[~pol[indices]]
     params = {k: np.asarray(db.params[k])[indices].astype(float) for k in LEGACY_PARAMS}
     beta = params["beta"]
@@ -354,17 +486,63 @@ def load_samples(db, rep: Representation, solvers, indices=None, *,
         t = db.read(s, "G_tau")[indices]
         l = db.read(s, "G_l")[indices]
         check_solver_values(s, {"G_tau": t, "G_l": l}, beta, index=indices, file=str(db.path))
-        asym = np.abs(t[:, 0] - t[:, 1]).max() if len(t) else 0.0
-        if asym > 1e-8:
-            raise ValueError(
-                f"{db.path}: solver {s} has spin-polarised samples (|G_up - G_dn| = {asym:.2g});"
-                " the ML models treat spin-symmetric problems only"
-            )
+        _check_spin_symmetric(db, s, t)
         Gt[s] = t.mean(axis=1)
         Gl[s] = l.mean(axis=1)
         y[s] = rep.encode(Gt[s], Gl[s], beta, db.tau_over_beta)
     return SampleSet(indices, params, y, Gt, Gl, np.asarray(db.tau_over_beta),
                      np.zeros(len(indices), bool), polarised_excluded=excluded)
+
+
+def _check_spin_symmetric(db, solver, G_nst):
+    asym = np.abs(G_nst[:, 0] - G_nst[:, 1]).max() if len(G_nst) else 0.0
+    if asym > 1e-8:
+        raise ValueError(
+            f"{db.path}: solver {solver} has spin-polarised samples (|G_up - G_dn| = "
+            f"{asym:.2g}); the ML models treat spin-symmetric problems only"
+        )
+
+
+def _load_rows(db, rep, solvers, indices, pol) -> SampleSet:
+    """The spin-resolved rows of ``indices`` (``pol``: which are polarised), see
+    :func:`load_samples`."""
+    from ..database.integrity import check_solver_values
+    from ..database.schema import LEGACY_PARAMS
+
+    n_rows = 1 + pol.astype(np.int64)
+    pos = np.repeat(np.arange(len(indices)), n_rows)  # the row's sample, in ``indices``
+    spin = np.zeros(len(pos), np.int64)
+    spin[(np.cumsum(n_rows) - n_rows)[pol] + 1] = 1  # the second row of a polarised one
+    rpol = pol[pos]
+    row = np.arange(len(pos))
+    idx = indices[pos]
+    P = db.params
+    params = {k: np.asarray(P[k])[idx].astype(float) for k in LEGACY_PARAMS}
+    # polarised rows: the row's spin; spin-symmetric rows keep the legacy fields
+    for k, ks in (("mu", "mu_s"), ("eps_k", "eps_k_s"), ("V_k", "V_k_s")):
+        a = np.asarray(P[ks])[idx].astype(float)
+        own, other = a[row, spin], a[row, 1 - spin]
+        params[k] = np.where(rpol.reshape((-1,) + (1,) * (own.ndim - 1)), own, params[k])
+        params[k + "_o"] = np.where(rpol.reshape((-1,) + (1,) * (own.ndim - 1)), other,
+                                    params[k])
+    beta = params["beta"]
+    y, yo, Gt, Gl = {}, {}, {}, {}
+    for s in solvers:
+        t = db.read(s, "G_tau")[indices]
+        l = db.read(s, "G_l")[indices]
+        check_solver_values(s, {"G_tau": t, "G_l": l}, np.asarray(P["beta"])[indices],
+                            index=indices, file=str(db.path))
+        _check_spin_symmetric(db, s, t[~pol])
+        t, l = t[pos], l[pos]
+        sym = ~rpol[:, None]
+        Gt[s] = np.where(sym, t.mean(axis=1), t[row, spin])
+        Gl[s] = np.where(sym, l.mean(axis=1), l[row, spin])
+        Gt_o = np.where(sym, Gt[s], t[row, 1 - spin])
+        Gl_o = np.where(sym, Gl[s], l[row, 1 - spin])
+        y[s] = rep.encode(Gt[s], Gl[s], beta, db.tau_over_beta)
+        yo[s] = np.where(sym, y[s], rep.encode(Gt_o, Gl_o, beta, db.tau_over_beta))
+    return SampleSet(idx, params, y, Gt, Gl, np.asarray(db.tau_over_beta),
+                     np.zeros(len(idx), bool), y_other=yo, spin=spin, polarised=rpol)
 
 
 def split_indices(candidates, *, test_fraction=0.1, validation_fraction=0.1, seed=0):

@@ -27,6 +27,13 @@ Quantities, per method, overall, per beta and per U bin:
   finite-temperature first-Matsubara estimate of the quasiparticle weight,
   not the T = 0 residue.
 
+A spin-resolved model (doc/ml.rst, "Spin-resolved models") is evaluated per row: one
+per spin of a spin-polarised sample, one for a spin-symmetric sample; every method (the
+cheap solvers too) is compared with the reference's function of that spin, and the
+tables get the bins ``polarised`` and ``spin-symmetric`` (a count row ``(rows)``).  A
+spin-symmetric model is evaluated on the spin-symmetric samples only; the number of
+spin-polarised samples left out is printed and in ``info["polarised_excluded"]``.
+
 Methods: every cheap solver, the model, ``model+guard`` (the model where its
 ensemble spread is below the model file's out-of-domain limit, the reference
 where it is above: what ``MLSolver(fallback='ed')`` does; the number handed
@@ -125,6 +132,9 @@ class EvaluationResult:
 
 def _bins(samples: SampleSet, u_edges):
     b = {"all": np.ones(len(samples), bool)}
+    if samples.spin_resolved:
+        b["polarised"] = samples.polarised.copy()
+        b["spin-symmetric"] = ~samples.polarised
     for v in np.unique(samples.beta):
         b[f"beta={v:g}"] = samples.beta == v
     U = samples.params["U"]
@@ -186,9 +196,23 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
         log(info["selection"])
         if info.get("warning"):
             log(f"warning: {info['warning']}")
-    samples = load_samples(db, spec.representation, solvers, idx)
+    samples = load_samples(db, spec.representation, solvers, idx,
+                           spin_resolved=spec.spin_resolved)
     if len(samples) == 0:
         raise ValueError(f"no samples to evaluate in {db.path} ({info['split']})")
+    info["polarised_excluded"] = int(len(samples.polarised_excluded))
+    if spec.spin_resolved:
+        info["rows"] = {"rows": int(len(samples)),
+                        "samples": int(len(np.unique(samples.index))),
+                        "polarised_samples": int(len(np.unique(
+                            samples.index[samples.polarised])))}
+        if log:
+            r = info["rows"]
+            log(f"spin-resolved model: {r['rows']} rows of {r['samples']} samples "
+                f"({r['polarised_samples']} spin-polarised: one row per spin)")
+    elif log and info["polarised_excluded"]:
+        log(f"{info['polarised_excluded']} spin-polarised samples left out (the model is "
+            "spin-symmetric)")
     n_l = samples.G_l[ref].shape[1]
     G_tau, G_l, sig, Z = {}, {}, {}, {}
     for s in solvers:
@@ -206,7 +230,8 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
                 log("baselines skipped: the training database is not available")
         else:
             train = load_samples(train_db, spec.representation,
-                                 list(dict.fromkeys([*spec.inputs, ref])), tr_idx)
+                                 list(dict.fromkeys([*spec.inputs, ref])), tr_idx,
+                                 spin_resolved=spec.spin_resolved)
             cfg = meta.get("training", {}).get("config", {}).get("features", {})
             kw = {"ph_augment": cfg.get("ph_augment", True),
                   "input_transform": cfg.get("input_transform", "identity"),
@@ -401,7 +426,8 @@ def format_table(res: EvaluationResult, quantity="G(tau)", stat="RMS", fmt="text
     methods = list(tab)
     head = ["method"] + bins
     rows = [[m] + [f"{tab[m][b][stat]:.2e}" for b in bins] for m in methods]
-    rows.append(["(samples)"] + [str(int(res.bins[b].sum())) for b in bins])
+    count = "(rows)" if res.samples.spin_resolved else "(samples)"
+    rows.append([count] + [str(int(res.bins[b].sum())) for b in bins])
     return _render(head, rows, fmt, f"{quantity} {stat} against {res.reference}")
 
 
@@ -453,8 +479,9 @@ def ratio_table(res: EvaluationResult, *, n_boot=2000, level=0.95, seed=0) -> di
 
 
 def worst_samples(res: EvaluationResult, k=10, method="model", against=None) -> list:
-    """The ``k`` samples with the largest RMS error of G(tau) of ``method``: dicts with the
-    database index, beta, U, D, ``mu - U/2``, the error, the error of ``against`` (default: the
+    """The ``k`` samples (rows) with the largest RMS error of G(tau) of ``method``: dicts
+    with the database index (and for spin-resolved rows the ``spin``), beta, U, D,
+    ``mu - U/2``, the error, the error of ``against`` (default: the
     best cheap solver over all samples), the ensemble spread, and the sample's share of the
     squared error of its beta bin (errors are heavy-tailed; this says how much one sample
     decides a bin's ratio)."""
@@ -477,6 +504,8 @@ def worst_samples(res: EvaluationResult, k=10, method="model", against=None) -> 
             "spread": float(res.spread[i].max()) if len(res.spread) else 0.0,
             "share_of_beta_bin": float(mse[method][i] / mse[method][same_beta].sum()),
         })
+        if s.spin_resolved:  # the row's spin ("up", "down"; "both" for a symmetric sample)
+            out[-1]["spin"] = "both" if not s.polarised[i] else ("up", "down")[s.spin[i]]
     return out
 
 
@@ -487,7 +516,8 @@ def format_worst(rows, method="model") -> str:
     ag = rows[0]["against"]
     head = ["index", "beta", "U", "D", "mu-U/2", f"{method} RMS", f"{ag} RMS", "spread",
             "share of bin"]
-    body = [[str(r["index"]), f"{r['beta']:g}", f"{r['U']:.3f}", f"{r['D']:.3f}",
+    body = [[str(r["index"]) + (f" {r['spin']}" if "spin" in r else ""), f"{r['beta']:g}",
+             f"{r['U']:.3f}", f"{r['D']:.3f}",
              f"{r['mu-U/2']:+.3f}", f"{r['rms']:.2e}",
              "-" if r["rms_against"] is None else f"{r['rms_against']:.2e}",
              f"{r['spread']:.1e}", f"{100 * r['share_of_beta_bin']:.0f} %"] for r in rows]

@@ -20,6 +20,15 @@ in for it) and for the ``"delta"`` (``"delta<n>"``) descriptor the Legendre coef
 ``Delta(tau)`` (tail-corrected transform); the ``"bath"`` descriptor needs a discrete bath with the
 training number of sites.  Parameters outside the training domain raise an
 :class:`OutOfDomainWarning`.
+
+A spin-resolved model (``model.spec.spin_resolved``) gets one row per spin of a
+spin-polarised AIM (spin up first: its own spin's solutions, parameters and bath
+descriptors, and the other spin's) and one row for a spin-symmetric one (exactly the row
+of a spin-symmetric model, the other spin equal to it); the domain check then covers each
+spin's descriptors and the polarisation descriptors (``dmu/D``, ``dm0`` ... ``dm3``: the
+other spin minus the own, ranges recorded in the model file's ``domain``).  A
+spin-symmetric model sees the spin average (and ``MLSolver`` does not trust it on
+spin-polarised input).
 """
 
 from __future__ import annotations
@@ -32,7 +41,12 @@ import numpy as np
 from ..errors import TriqsMLSolverWarning
 from ..gf import transforms as tr
 from .dataset import SampleSet
-from .representations import descriptors, n_delta_needed
+from .representations import (
+    POLARISATION_MOMENTS,
+    descriptors,
+    n_delta_needed,
+    polarisation_descriptors,
+)
 
 __all__ = ["SPREAD_FACTOR", "OutOfDomainWarning", "CorrectedSolution", "sample_from_solutions",
            "correct", "domain_violations", "domain_violations_of"]
@@ -59,7 +73,8 @@ class OutOfDomainWarning(TriqsMLSolverWarning):
 
 @dataclass
 class CorrectedSolution:
-    """Corrected Green's function of one AIM (both spins equal).
+    """Corrected Green's function of one AIM, per spin (both spins equal for a
+    spin-symmetric input, or for any input of a spin-symmetric model).
 
     Attributes
     ----------
@@ -92,32 +107,63 @@ def _gauss_bath(m):
     return x, np.sqrt(np.maximum(w, 0.0))
 
 
-def delta_tail_moments(params) -> np.ndarray:
+def delta_tail_moments(params, spin=None) -> np.ndarray:
     """High-frequency moments ``m_n`` of the spin-averaged continuous ``Delta(i w)``
-    (``Delta ~ sum_n m_n / (i w)^(n+1)``; entry ``n + 1`` holds ``m_n``), fitted to order 6."""
-    d = params.Delta_iw.mean(axis=0)
+    (``Delta ~ sum_n m_n / (i w)^(n+1)``; entry ``n + 1`` holds ``m_n``), fitted to order 6;
+    ``spin`` (0 or 1): of that spin's ``Delta``."""
+    d = params.Delta_iw.mean(axis=0) if spin is None else params.Delta_iw[spin]
     iw = tr.matsubara_freqs(params.beta, d.size // 2)
     mom, _ = tr.fit_tail(d, iw, known_moments=np.zeros(1), max_order=6)
     return mom
 
 
-def _param_arrays(params, delta_moments=None, n_delta=0):
-    base = {"U": np.array([params.U]), "mu": np.array([float(np.mean(params.mu))]),
+def _param_arrays(params, delta_moments=None, n_delta=0, spin=None):
+    """The one-row parameter arrays of ``params``: spin-averaged (``spin=None``; the bath of
+    spin up, equal to spin down for a spin-symmetric AIM) or of one ``spin``; and whether
+    the bath is discrete."""
+    mu = float(np.mean(params.mu)) if spin is None else float(params.mu[spin])
+    base = {"U": np.array([params.U]), "mu": np.array([mu]),
             "beta": np.array([params.beta]), "D": np.array([params.D])}
+    s = 0 if spin is None else spin
     if params.has_discrete_bath:
-        return {**base, "eps_k": params.eps_k[:1].copy(), "V_k": params.V_k[:1].copy()}, True
+        return {**base, "eps_k": params.eps_k[s:s + 1].copy(),
+                "V_k": params.V_k[s:s + 1].copy()}, True
     if params.Delta_iw is None:
         return {**base, "eps_k": np.zeros((1, 1)), "V_k": np.zeros((1, 1))}, False
     # continuous bath: Delta ~ sum_n m_n / (i w)^(n+1); a two-site bath with the same
     # m_0..m_3 gives the same moment descriptors
-    d = params.Delta_iw.mean(axis=0)
-    mom = delta_tail_moments(params) if delta_moments is None else delta_moments
+    d = params.Delta_iw.mean(axis=0) if spin is None else params.Delta_iw[spin]
+    if delta_moments is not None:
+        mom = delta_moments
+    else:
+        mom = delta_tail_moments(params, spin)
     e, v = _gauss_bath(np.real(mom[1:5]))
     # the shape of Delta for the "delta" descriptor: its Legendre coefficients
     out = {**base, "eps_k": e[None], "V_k": v[None]}
     if n_delta:
         out["delta_l"] = tr.iw_to_legendre(d, params.beta, n_delta, mom[:4]).real[None]
     return out, False
+
+
+def _row_param_arrays(params, delta_moments=None, n_delta=0):
+    """The parameter arrays of a spin-resolved model's rows of ``params`` (module
+    docstring): one row for a spin-symmetric AIM (:func:`_param_arrays`, the other spin
+    equal to it), two for a spin-polarised one (spin up, spin down); and whether the bath
+    is discrete.  ``delta_moments`` (spin-averaged) are used for the symmetric row only."""
+    if params.spin_symmetric:
+        p, discrete = _param_arrays(params, delta_moments, n_delta)
+        for k in ("mu", "eps_k", "V_k", "delta_l"):
+            if k in p:
+                p[k + "_o"] = p[k]
+        return p, discrete
+    rows = [_param_arrays(params, None, n_delta, spin=s) for s in (0, 1)]
+    discrete = rows[0][1]
+    ps = [r[0] for r in rows]
+    out = {k: np.concatenate([ps[0][k], ps[1][k]]) for k in ps[0]}
+    for k in ("mu", "eps_k", "V_k", "delta_l"):
+        if k in ps[0]:
+            out[k + "_o"] = np.concatenate([ps[1][k], ps[0][k]])
+    return out, discrete
 
 
 def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None) -> SampleSet:
@@ -131,7 +177,11 @@ def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None)
     missing = [s for s in spec.inputs if s not in solutions]
     if missing:
         raise ModelMismatchError(f"the model needs the solutions of {missing} as well")
-    p, discrete = _param_arrays(params, delta_moments, n_delta_needed(spec.descriptors))
+    resolved = getattr(spec, "spin_resolved", False)
+    if resolved:
+        p, discrete = _row_param_arrays(params, delta_moments, n_delta_needed(spec.descriptors))
+    else:
+        p, discrete = _param_arrays(params, delta_moments, n_delta_needed(spec.descriptors))
     if not discrete and "bath" in spec.descriptors:
         raise ModelMismatchError(
             "the model uses the discrete bath as descriptor ('bath'); these parameters have a "
@@ -144,9 +194,21 @@ def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None)
         raise ValueError(f"the cheap solutions have different grids (n_tau {n_tau}, n_l {n_l})")
     x = np.linspace(0.0, 1.0, n_tau.pop())
     rep = spec.representation
+    if resolved and len(p["U"]) == 2:  # spin-polarised: row s is spin s, the other 1 - s
+        Gt = {s: sol.G_tau.real.copy() for s, sol in solutions.items()}
+        Gl = {s: sol.G_l.real.copy() for s, sol in solutions.items()}
+        beta = np.repeat(p["beta"][:1], 2)
+        y = {s: rep.encode(Gt[s], Gl[s], beta, x) for s in solutions}
+        yo = {s: v[::-1].copy() for s, v in y.items()}
+        return SampleSet(np.zeros(2, np.int64), p, y, Gt, Gl, x, np.zeros(2, bool),
+                         y_other=yo, spin=np.arange(2), polarised=np.ones(2, bool))
     Gt = {s: sol.G_tau.real.mean(axis=0)[None] for s, sol in solutions.items()}
     Gl = {s: sol.G_l.real.mean(axis=0)[None] for s, sol in solutions.items()}
     y = {s: rep.encode(Gt[s], Gl[s], p["beta"], x) for s in solutions}
+    if resolved:  # spin-symmetric: one row, the other spin equal to it
+        return SampleSet(np.zeros(1, np.int64), p, y, Gt, Gl, x, np.zeros(1, bool),
+                         y_other=dict(y), spin=np.zeros(1, np.int64),
+                         polarised=np.zeros(1, bool))
     return SampleSet(np.zeros(1, np.int64), p, y, Gt, Gl, x, np.zeros(1, bool))
 
 
@@ -156,32 +218,52 @@ def domain_violations(model, samples: SampleSet) -> list:
 
 
 def domain_violations_of(model, params, delta_moments=None) -> list:
-    """:func:`domain_violations` of the AIM ``params`` (``D`` set), before any solver runs."""
-    p, _ = _param_arrays(params, delta_moments, 0)
+    """:func:`domain_violations` of the AIM ``params`` (``D`` set), before any solver runs
+    (a spin-resolved model: of each spin, and the polarisation)."""
+    if getattr(model.spec, "spin_resolved", False):
+        p, _ = _row_param_arrays(params, delta_moments, 0)
+    else:
+        p, _ = _param_arrays(params, delta_moments, 0)
     return domain_violations_params(model, p)
 
 
 def domain_violations_params(model, params: dict) -> list:
     """Descriptors of the parameter arrays ``params`` (``U``, ``mu``, ``beta``, ``D``,
-    ``eps_k``, ``V_k``) outside the ranges in the model's training domain."""
+    ``eps_k``, ``V_k``; one row, or the rows of a spin-resolved model) outside the ranges
+    in the model's training domain.
+
+    A spin-resolved model's rows (``mu_o``, ``eps_k_o``, ``V_k_o`` given) are also checked
+    for their polarisation: ``dmu/D``, ``dm0`` and ``dm1`` always, ``dm2`` and ``dm3`` where
+    the model uses ``m2`` / ``m3`` (like the moments themselves: uncertain tail fits)."""
     dom = (getattr(model, "metadata", {}) or {}).get("domain", {})
     # the physical parameters always; the moments of Delta only where the model uses them
     # (for a continuous Delta they come from a tail fit, uncertain beyond m_1)
     used = set(model.spec.descriptors) | {"U/D", "eps/D", "log(beta*D)"}
     names = [n for n in ("U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3")
              if n in dom and n in used]
-    if not names:
-        return []
-    with np.errstate(all="ignore"):
-        X, _ = descriptors(params, names)
+    checks = []
+    if names:
+        with np.errstate(all="ignore"):
+            checks.append((names, descriptors(params, names)[0]))
+    if getattr(model.spec, "spin_resolved", False) and "mu_o" in params:
+        pol_used = {"dmu/D", "dm0", "dm1"} | {"d" + m for m in POLARISATION_MOMENTS
+                                              if m in used}
+        with np.errstate(all="ignore"):
+            X, labels = polarisation_descriptors(params, POLARISATION_MOMENTS)
+        keep = [j for j, n in enumerate(labels) if n in pol_used and n in dom]
+        checks.append(([labels[j] for j in keep], X[:, keep]))
     out = []
-    for j, n in enumerate(names):
-        lo, hi = dom[n]
-        # fitted tails and bath fits make m_n uncertain at the 1e-4 level: a small margin
-        tol = 1e-3 * max(1.0, abs(lo), abs(hi)) + 0.01 * (hi - lo)
-        v = X[:, j]
-        if not np.all(np.isfinite(v)) or np.any(v < lo - tol) or np.any(v > hi + tol):
-            out.append(f"{n} = {float(v[0]):.4g} outside [{lo:.4g}, {hi:.4g}]")
+    for names_, X in checks:
+        for j, n in enumerate(names_):
+            lo, hi = dom[n]
+            # fitted tails and bath fits make m_n uncertain at the 1e-4 level: a small margin
+            tol = 1e-3 * max(1.0, abs(lo), abs(hi)) + 0.01 * (hi - lo)
+            v = X[:, j]
+            if not np.all(np.isfinite(v)) or np.any(v < lo - tol) or np.any(v > hi + tol):
+                # the row furthest out (the one row of a spin-symmetric input)
+                far = np.where(np.isfinite(v), np.maximum(lo - v, v - hi), np.inf)
+                k = int(np.argmax(far))
+                out.append(f"{n} = {float(v[k]):.4g} outside [{lo:.4g}, {hi:.4g}]")
     return out
 
 
@@ -195,5 +277,7 @@ def correct(model, params, solutions: dict, *, warn=True) -> CorrectedSolution:
     pred = model.predict(samples)
     n_l = samples.G_l[model.spec.base].shape[1]
     G_l = pred.G_l(samples, model.spec, n_l)
-    return CorrectedSolution(np.repeat(pred.G_tau, 2, axis=0), np.repeat(G_l, 2, axis=0),
-                             np.repeat(pred.G_tau_spread, 2, axis=0), bad)
+    # one row: both spins alike; two rows (a spin-resolved model, polarised input): per spin
+    r = 2 // len(samples)
+    return CorrectedSolution(np.repeat(pred.G_tau, r, axis=0), np.repeat(G_l, r, axis=0),
+                             np.repeat(pred.G_tau_spread, r, axis=0), bad)

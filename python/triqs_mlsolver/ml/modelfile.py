@@ -41,9 +41,10 @@ The JSON document holds
   n_out, dtype``), ``n_members``;
 * ``feature_spec``: the representation (kind, size, tau mesh, source,
   Legendre parity), input solvers, base solver, descriptors, input mode,
-  target scale; ``reference``; ``transforms`` (input and target: elementwise
-  name, mask, fitted affine ``shift`` and ``scale``); ``options``
-  (``symmetrize``, ``clip``);
+  target scale, and ``spin_resolved: true`` for a spin-resolved model (the key is
+  absent otherwise: files without it are spin-symmetric); ``reference``;
+  ``transforms`` (input and target: elementwise name, mask, fitted affine ``shift``
+  and ``scale``); ``options`` (``symmetrize``, ``clip``);
 * ``database``: the file name (``file``; older files: ``path``), ``sha256`` of the file,
   ``samples_sha256`` (a content hash of its samples: SHA-256 of their sorted sample
   hashes), sizes, solvers; with several training databases the first of them, and
@@ -68,7 +69,11 @@ The JSON document holds
   test in neither).  Files written before it (the shipped models trained before format 2)
   have none;
 * ``domain``: the ranges of U, mu - U/2, beta, D, U/D, beta D and the bath
-  moments over the training samples;
+  moments over the training samples (a spin-resolved model: over its rows, and the
+  ranges of the polarisation descriptors ``dmu/D``, ``dm0`` ... ``dm3``);
+* ``spin``: whether the model is spin-resolved, the number of spin-polarised samples a
+  spin-symmetric model left out, and (spin-resolved) the samples, polarised samples and
+  rows of every part (:func:`~triqs_mlsolver.ml.train.spin_record`; files before it: none);
 * ``training``: the validated config, epochs, time, learning curves;
 * ``errors``: validation and test error tables;
 * ``weights_sha256``: hash of the tensors alone (names, shapes, dtypes, bytes; from

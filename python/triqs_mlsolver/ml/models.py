@@ -142,7 +142,8 @@ def gated_output(out, gates):
 
 @dataclass
 class Prediction:
-    """Corrected Green's functions of a batch (spin-averaged; both spins are equal).
+    """Corrected Green's functions of a batch of rows (spin-averaged samples, both spins
+    equal; or spin-resolved rows, one spin each: :class:`~triqs_mlsolver.ml.dataset.SampleSet`).
 
     Attributes
     ----------

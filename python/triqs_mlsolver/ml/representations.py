@@ -39,6 +39,13 @@ For both, :meth:`Representation.constraint` gives the vector ``a`` with
 with ``sum_o w_o y_o^2 ~ int_0^1 G(x)^2 dx`` (exact for Legendre,
 trapezoidal for the tau meshes).
 
+Spin-resolved rows
+------------------
+A spin-resolved model's rows carry the other spin's parameters (``mu_o``, ``eps_k_o``,
+``V_k_o``); :func:`polarisation_descriptors` gives what distinguishes it from the row's
+own spin (exact zeros for a spin-symmetric row) and :func:`polarisation_ranges` the
+ranges a model file's domain records.
+
 Particle-hole image
 -------------------
 ``c_sigma -> c^dagger_sigma`` maps the AIM ``(U, mu, eps_k, V_k)`` to
@@ -66,12 +73,14 @@ __all__ = [
     "DESCRIPTORS",
     "descriptors",
     "ph_image_params",
+    "polarisation_descriptors",
+    "polarisation_ranges",
     "constraint_projection",
     "project_tau_physical",
 ]
 
 KINDS = ("tau", "legendre")
-MESHES = ("uniform", "adaptive")
+MESHES = ("uniform", "adaptive", "log")
 SOURCES = ("G_tau", "G_l")
 PARITIES = ("both", "even", "odd")
 
@@ -80,10 +89,14 @@ def tau_mesh(kind: str, n: int) -> np.ndarray:
     """Points ``x = tau / beta`` in ``[0, 1]``, both ends included, ``x[::-1] == 1 - x`` exactly.
 
     ``"uniform"``: ``linspace(0, 1, n)``; ``"adaptive"``: Chebyshev-Lobatto
-    points ``(1 - cos(pi t / (n-1))) / 2``.
+    points ``(1 - cos(pi t / (n-1))) / 2``; ``"log"``: geometric towards both ends
+    (:func:`~triqs_mlsolver.gf.transforms.log_tau_mesh`, ``n`` odd; the stored mesh of the
+    single-band databases, where ``beta D`` reaches 400).
     """
     if kind not in MESHES:
         raise ValueError(f"tau mesh {kind!r}: use one of {MESHES}")
+    if kind == "log":
+        return tr.log_tau_mesh(n)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 3:
         raise ValueError(f"a tau mesh needs an integer number of points >= 3, got {n!r}")
     t = np.arange(n)
@@ -119,7 +132,7 @@ class Representation:
     kind : {"tau", "legendre"}
     n : int
         Tau points or Legendre coefficients.
-    mesh : {"uniform", "adaptive"}
+    mesh : {"uniform", "adaptive", "log"}
         Tau mesh (``kind="tau"`` only).
     source : {"G_tau", "G_l"}
         Stored data the tau values are computed from (``kind="tau"`` only).
@@ -739,11 +752,79 @@ def descriptors(params: dict, names) -> tuple[np.ndarray, list[str]]:
 
 
 def ph_image_params(params: dict) -> dict:
-    """Particle-hole image of the parameter arrays: ``mu -> U - mu``, ``eps_k -> -eps_k``."""
+    """Particle-hole image of the parameter arrays: ``mu -> U - mu``, ``eps_k -> -eps_k``.
+
+    The other spin's parameters of a spin-resolved row (``mu_o``, ``eps_k_o``, ``V_k_o``,
+    ``delta_l_o``; :func:`polarisation_descriptors`) map alike: the map acts on both spins.
+    """
     out = dict(params)
-    out["mu"] = np.asarray(params["U"]) - np.asarray(params["mu"])
-    out["eps_k"] = -np.asarray(params["eps_k"])
-    if "delta_l" in params:  # Delta(tau) -> Delta(beta - tau)
-        dl = np.asarray(params["delta_l"])
-        out["delta_l"] = dl * (-1.0) ** np.arange(dl.shape[-1])
+    U = np.asarray(params["U"])
+    for sfx in ("", "_o"):
+        if "mu" + sfx not in params:
+            continue
+        out["mu" + sfx] = U - np.asarray(params["mu" + sfx])
+        out["eps_k" + sfx] = -np.asarray(params["eps_k" + sfx])
+        if "delta_l" + sfx in params:  # Delta(tau) -> Delta(beta - tau)
+            dl = np.asarray(params["delta_l" + sfx])
+            out["delta_l" + sfx] = dl * (-1.0) ** np.arange(dl.shape[-1])
     return out
+
+
+# -- spin-resolved rows -------------------------------------------------------------
+#: The moments of the hybridisation whose spin difference (other spin minus own spin,
+#: ``"dm<n>"``) a spin-resolved model's training domain records (:func:`polarisation_ranges`).
+POLARISATION_MOMENTS = ("m0", "m1", "m2", "m3")
+
+
+def is_hybridisation_descriptor(name: str) -> bool:
+    """True for the descriptors of the bath (``m0`` ... ``m3``, ``"bath"``, ``"delta"`` /
+    ``"delta<n>"``): a spin-resolved row also gets their spin difference."""
+    return name in POLARISATION_MOMENTS or name == "bath" or bool(delta_size(name))
+
+
+def other_spin_params(params: dict) -> dict:
+    """The parameter arrays of the *other* spin of spin-resolved rows: ``mu_o``, ``eps_k_o``,
+    ``V_k_o`` (and ``delta_l_o``) in place of ``mu``, ``eps_k``, ``V_k`` (``delta_l``)."""
+    out = dict(params)
+    for k in ("mu", "eps_k", "V_k", "delta_l"):
+        out.pop(k + "_o", None)
+        if k + "_o" in params:
+            out[k] = params[k + "_o"]
+        elif k == "delta_l":
+            out.pop(k, None)
+    return out
+
+
+def polarisation_descriptors(params: dict, names) -> tuple[np.ndarray, list[str]]:
+    """What distinguishes the other spin of spin-resolved rows from the row's own spin.
+
+    ``params`` holds the row's own spin (``mu``, ``eps_k``, ``V_k``, optionally ``delta_l``)
+    and the other spin's (``mu_o``, ``eps_k_o``, ``V_k_o``, ``delta_l_o``).  Columns:
+    ``"dmu/D"`` = ``(mu_other - mu_own) / D``, then for every hybridisation descriptor of
+    ``names`` (:func:`is_hybridisation_descriptor`) its value for the other spin minus
+    its value for the own spin (labels ``"d" + label``: ``dm0``, ``dbath_e0``,
+    ``ddelta_3``, ...).  A spin-symmetric row (other = own) gives exact zeros; under the
+    spin flip the columns change sign, under the particle-hole map they transform as the
+    descriptors they are differences of.
+    """
+    p = {k: np.atleast_1d(np.asarray(v, float)) for k, v in params.items()}
+    cols = [(p["mu_o"] - p["mu"]) / p["D"]]
+    labels = ["dmu/D"]
+    hyb = [n for n in names if is_hybridisation_descriptor(n)]
+    if hyb:
+        own, own_labels = descriptors(p, hyb)
+        other, _ = descriptors(other_spin_params(p), hyb)
+        d = other - own
+        # spins equal up to rounding (the same sites in another order): exactly 0, so that
+        # a column that is 0 on every training row does not get a rounding-size scale
+        d[np.abs(d) <= 1e-13 * (np.abs(own) + np.abs(other))] = 0.0
+        cols += list(d.T)
+        labels += ["d" + lab for lab in own_labels]
+    return np.stack(cols, axis=1), labels
+
+
+def polarisation_ranges(params: dict) -> dict:
+    """``{"dmu/D": [min, max], "dm0": [...], ..., "dm3": [...]}`` over spin-resolved rows:
+    the polarisations a spin-resolved model was trained on (its ``domain``)."""
+    X, labels = polarisation_descriptors(params, POLARISATION_MOMENTS)
+    return {n: [float(X[:, j].min()), float(X[:, j].max())] for j, n in enumerate(labels)}

@@ -55,6 +55,8 @@ sample hashes (doc/ml.rst, "Continuing from a model").
     symmetrize = false          # average the prediction with its PH image
     clip = true                 # project G onto {G <= 0, G(0)+G(beta) = -1}
     shrink = 0.0                # c > 0: mean correction x max(0, 1 - c var/|mean|^2) (ensembles)
+    spin_resolved = false       # one row per spin of a spin-polarised sample (doc/ml.rst,
+                                # "Spin-resolved models"); false: spin-polarised samples left out
 
     [model]
     preset = ""                 # "seed"
@@ -108,6 +110,7 @@ from .representations import (
     SigmaTarget,
     Transform,
     descriptors,
+    polarisation_ranges,
 )
 
 __all__ = [
@@ -123,6 +126,7 @@ __all__ = [
     "prepare_data",
     "train",
     "training_domain",
+    "spin_record",
 ]
 
 DEFAULTS = {
@@ -154,6 +158,7 @@ DEFAULTS = {
         "symmetrize": False,
         "clip": True,
         "shrink": 0.0,
+        "spin_resolved": False,
     },
     "model": {
         "preset": "",
@@ -386,7 +391,8 @@ def feature_spec(cfg: dict) -> FeatureSpec:
                          parity=f["parity"] if f["kind"] == "legendre" else "both")
     sigma = SigmaTarget(n=f["n_sigma"], n_l=f["sigma_n_l"]) if f["target"] == "sigma" else None
     return FeatureSpec(rep, list(f["inputs"]), f["base"], list(f["descriptors"]),
-                       f["input_mode"], f["target_scale"] or None, sigma=sigma)
+                       f["input_mode"], f["target_scale"] or None, sigma=sigma,
+                       spin_resolved=f["spin_resolved"])
 
 
 def prepare_data(cfg: dict, db=None):
@@ -413,14 +419,15 @@ def prepare_data(cfg: dict, db=None):
         raise TrainConfigError(
             f"solvers {missing} are not in {db.path}; it has {db.solvers}"
         )
-    samples = load_samples(db, spec.representation, solvers)
+    samples = load_samples(db, spec.representation, solvers,
+                           spin_resolved=spec.spin_resolved)
     n_l_db = next(iter(samples.G_l.values())).shape[1]
     if spec.sigma is not None and n_l_db < spec.sigma.n_l:
         raise TrainConfigError(
             f"[features] sigma_n_l = {spec.sigma.n_l}: {db.path} stores only {n_l_db} "
             f"Legendre coefficients; set sigma_n_l <= {n_l_db}"
         )
-    candidates = samples.index
+    candidates = np.unique(samples.index)  # spin-resolved: the rows of a sample stay together
     if d["max_samples"] and d["max_samples"] < len(candidates):
         rng = np.random.default_rng(d["split_seed"] + 7919)
         candidates = np.sort(rng.choice(candidates, d["max_samples"], replace=False))
@@ -434,14 +441,15 @@ def prepare_data(cfg: dict, db=None):
             f"validation_fraction = {d['validation_fraction']}); early stopping needs one: "
             f"use a database of at least {need} samples or raise validation_fraction"
         )
-    pos = {int(i): k for k, i in enumerate(samples.index)}
-    parts = {name: samples.subset(np.array([pos[int(i)] for i in idx], dtype=np.int64))
+    # every row of the part's samples (one per sample unless spin-resolved), in order
+    parts = {name: samples.subset(np.flatnonzero(np.isin(samples.index, idx)))
              for name, idx in (("train", train_i), ("validation", val_i), ("test", test_i))}
     split = {
         "rule": "numpy.random.default_rng(seed).permutation of the sorted candidate sample "
                 "numbers; first round(test_fraction*n) = test, next "
                 "round(validation_fraction*(n-n_test)) = validation, rest = train",
         "candidates": "samples where every solver used succeeded"
+                      + ("" if spec.spin_resolved else ", not spin-polarised")
                       + (f", random subset of {d['max_samples']}" if d["max_samples"] else ""),
         "seed": d["split_seed"],
         "test_fraction": d["test_fraction"],
@@ -449,6 +457,8 @@ def prepare_data(cfg: dict, db=None):
         "train": train_i.tolist(),
         "validation": val_i.tolist(),
         "test": test_i.tolist(),
+        # the spin-polarised samples a spin-symmetric model leaves out (never candidates)
+        "polarised_excluded": samples.polarised_excluded.tolist(),
     }
     return db, spec, reference, split, parts
 
@@ -584,8 +594,40 @@ def _assign_parts(hashes, splits, parent_sets=None):
     return keep, dropped
 
 
+def spin_record(spec, parts: dict, split: dict, records: list, train_rows: int) -> dict:
+    """What the training report (and the model file, ``spin``) says about spin: whether
+    the model is spin-resolved, how many spin-polarised samples a spin-symmetric model left
+    out (``polarised_excluded``) and, spin-resolved, the samples, the polarised samples and
+    the rows of every part (``train_rows_augmented``: with the PH images); ``summary`` is
+    the log line."""
+    n_excl = len(split.get("polarised_excluded", [])) + sum(
+        len((r.get("split") or {}).get("polarised_excluded", [])) for r in records)
+    out = {"spin_resolved": spec.spin_resolved, "polarised_excluded": n_excl}
+    if not spec.spin_resolved:
+        out["summary"] = (f"spin-symmetric model: {n_excl} spin-polarised sample(s) left out"
+                          + (" ([features] spin_resolved = true trains on them)" if n_excl
+                             else ""))
+        return out
+    for name, part in parts.items():
+        pol = np.unique(part.index[part.polarised])
+        out[name] = {"samples": int(len(np.unique(part.index))),
+                     "polarised_samples": int(len(pol)), "rows": int(len(part))}
+    out["train_rows_augmented"] = int(train_rows)
+    t = out["train"]
+    out["summary"] = (
+        f"spin-resolved model: {t['samples']} training samples, {t['polarised_samples']} of "
+        f"them spin-polarised (two rows each), {t['rows']} rows ({train_rows} with the PH "
+        f"images); validation {out['validation']['polarised_samples']} polarised of "
+        f"{out['validation']['samples']}, test {out['test']['polarised_samples']} of "
+        f"{out['test']['samples']}")
+    return out
+
+
 def training_domain(samples: SampleSet) -> dict:
-    """Ranges ``[min, max]`` of the physical and dimensionless parameters of ``samples``."""
+    """Ranges ``[min, max]`` of the physical and dimensionless parameters of ``samples``;
+    of spin-resolved rows also of the polarisation descriptors ``dmu/D``, ``dm0`` ...
+    ``dm3`` (the other spin minus the row's own,
+    :func:`~triqs_mlsolver.ml.representations.polarisation_ranges`)."""
     p = samples.params
     X, names = descriptors(p, ["U/D", "eps/D", "log(beta*D)", "m0", "m1", "m2", "m3"])
     out = {
@@ -597,6 +639,8 @@ def training_domain(samples: SampleSet) -> dict:
     }
     for j, n in enumerate(names):
         out[n] = [float(X[:, j].min()), float(X[:, j].max())]
+    if samples.spin_resolved:
+        out.update(polarisation_ranges(p))
     return out
 
 
@@ -903,6 +947,8 @@ def _fingerprint(cfg: dict, db_sha256, parent_sha256: str = "") -> str:
     c["training"].pop("workers", None)
     c["training"].pop("max_minutes", None)
     c["training"].pop("init_model", None)  # the parent's hash stands for it
+    if not c["features"].get("spin_resolved"):  # runs from before the key: same fingerprint
+        c["features"].pop("spin_resolved", None)
     rec = {"config": c, "database": db_sha256}
     if parent_sha256:
         rec["parent"] = parent_sha256
@@ -946,6 +992,7 @@ def check_parent(cfg: dict, meta: dict, *, name: str = "the parent model",
         ("[features] input_mode", f["input_mode"], ps.input_mode),
         ("[features] target", f["target"], "G" if sig is None else "sigma"),
         ("[features] target_scale", f["target_scale"], ps.target_scale or ""),
+        ("[features] spin_resolved", f["spin_resolved"], ps.spin_resolved),
     ]
     if sig is not None and f["target"] == "sigma":
         pairs += [("[features] n_sigma", f["n_sigma"], sig.n),
@@ -1056,8 +1103,7 @@ def _prepare_several(cfg: dict, dbs: list, parent_sets=None):
     keep, dropped = _assign_parts(hashes, [pr[3] for pr in prepared], parent_sets)
     parts, run_hashes = {}, {}
     for name in ("train", "validation", "test"):
-        subs = [pa[name].subset(np.searchsorted(np.asarray(sp[name], dtype=np.int64),
-                                                kp[name]))
+        subs = [pa[name].subset(np.flatnonzero(np.isin(pa[name].index, kp[name])))
                 for (_, _, _, sp, pa), kp in zip(prepared, keep)]
         parts[name] = subs[0] if len(subs) == 1 else SampleSet.concatenate(subs)
         run_hashes[name] = np.concatenate([h[kp[name]] for h, kp in zip(hashes, keep)])
@@ -1068,8 +1114,8 @@ def _prepare_several(cfg: dict, dbs: list, parent_sets=None):
                 f"removed ({', '.join(Path(d.path).name for d in dbs)}; a test sample of "
                 "any database or of the model started from is never trained on): give "
                 "databases with other samples")
-    split = {k: v for k, v in prepared[0][3].items() if k not in ("train", "validation",
-                                                                  "test")}
+    split = {k: v for k, v in prepared[0][3].items()
+             if k not in ("train", "validation", "test", "polarised_excluded")}
     split["exclusions"] = (
         "each database split alone by the rule; then, by sample content hash, a sample is "
         "kept once (the first database that has it in that part), a test sample of any "
@@ -1077,15 +1123,17 @@ def _prepare_several(cfg: dict, dbs: list, parent_sets=None):
         "sample of any database in no train part, and a sample the parent trained or "
         "validated on is no test sample")
     shas, records = [], []
-    for d, kp, dr in zip(dbs, keep, dropped):
+    for d, kp, dr, (_, _, _, pr_split, _) in zip(dbs, keep, dropped, prepared):
         sha = file_sha256(d.path)
         rec = _sample_record(d, kp)
         shas.append(sha)
         records.append(_database_record(d, sha, rec["database_sha256"]))
         if len(dbs) > 1:
-            records[-1]["split"] = {**{k: kp[k].tolist() for k in kp}, "dropped": dr}
+            records[-1]["split"] = {**{k: kp[k].tolist() for k in kp}, "dropped": dr,
+                                    "polarised_excluded": pr_split["polarised_excluded"]}
     if len(dbs) == 1:
-        split.update({k: keep[0][k].tolist() for k in keep[0]}, dropped=dropped[0])
+        split.update({k: keep[0][k].tolist() for k in keep[0]}, dropped=dropped[0],
+                     polarised_excluded=prepared[0][3]["polarised_excluded"])
     else:
         split["per_database"] = "the sample numbers of each database: databases[k]['split']"
     return spec, reference, split, parts, records, run_hashes, shas
@@ -1185,13 +1233,16 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         W, Wv = (_beta_weights(spec, reference, s) for s in (train_set, val_set))
     else:
         W, Wv = np.ones(len(Z)), np.ones(len(Zv))
+    spin = spin_record(spec, parts, split, records, train_rows=len(train_set))
     if log:
         log(f"training on {', '.join(str(d.path) for d in dbs)}: {len(parts['train'])} train"
             f"{' (x2 with PH images)' if f['ph_augment'] else ''}, "
-            f"{len(val_set)} validation, {len(parts['test'])} test samples; "
+            f"{len(val_set)} validation, {len(parts['test'])} test "
+            f"{'rows' if spec.spin_resolved else 'samples'}; "
             f"{Z.shape[1]} features -> {T.shape[1]} outputs "
             f"({spec.representation.describe()}; target {spec.describe_target()}, base "
             f"{spec.base}, reference {reference})")
+        log(spin["summary"])
     m = cfg["model"]
     arch = {"depth": m["depth"], "width": m["width"], "activation": m["activation"],
             "n_in": int(Z.shape[1]), "n_out": int(T.shape[1]),
@@ -1247,6 +1298,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         report["parent"] = parent_rec
     report.update({
         "domain": training_domain(parts["train"]),
+        "spin": spin,
         "training": {
             "config": portable_config(cfg),
             "members": infos,
