@@ -208,13 +208,33 @@ class Database:
         return self._hashes
 
 
-def error_stats(diff) -> dict:
+def tau_weights(x):
+    """Quadrature weights of the stored points ``x = tau/beta`` for means over ``tau``:
+    ``None`` on a uniform grid (plain means, as always), else trapezoidal weights scaled to
+    mean 1, so that a weighted mean square approximates ``int_0^1 |d(x)|^2 dx`` (a ``"log"``
+    mesh puts most points near the ends, which a plain mean would overweight)."""
+    x = np.asarray(x, float)
+    if len(x) < 3 or np.allclose(np.diff(x), 1.0 / (len(x) - 1), rtol=0, atol=1e-12):
+        return None
+    w = np.zeros_like(x)
+    d = np.diff(x)
+    w[:-1] += d / 2
+    w[1:] += d / 2
+    return w * (len(x) / w.sum())
+
+
+def error_stats(diff, weights=None) -> dict:
     """MAE, RMS and max of ``|diff|`` over all entries, and the number of samples ``n``
-    (first axis); NaN statistics for an empty selection."""
+    (first axis); NaN statistics for an empty selection.  ``weights`` (last axis, mean 1,
+    :func:`tau_weights`) weigh the MAE and RMS."""
     a = np.abs(np.asarray(diff))
     if a.size == 0:
         return {"MAE": float("nan"), "RMS": float("nan"), "max": float("nan"), "n": 0}
-    return {"MAE": float(a.mean()), "RMS": float(np.sqrt((a**2).mean())),
+    if weights is None:
+        return {"MAE": float(a.mean()), "RMS": float(np.sqrt((a**2).mean())),
+                "max": float(a.max()), "n": int(a.shape[0])}
+    w = np.asarray(weights, float)
+    return {"MAE": float((a * w).mean()), "RMS": float(np.sqrt((a**2 * w).mean())),
             "max": float(a.max()), "n": int(a.shape[0])}
 
 

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..database.reader import error_stats
+from ..database.reader import error_stats, tau_weights
 from ..gf import transforms as tr
 from .baselines import fit_krr, fit_ridge
 from .dataset import SampleSet, load_samples
@@ -77,14 +77,29 @@ __all__ = [
 ]
 
 QUANTITIES = ("G(tau)", "G_l/beta", "Sigma(iw0)/D", "Z0")
+#: More distinct beta than this: the tables use bins of beta*D with these edges instead.
+MAX_BETA_CLASSES = 12
+BETA_D_EDGES = (0.0, 3.0, 10.0, 30.0, 100.0, 200.0, np.inf)
 
 
-def errors_of_prediction(G_pred_bt, G_ref_bt, beta_b) -> dict:
-    """``{"all": stats, beta: stats}`` of ``G_pred - G_ref`` (MAE, RMS, max)."""
+def errors_of_prediction(G_pred_bt, G_ref_bt, beta_b, x_stored=None, D_b=None) -> dict:
+    """``{"all": stats, beta: stats}`` of ``G_pred - G_ref`` (MAE, RMS, max): per beta, or
+    per bin of ``beta D`` (``BETA_D_EDGES``; ``D_b`` default 1) when there are more than
+    ``MAX_BETA_CLASSES`` temperatures; weighted by :func:`tau_weights` of ``x_stored``."""
     d = np.asarray(G_pred_bt) - np.asarray(G_ref_bt)
-    out = {"all": error_stats(d)}
-    for b in np.unique(beta_b):
-        out[f"beta={b:g}"] = error_stats(d[beta_b == b])
+    w = None if x_stored is None else tau_weights(x_stored)
+    beta_b = np.asarray(beta_b, float)
+    out = {"all": error_stats(d, w)}
+    betas = np.unique(beta_b)
+    if len(betas) <= MAX_BETA_CLASSES:
+        for b in betas:
+            out[f"beta={b:g}"] = error_stats(d[beta_b == b], w)
+        return out
+    bd = beta_b * (1.0 if D_b is None else np.asarray(D_b, float))
+    for lo, hi in zip(BETA_D_EDGES[:-1], BETA_D_EDGES[1:]):
+        m = (bd >= lo) & (bd < hi)
+        if m.any():
+            out[f"beta*D in [{lo:g},{hi:g})"] = error_stats(d[m], w)
     return out
 
 
@@ -135,8 +150,16 @@ def _bins(samples: SampleSet, u_edges):
     if samples.spin_resolved:
         b["polarised"] = samples.polarised.copy()
         b["spin-symmetric"] = ~samples.polarised
-    for v in np.unique(samples.beta):
-        b[f"beta={v:g}"] = samples.beta == v
+    betas = np.unique(samples.beta)
+    if len(betas) <= MAX_BETA_CLASSES:
+        for v in betas:
+            b[f"beta={v:g}"] = samples.beta == v
+    else:  # a continuous beta (the single-band recipe): bins of beta*D
+        bd = samples.beta * samples.params["D"]
+        for lo, hi in zip(BETA_D_EDGES[:-1], BETA_D_EDGES[1:]):
+            m = (bd >= lo) & (bd < hi)
+            if m.any():
+                b[f"beta*D in [{lo:g},{hi:g})"] = m
     U = samples.params["U"]
     for lo, hi in zip(u_edges[:-1], u_edges[1:]):
         last = hi == u_edges[-1]
@@ -156,8 +179,10 @@ def _table(res: EvaluationResult):
         dl = (res.G_l[m] - s.G_l[ref][:, : res.G_l[m].shape[1]]) / beta[:, None]
         ds = np.abs(res.sigma0[m] - res.sigma0[ref]) / D
         dz = np.abs(res.Z0[m] - res.Z0[ref])
+        wt = tau_weights(s.x_stored)
         for q, d in zip(QUANTITIES, (dG, dl, ds, dz)):
-            tab[q][m] = {b: error_stats(d[mask]) for b, mask in res.bins.items()}
+            w = wt if q == "G(tau)" else None
+            tab[q][m] = {b: error_stats(d[mask], w) for b, mask in res.bins.items()}
     return tab
 
 
@@ -448,7 +473,9 @@ def _render(head, rows, fmt, title) -> str:
 def _sample_mse(res: EvaluationResult):
     """``({method: mean square error of G(tau) per sample}, [cheap solvers among them])``."""
     ref = res.samples.G_tau[res.reference]
-    mse = {m: ((G - ref) ** 2).mean(axis=1) for m, G in res.G_tau.items()}
+    w = tau_weights(res.samples.x_stored)
+    w = 1.0 if w is None else w
+    mse = {m: ((G - ref) ** 2 * w).mean(axis=1) for m, G in res.G_tau.items()}
     return mse, [c for c in res.info.get("cheap", []) if c in mse]
 
 

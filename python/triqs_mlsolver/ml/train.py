@@ -644,8 +644,16 @@ def training_domain(samples: SampleSet) -> dict:
     return out
 
 
+#: ``loss_weight = "beta"``: up to this many distinct temperatures each is a class; a
+#: continuous beta is cut into this many classes of ``log(beta D)`` with equal counts.
+BETA_CLASSES_MAX = 12
+BETA_CLASSES_CONTINUOUS = 8
+
+
 def _beta_weights(spec, reference, samples: SampleSet):
-    """Per-sample weights making every beta class weigh alike in the loss.
+    """Per-sample weights making every beta class weigh alike in the loss (a class per
+    temperature, or ``BETA_CLASSES_CONTINUOUS`` classes of ``log(beta D)`` for a continuous
+    beta).
 
     ``w_b = s_b^2 / <||Delta y||^2>_{beta(b)}``: with targets ``Delta y / s`` the
     weighted mean square error is the sum over temperatures of the error
@@ -661,9 +669,18 @@ def _beta_weights(spec, reference, samples: SampleSet):
         dy = samples.y[reference] - samples.y[spec.base]
         e2 = (dy**2 * rep.metric()).sum(axis=1)
     w = np.empty(len(samples))
-    for b in np.unique(samples.beta):
-        m = samples.beta == b
-        w[m] = s2[m] / max(e2[m].mean(), 1e-300)
+    betas = np.unique(samples.beta)
+    if len(betas) <= BETA_CLASSES_MAX:
+        classes = [samples.beta == b for b in betas]
+    else:  # a continuous beta: classes of log(beta D) with about equal counts
+        lbd = np.log(samples.beta * samples.params["D"])
+        edges = np.quantile(lbd, np.linspace(0, 1, BETA_CLASSES_CONTINUOUS + 1))
+        k = np.clip(np.searchsorted(edges, lbd, side="right") - 1, 0,
+                    BETA_CLASSES_CONTINUOUS - 1)
+        classes = [k == j for j in range(BETA_CLASSES_CONTINUOUS)]
+    for m in classes:
+        if m.any():
+            w[m] = s2[m] / max(e2[m].mean(), 1e-300)
     return w / w.mean()
 
 
@@ -1280,7 +1297,8 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         if len(parts[name]):
             pred = model.predict(parts[name])
             errors[name] = errors_of_prediction(pred.G_tau, parts[name].G_tau[reference],
-                                                parts[name].beta)
+                                                parts[name].beta, parts[name].x_stored,
+                                                parts[name].params["D"])
             if name == "validation" and m["n_ensemble"] > 1:
                 # in-domain level of the ensemble spread (MLSolver's out-of-domain guard)
                 smax = np.abs(pred.G_tau_spread).max(axis=1)
@@ -1314,7 +1332,8 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     if log:
         for name, e in errors.items():
             base = errors_of_prediction(parts[name].G_tau[spec.base],
-                                        parts[name].G_tau[reference], parts[name].beta)
+                                        parts[name].G_tau[reference], parts[name].beta,
+                                        parts[name].x_stored, parts[name].params["D"])
             log(f"{name}: RMS of G(tau) {e['all']['RMS']:.3e} (base {spec.base}: "
                 f"{base['all']['RMS']:.3e})")
         log(f"total {report['training']['seconds']:.1f} s")
