@@ -239,14 +239,24 @@ def error_stats(diff, weights=None) -> dict:
 
 
 def error_table(db: Database, mask=None) -> dict:
-    """Per-solver error of G(tau) against the reference: overall and per beta.
+    """Per-solver error of G(tau) against the reference: overall and per beta (per bin
+    of ``beta D``, keys ``"beta*D in [lo,hi)"``, when there are more than
+    ``MAX_BETA_CLASSES`` temperatures); weighted by :func:`tau_weights`.
 
-    Returns ``{solver: {'all': stats, beta: stats, ...}}`` over samples where both
+    Returns ``{solver: {'all': stats, beta or bin: stats, ...}}`` over samples where both
     solves succeeded (and ``mask``, if given).
     """
     ref = db.read(db.reference, "G_tau")
     ok_ref = db.read(db.reference, "ok")
-    betas = np.unique(db.params["beta"])
+    beta = np.asarray(db.params["beta"], float)
+    betas = np.unique(beta)
+    if len(betas) <= MAX_BETA_CLASSES:
+        classes = [(float(b), beta == b) for b in betas]
+    else:
+        bd = beta * np.asarray(db.params["D"], float)
+        classes = [(f"beta*D in [{lo:g},{hi:g})", (bd >= lo) & (bd < hi))
+                   for lo, hi in zip(BETA_D_EDGES[:-1], BETA_D_EDGES[1:])]
+    w = tau_weights(db.tau_over_beta)
     out = {}
     for s in db.cheap:
         g = db.read(s, "G_tau")
@@ -255,13 +265,18 @@ def error_table(db: Database, mask=None) -> dict:
             ok &= mask
         if not ok.any():
             continue
-        row = {"all": error_stats(g[ok] - ref[ok])}
-        for b in betas:
-            sel = ok & (db.params["beta"] == b)
+        row = {"all": error_stats(g[ok] - ref[ok], w)}
+        for key, m in classes:
+            sel = ok & m
             if sel.any():
-                row[float(b)] = error_stats(g[sel] - ref[sel])
+                row[key] = error_stats(g[sel] - ref[sel], w)
         out[s] = row
     return out
+
+
+#: More temperatures than this: :func:`error_table` bins ``beta D`` with these edges.
+MAX_BETA_CLASSES = 12
+BETA_D_EDGES = (0.0, 3.0, 10.0, 30.0, 100.0, 200.0, np.inf)
 
 
 def summary(db: Database) -> str:
@@ -302,9 +317,11 @@ def summary(db: Database) -> str:
     tab = error_table(db)
     if tab:
         lines += ["", f"error of G(tau) against {db.reference} (MAE / RMS / max):"]
-        betas = sorted({b for row in tab.values() for b in row if b != "all"})
+        betas = list(dict.fromkeys(b for row in tab.values() for b in row if b != "all"))
+        if all(isinstance(b, float) for b in betas):
+            betas.sort()
         head = f"  {'solver':12s} {'all':>26s} " + " ".join(
-            f"{'beta=' + format(b, 'g'):>26s}" for b in betas
+            f"{('beta=' + format(b, 'g')) if isinstance(b, float) else b:>26s}" for b in betas
         )
         lines.append(head)
         for s, row in tab.items():

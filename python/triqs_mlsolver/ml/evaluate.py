@@ -77,9 +77,9 @@ __all__ = [
 ]
 
 QUANTITIES = ("G(tau)", "G_l/beta", "Sigma(iw0)/D", "Z0")
-#: More distinct beta than this: the tables use bins of beta*D with these edges instead.
-MAX_BETA_CLASSES = 12
-BETA_D_EDGES = (0.0, 3.0, 10.0, 30.0, 100.0, 200.0, np.inf)
+#: More distinct beta than this: the tables use bins of beta*D with these edges instead
+#: (the same rule as the database summary's).
+from ..database.reader import BETA_D_EDGES, MAX_BETA_CLASSES  # noqa: E402
 
 
 def errors_of_prediction(G_pred_bt, G_ref_bt, beta_b, x_stored=None, D_b=None) -> dict:
