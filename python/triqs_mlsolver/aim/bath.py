@@ -68,7 +68,8 @@ mirror image up to the polish (1e-6), is made exactly symmetric (mirror pairs av
 cost re-checked); otherwise the constrained fit (``ph_symmetric=True``) runs as well.  The
 symmetric bath is returned when its cost is within ``PH_PREFER_RTOL = 1e-3`` of the
 unconstrained one (or both are at round-off).  Measured on the 24 DMFT-like Bethe AIMs of
-``benchmarks/bench_ed.py`` (beta 1 - 200, k = 4, 6, 8): chosen for all but 2 of 216.  The
+``benchmarks/bench_ed.py`` (24 at beta = 1, 10, 50 and 12 at beta = 200; k = 4, 6, 8):
+chosen for all but 2 of 252 fits (two at beta = 200).  The
 exact symmetry lets ED treat mirror sectors once (:mod:`triqs_mlsolver.solvers.ed`).
 """
 
