@@ -423,9 +423,27 @@ def _reference(params, n_iw, n_tau, n_l, diag):
     return sol
 
 
+#: Uniform tau points on which the correction of a model trained on a non-uniform (``"log"``)
+#: stored mesh is Fourier transformed (aliasing at 2 pi 4096 / beta, four times beyond the
+#: largest of the default 1025 Matsubara frequencies).
+CORRECTION_N_TAU = 8193
+
+
+def correction_iw_from_points(x, dG_x, beta, n_iw):
+    """``Delta G(i w_n)`` (rows, ``2 n_iw``) of a correction known at the points ``x =
+    tau/beta`` (rows of ``dG_x``): a cubic spline onto ``CORRECTION_N_TAU`` uniform points,
+    then the tail-corrected Fourier transform (``Delta G`` has no jump: both functions
+    jump by -1)."""
+    from scipy.interpolate import CubicSpline
+
+    x_d = np.linspace(0.0, 1.0, CORRECTION_N_TAU)
+    dG_t = CubicSpline(np.asarray(x, float), np.atleast_2d(dG_x), axis=1)(x_d)
+    return np.stack([tr.tau_to_iw(d, beta, n_iw) for d in dG_t])
+
+
 def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     """The model's answer (outputs consistent per spin; see the module docstring)."""
-    from .ml.inference import sample_from_solutions
+    from .ml.inference import sample_from_solutions, stored_mesh
 
     spec = mdl.spec
     n_l_m = int(spec.representation.n) if spec.representation.kind == "legendre" else 40
@@ -433,6 +451,9 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
         n_l_m = max(n_l_m, int(spec.sigma.n_l))
     n_tau_m = int(((getattr(mdl, "metadata", None) or {}).get("database", {}) or {})
                   .get("n_tau_stored", 201))
+    x_st = stored_mesh(mdl)
+    if x_st is not None:  # a non-uniform stored mesh: solve densely, splined like generate
+        n_tau_m = tr.DENSE_N_TAU
     beta = params.beta
     timings = diag["timings"]
     sols = {}
@@ -467,7 +488,15 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     # per spin: the base's exact G(i w) with the model's smooth correction.  Where both spin
     # rows are equal (a spin-symmetric input and base), the one row is computed and repeated
     # (the result is the same, bit for bit, at half the cost)
-    G_iw_raw = base_sol.G_iw + np.stack([tr.legendre_to_iw(d, n_iw) for d in dG_l])
+    if x_st is not None and spec.sigma is None:
+        # a low-temperature tau model: the correction through a dense uniform G(tau) and
+        # its tail-corrected Fourier transform (a 40-term Legendre series cannot hold the
+        # decay near tau = 0, beta at beta D ~ 400)
+        dG_iw = correction_iw_from_points(samples.x_stored,
+                                          pred.G_tau - samples.G_tau[spec.base], beta, n_iw)
+    else:
+        dG_iw = np.stack([tr.legendre_to_iw(d, n_iw) for d in dG_l])
+    G_iw_raw = base_sol.G_iw + dG_iw
     one = params.spin_symmetric and np.array_equal(G_iw_raw[0], G_iw_raw[1])
     rows = np.zeros(2, int) if one else np.arange(2)
     iw = tr.matsubara_freqs(beta, n_iw)

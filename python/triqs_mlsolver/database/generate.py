@@ -161,7 +161,7 @@ def reference_error_of(solution) -> dict:
 #: Uniform tau points the solvers return before their G(tau) is interpolated to a
 #: ``tau_mesh = "log"`` grid (a quintic spline: at beta = 400 the spacing 0.024 resolves
 #: ``e^{-E tau}`` up to ``E ~ 10`` to better than 1e-6; tested against the exact Lehmann sum).
-DENSE_N_TAU = 16385
+DENSE_N_TAU = tr.DENSE_N_TAU
 #: Smallest ``tau/beta > 0`` of the ``"log"`` grid.
 LOG_MESH_X_MIN = tr.LOG_MESH_X_MIN
 
@@ -178,12 +178,7 @@ def stored_tau_over_beta(grid: dict) -> np.ndarray:
     return tr.log_tau_mesh(n)
 
 
-def _on_stored_points(G_tau_dense, x):
-    """Quintic spline of a uniform ``G(tau)`` (per spin) at the points ``x = tau/beta``."""
-    from scipy.interpolate import make_interp_spline
-
-    xd = np.linspace(0.0, 1.0, G_tau_dense.shape[-1])
-    return make_interp_spline(xd, G_tau_dense, k=5, axis=-1)(x)
+_on_stored_points = tr.uniform_tau_to_points
 
 
 def solve_sample(cfg: dict, i: int, solvers=None) -> dict:

@@ -386,6 +386,21 @@ def log_tau_mesh(n: int, x_min: float = LOG_MESH_X_MIN) -> np.ndarray:
     return np.concatenate([[0.0], half, 1.0 - half[-2::-1], [1.0]])
 
 
+#: Uniform tau points a solver returns before :func:`uniform_tau_to_points` takes its G to a
+#: non-uniform mesh (at beta = 400 the spacing 0.024 resolves ``e^{-E tau}`` up to E ~ 10).
+DENSE_N_TAU = 16385
+
+
+def uniform_tau_to_points(G_t, x) -> np.ndarray:
+    """Quintic spline of ``G`` on a uniform mesh of ``[0, beta]`` (last axis) at the points
+    ``x = tau/beta`` (a non-uniform stored mesh such as :func:`log_tau_mesh`)."""
+    from scipy.interpolate import make_interp_spline
+
+    G_t = np.asarray(G_t)
+    xd = np.linspace(0.0, 1.0, G_t.shape[-1])
+    return make_interp_spline(xd, G_t, k=5, axis=-1)(np.asarray(x, float))
+
+
 def iw_to_tau(G_w, beta: float, n_tau: int, moments=None) -> np.ndarray:
     """Fourier transform from the full Matsubara mesh to a uniform tau mesh.
 

@@ -192,17 +192,23 @@ def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None)
     n_l = {sol.n_l for sol in solutions.values()}
     if len(n_tau) > 1 or len(n_l) > 1:
         raise ValueError(f"the cheap solutions have different grids (n_tau {n_tau}, n_l {n_l})")
-    x = np.linspace(0.0, 1.0, n_tau.pop())
+    x_st = stored_mesh(model)
+    if x_st is None:
+        x = np.linspace(0.0, 1.0, n_tau.pop())
+        gtau = {s: sol.G_tau.real for s, sol in solutions.items()}
+    else:  # the model's database stored G at non-uniform points: the same spline here
+        x = x_st
+        gtau = {s: tr.uniform_tau_to_points(sol.G_tau.real, x) for s, sol in solutions.items()}
     rep = spec.representation
     if resolved and len(p["U"]) == 2:  # spin-polarised: row s is spin s, the other 1 - s
-        Gt = {s: sol.G_tau.real.copy() for s, sol in solutions.items()}
+        Gt = {s: g.copy() for s, g in gtau.items()}
         Gl = {s: sol.G_l.real.copy() for s, sol in solutions.items()}
         beta = np.repeat(p["beta"][:1], 2)
         y = {s: rep.encode(Gt[s], Gl[s], beta, x) for s in solutions}
         yo = {s: v[::-1].copy() for s, v in y.items()}
         return SampleSet(np.zeros(2, np.int64), p, y, Gt, Gl, x, np.zeros(2, bool),
                          y_other=yo, spin=np.arange(2), polarised=np.ones(2, bool))
-    Gt = {s: sol.G_tau.real.mean(axis=0)[None] for s, sol in solutions.items()}
+    Gt = {s: g.mean(axis=0)[None] for s, g in gtau.items()}
     Gl = {s: sol.G_l.real.mean(axis=0)[None] for s, sol in solutions.items()}
     y = {s: rep.encode(Gt[s], Gl[s], p["beta"], x) for s in solutions}
     if resolved:  # spin-symmetric: one row, the other spin equal to it
@@ -210,6 +216,15 @@ def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None)
                          y_other=dict(y), spin=np.zeros(1, np.int64),
                          polarised=np.zeros(1, bool))
     return SampleSet(np.zeros(1, np.int64), p, y, Gt, Gl, x, np.zeros(1, bool))
+
+
+def stored_mesh(model):
+    """``tau/beta`` of the model's training database when it was not uniform (a ``"log"``
+    mesh: the cheap solutions are then solved on ``DENSE_N_TAU`` uniform points and splined
+    there, as at generation), else ``None``."""
+    db = ((getattr(model, "metadata", None) or {}).get("database", {}) or {})
+    x = db.get("tau_over_beta_stored")
+    return None if x is None else np.asarray(x, float)
 
 
 def domain_violations(model, samples: SampleSet) -> list:

@@ -550,6 +550,8 @@ def _database_record(db, db_sha: str, samples_sha: str) -> dict:
         "reference": db.reference,
         "solvers": list(db.solvers),
         "n_tau_stored": len(db.tau_over_beta),
+        **({} if _uniform(db.tau_over_beta) else
+           {"tau_over_beta_stored": [float(v) for v in db.tau_over_beta]}),
         "seed": int(db.attrs["seed"]),
         "samples_sha256": samples_sha,
     }
@@ -642,6 +644,11 @@ def training_domain(samples: SampleSet) -> dict:
     if samples.spin_resolved:
         out.update(polarisation_ranges(p))
     return out
+
+
+def _uniform(x) -> bool:
+    x = np.asarray(x, float)
+    return len(x) < 3 or bool(np.allclose(np.diff(x), 1.0 / (len(x) - 1), rtol=0, atol=1e-12))
 
 
 #: ``loss_weight = "beta"``: up to this many distinct temperatures each is a class; a
