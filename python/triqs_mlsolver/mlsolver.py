@@ -247,6 +247,13 @@ def _effective_params(params):
     return replace(params, D=2.0 * np.sqrt(m0)), mom
 
 
+#: The Sigma tail is fitted on ``w_c < |w| <= SIGMA_FIT_WINDOW w_c`` when the mesh reaches
+#: beyond ``SIGMA_FIT_SWITCH w_c`` (at n_iw = 1025: beta D < ~8); on the outer half of the
+#: mesh otherwise, as before (the shipped models' domain, beta D >= 20, is unchanged).
+SIGMA_FIT_WINDOW = 8.0
+SIGMA_FIT_SWITCH = 40.0
+
+
 def _sigma_tail(Sigma_sw, iw, U, density, w_c):
     """Sigma with ``|w| > w_c`` replaced by its high-frequency expansion (first two moments
     exact: ``U n_-s`` and ``U^2 n_-s (1 - n_-s)``; ``c_2, c_3`` fitted)."""
@@ -255,11 +262,21 @@ def _sigma_tail(Sigma_sw, iw, U, density, w_c):
     if not far.any():
         return out, np.zeros((2, 4), complex)
     moments = np.zeros((2, 4), complex)
+    w_abs = np.abs(iw.imag)
+    # a mesh reaching far beyond w_c (high temperature, many frequencies): Sigma = G0^-1 -
+    # G^-1 loses its digits to cancellation out there, so c_2, c_3 are fitted on a window
+    # above w_c instead of the outer half of the mesh (which gave |c_2| ~ 1e5 at beta D = 2)
+    window = (w_abs > w_c) & (w_abs <= SIGMA_FIT_WINDOW * w_c) \
+        if w_abs.max() > SIGMA_FIT_SWITCH * w_c else None
     for s in range(2):
         n_o = density[1 - s]
         known = np.array([U * n_o, U**2 * n_o * (1 - n_o)], complex)
-        m, _ = tr.fit_tail(Sigma_sw[s], iw, known_moments=known, max_order=3,
-                           tail_fraction=0.5)
+        if window is not None:
+            m, _ = tr.fit_tail(Sigma_sw[s][window], iw[window], known_moments=known,
+                               max_order=3, tail_fraction=1.0)
+        else:
+            m, _ = tr.fit_tail(Sigma_sw[s], iw, known_moments=known, max_order=3,
+                               tail_fraction=0.5)
         moments[s] = m
         out[s, far] = tr.tail_iw(m, iw[far])
     return out, moments
