@@ -30,7 +30,15 @@ as the solver ``"ml"`` so that every driver of the solver protocol can use it):
 5. ``Sigma_iw_raw = G0^-1 - G_iw_raw^-1`` (Dyson) and, like cthyb's tail fit,
    ``Sigma_iw`` with its high-frequency part replaced above ``w_c`` by the
    expansion ``U n_-s + U^2 n_-s (1 - n_-s)/(i w) + c_2/(i w)^2 + c_3/(i w)^3``
-   (first two moments exact, the others fitted); ``G_iw`` by Dyson from it.
+   (first two moments exact, the others fitted on the outer half of the mesh, or on
+   ``w_c < |w| <= 8 w_c`` when the mesh reaches beyond ``40 w_c``: there ``G0^-1 - G^-1``
+   has lost its digits far out); ``G_iw`` by Dyson from it.
+
+A model trained on a database with a non-uniform (``"log"``) stored tau mesh (the
+single-band recipe, ``beta D`` up to 400) gets its cheap solutions on the same points
+(solved on 16385 uniform points and splined, as at generation), and its correction reaches
+``G(i w_n)`` through a dense ``G(tau)`` and the tail-corrected Fourier transform instead of
+the Legendre series of step 4.
 
 The out-of-distribution guard: a descriptor (``U/D``, ``eps/D``,
 ``log(beta D)``, moments of ``Delta``) outside the model's training domain, an
