@@ -448,13 +448,7 @@ def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol, *, z_check=None, cf_tol=0
     """
     if sector is not None and kernels.HAVE_NUMBA and USE_KERNELS:
         return _lanczos_compiled(sector, X0_bv, depth, b_tol, z_check, cf_tol, check_every)
-    X0 = np.asarray(X0_bv, float)
-    nb = X0.shape[0]
-    b0 = np.linalg.norm(X0, axis=1)
-    a_bn = np.zeros((nb, depth))
-    b_bn = np.zeros((nb, depth))
-    length = np.zeros(nb, dtype=np.int64)
-    act = np.nonzero(b0 > 0)[0]
+    X0, nb, b0, a_bn, b_bn, length, act = _chains(X0_bv, depth)
     if act.size == 0:
         return b0, a_bn, b_bn, length
     q = X0[act] / b0[act, None]
@@ -492,15 +486,19 @@ def lanczos_tridiag_batch(matvec, X0_bv, depth, b_tol, *, z_check=None, cf_tol=0
     return b0, a_bn, b_bn, length
 
 
-def _lanczos_compiled(sec, X0_bv, depth, b_tol, z_check, cf_tol, check_every):
-    """:func:`lanczos_tridiag_batch` with the compiled recurrence (same stopping rules)."""
+def _chains(X0_bv, depth):
+    """Start of a batch of chains: the start vectors, their count and norms, empty
+    coefficient arrays and lengths, the chains with a nonzero start."""
     X0 = np.asarray(X0_bv, float)
     nb = X0.shape[0]
     b0 = np.linalg.norm(X0, axis=1)
-    a_bn = np.zeros((nb, depth))
-    b_bn = np.zeros((nb, depth))
-    length = np.zeros(nb, dtype=np.int64)
-    act = np.nonzero(b0 > 0)[0]
+    return (X0, nb, b0, np.zeros((nb, depth)), np.zeros((nb, depth)),
+            np.zeros(nb, dtype=np.int64), np.nonzero(b0 > 0)[0])
+
+
+def _lanczos_compiled(sec, X0_bv, depth, b_tol, z_check, cf_tol, check_every):
+    """:func:`lanczos_tridiag_batch` with the compiled recurrence (same stopping rules)."""
+    X0, nb, b0, a_bn, b_bn, length, act = _chains(X0_bv, depth)
     if act.size == 0:
         return b0, a_bn, b_bn, length
     q = np.ascontiguousarray((X0[act] / b0[act, None]).reshape(act.size, sec.du, sec.dd))

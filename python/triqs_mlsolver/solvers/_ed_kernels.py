@@ -35,28 +35,35 @@ def _njit(f):
     return _nb.njit(cache=True, nogil=True, fastmath=True)(f) if HAVE_NUMBA else None
 
 
+def _csr_axpy_row(ip, ix, dv, r, src, dst):  # pragma: no cover - compiled
+    """``dst[r, :] += sum_p dv[p] src[ix[p], :]`` over the CSR row ``r`` (contiguous axpy)."""
+    n = dst.shape[1]
+    for p in range(ip[r], ip[r + 1]):
+        v = dv[p]
+        r2 = ix[p]
+        for c in range(n):
+            dst[r, c] += v * src[r2, c]
+
+
+_csr_axpy_row_c = _njit(_csr_axpy_row)
+
+
 def _hmv(x, D, ip, ix, dv, jp, jx, ev, y, xt, yt):  # pragma: no cover - compiled
-    """``y = D o x + T_up x + x T_dn`` for one state ``x`` (``du x dd``)."""
+    """``y = D o x + T_up x + x T_dn`` for one state ``x`` (``du x dd``): ``T_dn`` acts on
+    the transposed state, so both hopping terms are row-wise axpys (each row while it is
+    in cache)."""
     du, dd = x.shape
     for u in range(du):
         for d in range(dd):
             y[u, d] = D[u, d] * x[u, d]
-        for p in range(ip[u], ip[u + 1]):
-            v = dv[p]
-            u2 = ix[p]
-            for d in range(dd):
-                y[u, d] += v * x[u2, d]
+        _csr_axpy_row_c(ip, ix, dv, u, x, y)
     for u in range(du):
         for d in range(dd):
             xt[d, u] = x[u, d]
     for d in range(dd):
         for u in range(du):
             yt[d, u] = 0.0
-        for p in range(jp[d], jp[d + 1]):
-            v = ev[p]
-            d2 = jx[p]
-            for u in range(du):
-                yt[d, u] += v * xt[d2, u]
+        _csr_axpy_row_c(jp, jx, ev, d, xt, yt)
     for u in range(du):
         for d in range(dd):
             y[u, d] += yt[d, u]
