@@ -217,14 +217,17 @@ def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
                        "density": np.asarray(sol.density, float)[None]},
                 [params.beta], index=[i], file="the solution",
                 fix="the solve is recorded as failed")
+            d_occ = np.nan if sol.double_occupancy is None else float(sol.double_occupancy)
+            if name != reference and not (-_integ.VALUE_TOL <= d_occ <= 1 + _integ.VALUE_TOL):
+                # an approximate solver's unphysical estimate (IPT's Galitskii-Migdal value can
+                # be slightly negative): not known, its Green's function is kept
+                d_occ = np.nan
             r.update(
                 ok=True,
                 G_tau=G_tau,
                 G_l=np.asarray(sol.G_l, float),
                 density=np.asarray(sol.density, float),
-                double_occupancy=(
-                    np.nan if sol.double_occupancy is None else float(sol.double_occupancy)
-                ),
+                double_occupancy=d_occ,
             )
             if name == reference:
                 r.update(reference_error_of(sol))
