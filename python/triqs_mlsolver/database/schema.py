@@ -132,7 +132,9 @@ SCHEMA = {
     "solvers/{solver}/G_tau": (("N", 2, "T"), "float64", "G(tau) at tau = beta * tau_over_beta"),
     "solvers/{solver}/G_l": (("N", 2, "L"), "float64", "Legendre coefficients"),
     "solvers/{solver}/density": (("N", 2), "float64", "<n_s>"),
-    "solvers/{solver}/double_occupancy": (("N",), "float64", "<n_up n_dn> (NaN if unknown, or a cheap solver's estimate outside [0, 1])"),
+    "solvers/{solver}/double_occupancy": (
+        ("N",), "float64",
+        "<n_up n_dn> (NaN if unknown, or a cheap solver's estimate outside [0, 1])"),
     "solvers/{solver}/wall_time": (("N",), "float64", "seconds for the solve"),
     "solvers/{solver}/ok": (("N",), "bool", "the solve succeeded"),
     "solvers/{solver}/error": (("N",), "str", "empty, or the error message"),

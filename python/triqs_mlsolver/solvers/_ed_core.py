@@ -845,32 +845,37 @@ class LanczosRun:
 
 
 def estimate_low_count(sec: Sector, thresh: float, E0: float, *, steps: int = ESTIMATE_STEPS):
-    """Estimated number of eigenvalues of a sector below ``min(E0, E_min) + thresh``,
-    the lowest Ritz value (an upper bound of the sector's lowest energy), and the run.
+    """Estimated numbers of eigenvalues of a sector below ``min(E0, E_min) + thresh``
+    (``(distinct, quadrature)``), the lowest Ritz value (an upper bound of the sector's
+    lowest energy), and the run.
 
     A plain Lanczos run (:class:`LanczosRun`, no reorthogonalisation, ``steps`` matvecs
     from a seeded random vector); the count is the larger of the number of distinct Ritz
     values below the cap (copies closer than ``1e-8`` merged: the "ghosts" of converged
     eigenvalues) and the Gauss-quadrature estimate of the trace (``dim`` times the weight
     of the start vector below the cap), which counts the eigenvalues an unconverged Ritz
-    value still stands for.  The count sizes the ARPACK request; the run is continued by
-    :func:`lanczos_low_states`.
+    value still stands for.  The distinct count decides whether a sector is "saturated"
+    (FTLM; as before the quadrature count existed: the quadrature's larger counts at
+    intermediate temperature sent sectors to FTLM alone, with error bars up to 4e-2 at
+    beta D ~ 5-10, k = 8); the larger of the two sizes the ARPACK request.  The run is
+    continued by :func:`lanczos_low_states`.
     """
     run = LanczosRun(sec, LOW_MAX_STEPS, 777 + 1000 * sec.a + sec.b)
     run.extend(steps)
     if run.n < 2:
-        return 1, float(run.a[0]), None
+        return (1, 1), float(run.a[0]), None
     th, S, _ = run.ritz()
     cap = min(E0, float(th[0])) + thresh
     below = th <= cap
     low = th[below]
     count = int(1 + np.count_nonzero(np.diff(low) > 1e-8)) if low.size else 1
+    quad = count
     if not run.ended:
         # Gauss quadrature of the trace: dim x (weight of the start vector below the cap)
         # counts the eigenvalues a Ritz value still stands for (unbiased, ~1/sqrt(count))
-        quad = sec.dim * float(np.sum(S[0, below] ** 2)) / float(np.sum(S[0] ** 2))
-        count = max(count, int(round(quad)))
-    return count, float(th[0]), run
+        q = sec.dim * float(np.sum(S[0, below] ** 2)) / float(np.sum(S[0] ** 2))
+        quad = max(count, int(round(q)))
+    return (count, quad), float(th[0]), run
 
 
 def lanczos_low_states(sec: Sector, run: LanczosRun, E0: float, thresh: float, tol: float,
@@ -1033,7 +1038,7 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
             found[key] = (ev.E, ev.vecs, True, "full")
             continue
         # one ARPACK request sized by a cheap estimate (doubling only when it was short)
-        k, e_low, est = estimate_low_count(sec, thresh, E0)
+        (k, k_quad), e_low, est = estimate_low_count(sec, thresh, E0)
         # more states than n_states_max: ARPACK would cost more than sampling the sector
         saturated = k >= 0.8 * min(ESTIMATE_STEPS, sec.dim) or k > n_states_max
         if est is not None and not saturated:
@@ -1061,6 +1066,7 @@ def low_spectrum(model: _Model, beta, cutoff, *, n_states_max, dim_full, dim_fal
                 raise TooManyStatesError(_too_many(key, sec.dim, k, cutoff, beta, dim_fallback))
             hot[key] = None
             continue
+        k = max(k, k_quad)  # the ARPACK request: the quadrature count where it is larger
         k = min(max(k_start, k + 4, int(1.25 * k) + 2), n_states_max, sec.dim - 2)
         while True:
             E, V = _eigsh_lowest(sec, k)
