@@ -103,3 +103,22 @@ def test_correction_from_the_log_mesh_to_matsubara():
     # curvature, 1e-6 - 1e-5 of Delta G; G(i w_0) integrates it over beta: 1.3e-5 of the
     # largest |Delta G(i w_n)| measured, 1e-4 allowed
     assert err.max() <= 1e-4 * np.abs(exact).max()
+
+
+def test_samples_with_an_inaccurate_reference_are_left_out():
+    """[data] max_reference_error: the reference's own error estimate decides (NaN = no
+    estimate: kept), the same rule in training and evaluation."""
+    from triqs_mlsolver.ml.train import (TrainConfigError, reference_excluded,
+                                         validate_train_config)
+
+    class DB:
+        @staticmethod
+        def read(solver, key):
+            assert (solver, key) == ("ed", "error_estimate")
+            return np.array([1e-7, 3e-2, np.nan, 2e-4, 5e-5])
+
+    np.testing.assert_array_equal(reference_excluded(DB, "ed", [0, 1, 2, 3, 4], 1e-4), [1, 3])
+    np.testing.assert_array_equal(reference_excluded(DB, "ed", [0, 2, 4], 1e-4), [])
+    assert len(reference_excluded(DB, "ed", [0, 1, 2, 3, 4], 0.0)) == 0  # 0: keep all
+    with pytest.raises(TrainConfigError, match="max_reference_error"):
+        validate_train_config({"data": {"database": "x.h5", "max_reference_error": -1.0}})

@@ -61,6 +61,9 @@ def add_parsers(sub):
                    help="the cheap solvers the ratio table compares with (default: every "
                         "cheap solver of the database, e.g. to leave out solvers a recipe "
                         "does not have)")
+    e.add_argument("--max-reference-error", type=float, default=None, metavar="ERR",
+                   help="leave out samples whose reference error estimate is above ERR "
+                        "(default: the model's [data] max_reference_error)")
     e.add_argument("--worst", type=int, default=0, metavar="K",
                    help="list the K samples with the largest model error (database index, "
                         "parameters, errors, spread, share of their beta bin)")
@@ -141,7 +144,8 @@ def run_evaluate(args) -> int:
         raise ValueError(f"--u-edges {list(edges)}: give at least two increasing values")
     res = evaluate(model, db, split=args.split, baselines=not args.no_baselines,
                    krr=not args.no_krr, log=_log(args), u_edges=edges, cheap=args.cheap,
-                   training_database=args.training_database)
+                   training_database=args.training_database,
+                   max_reference_error=args.max_reference_error)
     fmt = "rst" if args.rst else "text"
     print(f"model {args.model} on {db.path} ({res.info['split']}, {len(res.samples)} samples)")
     if _log(args) is None:  # (otherwise evaluate logged them)

@@ -195,7 +195,7 @@ def cheap_solvers(model, db) -> list:
 
 def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4, 7, 10),
              log=print, krr_n_fit=4000, krr_n_cv=1000, cheap=None,
-             training_database=None) -> EvaluationResult:
+             training_database=None, max_reference_error=None) -> EvaluationResult:
     """Evaluate ``model`` on the unseen samples of ``db`` (see the module docstring).
 
     ``cheap``: the cheap solvers :func:`ratio_table` compares with (default: all of
@@ -203,8 +203,11 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     model's training database is (for the ridge/KRR baselines, fitted on its training
     samples); default: looked for by the file name the model records, next to ``db``, to
     the model file and in the working folder (model files record no machine path).  It is
-    identified by the content hashes of its samples, never by its name."""
+    identified by the content hashes of its samples, never by its name.
+    ``max_reference_error``: samples whose reference reports a larger error estimate are
+    left out and counted (default: the model's ``[data] max_reference_error``, 0 = none)."""
     from .modelfile import check_compatible
+    from .train import reference_excluded
 
     check_compatible(model, db)
     meta = getattr(model, "metadata", {}) or {}
@@ -217,10 +220,20 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
                              f"{db.path} (it has {avail})")
     solvers = [*avail, ref]
     idx, info = unseen_samples(meta, db, solvers, split=split)
+    if max_reference_error is None:
+        max_reference_error = float(((meta.get("training") or {}).get("config") or {})
+                                    .get("data", {}).get("max_reference_error", 0.0) or 0.0)
+    bad_ref = reference_excluded(db, ref, idx, max_reference_error)
+    if len(bad_ref):
+        idx = np.asarray(idx)[~np.isin(idx, bad_ref)]
+    info["reference_excluded"] = int(len(bad_ref))
     if log:
         log(info["selection"])
         if info.get("warning"):
             log(f"warning: {info['warning']}")
+        if max_reference_error:
+            log(f"left out {len(bad_ref)} samples whose reference error estimate is above "
+                f"{max_reference_error:g}")
     samples = load_samples(db, spec.representation, solvers, idx,
                            spin_resolved=spec.spin_resolved)
     if len(samples) == 0:

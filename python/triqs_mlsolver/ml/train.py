@@ -32,6 +32,8 @@ sample hashes (doc/ml.rst, "Continuing from a model").
     validation_fraction = 0.1   # of the rest: early stopping
     split_seed = 0
     max_samples = 0             # > 0: a random subset (quick runs)
+    max_reference_error = 0.0   # > 0: leave out samples whose reference's own error
+                                # estimate (RMS of G(tau)) is larger (counted, recorded)
 
     [features]
     kind = "tau"                # "tau" | "legendre"
@@ -137,6 +139,7 @@ DEFAULTS = {
         "validation_fraction": 0.1,
         "split_seed": 0,
         "max_samples": 0,
+        "max_reference_error": 0.0,
     },
     "features": {
         "kind": "tau",
@@ -265,6 +268,11 @@ def validate_train_config(cfg: dict) -> dict:
             raise TrainConfigError(f"[data] {key} = {d[key]}: expected a fraction in [0, 1)")
     if d["validation_fraction"] <= 0:
         raise TrainConfigError("[data] validation_fraction must be > 0 (early stopping)")
+    mre = d["max_reference_error"]
+    if isinstance(mre, bool) or not isinstance(mre, (int, float)) or not mre >= 0:
+        raise TrainConfigError(f"[data] max_reference_error = {mre!r}: expected a number >= 0 "
+                               "(0: keep every sample)")
+    d["max_reference_error"] = float(mre)
     for sec, key, lo in (("data", "max_samples", 0), ("data", "split_seed", 0),
                          ("model", "depth", 0), ("model", "width", 1),
                          ("model", "n_ensemble", 1), ("training", "batch_size", 1),
@@ -428,6 +436,8 @@ def prepare_data(cfg: dict, db=None):
             f"Legendre coefficients; set sigma_n_l <= {n_l_db}"
         )
     candidates = np.unique(samples.index)  # spin-resolved: the rows of a sample stay together
+    inaccurate = reference_excluded(db, reference, candidates, d["max_reference_error"])
+    candidates = candidates[~np.isin(candidates, inaccurate)]
     if d["max_samples"] and d["max_samples"] < len(candidates):
         rng = np.random.default_rng(d["split_seed"] + 7919)
         candidates = np.sort(rng.choice(candidates, d["max_samples"], replace=False))
@@ -450,6 +460,8 @@ def prepare_data(cfg: dict, db=None):
                 "round(validation_fraction*(n-n_test)) = validation, rest = train",
         "candidates": "samples where every solver used succeeded"
                       + ("" if spec.spin_resolved else ", not spin-polarised")
+                      + (f", reference error estimate <= {d['max_reference_error']:g}"
+                         if d["max_reference_error"] else "")
                       + (f", random subset of {d['max_samples']}" if d["max_samples"] else ""),
         "seed": d["split_seed"],
         "test_fraction": d["test_fraction"],
@@ -460,7 +472,19 @@ def prepare_data(cfg: dict, db=None):
         # the spin-polarised samples a spin-symmetric model leaves out (never candidates)
         "polarised_excluded": samples.polarised_excluded.tolist(),
     }
+    if d["max_reference_error"]:  # the samples whose reference is less accurate than asked
+        split["reference_excluded"] = inaccurate.tolist()
     return db, spec, reference, split, parts
+
+
+def reference_excluded(db, reference, candidates, max_error) -> np.ndarray:
+    """The ``candidates`` whose reference solve reports an error estimate above
+    ``max_error`` (``0``: none; a sample without an estimate, NaN, is kept)."""
+    candidates = np.asarray(candidates, np.int64)
+    if not max_error or len(candidates) == 0:
+        return np.zeros(0, np.int64)
+    est = np.asarray(db.read(reference, "error_estimate"), float)
+    return candidates[est[candidates] > max_error]
 
 
 def database_paths(cfg: dict) -> list:
@@ -973,6 +997,8 @@ def _fingerprint(cfg: dict, db_sha256, parent_sha256: str = "") -> str:
     c["training"].pop("init_model", None)  # the parent's hash stands for it
     if not c["features"].get("spin_resolved"):  # runs from before the key: same fingerprint
         c["features"].pop("spin_resolved", None)
+    if not c["data"].get("max_reference_error"):  # likewise
+        c["data"].pop("max_reference_error", None)
     rec = {"config": c, "database": db_sha256}
     if parent_sha256:
         rec["parent"] = parent_sha256
@@ -1139,7 +1165,8 @@ def _prepare_several(cfg: dict, dbs: list, parent_sets=None):
                 "any database or of the model started from is never trained on): give "
                 "databases with other samples")
     split = {k: v for k, v in prepared[0][3].items()
-             if k not in ("train", "validation", "test", "polarised_excluded")}
+             if k not in ("train", "validation", "test", "polarised_excluded",
+                          "reference_excluded")}
     split["exclusions"] = (
         "each database split alone by the rule; then, by sample content hash, a sample is "
         "kept once (the first database that has it in that part), a test sample of any "
@@ -1155,9 +1182,13 @@ def _prepare_several(cfg: dict, dbs: list, parent_sets=None):
         if len(dbs) > 1:
             records[-1]["split"] = {**{k: kp[k].tolist() for k in kp}, "dropped": dr,
                                     "polarised_excluded": pr_split["polarised_excluded"]}
+            if "reference_excluded" in pr_split:
+                records[-1]["split"]["reference_excluded"] = pr_split["reference_excluded"]
     if len(dbs) == 1:
         split.update({k: keep[0][k].tolist() for k in keep[0]}, dropped=dropped[0],
                      polarised_excluded=prepared[0][3]["polarised_excluded"])
+        if "reference_excluded" in prepared[0][3]:
+            split["reference_excluded"] = prepared[0][3]["reference_excluded"]
     else:
         split["per_database"] = "the sample numbers of each database: databases[k]['split']"
     return spec, reference, split, parts, records, run_hashes, shas
@@ -1267,6 +1298,11 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
             f"({spec.representation.describe()}; target {spec.describe_target()}, base "
             f"{spec.base}, reference {reference})")
         log(spin["summary"])
+        if cfg["data"]["max_reference_error"]:
+            n_ex = len(split.get("reference_excluded", [])) + sum(
+                len(r.get("split", {}).get("reference_excluded", [])) for r in records)
+            log(f"left out {n_ex} samples whose reference error estimate is above "
+                f"[data] max_reference_error = {cfg['data']['max_reference_error']:g}")
     m = cfg["model"]
     arch = {"depth": m["depth"], "width": m["width"], "activation": m["activation"],
             "n_in": int(Z.shape[1]), "n_out": int(T.shape[1]),
