@@ -108,8 +108,7 @@ def test_correction_from_the_log_mesh_to_matsubara():
 def test_samples_with_an_inaccurate_reference_are_left_out():
     """[data] max_reference_error: the reference's own error estimate decides (NaN = no
     estimate: kept), the same rule in training and evaluation."""
-    from triqs_mlsolver.ml.train import (TrainConfigError, reference_excluded,
-                                         validate_train_config)
+    from triqs_mlsolver.ml.train import TrainConfigError, reference_excluded, validate_train_config
 
     class DB:
         @staticmethod
