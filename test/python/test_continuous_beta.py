@@ -4,9 +4,9 @@ stored tau mesh (the single-band recipe: beta D log-uniform in 1 ... 400, "log" 
 
 import numpy as np
 import pytest
-from triqs_mlsolver.database.reader import error_stats, tau_weights
+from triqs_mlsolver.database.reader import BETA_D_EDGES, error_stats, tau_weights
 from triqs_mlsolver.gf.transforms import log_tau_mesh
-from triqs_mlsolver.ml.evaluate import BETA_D_EDGES, errors_of_prediction
+from triqs_mlsolver.ml.evaluate import errors_of_prediction
 
 
 def test_tau_weights():

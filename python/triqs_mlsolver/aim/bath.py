@@ -879,11 +879,13 @@ def fit_bath(delta_w, beta, n_bath, *, ph_symmetric=False, n_starts=4, seed=0, i
     V = np.abs(V)
     order = np.lexsort((V, eps))
     eps, V = eps[order], V[order]
-    fit = (V**2 / (z[:, None] - eps[None, :])).sum(axis=1)
-    err = np.abs(fit - target)
-    result = BathFit(eps_k=eps, V_k=V, chi2=float(np.mean(Wn * err**2)),
-                     max_error=float(err.max()), n_fit=n_fit, sum_V2=float(np.sum(V**2)),
-                     n_starts_used=len(found) - (m == 0), mirror_tie=mirror_tie)
+    def bath_fit(e, v, **kw):  # the BathFit of the bath (e, v) against the target
+        err = np.abs((v**2 / (z[:, None] - e[None, :])).sum(axis=1) - target)
+        return BathFit(eps_k=e, V_k=v, chi2=float(np.mean(Wn * err**2)),
+                       max_error=float(err.max()), n_fit=n_fit, sum_V2=float(np.sum(v**2)),
+                       **kw)
+
+    result = bath_fit(eps, V, n_starts_used=len(found) - (m == 0), mirror_tie=mirror_tie)
     # -- a particle-hole symmetric Delta gets a symmetric bath when one fits as well ------
     scale = float(np.abs(target).max())
     if not ph and k >= 2 and scale > 0 and np.abs(target.real).max() <= PH_DELTA_RTOL * scale:
@@ -893,17 +895,11 @@ def fit_bath(delta_w, beta, n_bath, *, ph_symmetric=False, n_starts=4, seed=0, i
         e_m, v_m = eps[::-1], V[::-1]
         if (np.abs(eps + e_m).max() <= 1e-6 * (np.abs(eps).max() + D)
                 and np.abs(V - v_m).max() <= 1e-6 * (V.max() + D)):
-            e_s, v_s = 0.5 * (eps - e_m), 0.5 * (V + v_m)
-            fit_s = (v_s**2 / (z[:, None] - e_s[None, :])).sum(axis=1)
-            err_s = np.abs(fit_s - target)
-            chi2_s = float(np.mean(Wn * err_s**2))
-            if chi2_s <= (1.0 + PH_PREFER_RTOL) * result.chi2 + exact:
-                result = BathFit(eps_k=e_s, V_k=v_s, chi2=chi2_s, max_error=float(err_s.max()),
-                                 n_fit=n_fit, sum_V2=float(np.sum(v_s**2)),
-                                 n_starts_used=result.n_starts_used,
-                                 mirror_tie=result.mirror_tie, ph_chosen=True)
-                result.time = time.perf_counter() - t_start
-                return result
+            sym = bath_fit(0.5 * (eps - e_m), 0.5 * (V + v_m), ph_chosen=True,
+                           n_starts_used=result.n_starts_used, mirror_tie=result.mirror_tie)
+            if sym.chi2 <= (1.0 + PH_PREFER_RTOL) * result.chi2 + exact:
+                sym.time = time.perf_counter() - t_start
+                return sym
         sym = fit_bath(delta_w, beta, k, ph_symmetric=True, n_starts=n_starts, seed=seed,
                        w_max=w_max, weight=weight, D=D)
         if sym.chi2 <= (1.0 + PH_PREFER_RTOL) * result.chi2 + exact:

@@ -178,8 +178,6 @@ def stored_tau_over_beta(grid: dict) -> np.ndarray:
     return tr.log_tau_mesh(n)
 
 
-_on_stored_points = tr.uniform_tau_to_points
-
 
 def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
     """Solve sample ``i`` with every configured solver (or only ``solvers``); failures are
@@ -189,6 +187,8 @@ def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
     rec = {"index": i, "params": sample_arrays(params, cfg["sampler"]["n_bath"]),
            "solvers": {}}
     reference = cfg["solvers"]["reference"]
+    # a "log" mesh: the solvers return the dense uniform G, splined onto the stored points
+    x_log = stored_tau_over_beta(g) if g["tau_mesh"] == "log" else None
     for name in solver_names(cfg) if solvers is None else solvers:
         r = {
             "ok": False,
@@ -203,12 +203,11 @@ def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
             r.update({k: _unknown(k, 1)[0] for k in REFERENCE_ERROR_KEYS})
         t0 = time.perf_counter()
         try:
-            log_mesh = g["tau_mesh"] == "log"
             sol = solve_aim(name, params, n_iw=g["n_iw"],
-                            n_tau=DENSE_N_TAU if log_mesh else g["n_tau"], n_l=g["n_l"])
+                            n_tau=g["n_tau"] if x_log is None else DENSE_N_TAU, n_l=g["n_l"])
             G_tau = np.asarray(sol.G_tau, float)
-            if log_mesh:
-                G_tau = _on_stored_points(G_tau, stored_tau_over_beta(g))
+            if x_log is not None:
+                G_tau = tr.uniform_tau_to_points(G_tau, x_log)
             if not (np.all(np.isfinite(G_tau)) and np.all(np.isfinite(sol.G_l))):
                 raise FloatingPointError("the solution contains NaN or infinite values")
             _integ.check_solver_values(

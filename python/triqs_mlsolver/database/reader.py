@@ -208,13 +208,39 @@ class Database:
         return self._hashes
 
 
+def is_uniform(x) -> bool:
+    """The stored points ``x = tau/beta`` are the uniform grid ``linspace(0, 1, len(x))``."""
+    x = np.asarray(x, float)
+    return len(x) < 3 or bool(np.allclose(np.diff(x), 1.0 / (len(x) - 1), rtol=0, atol=1e-12))
+
+
+def beta_classes(beta, D=None) -> list:
+    """``[(key, mask)]``: one class per temperature (key the float beta) when there are at
+    most ``MAX_BETA_CLASSES``, else the non-empty bins of ``beta D`` (``D`` default 1) with
+    edges ``BETA_D_EDGES`` (key ``"beta*D in [lo,hi)"``).  One rule for the database
+    summary, the evaluation tables and the training reports."""
+    beta = np.asarray(beta, float)
+    betas = np.unique(beta)
+    if len(betas) <= MAX_BETA_CLASSES:
+        return [(float(b), beta == b) for b in betas]
+    bd = beta * (1.0 if D is None else np.asarray(D, float))
+    out = [(f"beta*D in [{lo:g},{hi:g})", (bd >= lo) & (bd < hi))
+           for lo, hi in zip(BETA_D_EDGES[:-1], BETA_D_EDGES[1:])]
+    return [(k, m) for k, m in out if m.any()]
+
+
+def beta_label(key) -> str:
+    """The table label of a :func:`beta_classes` key."""
+    return f"beta={key:g}" if isinstance(key, float) else key
+
+
 def tau_weights(x):
     """Quadrature weights of the stored points ``x = tau/beta`` for means over ``tau``:
     ``None`` on a uniform grid (plain means, as always), else trapezoidal weights scaled to
     mean 1, so that a weighted mean square approximates ``int_0^1 |d(x)|^2 dx`` (a ``"log"``
     mesh puts most points near the ends, which a plain mean would overweight)."""
     x = np.asarray(x, float)
-    if len(x) < 3 or np.allclose(np.diff(x), 1.0 / (len(x) - 1), rtol=0, atol=1e-12):
+    if is_uniform(x):
         return None
     w = np.zeros_like(x)
     d = np.diff(x)
@@ -248,14 +274,7 @@ def error_table(db: Database, mask=None) -> dict:
     """
     ref = db.read(db.reference, "G_tau")
     ok_ref = db.read(db.reference, "ok")
-    beta = np.asarray(db.params["beta"], float)
-    betas = np.unique(beta)
-    if len(betas) <= MAX_BETA_CLASSES:
-        classes = [(float(b), beta == b) for b in betas]
-    else:
-        bd = beta * np.asarray(db.params["D"], float)
-        classes = [(f"beta*D in [{lo:g},{hi:g})", (bd >= lo) & (bd < hi))
-                   for lo, hi in zip(BETA_D_EDGES[:-1], BETA_D_EDGES[1:])]
+    classes = beta_classes(db.params["beta"], db.params["D"])
     w = tau_weights(db.tau_over_beta)
     out = {}
     for s in db.cheap:
@@ -321,8 +340,7 @@ def summary(db: Database) -> str:
         if all(isinstance(b, float) for b in betas):
             betas.sort()
         head = f"  {'solver':12s} {'all':>26s} " + " ".join(
-            f"{('beta=' + format(b, 'g')) if isinstance(b, float) else b:>26s}" for b in betas
-        )
+            f"{beta_label(b):>26s}" for b in betas)
         lines.append(head)
         for s, row in tab.items():
             cells = [row["all"]] + [row.get(b) for b in betas]
@@ -381,7 +399,7 @@ def export_sample(db: Database, i: int, out) -> Path:
             for k, v in db.params.items()
         }
         x = np.asarray(db.tau_over_beta)
-        uniform = np.allclose(np.diff(x), 1.0 / (len(x) - 1), rtol=0, atol=1e-12)
+        uniform = is_uniform(x)
         for s in db.solvers:
             G_tau, G_l = db.read(s, "G_tau")[i], db.read(s, "G_l")[i]
             if not uniform:  # a "log" tau mesh: a cubic spline on a uniform TRIQS mesh

@@ -242,9 +242,8 @@ def sample(cfg: dict, i: int, rng) -> AIMParams:
     if not same:
         fits.append(_fit_smallest(delta[1], beta, k_min, k_max, s["fit_tol"], rng))
         k = max(f.eps_k.size for f in fits)
-        fits = [f if f.eps_k.size == k else fit_bath(
-            np.concatenate([np.conj(d[::-1]), d]), beta, k, n_starts=3,
-            seed=int(rng.integers(2**31)), D=1.0) for f, d in zip(fits, delta)]
+        fits = [f if f.eps_k.size == k else _fit_smallest(d, beta, k, k, s["fit_tol"], rng)
+                for f, d in zip(fits, delta)]
     extra = dict(family="lattice", fit_rel_error=[
         float(f.max_error / np.abs(d).max()) for f, d in zip(fits, delta)], **info)
     if same:

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..database.reader import error_stats, tau_weights
+from ..database.reader import beta_classes, beta_label, error_stats, tau_weights
 from ..gf import transforms as tr
 from .baselines import fit_krr, fit_ridge
 from .dataset import SampleSet, load_samples
@@ -77,29 +77,18 @@ __all__ = [
 ]
 
 QUANTITIES = ("G(tau)", "G_l/beta", "Sigma(iw0)/D", "Z0")
-#: More distinct beta than this: the tables use bins of beta*D with these edges instead
-#: (the same rule as the database summary's).
-from ..database.reader import BETA_D_EDGES, MAX_BETA_CLASSES  # noqa: E402
 
 
 def errors_of_prediction(G_pred_bt, G_ref_bt, beta_b, x_stored=None, D_b=None) -> dict:
     """``{"all": stats, beta: stats}`` of ``G_pred - G_ref`` (MAE, RMS, max): per beta, or
-    per bin of ``beta D`` (``BETA_D_EDGES``; ``D_b`` default 1) when there are more than
-    ``MAX_BETA_CLASSES`` temperatures; weighted by :func:`tau_weights` of ``x_stored``."""
+    per bin of ``beta D`` (``D_b`` default 1) when there are many temperatures
+    (:func:`~triqs_mlsolver.database.reader.beta_classes`); weighted by :func:`tau_weights`
+    of ``x_stored``."""
     d = np.asarray(G_pred_bt) - np.asarray(G_ref_bt)
     w = None if x_stored is None else tau_weights(x_stored)
-    beta_b = np.asarray(beta_b, float)
     out = {"all": error_stats(d, w)}
-    betas = np.unique(beta_b)
-    if len(betas) <= MAX_BETA_CLASSES:
-        for b in betas:
-            out[f"beta={b:g}"] = error_stats(d[beta_b == b], w)
-        return out
-    bd = beta_b * (1.0 if D_b is None else np.asarray(D_b, float))
-    for lo, hi in zip(BETA_D_EDGES[:-1], BETA_D_EDGES[1:]):
-        m = (bd >= lo) & (bd < hi)
-        if m.any():
-            out[f"beta*D in [{lo:g},{hi:g})"] = error_stats(d[m], w)
+    for key, m in beta_classes(beta_b, D_b):
+        out[beta_label(key)] = error_stats(d[m], w)
     return out
 
 
@@ -150,16 +139,8 @@ def _bins(samples: SampleSet, u_edges):
     if samples.spin_resolved:
         b["polarised"] = samples.polarised.copy()
         b["spin-symmetric"] = ~samples.polarised
-    betas = np.unique(samples.beta)
-    if len(betas) <= MAX_BETA_CLASSES:
-        for v in betas:
-            b[f"beta={v:g}"] = samples.beta == v
-    else:  # a continuous beta (the single-band recipe): bins of beta*D
-        bd = samples.beta * samples.params["D"]
-        for lo, hi in zip(BETA_D_EDGES[:-1], BETA_D_EDGES[1:]):
-            m = (bd >= lo) & (bd < hi)
-            if m.any():
-                b[f"beta*D in [{lo:g},{hi:g})"] = m
+    for key, m in beta_classes(samples.beta, samples.params["D"]):
+        b[beta_label(key)] = m
     U = samples.params["U"]
     for lo, hi in zip(u_edges[:-1], u_edges[1:]):
         last = hi == u_edges[-1]

@@ -104,6 +104,7 @@ from pathlib import Path
 import numpy as np
 
 from .._config import check_sections, read_toml
+from ..database.reader import MAX_BETA_CLASSES, is_uniform
 from ..errors import TriqsMLSolverError
 from .dataset import FeatureSpec, SampleSet, load_samples, split_indices
 from .models import ACTIVATIONS, PRESETS, CorrectionModel, build_mlp
@@ -574,7 +575,7 @@ def _database_record(db, db_sha: str, samples_sha: str) -> dict:
         "reference": db.reference,
         "solvers": list(db.solvers),
         "n_tau_stored": len(db.tau_over_beta),
-        **({} if _uniform(db.tau_over_beta) else
+        **({} if is_uniform(db.tau_over_beta) else
            {"tau_over_beta_stored": [float(v) for v in db.tau_over_beta]}),
         "seed": int(db.attrs["seed"]),
         "samples_sha256": samples_sha,
@@ -670,14 +671,9 @@ def training_domain(samples: SampleSet) -> dict:
     return out
 
 
-def _uniform(x) -> bool:
-    x = np.asarray(x, float)
-    return len(x) < 3 or bool(np.allclose(np.diff(x), 1.0 / (len(x) - 1), rtol=0, atol=1e-12))
-
-
-#: ``loss_weight = "beta"``: up to this many distinct temperatures each is a class; a
-#: continuous beta is cut into this many classes of ``log(beta D)`` with equal counts.
-BETA_CLASSES_MAX = 12
+#: ``loss_weight = "beta"``: up to ``MAX_BETA_CLASSES`` distinct temperatures each is a
+#: class (the rule of the reports); a continuous beta is cut into this many classes of
+#: ``log(beta D)`` with equal counts.
 BETA_CLASSES_CONTINUOUS = 8
 
 
@@ -701,7 +697,7 @@ def _beta_weights(spec, reference, samples: SampleSet):
         e2 = (dy**2 * rep.metric()).sum(axis=1)
     w = np.empty(len(samples))
     betas = np.unique(samples.beta)
-    if len(betas) <= BETA_CLASSES_MAX:
+    if len(betas) <= MAX_BETA_CLASSES:
         classes = [samples.beta == b for b in betas]
     else:  # a continuous beta: classes of log(beta D) with about equal counts
         lbd = np.log(samples.beta * samples.params["D"])
