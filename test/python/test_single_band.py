@@ -61,7 +61,32 @@ def test_fits_reach_the_tolerance_or_use_the_most_sites():
         if p.extra["family"] != "lattice":
             continue
         err = max(p.extra["fit_rel_error"])
-        assert p.n_bath == CFG["sampler"]["n_bath"] or err <= CFG["sampler"]["fit_tol"]
+        s = CFG["sampler"]
+        most = s["n_bath_hot"] if p.beta < s["beta_D_hot"] else s["n_bath"]
+        assert p.n_bath <= most
+        assert p.n_bath == most or err <= s["fit_tol"]
+
+
+def test_hot_samples_have_at_most_n_bath_hot_sites():
+    """The recipe's cost rule: below beta*D = beta_D_hot at most n_bath_hot sites (both
+    families); with the rule off (beta_D_hot = 0) the same draws reach more sites there."""
+    s = CFG["sampler"]
+    assert s["beta_D_hot"] > 0
+    off = validate_config({"sampler": {**s, "beta_D_hot": 0.0}})
+    hot, hot_off = [], []
+    for i in range(400):
+        rng = np.random.default_rng([3, i])
+        lo, hi = s["beta_D"]
+        if np.exp(rng.uniform(np.log(lo), np.log(hi))) >= s["beta_D_hot"]:
+            continue  # only the hot draws (the first draw of sample() is beta)
+        hot.append(draw(i, seed=3))
+        if hot[-1].extra["family"] == "discrete":
+            hot_off.append(draw(i, seed=3, cfg=off))
+        if len(hot) >= 40:
+            break
+    assert len(hot) >= 40 and len(hot_off) >= 8
+    assert all(p.beta < s["beta_D_hot"] and p.n_bath <= s["n_bath_hot"] for p in hot)
+    assert max(p.n_bath for p in hot_off) > s["n_bath_hot"]
 
 
 @pytest.mark.parametrize("name", ["square", "cubic"])
@@ -137,6 +162,9 @@ def test_antiferromagnetic_bath_is_the_other_sublattice():
     ({"p_discrete": 1.5}, "p_discrete"),
     ({"fit_tol": 0.0}, "fit_tol"),
     ({"n_bath_min": 7, "n_bath": 5}, "n_bath_min"),
+    ({"beta_D_hot": -1.0}, "beta_D_hot"),
+    ({"beta_D_hot": 16.0, "n_bath_hot": 2}, "n_bath_hot"),
+    ({"n_bath_hot": 12}, "n_bath_hot"),
 ])
 def test_config_errors(bad, match):
     with pytest.raises(ConfigError, match=match):

@@ -24,6 +24,8 @@ naming the key and the fix.
     p_polarised = 0.25     # mode "single_band": share of spin-polarised samples
     n_bath_min = 3         # mode "single_band": fewest bath sites (n_bath: the most)
     fit_tol = 1e-3         # mode "single_band": relative max error of the bath fit
+    beta_D_hot = 0.0       # mode "single_band": below this beta*D at most n_bath_hot sites
+    n_bath_hot = 5         # (the reference's cost; 0 = no such limit)
     n_samples = 10000
     seed = 2021
     U = [1.0, 10.0]        # uniform range
@@ -76,6 +78,8 @@ DEFAULTS = {
         "p_polarised": 0.25,
         "n_bath_min": 3,
         "fit_tol": 1e-3,
+        "beta_D_hot": 0.0,
+        "n_bath_hot": 5,
     },
     "solvers": {
         "cheap": ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"],
@@ -180,6 +184,16 @@ def validate_config(cfg: dict) -> dict:
     if isinstance(ft, bool) or not isinstance(ft, (int, float)) or not 0 < ft < 1:
         raise ConfigError(f"[sampler] fit_tol = {ft!r}: expected a number in (0, 1), e.g. 1e-3")
     s["fit_tol"] = float(ft)
+    bh = s["beta_D_hot"]
+    if isinstance(bh, bool) or not isinstance(bh, (int, float)) or not 0 <= bh < math.inf:
+        raise ConfigError(f"[sampler] beta_D_hot = {bh!r}: expected a number >= 0 (0: no "
+                          "limit), e.g. 16")
+    s["beta_D_hot"] = float(bh)
+    _int("sampler", "n_bath_hot", s["n_bath_hot"], 1, 9)
+    if s["mode"] == "single_band" and s["beta_D_hot"] > 0 and s["n_bath_hot"] < s["n_bath_min"]:
+        raise ConfigError(f"[sampler] n_bath_hot = {s['n_bath_hot']} < n_bath_min = "
+                          f"{s['n_bath_min']}: the hot-temperature limit must allow "
+                          "n_bath_min sites")
     v = out["solvers"]
     if not isinstance(v["cheap"], list) or not all(isinstance(x, str) for x in v["cheap"]):
         raise ConfigError("[solvers] cheap: expected a list of solver names")
