@@ -494,6 +494,29 @@ def test_evaluate_table(trained, tiny_db):
         assert r["lo"] < r["ratio"] < r["hi"]
     assert "[" in format_ratio_table(rat, list(res.bins)) and "(best cheap)" in \
         format_ratio_table(rat, list(res.bins), fmt="rst")
+    # filling bins from the reference's total density; (beta D, U/D, n) cells partition the
+    # rows, and each cell's ratio is the model's RMS over the best cheap solver of the cell
+    from triqs_mlsolver.ml.evaluate import cell_table, format_cell_table
+
+    dens = Database(tiny_db).read(res.reference, "density")[res.samples.index].sum(axis=1)
+    np.testing.assert_array_equal(res.filling, dens)
+    n_bins = [b for b in res.bins if b.startswith("n in")]
+    assert n_bins and sum(res.bins[b].sum() for b in n_bins) == 12
+    cells = cell_table(res, beta_d_edges=(0.5, 3, 20), u_edges=(0, 2, 20), n_edges=(0, 1, 2),
+                       n_boot=200)
+    assert sum(c["rows"] for c in cells) == 12
+    D = res.samples.params["D"]
+    for c in cells:
+        m = ((res.samples.beta * D >= c["beta_D"][0]) & (res.samples.beta * D < c["beta_D"][1])
+             & (res.samples.params["U"] / D >= c["U"][0])
+             & (res.samples.params["U"] / D < c["U"][1])
+             & (dens >= c["n"][0]) & (dens < c["n"][1]))
+        rms = {k: np.sqrt(np.mean((res.G_tau[k][m] - ref_all[m]) ** 2))
+               for k in ("hubbard_i", "ipt", "ed1", "model")}
+        best = min(("hubbard_i", "ipt", "ed1"), key=rms.get)
+        assert c["rows"] == m.sum() and c["model"]["best"] == best
+        np.testing.assert_allclose(c["model"]["ratio"], rms["model"] / rms[best], rtol=1e-10)
+    assert "worst cell" in format_cell_table(cells) or max(c["rows"] for c in cells) < 10
     # the worst samples: sorted by the model's error, with their share of their beta bin
     from triqs_mlsolver.ml.evaluate import format_worst, worst_samples
 
@@ -1158,3 +1181,40 @@ def test_ensemble_shrinkage(trained, tiny_db, tmp_path):
         validate_train_config({"features": {"shrink": 3.0}, "model": {"n_ensemble": 1}})
     with pytest.raises(TrainConfigError, match=">= 0"):
         validate_train_config({"features": {"shrink": -1.0}, "model": {"n_ensemble": 2}})
+
+
+def test_shrink_auto_is_chosen_on_the_validation_split(tiny_db, tmp_path):
+    """``shrink = "auto"``: the constant of SHRINK_GRID whose largest per-beta ratio (model RMS
+    of G(tau) / best input solver, validation rows) is smallest; recorded and stored."""
+    from triqs_mlsolver.ml.train import SHRINK_GRID
+
+    out = tmp_path / "auto.safetensors"
+    model, report = train_model(_cfg(tiny_db, out, features={"shrink": "auto"},
+                                     training={"max_epochs": 30}), quiet=True)
+    rec = report["shrink"]
+    assert rec["grid"] == list(SHRINK_GRID)
+    i = rec["grid"].index(rec["chosen"])
+    assert rec["worst_ratio"][i] == min(rec["worst_ratio"])
+    loaded = load_model(out)
+    assert loaded.shrink == rec["chosen"] == model.shrink
+    # the recorded ratio, recomputed from the file's predictions on the validation rows
+    db = Database(tiny_db)
+    s = load_samples(db, loaded.spec.representation, ["hubbard_i", "ipt", "ed1", "ed"],
+                     np.array(report["split"]["validation"]))
+    G = loaded.predict(s).G_tau
+    ref = s.G_tau["ed"]
+    worst = 0.0
+    for b in np.unique(s.beta):
+        m = s.beta == b
+        best = min(np.mean((s.G_tau[k][m] - ref[m]) ** 2) for k in ("hubbard_i", "ipt", "ed1"))
+        worst = max(worst, np.sqrt(np.mean((G[m] - ref[m]) ** 2) / best))
+    np.testing.assert_allclose(worst, rec["worst_ratio"][i], rtol=1e-9)
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"features": {"shrink": "yes"}}, "shrink"),
+    ({"features": {"shrink": "auto"}, "model": {"n_ensemble": 1}}, "n_ensemble"),
+])
+def test_shrink_config_errors(tiny_db, tmp_path, over, match):
+    with pytest.raises(TrainConfigError, match=match):
+        _cfg(tiny_db, tmp_path / "x.safetensors", **over)

@@ -57,6 +57,12 @@ def add_parsers(sub):
                    help="write learning curves, error histograms and G(tau) plots into DIR")
     e.add_argument("--u-edges", type=float, nargs="+", default=None, metavar="U",
                    help="edges of the U bins (default: 1 4 7 10, the seed database's range)")
+    e.add_argument("--n-edges", type=float, nargs="+", default=None, metavar="N",
+                   help="edges of the filling bins (total filling of the reference; default: "
+                        "0 0.6 0.95 1.05 1.4 2; empty bins are not shown)")
+    e.add_argument("--cells", action="store_true",
+                   help="also print the (beta D, U/D, n) cell table: the model's RMS of G(tau) "
+                        "over the best cheap solver of each cell, with bootstrap intervals")
     e.add_argument("--cheap", nargs="+", metavar="SOLVER", default=None,
                    help="the cheap solvers the ratio table compares with (default: every "
                         "cheap solver of the database, e.g. to leave out solvers a recipe "
@@ -126,8 +132,11 @@ def run_train(args) -> int:
 def run_evaluate(args) -> int:
     from ..database import Database
     from ..ml.evaluate import (
+        N_EDGES,
         QUANTITIES,
+        cell_table,
         evaluate,
+        format_cell_table,
         format_ratio_table,
         format_table,
         format_worst,
@@ -142,10 +151,13 @@ def run_evaluate(args) -> int:
     edges = (1, 4, 7, 10) if args.u_edges is None else tuple(args.u_edges)
     if len(edges) < 2 or any(b <= a for a, b in zip(edges[:-1], edges[1:])):
         raise ValueError(f"--u-edges {list(edges)}: give at least two increasing values")
+    n_edges = N_EDGES if args.n_edges is None else tuple(args.n_edges)
+    if len(n_edges) < 2 or any(b <= a for a, b in zip(n_edges[:-1], n_edges[1:])):
+        raise ValueError(f"--n-edges {list(n_edges)}: give at least two increasing values")
     res = evaluate(model, db, split=args.split, baselines=not args.no_baselines,
                    krr=not args.no_krr, log=_log(args), u_edges=edges, cheap=args.cheap,
                    training_database=args.training_database,
-                   max_reference_error=args.max_reference_error)
+                   max_reference_error=args.max_reference_error, n_edges=n_edges)
     fmt = "rst" if args.rst else "text"
     print(f"model {args.model} on {db.path} ({res.info['split']}, {len(res.samples)} samples)")
     if _log(args) is None:  # (otherwise evaluate logged them)
@@ -170,12 +182,18 @@ def run_evaluate(args) -> int:
     if fmt == "rst":
         print("G(tau) RMS / best cheap solver of the bin, 95 % bootstrap interval\n")
     print(format_ratio_table(ratios, list(res.bins), fmt=fmt))
+    cells = None
+    if args.cells:
+        cells = cell_table(res)
+        print()
+        print(format_cell_table(cells, fmt=fmt))
     if args.worst > 0:
         print()
         print(format_worst(worst_samples(res, args.worst)))
     if args.json:
         args.json.write_text(json.dumps({"info": res.info, "table": res.table,
-                                         "ratios": ratios}, indent=1, default=float))
+                                         "ratios": ratios, "cells": cells}, indent=1,
+                                        default=float))
         print(f"wrote {args.json}")
     if args.plot:
         hist = (getattr(model, "metadata", {}) or {}).get("training", {}).get("history")

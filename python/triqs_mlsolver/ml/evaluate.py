@@ -68,6 +68,8 @@ __all__ = [
     "worst_samples",
     "format_worst",
     "ratio_table",
+    "cell_table",
+    "format_cell_table",
     "format_ratio_table",
     "sigma_z_from_legendre",
     "EvaluationResult",
@@ -77,6 +79,14 @@ __all__ = [
 ]
 
 QUANTITIES = ("G(tau)", "G_l/beta", "Sigma(iw0)/D", "Z0")
+#: Edges of the filling bins (total filling n of the reference).
+N_EDGES = (0.0, 0.6, 0.95, 1.05, 1.4, 2.0)
+#: The (beta D, U/D, n) grid of :func:`cell_table` (issue 18's per-cell criterion).
+CELL_BETA_D_EDGES = (1.0, 5.0, 25.0, 100.0, 400.0)
+CELL_U_EDGES = (0.0, 2.5, 5.0, 7.5, 10.0)
+CELL_N_EDGES = (0.0, 0.95, 1.05, 2.0)
+#: Cells with fewer rows are shown but not counted in the worst-cell summary.
+MIN_CELL_ROWS = 10
 
 
 def errors_of_prediction(G_pred_bt, G_ref_bt, beta_b, x_stored=None, D_b=None) -> dict:
@@ -132,20 +142,29 @@ class EvaluationResult:
     bins: dict
     table: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    filling: np.ndarray | None = None  # total filling of the reference, per row
 
 
-def _bins(samples: SampleSet, u_edges):
+def _edge_bins(x, edges, name, fmt="g") -> dict:
+    """``{label: mask}`` of the half-open bins ``[lo, hi)`` of ``edges`` (the last closed)."""
+    out = {}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        last = hi == edges[-1]
+        out[f"{name} in [{lo:{fmt}},{hi:{fmt}}{']' if last else ')'}"] = (
+            (x >= lo) & ((x <= hi) if last else (x < hi)))
+    return out
+
+
+def _bins(samples: SampleSet, u_edges, filling=None, n_edges=None):
     b = {"all": np.ones(len(samples), bool)}
     if samples.spin_resolved:
         b["polarised"] = samples.polarised.copy()
         b["spin-symmetric"] = ~samples.polarised
     for key, m in beta_classes(samples.beta, samples.params["D"]):
         b[beta_label(key)] = m
-    U = samples.params["U"]
-    for lo, hi in zip(u_edges[:-1], u_edges[1:]):
-        last = hi == u_edges[-1]
-        b[f"U in [{lo:g},{hi:g}{']' if last else ')'}"] = (U >= lo) & ((U <= hi) if last
-                                                                      else (U < hi))
+    b.update(_edge_bins(samples.params["U"], u_edges, "U"))
+    if filling is not None and n_edges is not None:
+        b.update({k: m for k, m in _edge_bins(filling, n_edges, "n").items() if m.any()})
     return b
 
 
@@ -176,7 +195,8 @@ def cheap_solvers(model, db) -> list:
 
 def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4, 7, 10),
              log=print, krr_n_fit=4000, krr_n_cv=1000, cheap=None,
-             training_database=None, max_reference_error=None) -> EvaluationResult:
+             training_database=None, max_reference_error=None,
+             n_edges=N_EDGES) -> EvaluationResult:
     """Evaluate ``model`` on the unseen samples of ``db`` (see the module docstring).
 
     ``cheap``: the cheap solvers :func:`ratio_table` compares with (default: all of
@@ -186,7 +206,9 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     the model file and in the working folder (model files record no machine path).  It is
     identified by the content hashes of its samples, never by its name.
     ``max_reference_error``: samples whose reference reports a larger error estimate are
-    left out and counted (default: the model's ``[data] max_reference_error``, 0 = none)."""
+    left out and counted (default: the model's ``[data] max_reference_error``, 0 = none).
+    ``n_edges``: edges of the filling bins (total filling ``n`` of the reference; bins
+    without samples are not shown; ``None``: no filling bins)."""
     from .modelfile import check_compatible
     from .train import reference_excluded
 
@@ -277,8 +299,11 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     for m in G_l:
         sig[m], Z[m] = sigma_z_from_legendre(G_l[m], samples)
     info["cheap"] = list(avail if cheap is None else cheap)
+    filling = np.asarray(db.read(ref, "density"))[samples.index].sum(axis=1)
     res = EvaluationResult(samples, ref, {m: G_tau[m] for m in G_tau if m != ref},
-                           G_l, sig, Z, pred.G_tau_spread, _bins(samples, u_edges), info=info)
+                           G_l, sig, Z, pred.G_tau_spread,
+                           _bins(samples, u_edges, filling, n_edges), info=info,
+                           filling=filling)
     res.table = _table(res)
     return res
 
@@ -488,15 +513,97 @@ def ratio_table(res: EvaluationResult, *, n_boot=2000, level=0.95, seed=0) -> di
         idx = np.flatnonzero(mask)
         if len(idx) == 0:
             continue
-        best = min(cheap, key=lambda c: mse[c][idx].mean())
-        boot = idx[rng.integers(0, len(idx), size=(n_boot, len(idx)))]
-        den = mse[best][boot].mean(axis=1)
-        for m in methods:
-            r = np.sqrt(mse[m][boot].mean(axis=1) / np.maximum(den, 1e-300))
-            lo, hi = np.quantile(r, q)
-            out[m][b] = {"ratio": float(np.sqrt(mse[m][idx].mean() / mse[best][idx].mean())),
-                         "lo": float(lo), "hi": float(hi), "best": best}
+        for m, r in _ratio_of(mse, idx, cheap, methods, rng, n_boot, q).items():
+            out[m][b] = r
     return out
+
+
+def _ratio_of(mse, idx, cheap, methods, rng, n_boot, q) -> dict:
+    """Ratios of ``methods`` to the best cheap solver on the rows ``idx``, paired bootstrap."""
+    best = min(cheap, key=lambda c: mse[c][idx].mean())
+    boot = idx[rng.integers(0, len(idx), size=(n_boot, len(idx)))]
+    den = mse[best][boot].mean(axis=1)
+    out = {}
+    for m in methods:
+        r = np.sqrt(mse[m][boot].mean(axis=1) / np.maximum(den, 1e-300))
+        lo, hi = np.quantile(r, q)
+        out[m] = {"ratio": float(np.sqrt(mse[m][idx].mean()
+                                          / max(mse[best][idx].mean(), 1e-300))),
+                  "lo": float(lo), "hi": float(hi), "best": best,
+                  "rms": float(np.sqrt(mse[m][idx].mean())),
+                  "rms_best": float(np.sqrt(mse[best][idx].mean()))}
+    return out
+
+
+def cell_table(res: EvaluationResult, *, beta_d_edges=CELL_BETA_D_EDGES, u_edges=CELL_U_EDGES,
+               n_edges=CELL_N_EDGES, n_boot=2000, level=0.95, seed=0) -> list:
+    """The per-cell criterion: RMS of G(tau) of the model (and ``model+guard``) over the
+    best cheap solver of each (beta D, U/D, n) cell, with a paired bootstrap interval.
+
+    ``U/D`` and ``beta D`` use the sample's ``D``; ``n`` is the reference's total filling.
+    Returns one dict per non-empty cell: ``beta_D``, ``U``, ``n`` (the bin edges),
+    ``rows``, and per method ``ratio``, ``lo``, ``hi``, ``best``, ``rms``, ``rms_best``."""
+    if res.filling is None:
+        raise ValueError("the evaluation has no filling per row")
+    mse, cheap = _sample_mse(res)
+    if not cheap:
+        raise ValueError("no cheap solver in the evaluation to compare with")
+    methods = [m for m in ("model", "model+guard") if m in mse]
+    s = res.samples
+    D = s.params["D"]
+    bd, u, n = s.beta * D, s.params["U"] / D, res.filling
+    rng = np.random.default_rng(seed)
+    q = ((1 - level) / 2, (1 + level) / 2)
+
+    def spans(edges):
+        return [(lo, hi, hi == edges[-1]) for lo, hi in zip(edges[:-1], edges[1:])]
+
+    def inside(x, lo, hi, last):
+        return (x >= lo) & ((x <= hi) if last else (x < hi))
+
+    out = []
+    for bl, bh, bz in spans(beta_d_edges):
+        for ul, uh, uz in spans(u_edges):
+            for nl, nh, nz in spans(n_edges):
+                idx = np.flatnonzero(inside(bd, bl, bh, bz) & inside(u, ul, uh, uz)
+                                     & inside(n, nl, nh, nz))
+                if len(idx) == 0:
+                    continue
+                out.append({"beta_D": (bl, bh), "U": (ul, uh), "n": (nl, nh),
+                            "rows": int(len(idx)),
+                            **_ratio_of(mse, idx, cheap, methods, rng, n_boot, q)})
+    return out
+
+
+def format_cell_table(cells: list, fmt="text", level=0.95) -> str:
+    """:func:`cell_table` as text or reStructuredText, with the worst cell of at least
+    ``MIN_CELL_ROWS`` rows named last."""
+    if not cells:
+        return ""
+    methods = [m for m in ("model", "model+guard") if m in cells[0]]
+    head = ["beta*D", "U/D", "n", "rows", "best cheap", "RMS best"] + [
+        f"{m} / best [{100 * level:g} %]" for m in methods]
+    rows = []
+    for c in cells:
+        m0 = c[methods[0]]
+        rows.append([f"{c['beta_D'][0]:g}-{c['beta_D'][1]:g}", f"{c['U'][0]:g}-{c['U'][1]:g}",
+                     f"{c['n'][0]:g}-{c['n'][1]:g}", str(c["rows"]), m0["best"],
+                     f"{m0['rms_best']:.1e}"]
+                    + [f"{c[m]['ratio']:.3f} [{c[m]['lo']:.3f}, {c[m]['hi']:.3f}]"
+                       for m in methods])
+    text = _render(head, rows, fmt, "G(tau) RMS per (beta D, U/D, n) cell / best cheap solver "
+                                    "of the cell")
+    big = [c for c in cells if c["rows"] >= MIN_CELL_ROWS]
+    if big:
+        lines = []
+        for m in methods:
+            w = max(big, key=lambda c: c[m]["ratio"])
+            lines.append(f"worst cell of >= {MIN_CELL_ROWS} rows, {m}: {w[m]['ratio']:.3f} "
+                         f"[{w[m]['lo']:.3f}, {w[m]['hi']:.3f}] at beta*D {w['beta_D']}, "
+                         f"U/D {w['U']}, n {w['n']} ({w['rows']} rows); cells above 1.0: "
+                         f"{sum(c[m]['ratio'] > 1.0 for c in big)} of {len(big)}")
+        text += "\n" + "\n".join(lines)
+    return text
 
 
 def worst_samples(res: EvaluationResult, k=10, method="model", against=None) -> list:

@@ -56,7 +56,8 @@ sample hashes (doc/ml.rst, "Continuing from a model").
     ph_augment = true           # add the particle-hole image of every training sample
     symmetrize = false          # average the prediction with its PH image
     clip = true                 # project G onto {G <= 0, G(0)+G(beta) = -1}
-    shrink = 0.0                # c > 0: mean correction x max(0, 1 - c var/|mean|^2) (ensembles)
+    shrink = 0.0                # c > 0: mean correction x max(0, 1 - c var/|mean|^2) (ensembles);
+                                # "auto": c of SHRINK_GRID chosen on the validation split
     spin_resolved = false       # one row per spin of a spin-polarised sample (doc/ml.rst,
                                 # "Spin-resolved models"); false: spin-polarised samples left out
 
@@ -240,6 +241,8 @@ def validate_train_config(cfg: dict) -> dict:
                     raise TrainConfigError(f"[data] database = {val!r}: expected a file name "
                                            'or a list of file names, e.g. ["a.h5", "b.h5"]')
                 continue
+            if (sec, key) == ("features", "shrink") and val == "auto":
+                continue
             if not _type_ok(DEFAULTS[sec][key], val):
                 raise TrainConfigError(
                     f"[{sec}] {key} = {val!r}: expected a value like {DEFAULTS[sec][key]!r}"
@@ -255,7 +258,8 @@ def validate_train_config(cfg: dict) -> dict:
             out[sec].update(body)
     for sec, body in cfg.items():
         for key, val in body.items():
-            out[sec][key] = float(val) if isinstance(DEFAULTS[sec][key], float) else val
+            out[sec][key] = float(val) if isinstance(DEFAULTS[sec][key], float) \
+                and val != "auto" else val
     d, f, m, t, o = (out[k] for k in ("data", "features", "model", "training", "output"))
     if isinstance(d["database"], list):
         dup = sorted({x for x in d["database"] if d["database"].count(x) > 1})
@@ -307,9 +311,10 @@ def validate_train_config(cfg: dict) -> dict:
         feature_spec(out)
     except ValueError as exc:
         raise TrainConfigError(f"[features]: {exc}") from None
-    if f["shrink"] < 0:
-        raise TrainConfigError(f"[features] shrink = {f['shrink']}: must be >= 0 (0: off)")
-    if f["shrink"] > 0 and m["n_ensemble"] < 2:
+    if f["shrink"] != "auto" and f["shrink"] < 0:
+        raise TrainConfigError(f"[features] shrink = {f['shrink']}: must be >= 0 (0: off) "
+                               "or \"auto\"")
+    if (f["shrink"] == "auto" or f["shrink"] > 0) and m["n_ensemble"] < 2:
         raise TrainConfigError("[features] shrink needs the ensemble's variance: set [model] "
                                "n_ensemble >= 2 (or shrink = 0)")
     if m["head"] not in ("plain", "gated"):
@@ -1190,6 +1195,49 @@ def _prepare_several(cfg: dict, dbs: list, parent_sets=None):
     return spec, reference, split, parts, records, run_hashes, shas
 
 
+#: The shrinkage constants ``[features] shrink = "auto"`` chooses from.
+SHRINK_GRID = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
+
+
+def select_shrink(model, val_set: SampleSet, reference: str, grid=SHRINK_GRID) -> dict:
+    """The ensemble shrinkage ``c`` (``[features] shrink = "auto"``), chosen on the
+    validation rows: the ``c`` of ``grid`` with the smallest largest ratio, over the beta*D
+    classes (:func:`~triqs_mlsolver.database.reader.beta_classes`), of the model's RMS of
+    G(tau) to that of the best of its input solvers in the class (ties: the smaller ``c``).
+    The issue's criterion is "never worse than the best cheap solver"; the ratio per class
+    is what shrinkage moves (it removes the network's noise where the base is already
+    nearly exact).  Returns ``{"chosen", "grid", "worst_ratio", "overall_ratio"}``; leaves
+    ``model.shrink`` as it found it."""
+    from ..database.reader import beta_classes, tau_weights
+
+    w = tau_weights(val_set.x_stored)
+    w = 1.0 if w is None else w
+    ref = val_set.G_tau[reference]
+
+    def mse(G):
+        return ((G - ref) ** 2 * w).mean(axis=1)
+
+    cheap = {s: mse(val_set.G_tau[s]) for s in model.spec.inputs}
+    classes = [m for _, m in beta_classes(val_set.beta, val_set.params["D"])]
+    old = model.shrink
+    worst, overall = [], []
+    try:
+        for c in grid:
+            model.shrink = float(c)
+            e = mse(model.predict(val_set).G_tau)
+            worst.append(float(max(np.sqrt(e[m].mean() / max(min(v[m].mean()
+                                                                  for v in cheap.values()),
+                                                              1e-300)) for m in classes)))
+            overall.append(float(np.sqrt(e.mean() / min(v.mean() for v in cheap.values()))))
+    finally:
+        model.shrink = old
+    best = min(range(len(grid)), key=lambda i: (worst[i], i))
+    return {"chosen": float(grid[best]), "grid": [float(c) for c in grid],
+            "worst_ratio": worst, "overall_ratio": overall,
+            "criterion": "largest ratio over the beta*D classes of the validation rows to the "
+                         "best input solver of the class"}
+
+
 def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=True,
           resume=False):
     """Train the model described by the validated ``cfg``; returns ``(model, report)``.
@@ -1329,8 +1377,18 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
                                                    checkpoints=checkpoints, quiet=quiet,
                                                    gates=G, gates_v=Gv, done=done,
                                                    init_states=inits)
-    model = CorrectionModel(spec, reference, itf, otf, nets, arch,
-                            symmetrize=f["symmetrize"], clip=f["clip"], shrink=f["shrink"])
+    auto_shrink = f["shrink"] == "auto"
+    model = CorrectionModel(spec, reference, itf, otf, nets, arch, symmetrize=f["symmetrize"],
+                            clip=f["clip"], shrink=0.0 if auto_shrink else f["shrink"])
+    shrink_rec = None
+    if auto_shrink and len(val_set):
+        shrink_rec = select_shrink(model, val_set, reference)
+        model.shrink = shrink_rec["chosen"]
+        if log:
+            log(f"shrink chosen on the validation split: c = {shrink_rec['chosen']:g} "
+                f"(largest ratio to the best input solver over the beta classes: "
+                + ", ".join(f"c = {c:g}: {r:.3f}" for c, r in
+                            zip(shrink_rec["grid"], shrink_rec["worst_ratio"])) + ")")
     errors, spread = {}, {}
     for name in ("validation", "test") if test_errors else ("validation",):
         if len(parts[name]):
@@ -1368,6 +1426,8 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         "errors": errors,
         "spread": spread,
     })
+    if shrink_rec is not None:
+        report["shrink"] = shrink_rec
     if log:
         for name, e in errors.items():
             base = errors_of_prediction(parts[name].G_tau[spec.base],
