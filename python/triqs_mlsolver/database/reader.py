@@ -317,8 +317,10 @@ def summary(db: Database) -> str:
     for k in ("U", "mu", "beta", "D"):
         v = db.params[k]
         lines.append(f"  {k:5s} min {v.min():9.4g}  max {v.max():9.4g}  mean {v.mean():9.4g}")
-    vals, counts = np.unique(db.params["beta"], return_counts=True)
-    lines.append("  beta values: " + ", ".join(f"{b:g} ({c})" for b, c in zip(vals, counts)))
+    classes = beta_classes(db.params["beta"], db.params["D"])
+    lines.append(("  beta values: " if isinstance(classes[0][0], float) else "  beta*D bins: ")
+                 + ", ".join(f"{beta_label(k).removeprefix('beta=')} ({int(m.sum())})"
+                             for k, m in classes))
     vals, counts = np.unique(db.params["n_bath"], return_counts=True)
     lines.append("  bath sites: " + ", ".join(f"{v} ({c})" for v, c in zip(vals, counts))
                  + f";  spin-polarised samples: {int(db.polarised.sum())}")
