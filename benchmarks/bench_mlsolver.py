@@ -15,8 +15,12 @@ The Mott scan: Bethe-lattice DMFT with the ML solver at beta = 50 for 20
 values of U in [0.5, 4.0] (up sweep, each U starting from the previous
 solution, tol 1e-5 on G(i w)), timed in total, with IPT's scan as baseline.
 
-    python benchmarks/bench_mlsolver.py [--repeat 20] [--no-ed] [--no-scan]
+    python benchmarks/bench_mlsolver.py [--repeat 20] [--no-ed] [--no-scan] [--model FILE]
 """
+
+from _one_thread import THREADS  # first: one BLAS thread, before numpy is imported
+
+# isort: split
 
 import argparse
 import time
@@ -55,11 +59,13 @@ def main():
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--no-ed", action="store_true", help="skip ED-8 (about 1-10 s per call)")
     ap.add_argument("--no-scan", action="store_true", help="skip the Mott scans")
+    ap.add_argument("--model", default=None,
+                    help="model file (default: MLSolver's default model)")
     args = ap.parse_args()
     beta, n_iw, U = 50.0, 1025, 2.0
     h_int = U * n("up", 0) * n("down", 0)
     warnings.simplefilter("ignore")
-    ml = make(MLSolver, beta, n_iw)
+    ml = make(MLSolver, beta, n_iw, model=args.model)
     ipt = make(IPTSolver, beta, n_iw)
     t_ipt = median_time(lambda: ipt.solve(h_int=h_int), args.repeat)
     t_ml = median_time(lambda: ml.solve(h_int=h_int), args.repeat)
@@ -75,7 +81,7 @@ def main():
         t_ed = median_time(lambda: ed.solve(h_int=h_int, n_bath=8), max(2, args.repeat // 10))
         rows.append(("ED-8 (bath fit incl.)", t_ed, None))
     print(f"MLSolver.solve, Bethe U={U:g} beta={beta:g} n_iw={n_iw} n_tau=10001 n_l=30, "
-          f"model {ml.ml_report['model']} (median of {args.repeat})")
+          f"model {ml.ml_report['model']} (median of {args.repeat}; {THREADS})")
     print(f"{'':26s} {'ms':>9s} {'/ ipt':>8s} {'target ms':>10s}")
     for name, t, tgt in rows:
         tt = f"{1e3 * tgt:10.0f}" if tgt else ""

@@ -187,6 +187,22 @@ def test_log_tau_mesh():
         validate_config({"grid": {"tau_mesh": "log", "n_tau": 200}})
 
 
+@pytest.mark.parametrize("n", [9, 200, 16385])
+def test_uniform_tau_to_points_is_the_whole_grid_quintic_spline(n):
+    """The windowed, cached weights give the values of the quintic spline of the whole
+    grid (make_interp_spline, not-a-knot) to round-off, even on random data."""
+    from scipy.interpolate import make_interp_spline
+    from triqs_mlsolver.gf.transforms import log_tau_mesh, uniform_tau_to_points
+
+    rng = np.random.default_rng(n)
+    G = rng.normal(size=(2, 3, n))
+    for x in (log_tau_mesh(201), rng.uniform(0, 1, 17), np.array([0.0, 1.0])):
+        want = make_interp_spline(np.linspace(0, 1, n), G, k=5, axis=-1)(x)
+        got = uniform_tau_to_points(G, x)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(G).max())
+
+
 def test_stored_g_on_the_log_mesh_is_exact_at_low_temperature():
     """A beta D = 400 sample: the reference's G at the stored log points (a spline of the
     16385-point uniform G) against the Lehmann sum evaluated at those points."""
