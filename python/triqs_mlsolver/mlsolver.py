@@ -503,7 +503,9 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     samples = sample_from_solutions(mdl, eff, sols, delta_moments=delta_mom)
     pred = _predict(mdl, samples)
     # one row (both spins alike), or one per spin (a spin-resolved model, polarised input)
-    dG_l = pred.G_l(samples, spec, n_l_m) - samples.G_l[spec.base][:, :n_l_m]
+    tau_path = x_st is not None and spec.sigma is None
+    if not tau_path:
+        dG_l = pred.G_l(samples, spec, n_l_m) - samples.G_l[spec.base][:, :n_l_m]
     spread_t = pred.G_tau_spread
     timings["model"] = time.perf_counter() - t0
     diag["spread_max"] = float(np.abs(spread_t).max())  # the larger of the spins
@@ -513,7 +515,7 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     # per spin: the base's exact G(i w) with the model's smooth correction.  Where both spin
     # rows are equal (a spin-symmetric input and base), the one row is computed and repeated
     # (the result is the same, bit for bit, at half the cost)
-    if x_st is not None and spec.sigma is None:
+    if tau_path:
         # a low-temperature tau model: the correction through a dense uniform G(tau) and
         # its tail-corrected Fourier transform (a 40-term Legendre series cannot hold the
         # decay near tau = 0, beta at beta D ~ 400)
