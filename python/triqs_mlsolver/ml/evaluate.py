@@ -200,7 +200,8 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     """Evaluate ``model`` on the unseen samples of ``db`` (see the module docstring).
 
     ``cheap``: the cheap solvers :func:`ratio_table` compares with (default: all of
-    :func:`cheap_solvers`), checked before any work.  ``training_database``: where the
+    :func:`cheap_solvers`), checked before any work; the evaluated samples are those on
+    which they, the model's inputs and the reference succeeded.  ``training_database``: where the
     model's training database is (for the ridge/KRR baselines, fitted on its training
     samples); default: looked for by the file name the model records, next to ``db``, to
     the model file and in the working folder (model files record no machine path).  It is
@@ -221,7 +222,9 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
         if unknown or not cheap:
             raise ValueError(f"cheap solvers {list(unknown or cheap)}: not cheap solvers of "
                              f"{db.path} (it has {avail})")
-    solvers = [*avail, ref]
+    # the samples must have succeeded for the solvers compared with and the model's inputs
+    # (a cheap solver left out by ``cheap`` does not remove the samples it failed on)
+    solvers = [*dict.fromkeys([*(avail if cheap is None else cheap), *spec.inputs]), ref]
     idx, info = unseen_samples(meta, db, solvers, split=split)
     if max_reference_error is None:
         max_reference_error = float(((meta.get("training") or {}).get("config") or {})
