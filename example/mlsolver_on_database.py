@@ -80,9 +80,13 @@ def main(argv=None):
     if args.limit:
         idx = idx[: args.limit]
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max(1, args.jobs), initializer=_init,
-                             initargs=(args.model, args.database)) as pool:
-        rows = list(pool.map(_one, idx, chunksize=8))
+    if args.jobs <= 1:
+        _init(args.model, args.database)
+        rows = [_one(i) for i in idx]
+    else:
+        with ProcessPoolExecutor(args.jobs, initializer=_init,
+                                 initargs=(args.model, args.database)) as pool:
+            rows = list(pool.map(_one, idx, chunksize=8))
     kinds = [{_kind(r) for r in row["reasons"]} | ({"invalid"} if row["invalid"] else set())
              for row in rows]
     in_domain = [k for k in kinds if "domain" not in k]

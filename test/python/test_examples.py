@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,3 +84,61 @@ def test_mott_scan_example_with_the_ml_solver(tmp_path):
     z_ed = {row["U"]: row["Z0"] for row in ed["solvers"]["ed"]["up"]}
     assert abs(ml[0]["Z0"] - z_ed[1.0]) < 0.02
     assert ml[1]["A0"] < 0.05 and ml[1]["Z0"] < 0.05
+
+
+def _load_example(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "example" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_dmft_acceptance_criteria():
+    """The comparison of example/dmft_acceptance.py on made-up results: each criterion
+    passes and fails where it should (a lost insulator, |dZ0| > 0.01, |dn| > 0.005, a
+    magnetisation off by more than 0.02, ML's G worse than IPT's)."""
+    acc = _load_example("dmft_acceptance")
+    specs = acc.tasks(["bethe", "square", "afm", "hot"], [50.0])
+    U = acc.BETHE_U
+    ed, ml, ipt = {}, {}, {}
+    for key, spec in specs.items():
+        if spec["kind"] == "sweep":
+            ins = [u >= 3.0 for u in U]
+            ed[key] = {"U": U, "Z": [0.5] * len(U), "insulating": ins, "iterations": [10] * 12,
+                       "fallback": None}
+            ml[key] = dict(ed[key], Z=[0.505] * len(U), fallback=[0] * 12)
+        else:
+            ed[key] = {"Z": 0.3, "n": 0.85, "m": 0.6, "G_tau": [[-0.5, -0.1, -0.5]] * 2,
+                       "iterations": 10, "fallback": None}
+            ml[key] = dict(ed[key], Z=0.305, n=0.853, m=-0.61, fallback=2,
+                           G_tau=[[-0.5, -0.1001, -0.5]] * 2)
+            ipt[key] = dict(ed[key], G_tau=[[-0.5, -0.102, -0.5]] * 2)
+    rows = acc.compare(specs, ed, ml, ipt)
+    assert all(r[4] in (True, None) for r in rows)
+    assert any(r[1] == "ML iterations served by ED" and r[2] == "2 of 10" for r in rows)
+    key = "bethe/beta=50/up"
+    ml[key] = dict(ml[key], insulating=[False] * 12, Z=[0.52] * 12)
+    sq = "square/U=2/doped"
+    ml[sq] = dict(ml[sq], n=0.86)
+    ml["afm/U=2"] = dict(ml["afm/U=2"], m=0.63)
+    ml["hot/U=4"] = dict(ml["hot/U=4"], G_tau=[[-0.5, -0.103, -0.5]] * 2)
+    failed = {(r[0], r[1]) for r in acc.compare(specs, ed, ml, ipt) if r[4] is False}
+    assert failed == {(key, "max |dZ0|"), (key, "insulators kept"), (sq, "|dn|"),
+                      ("afm/U=2", "|dm_stag|"), ("hot/U=4", "RMS G(tau) - G_ED")}
+    assert "NO" in acc.render(acc.compare(specs, ed, ml, ipt), "rst")
+
+
+def test_dmft_acceptance_runs(tmp_path):
+    """The beta = 1 case end to end (ED-DMFT, ML-DMFT, IPT-DMFT), the reference cached."""
+    r = run_example("dmft_acceptance.py", "--cases", "hot", "--jobs", "1", "--out", "acc",
+                    cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "hot/U=4" in r.stdout and "criteria" in r.stdout
+    import json
+
+    res = json.loads((tmp_path / "acc" / "acceptance.json").read_text())
+    G = np.array(res["ed"]["hot/U=4"]["G_tau"])
+    np.testing.assert_allclose(G[:, 0] + G[:, -1], -1.0, atol=1e-8)  # G(0+) + G(beta-) = -1
+    assert (tmp_path / "acc" / "ed_reference.json").exists()

@@ -1218,3 +1218,24 @@ def test_shrink_auto_is_chosen_on_the_validation_split(tiny_db, tmp_path):
 def test_shrink_config_errors(tiny_db, tmp_path, over, match):
     with pytest.raises(TrainConfigError, match=match):
         _cfg(tiny_db, tmp_path / "x.safetensors", **over)
+
+
+def test_mlsolver_on_database_example(trained, tiny_db, capsys):
+    """example/mlsolver_on_database.py: MLSolver (fallback='none') on the unseen samples of a
+    database: the counts it prints."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "example" / "mlsolver_on_database.py"
+    spec = importlib.util.spec_from_file_location("mlsolver_on_database", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _, _, model_path = trained
+    assert mod.main([str(model_path), str(tiny_db), "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "12 samples solved by MLSolver" in out
+    # the count of invalid answers (this tiny model has some) and one line per such sample
+    import re
+
+    n_bad = int(re.search(r"answers violating an exact property: (\d+)", out)[1])
+    assert n_bad == len(re.findall(r"^    sample \d+: \[", out, re.M))
