@@ -145,14 +145,17 @@ class EvaluationResult:
     filling: np.ndarray | None = None  # total filling of the reference, per row
 
 
-def _edge_bins(x, edges, name, fmt="g") -> dict:
-    """``{label: mask}`` of the half-open bins ``[lo, hi)`` of ``edges`` (the last closed)."""
-    out = {}
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        last = hi == edges[-1]
-        out[f"{name} in [{lo:{fmt}},{hi:{fmt}}{']' if last else ')'}"] = (
-            (x >= lo) & ((x <= hi) if last else (x < hi)))
-    return out
+def _spans(x, edges) -> list:
+    """``[((lo, hi), mask)]``: the half-open bins ``[lo, hi)`` of ``edges`` (the last one
+    closed) and which values of ``x`` fall in each."""
+    return [((lo, hi), (x >= lo) & ((x <= hi) if hi == edges[-1] else (x < hi)))
+            for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def _edge_bins(x, edges, name) -> dict:
+    """``{label: mask}`` of :func:`_spans`."""
+    return {f"{name} in [{lo:g},{hi:g}{']' if hi == edges[-1] else ')'}": m
+            for (lo, hi), m in _spans(x, edges)}
 
 
 def _bins(samples: SampleSet, u_edges, filling=None, n_edges=None):
@@ -557,23 +560,14 @@ def cell_table(res: EvaluationResult, *, beta_d_edges=CELL_BETA_D_EDGES, u_edges
     bd, u, n = s.beta * D, s.params["U"] / D, res.filling
     rng = np.random.default_rng(seed)
     q = ((1 - level) / 2, (1 + level) / 2)
-
-    def spans(edges):
-        return [(lo, hi, hi == edges[-1]) for lo, hi in zip(edges[:-1], edges[1:])]
-
-    def inside(x, lo, hi, last):
-        return (x >= lo) & ((x <= hi) if last else (x < hi))
-
     out = []
-    for bl, bh, bz in spans(beta_d_edges):
-        for ul, uh, uz in spans(u_edges):
-            for nl, nh, nz in spans(n_edges):
-                idx = np.flatnonzero(inside(bd, bl, bh, bz) & inside(u, ul, uh, uz)
-                                     & inside(n, nl, nh, nz))
+    for b_span, mb in _spans(bd, beta_d_edges):
+        for u_span, mu in _spans(u, u_edges):
+            for n_span, mn in _spans(n, n_edges):
+                idx = np.flatnonzero(mb & mu & mn)
                 if len(idx) == 0:
                     continue
-                out.append({"beta_D": (bl, bh), "U": (ul, uh), "n": (nl, nh),
-                            "rows": int(len(idx)),
+                out.append({"beta_D": b_span, "U": u_span, "n": n_span, "rows": int(len(idx)),
                             **_ratio_of(mse, idx, cheap, methods, rng, n_boot, q)})
     return out
 
