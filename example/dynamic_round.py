@@ -34,8 +34,8 @@ RECIPE = Path(__file__).resolve().parents[1] / "python" / "triqs_mlsolver" / "da
 TRAIN = Path(__file__).resolve().parents[1] / "python" / "triqs_mlsolver" / "ml" / \
     "single_band_model.toml"
 #: (U/D, mu - U/2) of the round's runs and of the held-out runs (square lattice, t'/t=-0.3).
-ROUND = [(U, dmu) for U in (2.0, 3.0, 4.0, 5.0) for dmu in (-0.25, -0.5)]
-HELDOUT = [(2.5, -0.375), (3.5, -0.375), (4.5, -0.375)]
+ROUND = [(U, dmu) for U in (2.0, 3.0, 4.0) for dmu in (-0.25, -0.5)]
+HELDOUT = [(2.5, -0.375), (3.5, -0.375)]
 BETA = 50.0
 TPRIME = -0.3
 
@@ -57,7 +57,7 @@ def record(model, runs, path):
     lat = _lattice()
     for U, dmu in runs:
         r = run_dmft("ml", U, BETA, lattice=lat, mu=U / 2 + dmu, start="metal", n_iw=512,
-                     n_tau=2049, n_l=30, mixing=0.5, tol=1e-4, max_iter=40,
+                     n_tau=2049, n_l=30, mixing=0.5, tol=1e-4, max_iter=30,
                      solver_options={"model": str(model), "record": str(path)})
         print(f"  U={U:g} mu-U/2={dmu:+g}: n = {np.sum(r.density):.3f}, Z0 = "
               f"{np.mean(r.Z):.3f}, {r.iterations} iterations, "
