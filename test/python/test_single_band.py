@@ -226,3 +226,15 @@ def test_stored_g_on_the_log_mesh_is_exact_at_low_temperature():
 
     coarse = tau_of_poles(*poles[0], 400.0, np.linspace(0, 400.0, 201))
     assert np.abs(CubicSpline(np.linspace(0, 1, 201), coarse)(x) - exact).max() > 1e-2
+
+
+def test_fitted_levels_stay_within_eps_max():
+    """A fit whose levels run off (a tiny coupling at a huge level, seen at large U and low
+    temperature) does not make a sample: sample 1847 of the recipe's seed had a level at
+    8.8e4 D; now every level lies within EPS_MAX + U (a cut-off site has V = 0)."""
+    cfg = CFG
+    for i in (1847, 3985, 9492):
+        p = sb.sample(cfg, i, np.random.default_rng([cfg["sampler"]["seed"], i]))
+        assert np.abs(p.eps_k).max() <= sb.EPS_MAX + p.U
+        far = np.abs(p.eps_k) == sb.EPS_MAX + p.U
+        assert np.all(p.V_k[far] == 0.0)
