@@ -2,6 +2,7 @@
 """Database generation: schema, determinism across MPI sizes, crash safety, bad configs,
 the reference's error estimate and reading older format versions."""
 
+import argparse
 import importlib
 import json
 import os
@@ -583,3 +584,25 @@ def test_bath_size_error_estimate_equals_the_solvers_and_survives_resume_and_ext
     for key in REFERENCE_ERROR_KEYS:
         assert np.array_equal(rg[key][3:], r[key][3:])
     assert np.array_equal(g.read("ed", "G_tau"), db.read("ed", "G_tau"))
+
+
+def test_generate_without_config_runs_the_single_band_recipe(monkeypatch, tmp_path):
+    """``triqs-mlsolver generate -o X`` (no config) generates the shipped single-band recipe
+    (issue 18: generate's default is the default model's database)."""
+    from triqs_mlsolver.cli import database as cli_db
+
+    seen = {}
+
+    def fake_generate(cfg, output, **kw):
+        seen["cfg"] = cfg
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr("triqs_mlsolver.database.generate", fake_generate)
+    parser = argparse.ArgumentParser()
+    cli_db.add_parsers(parser.add_subparsers())
+    args = parser.parse_args(["generate", "-o", str(tmp_path / "x.h5")])
+    args.quiet = True
+    with pytest.raises(ConfigError, match="stop here"):
+        args.func(args)
+    assert seen["cfg"] == load_config(cli_db.default_recipe())
+    assert seen["cfg"]["sampler"]["mode"] == "single_band"

@@ -15,7 +15,10 @@ def add_parsers(sub):
                     "with --resume.",
     )
     g.add_argument("config", nargs="?", type=Path, default=None,
-                   help="TOML config (default: the built-in seed recipe, 10000 samples)")
+                   help="TOML config (default: the shipped single-band recipe "
+                        "data/single_band_database.toml, 10000 samples, the default model's "
+                        "database; keys a config file leaves out take the seed recipe's "
+                        "values, see doc/database.rst)")
     g.add_argument("-o", "--output", type=Path, required=True, help="database file to write")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (same config and output)")
@@ -54,6 +57,12 @@ def add_parsers(sub):
     i.set_defaults(func=run_inspect)
 
 
+def default_recipe() -> Path:
+    """The recipe ``generate`` runs without a config: the single-band database (the default
+    model's)."""
+    return Path(__file__).resolve().parents[1] / "data" / "single_band_database.toml"
+
+
 def run_generate(args) -> int:
     import sys
 
@@ -61,7 +70,7 @@ def run_generate(args) -> int:
     from ..database import ConfigError, generate, load_config, validate_config
     from ..database.integrity import DiskFullError
 
-    cfg = load_config(args.config)
+    cfg = load_config(default_recipe() if args.config is None else args.config)
     raw = {sec: dict(body) for sec, body in cfg.items()}
     if getattr(args, "visited", None) is not None:
         cfg = _visited_config(raw, args.visited, args.n_samples)
