@@ -1239,3 +1239,18 @@ def test_mlsolver_on_database_example(trained, tiny_db, capsys):
 
     n_bad = int(re.search(r"answers violating an exact property: (\d+)", out)[1])
     assert n_bad == len(re.findall(r"^    sample \d+: \[", out, re.M))
+
+
+def test_ratios_floor_an_exact_cheap_solver():
+    """A cheap solver exact on a bin (mean square error 0): the ratio uses the reference's
+    resolution RMS_FLOOR, so it stays finite; both below the floor read 1."""
+    from triqs_mlsolver.ml.evaluate import RMS_FLOOR, _ratio_of
+
+    rng = np.random.default_rng(0)
+    idx = np.arange(4)
+    q = (0.025, 0.975)
+    mse = {"exact": np.zeros(4), "model": np.full(4, (10 * RMS_FLOOR) ** 2)}
+    r = _ratio_of(mse, idx, ["exact"], ["model"], rng, 50, q)["model"]
+    assert r["ratio"] == pytest.approx(10.0) and r["hi"] == pytest.approx(10.0)
+    mse["model"] = np.full(4, (0.1 * RMS_FLOOR) ** 2)
+    assert _ratio_of(mse, idx, ["exact"], ["model"], rng, 50, q)["model"]["ratio"] == 1.0

@@ -85,6 +85,9 @@ N_EDGES = (0.0, 0.6, 0.95, 1.05, 1.4, 2.0)
 CELL_BETA_D_EDGES = (1.0, 5.0, 25.0, 100.0, 400.0)
 CELL_U_EDGES = (0.0, 2.5, 5.0, 7.5, 10.0)
 CELL_N_EDGES = (0.0, 0.95, 1.05, 2.0)
+#: RMS of G(tau) below which errors are not told apart in ratios: the resolution of the
+#: reference ED (its error estimate is at least 1e-7, ``solvers.ed.RESOLUTION``).
+RMS_FLOOR = 1e-7
 #: Cells with fewer rows are shown but not counted in the worst-cell summary.
 MIN_CELL_ROWS = 10
 
@@ -525,16 +528,19 @@ def ratio_table(res: EvaluationResult, *, n_boot=2000, level=0.95, seed=0) -> di
 
 
 def _ratio_of(mse, idx, cheap, methods, rng, n_boot, q) -> dict:
-    """Ratios of ``methods`` to the best cheap solver on the rows ``idx``, paired bootstrap."""
+    """Ratios of ``methods`` to the best cheap solver on the rows ``idx``, paired bootstrap.
+    Mean square errors below ``RMS_FLOOR**2`` count as ``RMS_FLOOR**2`` (both sides): a
+    cheap solver that is exact on a bin (ED-3 on 3-site baths) is not beaten by rounding."""
+    floor = RMS_FLOOR**2
     best = min(cheap, key=lambda c: mse[c][idx].mean())
     boot = idx[rng.integers(0, len(idx), size=(n_boot, len(idx)))]
-    den = mse[best][boot].mean(axis=1)
+    den = np.maximum(mse[best][boot].mean(axis=1), floor)
     out = {}
     for m in methods:
-        r = np.sqrt(mse[m][boot].mean(axis=1) / np.maximum(den, 1e-300))
+        r = np.sqrt(np.maximum(mse[m][boot].mean(axis=1), floor) / den)
         lo, hi = np.quantile(r, q)
-        out[m] = {"ratio": float(np.sqrt(mse[m][idx].mean()
-                                          / max(mse[best][idx].mean(), 1e-300))),
+        out[m] = {"ratio": float(np.sqrt(max(mse[m][idx].mean(), floor)
+                                          / max(mse[best][idx].mean(), floor))),
                   "lo": float(lo), "hi": float(hi), "best": best,
                   "rms": float(np.sqrt(mse[m][idx].mean())),
                   "rms_best": float(np.sqrt(mse[best][idx].mean()))}
