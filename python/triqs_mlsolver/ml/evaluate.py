@@ -468,8 +468,8 @@ def _add_guarded(G_tau, G_l, samples, ref, pred, meta, info):
     beta = samples.params["beta"]
     info["guard"] = {"spread_limit": limit, "flagged": int(flag.sum()),
                      "samples": int(len(flag)),
-                     "flagged_per_beta": {f"beta={b:g}": int(flag[beta == b].sum())
-                                          for b in np.unique(beta)}}
+                     "flagged_per_beta": {beta_label(k): int(flag[m].sum())
+                                          for k, m in beta_classes(beta, samples.params["D"])}}
 
 
 def format_table(res: EvaluationResult, quantity="G(tau)", stat="RMS", fmt="text") -> str:
