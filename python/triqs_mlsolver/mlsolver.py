@@ -454,16 +454,59 @@ def _reference(params, n_iw, n_tau, n_l, diag):
 CORRECTION_N_TAU = 8193
 
 
-def correction_iw_from_points(x, dG_x, beta, n_iw):
+def correction_iw_from_points(x, dG_x, beta, n_iw, moments=None, w_cut=None):
     """``Delta G(i w_n)`` (rows, ``2 n_iw``) of a correction known at the points ``x =
     tau/beta`` (rows of ``dG_x``): a cubic spline onto ``CORRECTION_N_TAU`` uniform points,
     then the tail-corrected Fourier transform (``Delta G`` has no jump: both functions
-    jump by -1)."""
+    jump by -1).
+
+    ``moments`` (rows, 4: ``c_0 .. c_3`` of ``Delta G``) and ``w_cut``: the high-frequency
+    part of ``Delta G`` is taken from those moments, not from the data.  The remainder
+    ``Delta G(tau) - tail(tau)`` is transformed and tapered to zero between ``w_cut`` and
+    ``2 w_cut`` (``cos^2``); below ``w_cut`` the result is the transform of the data,
+    unchanged.  A network's correction is noisy on the fine points of a log mesh near tau =
+    0 and beta, and its end slopes (the ``1/(i w)^2`` moment) are not those its densities
+    imply; transformed as they are, that noise dominates ``Sigma = G0^-1 - G^-1`` at high
+    frequency (``|delta Sigma| ~ w^2 |delta G|``: a fitted Sigma tail with ``c_2 ~ -50``
+    and ``Im Sigma > 0`` at w = 20 for the first single-band models)."""
     from scipy.interpolate import CubicSpline
 
     x_d = np.linspace(0.0, 1.0, CORRECTION_N_TAU)
     dG_t = CubicSpline(np.asarray(x, float), np.atleast_2d(dG_x), axis=1)(x_d)
-    return np.stack([tr.tau_to_iw(d, beta, n_iw) for d in dG_t])
+    if moments is None:
+        return np.stack([tr.tau_to_iw(d, beta, n_iw) for d in dG_t])
+    iw = tr.matsubara_freqs(beta, n_iw)
+    w = np.abs(iw.imag)
+    taper = np.clip((w - w_cut) / w_cut, 0.0, 1.0)
+    window = np.cos(0.5 * np.pi * taper) ** 2
+    tau = x_d * beta
+    out = []
+    for d, m in zip(dG_t, np.atleast_2d(moments)):
+        m = np.asarray(m, complex)
+        rem = d - tr.tail_tau(m, beta, tau).real
+        rem_iw = tr.tau_to_iw(rem, beta, n_iw, np.zeros(4))
+        out.append(rem_iw * window + tr.tail_iw(m, iw))
+    return np.stack(out)
+
+
+def _correction_moments(U, mu, G_pred_end, base_sigma, iw):
+    """Moments ``c_0 .. c_3`` of ``Delta G = G_model - G_base`` per row (spin): with
+    ``G ~ 1/(i w) + (S_0 - mu)/(i w)^2 + ((S_0 - mu)^2 + m_0 + S_1)/(i w)^3`` (``S_0, S_1``
+    the self-energy's moments, ``m_0`` the hybridisation's, equal for both), the model's
+    ``S_0 = U n_-s``, ``S_1 = U^2 n_-s (1 - n_-s)`` from its densities ``n_s = -G(beta-)``,
+    the base's read off its self-energy at the largest frequency."""
+    rows = len(G_pred_end)
+    n = -np.asarray(G_pred_end, float)
+    n_o = n[::-1] if rows == 2 else n  # the other spin's density
+    s0_m, s1_m = U * n_o, U**2 * n_o * (1.0 - n_o)
+    w_max = iw[-1]
+    sb = np.asarray(base_sigma)[:rows, -1]
+    s0_b, s1_b = sb.real, -(sb.imag * w_max.imag)
+    mu = np.broadcast_to(np.asarray(mu, float), (2,))[:rows]
+    m = np.zeros((rows, 4))
+    m[:, 2] = s0_m - s0_b
+    m[:, 3] = (s0_m - mu) ** 2 - (s0_b - mu) ** 2 + s1_m - s1_b
+    return m
 
 
 def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
@@ -519,8 +562,13 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
         # a low-temperature tau model: the correction through a dense uniform G(tau) and
         # its tail-corrected Fourier transform (a 40-term Legendre series cannot hold the
         # decay near tau = 0, beta at beta D ~ 400)
+        iw_all = tr.matsubara_freqs(beta, n_iw)
+        mom = _correction_moments(params.U, params.mu, pred.G_tau[:, -1], base_sol.Sigma_iw,
+                                  iw_all)
+        w_cut = min(0.6 * float(iw_all.imag.max()), max(20.0 * eff.D, 4.0 * params.U))
         dG_iw = correction_iw_from_points(samples.x_stored,
-                                          pred.G_tau - samples.G_tau[spec.base], beta, n_iw)
+                                          pred.G_tau - samples.G_tau[spec.base], beta, n_iw,
+                                          moments=mom, w_cut=w_cut)
     else:
         dG_iw = np.stack([tr.legendre_to_iw(d, n_iw) for d in dG_l])
     G_iw_raw = base_sol.G_iw + dG_iw

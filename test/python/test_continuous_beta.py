@@ -5,7 +5,7 @@ stored tau mesh (the single-band recipe: beta D log-uniform in 1 ... 400, "log" 
 import numpy as np
 import pytest
 from triqs_mlsolver.database.reader import BETA_D_EDGES, error_stats, tau_weights
-from triqs_mlsolver.gf.transforms import log_tau_mesh
+from triqs_mlsolver.gf.transforms import log_tau_mesh, matsubara_freqs, uniform_tau_to_points
 from triqs_mlsolver.ml.evaluate import errors_of_prediction
 
 
@@ -103,6 +103,53 @@ def test_correction_from_the_log_mesh_to_matsubara():
     # curvature, 1e-6 - 1e-5 of Delta G; G(i w_0) integrates it over beta: 1.3e-5 of the
     # largest |Delta G(i w_n)| measured, 1e-4 allowed
     assert err.max() <= 1e-4 * np.abs(exact).max()
+
+
+def test_correction_tail_from_moments_removes_the_noise_of_the_ends():
+    """A correction with noise on the fine log points near tau = 0, beta (what a network
+    gives): transformed as it is, G = G_b + Delta G has a self-energy far off at high
+    frequency (|delta Sigma| ~ w^2 |delta G|); with the exact moments of Delta G and the
+    taper above w_cut, Sigma(i w_max) is close to the exact one and G below w_cut
+    unchanged to the noise level."""
+    from triqs_mlsolver.aim import AIMParams
+    from triqs_mlsolver.mlsolver import _correction_moments, correction_iw_from_points
+    from triqs_mlsolver.solvers import solve_aim
+
+    beta, n_iw = 50.0, 1025
+    U, mu = 3.0, 1.2
+    a = AIMParams(U=U, mu=mu, beta=beta, eps_k=[-0.8, -0.2, 0.15, 0.7],
+                  V_k=[0.2, 0.3, 0.25, 0.2])
+    b = AIMParams(U=U, mu=mu, beta=beta, eps_k=[-0.5, 0.4], V_k=[0.35, 0.33])
+    grid = dict(n_iw=n_iw, n_tau=16385, n_l=30)
+    sa, sb = solve_aim("ed", a, **grid), solve_aim("ed2", b, **grid)
+    x = log_tau_mesh(201)
+    Ga, Gb = uniform_tau_to_points(sa.G_tau[:1], x), uniform_tau_to_points(sb.G_tau[:1], x)
+    rng = np.random.default_rng(1)
+    noise = 1e-5 * rng.normal(size=x.size) * (np.minimum(x, 1 - x) < 0.01)
+    noise[[0, -1]] = 0.0
+    dG_x = Ga - Gb + noise
+    iw = matsubara_freqs(beta, n_iw)
+    # Delta G's moments from the (model's) densities and the base's self-energy; the
+    # hybridisations differ here, so add their m_0 difference to c_3 by hand
+    mom = _correction_moments(U, mu, Ga[:, -1], sb.Sigma_iw, iw)
+    mom[:, 3] += (np.sum(a.V_k**2) - np.sum(b.V_k**2))
+    g0a = 1.0 / a.g0_iw(n_iw)[0]
+    exact_sigma = sa.Sigma_iw[0]
+    plain = correction_iw_from_points(x, dG_x, beta, n_iw)[0]
+    w_cut = 20.0
+    tapered = correction_iw_from_points(x, dG_x, beta, n_iw, moments=mom, w_cut=w_cut)[0]
+    sig_plain = g0a - 1.0 / (sb.G_iw[0] + plain)
+    sig_tap = g0a - 1.0 / (sb.G_iw[0] + tapered)
+    # noise 1e-5 on the end points -> ~1e-2 in Sigma(i w_max = 128); with the moments the
+    # rest is the c_4/w^2 of the truncated tail, ~1e-4
+    err_plain = abs(sig_plain[-1] - exact_sigma[-1])
+    err_tap = abs(sig_tap[-1] - exact_sigma[-1])
+    assert err_plain > 3e-3 and err_tap < 2e-4 and err_tap < err_plain / 30
+    low = np.abs(iw.imag) <= w_cut
+    exact_dG = sa.G_iw[0] - sb.G_iw[0]
+    assert np.abs(tapered[low] - exact_dG[low]).max() < 1e-5
+    assert np.abs(tapered[low] - plain[low]).max() < 1e-12 + np.abs(
+        plain[low] - exact_dG[low]).max() + 1e-6
 
 
 def test_samples_with_an_inaccurate_reference_are_left_out():
