@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-N_IW, N_TAU, N_L = 1025, 4001, 40
+N_IW, N_TAU, N_L = 1025, 16385, 40  # G(tau) splined onto the stored points as generate does
 _STATE = {}
 
 
@@ -44,9 +44,9 @@ def _one(i):
     sol = solve_ml(p, n_iw=N_IW, n_tau=N_TAU, n_l=N_L, model=model, fallback="none",
                    warn=False)
     d = sol.diagnostics
-    x = np.asarray(db.tau_over_beta)
-    tau = np.linspace(0.0, 1.0, N_TAU)
-    G = np.array([np.interp(x, tau, sol.G_tau[s]) for s in range(2)])
+    from triqs_mlsolver.gf.transforms import uniform_tau_to_points
+
+    G = uniform_tau_to_points(np.asarray(sol.G_tau).real, np.asarray(db.tau_over_beta))
     ref = np.asarray(db.read(db.reference, "G_tau")[int(i)])
     return {"index": int(i), "reasons": list(d["out_of_domain"]), "invalid": list(d["invalid"]),
             "rms": float(np.sqrt(np.mean((G - ref) ** 2))), "seconds": time.perf_counter() - t0}
@@ -84,8 +84,12 @@ def main(argv=None):
         _init(args.model, args.database)
         rows = [_one(i) for i in idx]
     else:
+        import multiprocessing
+
+        # spawned workers: forking after torch is loaded can hang them
         with ProcessPoolExecutor(args.jobs, initializer=_init,
-                                 initargs=(args.model, args.database)) as pool:
+                                 initargs=(args.model, args.database),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
             rows = list(pool.map(_one, idx, chunksize=8))
     kinds = [{_kind(r) for r in row["reasons"]} | ({"invalid"} if row["invalid"] else set())
              for row in rows]
