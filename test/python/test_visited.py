@@ -159,3 +159,19 @@ def test_generate_from_visited_solves_them_with_the_reference(tmp_path):
     ood = [v for v in visits if v.out_of_domain]
     assert 0 < len(ood) < len(visits)
     np.testing.assert_array_equal(Database(out2).params["U"], [v.params.U for v in ood])
+
+
+def test_visited_fits_keep_their_levels_in_range():
+    """generate --from: a fit whose levels leave +-eps_max is replaced by one with fewer
+    sites (a Mott insulator's Delta fitted by 8 sites had sites at 1e7 D); with no such fit
+    the far site is cut off (V = 0)."""
+    from triqs_mlsolver.database.sampler import _fit_in_range
+    from triqs_mlsolver.gf.transforms import matsubara_freqs, semicircle_g
+
+    iw = matsubara_freqs(50.0, 256)
+    delta = 0.25 * semicircle_g(iw, 1.0)
+    free = _fit_in_range(delta, 50.0, 6, 0, 1.0, np.inf)
+    assert free.eps_k.size == 6 and np.abs(free.eps_k).max() > 0.6
+    tight = _fit_in_range(delta, 50.0, 6, 0, 1.0, 0.6)
+    assert np.abs(tight.eps_k).max() <= 0.6
+    assert tight.eps_k.size < 6 or np.all(tight.V_k[np.abs(tight.eps_k) == 0.6] == 0)

@@ -86,6 +86,22 @@ def visited_samples(cfg: dict):
     return _visits(str(s["visited"]), s["visited_sha256"], s["visited_only"])
 
 
+def _fit_in_range(delta, beta, k_max, seed, D, eps_max):
+    """The largest fit of ``k_max, k_max - 1, ...`` sites whose levels lie within
+    ``+-eps_max`` (a Mott insulator's Delta fitted by 8 sites can send sites with tiny
+    couplings to levels of 1e7 D: an artefact of the fit, refused by the database's value
+    rules); if none, the 1-site fit with its far site cut off (``V = 0``)."""
+    fit = None
+    for k in range(k_max, 0, -1):
+        fit = fit_bath(delta, beta, k, n_starts=3, seed=seed, D=D)
+        if np.abs(fit.eps_k).max() <= eps_max:
+            return fit
+    far = np.abs(fit.eps_k) > eps_max
+    fit.V_k = np.where(far, 0.0, fit.V_k)
+    fit.eps_k = np.where(far, np.sign(fit.eps_k) * eps_max, fit.eps_k)
+    return fit
+
+
 def _visited_sample(cfg, i, rng):
     from ..ml.inference import delta_tail_moments
 
@@ -107,11 +123,17 @@ def _visited_sample(cfg, i, rng):
     n_iw = 1025 if p.has_discrete_bath else p.Delta_iw.shape[1] // 2
     delta = p.delta_iw(n_iw)
     seed = int(rng.integers(2**31))
-    fits = [fit_bath(delta[0], p.beta, nb, n_starts=3, seed=seed, D=D)]
+    from .single_band import EPS_MAX
+
+    eps_max = (EPS_MAX + p.U / D) * D
+    fits = [_fit_in_range(delta[0], p.beta, nb, seed, D, eps_max)]
     if p.spin_symmetric:
         fits.append(fits[0])
-    else:  # each spin its own bath
-        fits.append(fit_bath(delta[1], p.beta, nb, n_starts=3, seed=seed, D=D))
+    else:  # each spin its own bath, both with the same number of sites
+        fits.append(_fit_in_range(delta[1], p.beta, nb, seed, D, eps_max))
+        k = min(f.eps_k.size for f in fits)
+        fits = [f if f.eps_k.size == k else _fit_in_range(d, p.beta, k, seed, D, eps_max)
+                for f, d in zip(fits, delta)]
     return AIMParams(U=p.U, mu=p.mu.copy(), beta=p.beta,
                      eps_k=np.stack([f.eps_k for f in fits]),
                      V_k=np.stack([f.V_k for f in fits]), D=D,
