@@ -121,7 +121,7 @@ def compare(specs, ed, ml, ipt):
             ins_e, ins_m = np.array(e["insulating"]), np.array(m["insulating"])
             lost = int(np.sum(ins_e & ~ins_m))
             gained = int(np.sum(~ins_e & ins_m))
-            rows.append((key, "max |dZ0|", f"{dZ.max():.4f} (at U = "
+            rows.append((key, "max abs(dZ0)", f"{dZ.max():.4f} (at U = "
                          f"{e['U'][int(dZ.argmax())]:g})", f"<= {TOL['Z']}",
                          bool(dZ.max() <= TOL["Z"])))
             rows.append((key, "insulators kept", f"{int(ins_e.sum()) - lost} of "
@@ -129,13 +129,13 @@ def compare(specs, ed, ml, ipt):
                          "all", lost == 0))
         elif key.startswith("square"):
             dZ, dn = abs(m["Z"] - e["Z"]), abs(m["n"] - e["n"])
-            rows.append((key, "|dZ0|", f"{dZ:.4f} (ED {e['Z']:.4f})", f"<= {TOL['Z']}",
+            rows.append((key, "abs(dZ0)", f"{dZ:.4f} (ED {e['Z']:.4f})", f"<= {TOL['Z']}",
                          dZ <= TOL["Z"]))
-            rows.append((key, "|dn|", f"{dn:.4f} (ED n = {e['n']:.4f})", f"<= {TOL['n']}",
+            rows.append((key, "abs(dn)", f"{dn:.4f} (ED n = {e['n']:.4f})", f"<= {TOL['n']}",
                          dn <= TOL["n"]))
         elif key.startswith("afm"):
             dm = abs(abs(m["m"]) - abs(e["m"]))
-            rows.append((key, "|dm_stag|", f"{dm:.4f} (ED m = {abs(e['m']):.4f}, ML "
+            rows.append((key, "abs(dm_stag)", f"{dm:.4f} (ED m = {abs(e['m']):.4f}, ML "
                          f"{abs(m['m']):.4f})", f"<= {TOL['m']}", dm <= TOL["m"]))
         else:
             err_ml = _rms(m["G_tau"], e["G_tau"])

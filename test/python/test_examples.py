@@ -125,8 +125,8 @@ def test_dmft_acceptance_criteria():
     ml["afm/U=2"] = dict(ml["afm/U=2"], m=0.63)
     ml["hot/U=4"] = dict(ml["hot/U=4"], G_tau=[[-0.5, -0.103, -0.5]] * 2)
     failed = {(r[0], r[1]) for r in acc.compare(specs, ed, ml, ipt) if r[4] is False}
-    assert failed == {(key, "max |dZ0|"), (key, "insulators kept"), (sq, "|dn|"),
-                      ("afm/U=2", "|dm_stag|"), ("hot/U=4", "RMS G(tau) - G_ED")}
+    assert failed == {(key, "max abs(dZ0)"), (key, "insulators kept"), (sq, "abs(dn)"),
+                      ("afm/U=2", "abs(dm_stag)"), ("hot/U=4", "RMS G(tau) - G_ED")}
     assert "NO" in acc.render(acc.compare(specs, ed, ml, ipt), "rst")
 
 
