@@ -11,7 +11,7 @@ any solver runs), a cheap solver failing, the ensemble spread above its limit, o
 exact property violated (:func:`triqs_mlsolver.validity.check_solution`).  Prints the
 counts, the share of in-domain samples the default ``fallback="ed"`` would send to the
 reference, and the RMS of G(tau) of the answers against the stored reference (on the
-stored tau points, both spins).
+stored tau points with the trapezoid weights of ``evaluate``, both spins).
 """
 
 import argparse
@@ -49,7 +49,16 @@ def _one(i):
     G = uniform_tau_to_points(np.asarray(sol.G_tau).real, np.asarray(db.tau_over_beta))
     ref = np.asarray(db.read(db.reference, "G_tau")[int(i)])
     return {"index": int(i), "reasons": list(d["out_of_domain"]), "invalid": list(d["invalid"]),
-            "rms": float(np.sqrt(np.mean((G - ref) ** 2))), "seconds": time.perf_counter() - t0}
+            "rms": _rms(G - ref, db), "seconds": time.perf_counter() - t0}
+
+
+def _rms(d, db):
+    """RMS over tau (trapezoid weights on a non-uniform stored mesh, as ``evaluate``) and
+    the spins."""
+    from triqs_mlsolver.database.reader import tau_weights
+
+    w = tau_weights(np.asarray(db.tau_over_beta))
+    return float(np.sqrt(np.mean(d**2 * (1.0 if w is None else w))))
 
 
 def _kind(reason: str) -> str:
@@ -111,6 +120,15 @@ def main(argv=None):
     ok = np.array([not k for k in kinds])
     print(f"  RMS of G(tau) against the reference: all {np.sqrt(np.mean(rms ** 2)):.3e}, "
           f"trusted answers {np.sqrt(np.mean(rms[ok] ** 2)):.3e}")
+    ref, cheap = db.reference, model.spec.base
+    worst = np.argsort(-np.where(ok, rms, -1.0))[:5]
+    print(f"  worst trusted answers (RMS of G(tau); the base {cheap} on the same AIM):")
+    for k in worst:
+        i = rows[k]["index"]
+        base = _rms(np.asarray(db.read(cheap, "G_tau")[i]) - np.asarray(db.read(ref, "G_tau")[i]),
+                    db)
+        print(f"    sample {i}: beta = {db.params['beta'][i]:.4g}, U = {db.params['U'][i]:.3g}, "
+              f"n = {np.sum(db.read(ref, 'density')[i]):.3f}: {rms[k]:.2e} ({cheap} {base:.2e})")
     return 0
 
 
