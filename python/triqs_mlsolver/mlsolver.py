@@ -558,23 +558,23 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     # per spin: the base's exact G(i w) with the model's smooth correction.  Where both spin
     # rows are equal (a spin-symmetric input and base), the one row is computed and repeated
     # (the result is the same, bit for bit, at half the cost)
+    iw = tr.matsubara_freqs(beta, n_iw)
+    # Sigma's tail is replaced above w_c (and a tau model's correction tapered there)
+    w_c = min(0.6 * float(iw.imag.max()), max(20.0 * eff.D, 4.0 * params.U))
     if tau_path:
         # a low-temperature tau model: the correction through a dense uniform G(tau) and
         # its tail-corrected Fourier transform (a 40-term Legendre series cannot hold the
         # decay near tau = 0, beta at beta D ~ 400)
-        iw_all = tr.matsubara_freqs(beta, n_iw)
         mom = _correction_moments(params.U, params.mu, pred.G_tau[:, -1], base_sol.Sigma_iw,
-                                  iw_all)
-        w_cut = min(0.6 * float(iw_all.imag.max()), max(20.0 * eff.D, 4.0 * params.U))
+                                  iw)
         dG_iw = correction_iw_from_points(samples.x_stored,
                                           pred.G_tau - samples.G_tau[spec.base], beta, n_iw,
-                                          moments=mom, w_cut=w_cut)
+                                          moments=mom, w_cut=w_c)
     else:
         dG_iw = np.stack([tr.legendre_to_iw(d, n_iw) for d in dG_l])
     G_iw_raw = base_sol.G_iw + dG_iw
     one = params.spin_symmetric and np.array_equal(G_iw_raw[0], G_iw_raw[1])
     rows = np.zeros(2, int) if one else np.arange(2)
-    iw = tr.matsubara_freqs(beta, n_iw)
     g0_inv = 1.0 / params.g0_iw(n_iw)
     Sigma_raw = g0_inv - 1.0 / G_iw_raw
     u = slice(0, 1) if one else slice(0, 2)
@@ -583,7 +583,6 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     known[1] = 1.0
     gm, _ = tr.fit_tail(G_iw_raw[u].T, iw, known_moments=known, max_order=6)
     density = tr.density_from_iw(G_iw_raw[u].T, beta, gm[:4]).real[rows]
-    w_c = min(0.6 * float(iw.imag.max()), max(20.0 * eff.D, 4.0 * params.U))
     Sigma, moments = _sigma_tail(Sigma_raw, iw, params.U, density, w_c)
     G_iw = 1.0 / (g0_inv - Sigma)
     # G_tau and G_l are the transforms of the final G_iw (known: c_1 = 1,

@@ -91,15 +91,14 @@ def _fit_in_range(delta, beta, k_max, seed, D, eps_max):
     ``+-eps_max`` (a Mott insulator's Delta fitted by 8 sites can send sites with tiny
     couplings to levels of 1e7 D: an artefact of the fit, refused by the database's value
     rules); if none, the 1-site fit with its far site cut off (``V = 0``)."""
+    from .single_band import cut_far_sites
+
     fit = None
     for k in range(k_max, 0, -1):
         fit = fit_bath(delta, beta, k, n_starts=3, seed=seed, D=D)
         if np.abs(fit.eps_k).max() <= eps_max:
             return fit
-    far = np.abs(fit.eps_k) > eps_max
-    fit.V_k = np.where(far, 0.0, fit.V_k)
-    fit.eps_k = np.where(far, np.sign(fit.eps_k) * eps_max, fit.eps_k)
-    return fit
+    return cut_far_sites(fit, eps_max)
 
 
 def _visited_sample(cfg, i, rng):

@@ -227,8 +227,12 @@ def _fit_smallest(delta_pos, beta, k_min, k_max, tol, rng, eps_max=np.inf):
         if fit.max_error <= tol * scale:
             return fit
         best = fit
-    if best is not None:
-        return best
+    return best if best is not None else cut_far_sites(fit, eps_max)
+
+
+def cut_far_sites(fit, eps_max):
+    """``fit`` with the sites whose level lies beyond ``+-eps_max`` decoupled (``V = 0``,
+    level at ``+-eps_max``): their ``V^2/eps`` is an artefact of the fit, not a bath."""
     far = np.abs(fit.eps_k) > eps_max
     fit.V_k = np.where(far, 0.0, fit.V_k)
     fit.eps_k = np.where(far, np.sign(fit.eps_k) * eps_max, fit.eps_k)
