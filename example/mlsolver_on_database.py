@@ -8,7 +8,8 @@ that the model never saw (by content hash) is solved by ``solve_ml`` with
 ``fallback="none"``, so the model's own answer is kept and every reason it would have
 been handed to the reference ED is recorded: outside the training domain (checked before
 any solver runs), a cheap solver failing, the ensemble spread above its limit, or an
-exact property violated (:func:`triqs_mlsolver.validity.check_solution`).  Prints the
+exact property violated (:func:`triqs_mlsolver.validity.check_solution`) and not repaired
+by the causal projection (:mod:`triqs_mlsolver.causal`).  Prints the
 counts, the share of in-domain samples the default ``fallback="ed"`` would send to the
 reference, and the RMS of G(tau) of the answers against the stored reference (on the
 stored tau points with the trapezoid weights of ``evaluate``, both spins).
@@ -48,8 +49,11 @@ def _one(i):
 
     G = uniform_tau_to_points(np.asarray(sol.G_tau).real, np.asarray(db.tau_over_beta))
     ref = np.asarray(db.read(db.reference, "G_tau")[int(i)])
+    proj = d.get("projection") or {}
     return {"index": int(i), "reasons": list(d["out_of_domain"]), "invalid": list(d["invalid"]),
-            "rms": _rms(G - ref, db), "seconds": time.perf_counter() - t0}
+            "rms": _rms(G - ref, db), "seconds": time.perf_counter() - t0,
+            "projected": bool(proj.get("accepted")), "projection_tried": bool(proj),
+            "projection_reason": proj.get("reason", "")}
 
 
 def _rms(d, db):
@@ -112,7 +116,16 @@ def main(argv=None):
           f"({100 * sent / max(len(in_domain), 1):.2f} %): "
           + ", ".join(f"{k}: {n}" for k, n in Counter(
               x for k in in_domain for x in k).items()))
-    print(f"  answers violating an exact property: {invalid}")
+    tried = sum(row["projection_tried"] for row in rows)
+    projected = [row for row in rows if row["projected"]]
+    print(f"  answers that violated an exact property: {tried}; replaced by their causal "
+          f"projection: {len(projected)}; left invalid: {invalid}")
+    for row in rows:
+        if row["projection_tried"] and not row["projected"]:
+            print(f"    sample {row['index']}: projection not used: {row['projection_reason']}")
+    if projected:
+        r = np.array([row["rms"] for row in projected])
+        print(f"  RMS of G(tau) of the projected answers: {np.sqrt(np.mean(r ** 2)):.3e}")
     for row in rows:
         if row["invalid"]:
             print(f"    sample {row['index']}: {row['invalid']}")

@@ -382,7 +382,7 @@ def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn):
     limit = _spread_limit(mdl, spread_tol)
     diag = {"model": _model_name(mdl), "out_of_domain": [], "invalid": [],
             "spread_max": float("nan"), "spread_limit": limit, "fallback_used": False,
-            "timings": {}, "G_tau_clipped": 0.0, "delta_moments": None}
+            "timings": {}, "G_tau_clipped": 0.0, "delta_moments": None, "projection": None}
     try:
         eff, delta_mom = _effective_params(params)
         diag["delta_moments"] = delta_mom
@@ -402,8 +402,11 @@ def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn):
         if reasons and fallback != "none":
             raise _Untrusted(reasons)
         t0 = time.perf_counter()
-        invalid = check_solution(sol, U=params.U, g0_iw=params.g0_iw(n_iw))
+        g0 = params.g0_iw(n_iw)
+        invalid = check_solution(sol, U=params.U, g0_iw=g0)
         diag["timings"]["checks"] += time.perf_counter() - t0
+        if invalid:
+            sol, invalid = _project(params, sol, invalid, g0, limit, n_iw, n_tau, n_l, diag)
         diag["invalid"] = invalid
         if invalid and fallback != "none":
             raise _Untrusted(reasons + [f"invalid answer: {v}" for v in invalid])
@@ -428,6 +431,39 @@ def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn):
                       "such inputs with the reference ED", InvalidSolutionWarning, stacklevel=3)
     sol.diagnostics = diag
     return sol
+
+
+def _project(params, sol, invalid, g0, limit, n_iw, n_tau, n_l, diag):
+    """``(solution, violations)``: an answer that violates an exact property, replaced by
+    its causal projection (:mod:`triqs_mlsolver.causal`) when that is valid and moves
+    ``G(tau)`` by no more than ``limit`` (the ensemble spread the model is trusted with);
+    otherwise the answer as it was, with its violations and the projection's outcome."""
+    from .causal import causal_projection
+
+    t0 = time.perf_counter()
+    try:
+        proj, info = causal_projection(params, sol.Sigma_iw, sol.G_iw, n_iw=n_iw, n_tau=n_tau,
+                                       n_l=n_l)
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError, RuntimeError) as exc:
+        diag["timings"]["projection"] = time.perf_counter() - t0
+        diag["projection"] = {"violations": list(invalid), "accepted": False,
+                              "reason": f"failed: {exc}"}
+        return sol, invalid
+    moved = float(np.abs(np.asarray(proj.G_tau) - np.asarray(sol.G_tau).real).max())
+    bad = check_solution(proj, U=params.U, g0_iw=g0)
+    diag["timings"]["projection"] = time.perf_counter() - t0
+    record = {"violations": list(invalid), "G_tau_change": moved, **info}
+    if bad:
+        diag["projection"] = {**record, "accepted": False,
+                              "reason": "still invalid: " + "; ".join(bad)}
+        return sol, invalid
+    if not moved <= limit:
+        diag["projection"] = {**record, "accepted": False,
+                              "reason": f"moves G(tau) by {moved:.2e}, more than the spread "
+                                        f"limit {limit:.2e}"}
+        return sol, invalid + [f"its causal projection moves G(tau) by {moved:.2e}"]
+    diag["projection"] = {**record, "accepted": True}
+    return proj, []
 
 
 def _reference(params, n_iw, n_tau, n_l, diag):
