@@ -53,7 +53,8 @@ def _one(i):
     return {"index": int(i), "reasons": list(d["out_of_domain"]), "invalid": list(d["invalid"]),
             "rms": _rms(G - ref, db), "seconds": time.perf_counter() - t0,
             "projected": bool(proj.get("accepted")), "projection_tried": bool(proj),
-            "projection_reason": proj.get("reason", "")}
+            "projection_reason": proj.get("reason", ""),
+            "projection_seconds": d["timings"].get("projection", 0.0)}
 
 
 def _rms(d, db):
@@ -125,7 +126,9 @@ def main(argv=None):
             print(f"    sample {row['index']}: projection not used: {row['projection_reason']}")
     if projected:
         r = np.array([row["rms"] for row in projected])
-        print(f"  RMS of G(tau) of the projected answers: {np.sqrt(np.mean(r ** 2)):.3e}")
+        t = np.median([row["projection_seconds"] for row in projected])
+        print(f"  RMS of G(tau) of the projected answers: {np.sqrt(np.mean(r ** 2)):.3e}; "
+              f"median time of a projection {1e3 * t:.0f} ms")
     for row in rows:
         if row["invalid"]:
             print(f"    sample {row['index']}: {row['invalid']}")

@@ -54,6 +54,13 @@ rows), and answers it itself when each spin's descriptors and the polarisation
 (``dmu/D``, ``dm0``, ...) are inside its training domain; the ensemble spread guard
 takes the larger of the two spins.  A spin-symmetric model sees the spin average and
 hands every spin-polarised input to the fallback.
+
+Validity: every answer is checked (:func:`triqs_mlsolver.validity.check_solution`).  One
+that violates an exact property is replaced by its causal projection
+(:func:`triqs_mlsolver.causal.causal_projection`: a self-energy with non-negative
+spectral weight fitted to it, the Hartree term solved, ``<n_up n_dn>`` onto its bounds)
+when that is valid and moves ``G(tau)`` by no more than the spread limit; otherwise the
+call goes to the fallback like an untrusted one.
 """
 
 from __future__ import annotations
@@ -322,7 +329,9 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
         When the model cannot be trusted -- the input is outside its training domain
         (checked before any solver runs), spin-polarised and the model spin-symmetric,
         a cheap solver fails, the ensemble spread is above its limit, or the answer
-        violates an exact property: ``"ed"`` (default) solves with the reference ED
+        violates an exact property and its causal projection (the nearest answer that
+        respects them all) is not valid or moves ``G(tau)`` by more than the spread
+        limit: ``"ed"`` (default) solves with the reference ED
         (``n_bath='auto'``, with its error estimate); ``"none"`` warns
         (:class:`OutOfDomainWarning`, :class:`InvalidSolutionWarning`) and returns the
         model's answer; ``"raise"`` raises :class:`OutOfDomainError`.
@@ -345,8 +354,11 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
         ``G_iw_raw``, ``Sigma_iw_raw``, ``G_tau_spread`` (2, n_tau), ``timings`` (s per
         solver), ``delta_moments`` (tail moments of a continuous Delta, spin-averaged;
         None for a discrete bath), ``G_tau_clipped`` (the largest positive G(tau) the clip
-        to ``G <= 0`` removed; 0 when none); after the fallback also ``reference``
-        (the ED's bath size and error estimate).
+        to ``G <= 0`` removed; 0 when none), ``projection`` (None, or for an answer that
+        violated an exact property: the violations, ``accepted`` -- the answer returned is
+        its causal projection, :mod:`triqs_mlsolver.causal` --, ``G_tau_change``, and
+        ``reason`` when it was not used); after the fallback also ``reference`` (the ED's
+        bath size and error estimate).
     """
     _check_record(record)
     try:
