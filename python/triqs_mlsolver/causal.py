@@ -64,11 +64,12 @@ def sigma_range(U, mu, m0) -> float:
     return 3.0 * max(float(U), 2.0 * np.sqrt(max(float(m0), 0.0))) + abs(float(mu) - 0.5 * U)
 
 
-def pole_grid(beta: float, w_max: float, ratio: float = POLE_RATIO) -> np.ndarray:
+def pole_grid(beta: float, e_max: float, ratio: float = POLE_RATIO) -> np.ndarray:
     """Real energies ``0, +-e_j``: geometric from ``0.1 pi / beta`` (finer than the
-    Matsubara mesh resolves) to ``2 w_max`` (beyond it a pole only adds a constant and
-    ``1/(i w)`` tail), ``ratio`` between neighbours."""
-    e_min, e_max = 0.1 * np.pi / beta, w_max
+    Matsubara mesh resolves) to ``e_max`` (at least twice that), ``ratio`` between
+    neighbours."""
+    e_min = 0.1 * np.pi / beta
+    e_max = max(float(e_max), 2.0 * e_min)
     n = max(2, int(np.ceil(np.log(e_max / e_min) / np.log(ratio))) + 1)
     pos = np.geomspace(e_min, e_max, n)
     return np.concatenate([-pos[::-1], [0.0], pos])
@@ -86,21 +87,15 @@ def _fit_points(n_iw: int, n_dense: int = 48, n_log: int = 96):
     return idx, np.diff(edges).clip(min=1.0)
 
 
-def fit_positive_poles(F_pos, w_pos, weight, eps, constant=False):
-    """Non-negative ``a_k`` with ``F(i w) ~ [c +] sum_k a_k / (i w - e_k)`` (least squares,
-    rows weighted by ``weight``) at the positive frequencies ``w_pos``.  ``constant``: also
-    a real constant ``c`` of either sign; returns ``(a, c)`` then."""
+def fit_positive_poles(F_pos, w_pos, weight, eps):
+    """Non-negative ``a_k`` with ``F(i w) ~ sum_k a_k / (i w - e_k)`` (least squares, rows
+    weighted by ``weight``) at the positive frequencies ``w_pos``."""
     den = w_pos[:, None] ** 2 + eps[None, :] ** 2
     A = np.vstack([-eps[None, :] / den, -w_pos[:, None] / den])
-    if constant:  # c = c_+ - c_-, both non-negative
-        one = np.concatenate([np.ones(len(w_pos)), np.zeros(len(w_pos))])[:, None]
-        A = np.hstack([A, one, -one])
     wt = np.concatenate([weight, weight])
     b = np.concatenate([F_pos.real, F_pos.imag])
-    x, _ = nnls(A * wt[:, None], b * wt, maxiter=20 * A.shape[1])
-    if constant:
-        return x[:-2], float(x[-2] - x[-1])
-    return x
+    a, _ = nnls(A * wt[:, None], b * wt, maxiter=20 * A.shape[1])
+    return a
 
 
 def _start_density(G_w, iw, beta):
