@@ -76,6 +76,18 @@ def test_hubbard_i_atomic_limit_is_the_two_pole_g(U, mu, beta):
         assert abs(sol.double_occupancy - 1 / (2 + 2 * np.exp(beta * U / 2))) < 1e-12
 
 
+def test_hubbard_i_with_a_spin_filled_to_rounding():
+    """mu_up = 18.7 at beta = 3.5: n_up = p_up + p_2 rounds to 1 + 2e-16, which made the
+    weight U^2 n (1 - n) of Sigma_dn's pole negative and G NaN (5 samples of the 30,000 of
+    the single-band database)."""
+    eps, V = np.array([[-0.5, 0.7], [-0.5, 0.7]]), np.array([[0.4, 0.3], [0.4, 0.3]])
+    p = AIMParams(U=4.396994499655314, mu=np.array([18.67781141546495, 5.046897849424337]),
+                  beta=3.548695447042514, eps_k=eps, V_k=V)
+    sol = solve_aim("hubbard_i", p, n_iw=N_IW, n_tau=N_TAU, n_l=N_L)
+    assert np.all(np.isfinite(sol.G_iw)) and np.all(np.isfinite(sol.G_tau))
+    assert 0.0 <= sol.density[0] <= 1.0 and np.all(sol.G_tau <= 0.0)
+
+
 def test_hubbard_i_on_the_triqs_reference(triqs_archives):
     """triqs_hubbardI 3.2 at beta=10 (U=2 mu=1 and U=3 mu=0.7): G_iw, Sigma_iw, G_tau, G_l."""
     import h5py

@@ -63,7 +63,8 @@ def atomic_occupations(U, mu, beta):
     E = np.array([0.0, eps[0], eps[1], eps[0] + eps[1] + U])
     w = np.exp(-beta * (E - E.min()))
     p = w / w.sum()
-    return np.array([p[1] + p[3], p[2] + p[3]]), float(p[3])
+    # p_1 + p_3 can exceed 1 by a rounding error (then U^2 n (1 - n) < 0: a NaN pole weight)
+    return np.clip(np.array([p[1] + p[3], p[2] + p[3]]), 0.0, 1.0), float(p[3])
 
 
 def sigma_hubbard_i(U, mu, beta, z):
