@@ -112,7 +112,7 @@ ML_OPTIONS = {"fallback": "ed", "spread_tol": None, "warn": True, "record": None
 
 #: What :attr:`MLSolver.ml_report` holds after each solve (see :func:`solve_ml`).
 REPORT_KEYS = ("model", "out_of_domain", "invalid", "spread_max", "spread_limit",
-               "fallback_used", "timings", "G_tau_clipped", "reference")
+               "fallback_used", "timings", "G_tau_clipped", "projection", "reference")
 
 #: Set while a stored MLSolver is read back (its model is loaded lazily).
 _RESTORING = threading.local()
@@ -705,6 +705,8 @@ class MLSolver(Solver):
         Last solve (:data:`REPORT_KEYS`): model name, ``out_of_domain`` (why the model
         was not trusted), ``invalid`` (exact properties its answer violated), spread and
         its limit, ``fallback_used``, timings of every cheap solver and of the model,
+        ``projection`` (None, or the causal projection of an answer that violated an exact
+        property: the violations, the change of G(tau), whether it was used),
         ``reference`` (the fallback ED's bath size and error estimate).
     density : ndarray (2,), double_occupancy : float
     last_solve_parameters : dict

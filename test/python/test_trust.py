@@ -93,6 +93,9 @@ def test_the_old_answers_are_caught_by_the_validity_checks(monkeypatch):
         S.solve(h_int=2.0 * n("up", 0) * n("down", 0), fallback="none")
     assert not S.ml_report["fallback_used"]
     assert any("double occupancy" in v for v in S.ml_report["invalid"])
+    # its causal projection is valid but far from it (G(tau) moved by 0.25): not used
+    assert S.ml_report["projection"]["accepted"] is False
+    assert "more than the spread limit" in S.ml_report["projection"]["reason"]
     monkeypatch.undo()
     with pytest.warns(OutOfDomainWarning):
         S.solve(h_int=2.0 * n("up", 0) * n("down", 0), fallback="none")
