@@ -374,11 +374,11 @@ def test_cli_runs_the_shipped_example(tmp_path, capsys):
 
 def test_cli_marks_iterations_the_model_was_not_trusted_and_refuses_to_overwrite(
         tmp_path, capsys):
-    """U = 8 is outside the shipped model's domain (U/D <= 4.5): every iteration of that
+    """U = 12 is outside the shipped models' domains (U/D <= 10): every iteration of that
     point is served by the reference ED, and the table, stderr and the archive say so
     (the scan used to be marked 'converged' with nothing else).  A second run into the same
     directory is refused without --overwrite."""
-    cfg = _tiny_example(tmp_path, scan={"U": [2.0, 8.0], "direction": "up"},
+    cfg = _tiny_example(tmp_path, scan={"U": [2.0, 12.0], "direction": "up"},
                         solvers={"names": ["ml"]}, output={"plot": False},
                         loop={"n_iw": 64, "n_tau": 129, "max_iter": 30, "tol": 1e-4})
     assert main(["dmft", str(cfg)]) == 0
@@ -386,14 +386,14 @@ def test_cli_marks_iterations_the_model_was_not_trusted_and_refuses_to_overwrite
     rows = {float(r[0]): r for r in (ln.split() for ln in out.splitlines()
                                      if re.match(r"^\s*\d+\.\d+\s+ml", ln))}
     assert rows[2.0][-1] == "-"
-    it8 = int(rows[8.0][8])
-    assert rows[8.0][-2:] == ["ED", f"{it8}/{it8}"]
-    assert "not trusted" in err and "U=8" in err
+    it12 = int(rows[12.0][8])
+    assert rows[12.0][-2:] == ["ED", f"{it12}/{it12}"]
+    assert "not trusted" in err and "U=12" in err
     with HDFArchive(tmp_path / "out" / "dmft_scan.h5", "r") as ar:
         assert not ar["ml/up/U_2/history"]["fallback"].any()
-        assert ar["ml/up/U_8/history"]["fallback"].all()
-        assert ar["ml/up/U_8/result/observables"]["fallback_iterations"] == it8
-        np.testing.assert_array_equal(ar["ml/up/summary"]["fallback_iterations"], [0, it8])
+        assert ar["ml/up/U_12/history"]["fallback"].all()
+        assert ar["ml/up/U_12/result/observables"]["fallback_iterations"] == it12
+        np.testing.assert_array_equal(ar["ml/up/summary"]["fallback_iterations"], [0, it12])
     assert main(["dmft", str(cfg)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(["dmft", str(cfg), "--overwrite"]) == 0

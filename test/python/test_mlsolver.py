@@ -24,6 +24,7 @@ from triqs_mlsolver.solvers.cthyb_keywords import IgnoredParameterWarning  # noq
 
 STRUCT = [("up", 1), ("down", 1)]
 BETA, N_IW = 50.0, 512
+BETHE = "triqs_mlsolver_bethe_v5"  # the fallback mechanics of one model (not the default chain)
 
 
 def bethe(S, U, D=1.0, mu=None, G=None):
@@ -182,7 +183,7 @@ def test_nan_in_g0_and_bad_h_int():
 
 
 def test_out_of_domain_falls_back_or_warns():
-    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 9.0)
+    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501, model=BETHE), 9.0)
     h = 9.0 * n("up", 0) * n("down", 0)
     with pytest.warns(OutOfDomainWarning, match="U/D"):
         S.solve(h_int=h, fallback="none")
@@ -201,10 +202,35 @@ def test_out_of_domain_falls_back_or_warns():
 
 
 def test_spin_polarised_input_is_flagged():
-    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 2.0)
+    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501, model=BETHE), 2.0)
     with pytest.warns(OutOfDomainWarning, match="spin-polarised"):
         S.solve(h_int=2.0 * n("up", 0) * n("down", 0) + 0.1 * n("up", 0), fallback="none")
     assert any("spin" in r for r in S.ml_report["out_of_domain"])
+
+
+@pytest.mark.parametrize("U, h", [(9.0, 0.0), (2.0, 0.1)])
+def test_the_default_answers_outside_the_bethe_corner_with_the_single_band_model(U, h):
+    """U/D = 9 and a Zeeman field are outside the Bethe model's domain: the default chain
+    (DEFAULT_MODELS) answers them with the single-band model itself -- valid, within the
+    model's trusted spread of the reference ED -- instead of the fallback."""
+    from triqs_mlsolver.validity import check_solution
+
+    h_int = U * n("up", 0) * n("down", 0) + h * (n("down", 0) - n("up", 0))
+    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), U)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        S.solve(h_int=h_int)
+    rep = S.ml_report
+    assert rep["model"] == "triqs_mlsolver_single_band_v1" and not rep["fallback_used"]
+    assert rep["out_of_domain"] == [] and S.model_name == "default"
+    assert check_solution(S.solution, U=U) == []
+    ref = bethe(EDSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), U)
+    ref.solve(h_int=h_int)
+    for b in ("up", "down"):
+        diff = np.abs(S.G_tau[b].data[:, 0, 0].real - ref.G_tau[b].data[:, 0, 0].real).max()
+        assert diff <= rep["spread_limit"], (b, diff)
+    if h:
+        assert S.density[0] > S.density[1] + 0.01  # the field polarises it, per spin
 
 
 def test_hdf5_round_trip(solved, tmp_path):
@@ -235,7 +261,7 @@ def test_delta_tau_is_the_bethe_hybridisation(solved):
 
 
 def test_temperature_outside_the_training_range_is_named():
-    S = bethe(MLSolver(beta=5.0, gf_struct=STRUCT, n_iw=256, n_tau=501), 2.0)
+    S = bethe(MLSolver(beta=5.0, gf_struct=STRUCT, n_iw=256, n_tau=501, model=BETHE), 2.0)
     with pytest.warns(OutOfDomainWarning, match=r"log\(beta\*D\)"):
         S.solve(h_int=2.0 * n("up", 0) * n("down", 0), fallback="none")
     assert any("beta" in r for r in S.ml_report["out_of_domain"])

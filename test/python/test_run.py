@@ -370,7 +370,7 @@ import json, sys
 from triqs.gf import *
 from triqs.operators import n
 from triqs_cthyb import Solver
-U = 9.0                                   # U/D = 9: outside the shipped model's domain
+U = 12.0                                  # U/D = 12: outside the shipped models' domains
 S = Solver(beta=50, gf_struct=[('up', 1), ('down', 1)], n_iw=64, n_tau=129)
 for name, g0 in S.G0_iw:
     g0 << inverse(iOmega_n + U / 2 - 0.25 * SemiCircular(1.0))
@@ -381,7 +381,7 @@ json.dump({"fallback": S.ml_report["fallback_used"],
 
 
 def test_fallback_option_reaches_the_served_mlsolver(tmp_path, capsys):
-    script = write(tmp_path, "u9.py", FALLBACK_SCRIPT)
+    script = write(tmp_path, "u12.py", FALLBACK_SCRIPT)
     assert run_in(tmp_path, script) == 0  # MLSolver's default: the reference ED answers
     out = json.loads((tmp_path / "out.json").read_text())
     assert out["fallback"] and out["n"] == pytest.approx([0.5, 0.5], abs=1e-6)

@@ -194,10 +194,14 @@ def test_spin_polarised_density_matrix_script_runs(zeeman, solver):
     n_up, n_dn, docc, g_up, g_dn = zeeman[solver]
     assert n_up > n_dn  # the up level lies lower by h
     assert 0 < docc < min(n_up, n_dn)
-    assert abs(n_up + n_dn - 1) < 1e-6  # particle-hole symmetric levels
+    # particle-hole symmetric levels: exact for ED; the model holds it to its accuracy
+    assert abs(n_up + n_dn - 1) < (1e-6 if solver == "ed" else 1e-3)
     assert g_up < 0 and g_dn < 0
 
 
-def test_spin_polarised_input_falls_back_to_the_reference(zeeman):
-    """MLSolver's model is spin symmetric: the Zeeman-split input is solved by the ED."""
-    np.testing.assert_allclose(zeeman["ml"], zeeman["ed"], rtol=0, atol=1e-8)
+def test_spin_polarised_input_is_answered_by_the_spin_resolved_model(zeeman):
+    """The default chain's Bethe model is spin symmetric; the Zeeman-split input is answered
+    by the spin-resolved single-band model, per spin, within its accuracy of the reference
+    ED (RMS of G(tau) 4.7e-4 on the single-band test database; here 3e-4 at most)."""
+    np.testing.assert_allclose(zeeman["ml"], zeeman["ed"], rtol=0, atol=1e-3)
+    assert np.any(np.abs(zeeman["ml"] - zeeman["ed"]) > 1e-8)  # the model's, not the ED's

@@ -60,22 +60,30 @@ def solve_valid(S, U, **kw):
 
 
 # -- the cases of the issue ------------------------------------------------------------------
-@pytest.mark.parametrize("beta, U, n_iw", [
-    (0.01, 2.0, 64),     # MLSolver returned <n_up n_dn> = -2836
-    (1.0, 2.0, 128),     # <n_up n_dn> = -23, G 70x worse than IPT
-    (1000.0, 2.0, 1025),  # Im Sigma(i w_n > 0) up to +89
-    (50.0, 1e4, 256),    # <n_up n_dn> = -5.9
+BETHE = "triqs_mlsolver_bethe_v5"  # the model of the old answers (not the default chain)
+
+
+@pytest.mark.parametrize("beta, U, n_iw, by", [
+    (0.01, 2.0, 64, "ed"),     # MLSolver returned <n_up n_dn> = -2836
+    (1.0, 2.0, 128, "triqs_mlsolver_single_band_v1"),  # -23, G 70x worse than IPT
+    (1000.0, 2.0, 1025, "ed"),  # Im Sigma(i w_n > 0) up to +89
+    (50.0, 1e4, 256, "ed"),    # <n_up n_dn> = -5.9
 ])
-def test_issue_inputs_give_valid_answers_from_the_reference(beta, U, n_iw):
+def test_issue_inputs_give_valid_answers(beta, U, n_iw, by):
+    """Valid answers with the defaults: from the reference ED outside every default model's
+    domain, from the single-band model at beta D = 1 (inside its domain since session 11)."""
     S = fill(MLSolver(beta=beta, gf_struct=STRUCT, n_iw=n_iw, n_tau=2 * n_iw + 1, n_l=30), U)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # defaults: no warning, the reference answers
+        warnings.simplefilter("error")  # defaults: no warning
         solve_valid(S, U)
     rep = S.ml_report
-    assert rep["fallback_used"] and rep["out_of_domain"]
-    assert rep["reference"]["n_bath"] >= 3 and rep["reference"]["error_estimate"] > 0
-    # half filling by particle-hole symmetry
-    np.testing.assert_allclose(S.density, 0.5, atol=1e-6)
+    if by == "ed":
+        assert rep["fallback_used"] and rep["out_of_domain"]
+        assert rep["reference"]["n_bath"] >= 3 and rep["reference"]["error_estimate"] > 0
+    else:
+        assert rep["model"] == by and not rep["fallback_used"] and not rep["out_of_domain"]
+    # half filling by particle-hole symmetry (exact for ED; the model to its accuracy)
+    np.testing.assert_allclose(S.density, 0.5, atol=1e-6 if by == "ed" else 1e-3)
 
 
 def test_the_old_answers_are_caught_by_the_validity_checks(monkeypatch):
@@ -86,7 +94,7 @@ def test_the_old_answers_are_caught_by_the_validity_checks(monkeypatch):
     there, and the answer is physical -- checked at the end.)"""
     import triqs_mlsolver.mlsolver as mls
 
-    S = fill(MLSolver(beta=1.0, gf_struct=STRUCT, n_iw=128, n_tau=257), 2.0)
+    S = fill(MLSolver(beta=1.0, gf_struct=STRUCT, n_iw=128, n_tau=257, model=BETHE), 2.0)
     monkeypatch.setattr(mls, "SIGMA_FIT_SWITCH", np.inf)
     with pytest.warns(OutOfDomainWarning), pytest.warns(InvalidSolutionWarning,
                                                         match="double occupancy"):
@@ -105,8 +113,8 @@ def test_the_old_answers_are_caught_by_the_validity_checks(monkeypatch):
 
 
 def test_zeeman_field_matches_ed_per_spin():
-    """cthyb's doc/guide/static.py case: a field splits the levels; the model is spin
-    symmetric, so the reference answers, per spin (n_dn within 0.01 of ED)."""
+    """cthyb's doc/guide/static.py case: a field splits the levels; the default chain's
+    spin-resolved single-band model answers, per spin (n within 0.01 of ED)."""
     beta, U, h = 50.0, 2.0, 0.3
     S = fill(MLSolver(beta=beta, gf_struct=STRUCT, n_iw=512, n_tau=1025), U, h=h)
     solve_valid(S, U)
@@ -114,14 +122,17 @@ def test_zeeman_field_matches_ed_per_spin():
     ref.solve(h_int=U * n("up", 0) * n("down", 0))
     assert S.density[0] > S.density[1] + 0.2  # the field polarises
     np.testing.assert_allclose(S.density, ref.density, atol=0.01)
-    assert any("spin-polarised" in r for r in S.ml_report["out_of_domain"])
+    assert S.ml_report["model"] == "triqs_mlsolver_single_band_v1"
+    assert not S.ml_report["fallback_used"]
 
 
 def test_zeeman_field_without_fallback_is_consistent_per_spin():
-    """fallback='none': the model corrects each spin's own cheap solution, and G_tau, G_l of
-    each block are the transforms of that block's G_iw (they were copies of spin up)."""
+    """fallback='none' with the spin-symmetric Bethe model: it corrects each spin's own cheap
+    solution, and G_tau, G_l of each block are the transforms of that block's G_iw (they
+    were copies of spin up)."""
     beta, U, h = 50.0, 2.0, 0.05
-    S = fill(MLSolver(beta=beta, gf_struct=STRUCT, n_iw=1025, n_tau=2049, n_l=40), U, h=h)
+    S = fill(MLSolver(beta=beta, gf_struct=STRUCT, n_iw=1025, n_tau=2049, n_l=40,
+                      model=BETHE), U, h=h)
     with pytest.warns(OutOfDomainWarning, match="spin-polarised"):
         S.solve(h_int=U * n("up", 0) * n("down", 0), fallback="none")
     sol = as_solution(S)

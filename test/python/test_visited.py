@@ -31,17 +31,17 @@ def test_mlsolver_records_every_solve_with_its_verdict(tmp_path):
     path = tmp_path / "visited.h5"
     S = fill(MLSolver(beta=50.0, gf_struct=STRUCT, n_iw=128, n_tau=257, record=path), 2.0)
     S.solve(h_int=2.0 * n("up", 0) * n("down", 0))          # in the domain
-    fill(S, 9.0).solve(h_int=9.0 * n("up", 0) * n("down", 0))  # U/D = 9: the reference
+    fill(S, 12.0).solve(h_int=12.0 * n("up", 0) * n("down", 0))  # U/D = 12: the reference
     with pytest.raises(OutOfDomainError):
-        S.solve(h_int=9.0 * n("up", 0) * n("down", 0), fallback="raise")
+        S.solve(h_int=12.0 * n("up", 0) * n("down", 0), fallback="raise")
     visits = read_visits(path)
     assert [v.out_of_domain for v in visits] == [False, True, True]
     assert [v.attrs["fallback_used"] for v in visits] == [False, True, False]
     assert "U/D" in visits[1].attrs["reasons"] and visits[0].attrs["reasons"] == ""
-    assert [v.params.U for v in visits] == [2.0, 9.0, 9.0]
+    assert [v.params.U for v in visits] == [2.0, 12.0, 12.0]
     # the recorded AIM is the one solved: Delta and mu as read from G0_iw
     g0 = np.stack([S.G0_iw[b].data[:, 0, 0] for b in ("up", "down")])
-    p = params_from_g0(g0, 50.0, 9.0, np.zeros(2))
+    p = params_from_g0(g0, 50.0, 12.0, np.zeros(2))
     np.testing.assert_array_equal(visits[2].params.Delta_iw, p.Delta_iw)
     np.testing.assert_array_equal(visits[2].params.mu, p.mu)
     assert visits[2].params.beta == 50.0 and np.isfinite(visits[0].attrs["spread_max"])
@@ -100,12 +100,13 @@ def test_processes_append_without_losing_a_record(tmp_path):
 
 
 def _record_some(path):
-    """A few recorded visits: in the domain (U = 2), out of it (U = 6), and one spin-
-    polarised AIM (a field), all at beta = 20 on the Bethe lattice."""
+    """A few recorded visits on the Bethe lattice at U = 2: in the domain (beta = 20), out of
+    every default model's (beta D = 0.5; the single-band model starts at 1), and one
+    spin-polarised AIM (a field, beta = 20)."""
     from triqs_mlsolver.dmft import run_dmft
 
-    for U in (2.0, 6.0):
-        run_dmft("ml", U, 20.0, n_iw=256, n_tau=513, tol=1e-4, max_iter=4,
+    for beta in (20.0, 0.5):
+        run_dmft("ml", 2.0, beta, n_iw=256, n_tau=513, tol=1e-4, max_iter=4,
                  solver_options={"record": str(path)})
     S = MLSolver(beta=20.0, gf_struct=STRUCT, n_iw=256, n_tau=513, record=path)
     for name, g0 in S.G0_iw:
@@ -143,8 +144,8 @@ def test_generate_from_visited_solves_them_with_the_reference(tmp_path):
     # fit is good to a few per cent of max |Delta| on the Matsubara mesh)
     from triqs_mlsolver.gf.transforms import matsubara_freqs
 
-    iw = matsubara_freqs(20.0, 256)
     for k, v in enumerate(visits):
+        iw = matsubara_freqs(v.params.beta, 256)
         for s in range(2):
             e, V = db.params["eps_k_s"][k, s], db.params["V_k_s"][k, s]
             fit = (V[:, None] ** 2 / (iw[None, :] - e[:, None])).sum(axis=0)
