@@ -3,6 +3,10 @@
 
     python example/mlsolver_on_database.py MODEL single_band_test.h5 [--jobs 2] [--limit N]
 
+``MODEL``: a model name or file, or ``default`` (MLSolver's default chain,
+``DEFAULT_MODELS``: each AIM answered by the first model whose domain holds it; the
+samples are those none of them saw).
+
 Each AIM of the database (its discrete bath, as the generator gave it to every solver)
 that the model never saw (by content hash) is solved by ``solve_ml`` with
 ``fallback="none"``, so the model's own answer is kept and every reason it would have
@@ -32,7 +36,7 @@ def _init(model_path, db_path):
     from triqs_mlsolver.database import Database
     from triqs_mlsolver.ml import load_model
 
-    _STATE["model"] = load_model(model_path)
+    _STATE["model"] = None if model_path == "default" else load_model(model_path)
     _STATE["db"] = Database(db_path)
 
 
@@ -50,11 +54,13 @@ def _one(i):
     G = uniform_tau_to_points(np.asarray(sol.G_tau).real, np.asarray(db.tau_over_beta))
     ref = np.asarray(db.read(db.reference, "G_tau")[int(i)])
     proj = d.get("projection") or {}
+    answered_by = "reference ED" if d["fallback_used"] else d["model"]
     return {"index": int(i), "reasons": list(d["out_of_domain"]), "invalid": list(d["invalid"]),
             "rms": _rms(G - ref, db), "seconds": time.perf_counter() - t0,
             "projected": bool(proj.get("accepted")), "projection_tried": bool(proj),
             "projection_reason": proj.get("reason", ""),
-            "projection_seconds": d["timings"].get("projection", 0.0)}
+            "projection_seconds": d["timings"].get("projection", 0.0),
+            "answered_by": answered_by}
 
 
 def _rms(d, db):
@@ -86,11 +92,16 @@ def main(argv=None):
     from triqs_mlsolver.database import Database
     from triqs_mlsolver.ml import load_model
     from triqs_mlsolver.ml.evaluate import unseen_samples
+    from triqs_mlsolver.mlsolver import DEFAULT_MODELS
 
-    model = load_model(args.model)
     db = Database(args.database)
-    idx, info = unseen_samples(model.metadata, db, [db.reference])
-    print(info["selection"])
+    names = DEFAULT_MODELS if args.model == "default" else [args.model]
+    idx = None
+    for name in names:  # the default chain: samples none of its models saw
+        model = load_model(name)
+        seen_ok, info = unseen_samples(model.metadata, db, [db.reference])
+        idx = seen_ok if idx is None else np.intersect1d(idx, seen_ok)
+        print(f"{name}: {info['selection']}")
     if args.limit:
         idx = idx[: args.limit]
     t0 = time.perf_counter()
@@ -113,6 +124,8 @@ def main(argv=None):
     print(f"{len(rows)} samples solved by MLSolver (fallback='none') in "
           f"{time.perf_counter() - t0:.0f} s")
     print(f"  outside the training domain: {len(rows) - len(in_domain)}")
+    print("  answered by: " + ", ".join(f"{k}: {v}" for k, v in
+                                       Counter(row["answered_by"] for row in rows).items()))
     print(f"  in domain: {len(in_domain)}; would be sent to the reference ED: {sent} "
           f"({100 * sent / max(len(in_domain), 1):.2f} %): "
           + ", ".join(f"{k}: {n}" for k, n in Counter(
