@@ -108,7 +108,8 @@ __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_M
 #: of these shipped models whose training domain holds it (a spin-polarised input needs a
 #: spin-resolved model), and by the fallback when none does.  The Bethe-corner model is far
 #: more accurate inside its corner (0.037x ED-3e there, against 0.73x of the single-band
-#: model over the whole single-band domain); the single-band model covers the rest.
+#: model over the whole single-band domain); the single-band model covers the rest.  (With
+#: ``fallback='none'`` an input no domain holds is answered by the last, with the warning.)
 DEFAULT_MODELS = ("triqs_mlsolver_bethe_v5", "triqs_mlsolver_single_band_v1")
 #: The first of :data:`DEFAULT_MODELS` (what :attr:`MLSolver.model` shows for the default).
 DEFAULT_MODEL = DEFAULT_MODELS[0]
@@ -487,6 +488,10 @@ def _project(params, sol, invalid, g0, limit, n_iw, n_tau, n_l, diag):
     if bad:
         diag["projection"] = {**record, "accepted": False,
                               "reason": "still invalid: " + "; ".join(bad)}
+        return sol, invalid
+    if not np.isfinite(limit):  # a model without a spread limit: nothing bounds the change
+        diag["projection"] = {**record, "accepted": False,
+                              "reason": "the model has no spread limit to bound the change"}
         return sol, invalid
     if not moved <= limit:
         diag["projection"] = {**record, "accepted": False,

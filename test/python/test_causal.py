@@ -144,3 +144,29 @@ def test_mlsolver_answers_a_nearly_empty_impurity_by_its_projection():
     exact = solve_aim("ed", p, n_iw=1025, n_tau=2049, n_l=40, n_bath=3)
     raw_error = 0.003 + exact.density.max()  # the raw answer's n = -0.003
     assert np.abs(sol.density - exact.density).max() < 0.1 * raw_error
+
+
+def test_the_projection_is_used_only_within_a_finite_spread_limit():
+    """MLSolver's rule: a valid projection is used when it moves G(tau) by no more than the
+    model's spread limit; a model without one (limit inf) gets none."""
+    from triqs_mlsolver.mlsolver import _project
+
+    p = _params(beta=100.0, U=2.0, mu=1.0)
+    exact = _exact(p)
+    iw = p.iw(N_IW)
+    depth = 2.0 * abs(exact.Sigma_iw[0, N_IW].imag) + 0.01  # Im Sigma > 0 at low w
+    bump = 1j * depth * np.sign(iw.imag) * np.exp(-np.abs(iw.imag) / (2 * np.pi / p.beta))
+    Sigma = exact.Sigma_iw + bump[None, :]
+    spoiled = solution_from_iw(p, 1.0 / (1.0 / p.g0_iw(N_IW) - Sigma), n_tau=N_TAU, n_l=N_L)
+    g0 = p.g0_iw(N_IW)
+    bad = check_solution(spoiled, U=p.U, g0_iw=g0)
+    assert bad
+    results = {}
+    for limit in (np.inf, 1e-9, 1.0):
+        diag = {"timings": {}}
+        sol, left = _project(p, spoiled, bad, g0, limit, N_IW, N_TAU, N_L, diag)
+        results[limit] = (sol is spoiled, left, diag["projection"])
+    assert results[np.inf][0] and results[np.inf][1] == bad
+    assert "no spread limit" in results[np.inf][2]["reason"]
+    assert results[1e-9][0] and "moves G(tau)" in results[1e-9][1][-1]
+    assert not results[1.0][0] and results[1.0][1] == [] and results[1.0][2]["accepted"]
