@@ -77,6 +77,8 @@ def _kind(reason: str) -> str:
         return "spread"
     if reason.startswith("invalid"):
         return "invalid"
+    if reason.startswith("cheap solvers"):
+        return "disagreement"
     if "failed" in reason or "solver" in reason:
         return "cheap solver"
     return "domain"

@@ -223,6 +223,7 @@ def test_the_default_answers_outside_the_bethe_corner_with_the_single_band_model
     rep = S.ml_report
     assert rep["model"] == "triqs_mlsolver_single_band_v1" and not rep["fallback_used"]
     assert rep["out_of_domain"] == [] and S.model_name == "default"
+    assert rep["disagreement"]["value"] < rep["disagreement"]["limit"]
     assert check_solution(S.solution, U=U) == []
     ref = bethe(EDSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), U)
     ref.solve(h_int=h_int)
@@ -231,6 +232,23 @@ def test_the_default_answers_outside_the_bethe_corner_with_the_single_band_model
         assert diff <= rep["spread_limit"], (b, diff)
     if h:
         assert S.density[0] > S.density[1] + 0.01  # the field polarises it, per spin
+
+
+def test_cheap_solvers_disagreeing_hand_the_input_to_the_reference(monkeypatch):
+    """The disagreement guard: with the limit below this input's |ED-3 - ED-3e| the
+    single-band model is not trusted; the reference answers and the reason names both."""
+    import triqs_mlsolver.mlsolver as mls
+
+    S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 9.0)
+    h_int = 9.0 * n("up", 0) * n("down", 0)
+    S.solve(h_int=h_int)
+    value = S.ml_report["disagreement"]["value"]
+    assert value > 0 and not S.ml_report["fallback_used"]
+    monkeypatch.setitem(mls.DISAGREEMENT_LIMITS, "triqs_mlsolver_single_band_v1",
+                        ("ed3", "ed3e", 0.5 * value))
+    S.solve(h_int=h_int)
+    assert S.ml_report["fallback_used"]
+    assert any("ed3 and ed3e disagree" in r for r in S.ml_report["out_of_domain"])
 
 
 def test_hdf5_round_trip(solved, tmp_path):
