@@ -18,10 +18,10 @@ module replaces the answer by the nearest one that respects them by construction
   auxiliary non-interacting system (impurity, bath, one site per pole of ``Sigma``), so
   its spectral function is non-negative: ``G(tau) <= 0``, ``0 <= n_s <= 1``,
   ``G(0+) + G(beta-) = -1``.  For a discrete bath ``G`` is known exactly as poles
-  (:func:`impurity_poles`): ``G(tau)``, ``G_l`` and the density hold for any level,
-  even one far beyond the Matsubara mesh.  For a continuous ``Delta`` the same is
-  done with a positive-pole fit of ``Delta``; the remainder ``G - G_poles`` (small,
-  fast-decaying) is transformed with a tail fit.
+  (:func:`~triqs_mlsolver.solvers.solution.impurity_poles`): ``G(tau)``, ``G_l`` and the
+  density hold for any level, even one far beyond the Matsubara mesh.  For a continuous
+  ``Delta`` the same is done with a positive-pole fit of ``Delta``; the remainder
+  ``G - G_poles`` (small, fast-decaying) is transformed with a tail fit.
 * ``<n_up n_dn>`` by Galitskii-Migdal, then projected onto its exact bounds
   ``[max(0, n_up + n_dn - 1), min(n_up, n_dn)]``.
 
@@ -43,6 +43,7 @@ from .gf import transforms as tr
 from .solvers.solution import (
     AIMSolution,
     galitskii_migdal,
+    impurity_poles,
     iw_of_poles,
     legendre_of_poles,
     tau_of_poles_grid,
@@ -102,18 +103,6 @@ def _start_density(G_w, iw, beta):
     """The answer's density from its ``G(i w)`` (tail-corrected), clipped to [0, 1]."""
     m, _ = tr.fit_tail(G_w, iw, known_moments=np.array([0.0, 1.0]), max_order=4)
     return float(np.clip(tr.density_from_iw(G_w, beta, m).real, 0.0, 1.0))
-
-
-def impurity_poles(e_d, sites, hops):
-    """Poles ``(E_p, W_p)`` of ``G(z) = 1/(z - e_d - sum_j hops_j^2 / (z - sites_j))``:
-    the impurity row of the eigenvectors of the auxiliary single-particle Hamiltonian."""
-    m = len(sites) + 1
-    H = np.zeros((m, m))
-    H[0, 0] = e_d
-    H[0, 1:] = H[1:, 0] = hops
-    H[np.arange(1, m), np.arange(1, m)] = sites
-    E, vec = np.linalg.eigh(H)
-    return E, vec[0] ** 2
 
 
 def causal_projection(params, Sigma_sw, G_sw, *, n_iw, n_tau, n_l):

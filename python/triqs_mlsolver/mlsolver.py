@@ -489,6 +489,10 @@ def _project(params, sol, invalid, g0, limit, n_iw, n_tau, n_l, diag):
     otherwise the answer as it was, with its violations and the projection's outcome."""
     from .causal import causal_projection
 
+    if not np.isfinite(limit):  # a model without a spread limit: nothing bounds the change
+        diag["projection"] = {"violations": list(invalid), "accepted": False,
+                              "reason": "the model has no spread limit to bound the change"}
+        return sol, invalid
     t0 = time.perf_counter()
     try:
         proj, info = causal_projection(params, sol.Sigma_iw, sol.G_iw, n_iw=n_iw, n_tau=n_tau,
@@ -505,10 +509,6 @@ def _project(params, sol, invalid, g0, limit, n_iw, n_tau, n_l, diag):
     if bad:
         diag["projection"] = {**record, "accepted": False,
                               "reason": "still invalid: " + "; ".join(bad)}
-        return sol, invalid
-    if not np.isfinite(limit):  # a model without a spread limit: nothing bounds the change
-        diag["projection"] = {**record, "accepted": False,
-                              "reason": "the model has no spread limit to bound the change"}
         return sol, invalid
     if not moved <= limit:
         diag["projection"] = {**record, "accepted": False,

@@ -46,6 +46,7 @@ from .solution import (
     AIMSolution,
     double_occupancy_from_ud,
     galitskii_migdal,
+    impurity_poles,
     iw_of_poles,
     legendre_of_poles,
     solution_from_iw,
@@ -171,18 +172,10 @@ def solve_hubbard_i(params, *, n_iw, n_tau, n_l):
         shift, w2, a = sig_poles[s]
         eps_k = params.eps_k[s] if params.eps_k is not None else np.zeros(0)
         V_k = params.V_k[s] if params.V_k is not None else np.zeros(0)
-        k = eps_k.size
-        # one-body matrix: impurity (0), bath (1..k), auxiliary level of Sigma (k+1)
-        H = np.zeros((k + 2, k + 2))
-        H[0, 0] = -mu[s] + shift
-        H[0, 1 : k + 1] = H[1 : k + 1, 0] = V_k
-        H[1 : k + 1, 1 : k + 1] = np.diag(eps_k)
-        H[0, k + 1] = H[k + 1, 0] = np.sqrt(w2)
-        H[k + 1, k + 1] = a
-        if w2 == 0.0:  # no pole in Sigma: drop the decoupled auxiliary level
-            H = H[: k + 1, : k + 1]
-        E, vecs = np.linalg.eigh(H)
-        W = vecs[0] ** 2
+        # impurity, bath, and the auxiliary level of Sigma's pole (none when w2 = 0)
+        if w2 != 0.0:
+            eps_k, V_k = np.append(eps_k, a), np.append(V_k, np.sqrt(w2))
+        E, W = impurity_poles(-mu[s] + shift, eps_k, V_k)
         poles.append((E, W))
         # Galitskii-Migdal: T sum Sigma G e^{iw0+} = shift*n + w2 sum_p W_p (f(E_p)-f(a))/(E_p-a)
         dE = E - a

@@ -25,6 +25,7 @@ __all__ = [
     "tau_of_poles",
     "tau_of_poles_grid",
     "iw_of_poles",
+    "impurity_poles",
 ]
 
 
@@ -174,6 +175,18 @@ def _scaled_spherical_in(n_l, x) -> np.ndarray:
     xs = np.where(small, 1.0, x)
     s0 = np.where(small, 1.0 - x, -np.expm1(-2.0 * xs) / (2.0 * xs))
     return (s0[None, :] * np.cumprod(ratios, axis=0)).T
+
+
+def impurity_poles(e_d, sites, hops):
+    """Poles ``(E_p, W_p)`` of ``G(z) = 1/(z - e_d - sum_j hops_j^2 / (z - sites_j))``:
+    the impurity row of the eigenvectors of the auxiliary single-particle Hamiltonian."""
+    m = len(sites) + 1
+    H = np.zeros((m, m))
+    H[0, 0] = e_d
+    H[0, 1:] = H[1:, 0] = hops
+    H[np.arange(1, m), np.arange(1, m)] = sites
+    E, vec = np.linalg.eigh(H)
+    return E, vec[0] ** 2
 
 
 def legendre_of_poles(E_p, W_p, beta, n_l) -> np.ndarray:
