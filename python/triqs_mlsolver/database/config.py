@@ -26,6 +26,9 @@ naming the key and the fix.
     fit_tol = 1e-3         # mode "single_band": relative max error of the bath fit
     beta_D_hot = 0.0       # mode "single_band": below this beta*D at most n_bath_hot sites
     n_bath_hot = 5         # (the reference's cost; 0 = no such limit)
+    select = []            # importance sampling: two cheap solvers, e.g. ["ed3", "ed3e"];
+    select_min = 0.0       # each sample is the first candidate on which they disagree by at
+    select_tries = 100     # least select_min (RMS of G(tau)); sampler.sample_params
     n_samples = 10000
     seed = 2021
     U = [1.0, 10.0]        # uniform range
@@ -80,6 +83,9 @@ DEFAULTS = {
         "fit_tol": 1e-3,
         "beta_D_hot": 0.0,
         "n_bath_hot": 5,
+        "select": [],
+        "select_min": 0.0,
+        "select_tries": 100,
     },
     "solvers": {
         "cheap": ["hubbard_i", "ipt", "nca", "ed1", "ed2", "ed3"],
@@ -194,6 +200,20 @@ def validate_config(cfg: dict) -> dict:
         raise ConfigError(f"[sampler] n_bath_hot = {s['n_bath_hot']} < n_bath_min = "
                           f"{s['n_bath_min']}: the hot-temperature limit must allow "
                           "n_bath_min sites")
+    sel = s["select"]
+    if not (isinstance(sel, list) and (not sel or (
+            len(sel) == 2 and all(isinstance(x, str) for x in sel) and sel[0] != sel[1]))):
+        raise ConfigError(f"[sampler] select = {sel!r}: expected [] (no selection) or two "
+                          "different cheap solver names, e.g. [\"ed3\", \"ed3e\"]")
+    if sel and s["mode"] == "visited":
+        raise ConfigError("[sampler] select: mode 'visited' solves the recorded AIMs as they "
+                          "are; remove select (or use another mode)")
+    sm = s["select_min"]
+    if isinstance(sm, bool) or not isinstance(sm, (int, float)) or not 0 <= sm < math.inf:
+        raise ConfigError(f"[sampler] select_min = {sm!r}: expected a number >= 0 (the RMS of "
+                          "G(tau) by which the select solvers must disagree), e.g. 2e-3")
+    s["select_min"] = float(sm)
+    _int("sampler", "select_tries", s["select_tries"], 1)
     v = out["solvers"]
     if not isinstance(v["cheap"], list) or not all(isinstance(x, str) for x in v["cheap"]):
         raise ConfigError("[solvers] cheap: expected a list of solver names")
@@ -208,6 +228,10 @@ def validate_config(cfg: dict) -> dict:
     for name in names:
         if name not in avail:
             raise ConfigError(f"[solvers]: unknown solver {name!r}; available: {', '.join(avail)}")
+    for name in sel:
+        if name not in avail:
+            raise ConfigError(f"[sampler] select: unknown solver {name!r}; available: "
+                              f"{', '.join(avail)}")
     g = out["grid"]
     _int("grid", "n_iw", g["n_iw"], 16)
     _int("grid", "n_tau", g["n_tau"], 3)

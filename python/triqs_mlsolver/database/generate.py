@@ -179,6 +179,29 @@ def stored_tau_over_beta(grid: dict) -> np.ndarray:
 
 
 
+def _solve_stored(name, params, g, x_log):
+    """``(solution, G_tau on the stored points)`` of solver ``name``: on a "log" mesh the
+    solver returns the dense uniform G, splined onto the stored points."""
+    sol = solve_aim(name, params, n_iw=g["n_iw"],
+                    n_tau=g["n_tau"] if x_log is None else DENSE_N_TAU, n_l=g["n_l"])
+    G_tau = np.asarray(sol.G_tau, float)
+    if x_log is not None:
+        G_tau = tr.uniform_tau_to_points(G_tau, x_log)
+    return sol, G_tau
+
+
+def stored_G_tau(cfg: dict, name: str, params) -> np.ndarray:
+    """``G(tau)`` of solver ``name`` for ``params`` on the database's stored points, as
+    :func:`solve_sample` stores it (shape ``(2, n_tau)``; raises what the solver raises, or
+    ``FloatingPointError`` for a non-finite result)."""
+    g = cfg["grid"]
+    x_log = stored_tau_over_beta(g) if g["tau_mesh"] == "log" else None
+    G_tau = _solve_stored(name, params, g, x_log)[1]
+    if not np.all(np.isfinite(G_tau)):
+        raise FloatingPointError(f"{name}: the solution contains NaN or infinite values")
+    return G_tau
+
+
 def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
     """Solve sample ``i`` with every configured solver (or only ``solvers``); failures are
     recorded, not raised."""
@@ -203,11 +226,7 @@ def solve_sample(cfg: dict, i: int, solvers=None) -> dict:
             r.update({k: _unknown(k, 1)[0] for k in REFERENCE_ERROR_KEYS})
         t0 = time.perf_counter()
         try:
-            sol = solve_aim(name, params, n_iw=g["n_iw"],
-                            n_tau=g["n_tau"] if x_log is None else DENSE_N_TAU, n_l=g["n_l"])
-            G_tau = np.asarray(sol.G_tau, float)
-            if x_log is not None:
-                G_tau = tr.uniform_tau_to_points(G_tau, x_log)
+            sol, G_tau = _solve_stored(name, params, g, x_log)
             if not (np.all(np.isfinite(G_tau)) and np.all(np.isfinite(sol.G_l))):
                 raise FloatingPointError("the solution contains NaN or infinite values")
             _integ.check_solver_values(

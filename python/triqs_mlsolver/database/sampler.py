@@ -140,9 +140,48 @@ def _visited_sample(cfg, i, rng):
 
 
 def sample_params(cfg: dict, i: int) -> AIMParams:
-    """The ``i``-th AIM of the database described by the validated config ``cfg``."""
+    """The ``i``-th AIM of the database described by the validated config ``cfg``.
+
+    With ``[sampler] select = [a, b]`` (importance sampling of the hard cases) the sample is
+    the first candidate ``t = 0, 1, ...`` (generator ``default_rng([seed, i, t])``;
+    ``t = 0`` is the unselected sample) on which the cheap solvers ``a`` and ``b`` disagree
+    by at least ``select_min`` (:func:`disagreement`); after ``select_tries`` candidates the
+    most disagreeing one.  Deterministic in ``(seed, i)`` like every sample.
+    """
     s = cfg["sampler"]
-    rng = np.random.default_rng([int(s["seed"]), int(i)])
+    if not s["select"]:
+        return _candidate(cfg, i, 0)
+    best, d_best = None, -1.0
+    for t in range(int(s["select_tries"])):
+        p = _candidate(cfg, i, t)
+        d = disagreement(cfg, p, *s["select"])
+        if d >= s["select_min"]:
+            return p
+        if d > d_best:
+            best, d_best = p, d
+    return best
+
+
+def disagreement(cfg: dict, params: AIMParams, a: str, b: str) -> float:
+    """RMS over ``tau`` of ``G_a - G_b`` on the database's stored mesh (quadrature-weighted
+    as in every error figure; the larger of the spins): the cheap solvers' disagreement,
+    known before the reference is solved (MLSolver's guard uses the same figure).  A failed
+    cheap solve counts as infinite disagreement (such inputs are hard too)."""
+    from .generate import stored_G_tau, stored_tau_over_beta
+    from .reader import tau_weights
+
+    try:
+        ga, gb = (stored_G_tau(cfg, name, params) for name in (a, b))
+    except (ArithmeticError, RuntimeError, ValueError, np.linalg.LinAlgError):
+        return float("inf")
+    w = tau_weights(stored_tau_over_beta(cfg["grid"]))
+    d2 = (ga - gb) ** 2 * (1.0 if w is None else w)
+    return float(np.sqrt(d2.mean(axis=1)).max())
+
+
+def _candidate(cfg: dict, i: int, t: int) -> AIMParams:
+    s = cfg["sampler"]
+    rng = np.random.default_rng([int(s["seed"]), int(i)] + ([int(t)] if t else []))
     if s["mode"] == "single_band":
         from .single_band import sample as _sb
 
