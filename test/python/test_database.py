@@ -187,6 +187,27 @@ def test_one_and_two_ranks_give_identical_databases(tmp_path):
 
 
 @pytest.mark.mpi
+def test_extend_with_more_solvers_shares_the_old_samples_among_the_ranks(tmp_path):
+    """mpirun -n 2 generate --extend OLD.h5 with an added cheap solver: both ranks run it on
+    the old samples; the result equals the one-rank extension and a fresh generation."""
+    if _mpiexec() is None:
+        pytest.skip("no mpiexec")
+    small = tmp_path / "small.h5"
+    generate(load_config(_write_cfg(tmp_path, n=6, chunk=2)), small, quiet=True)
+    more = tmp_path / "more.toml"
+    more.write_text(SMALL.format(n=6, chunk=2).replace('["hubbard_i", "ed1"]',
+                                                      '["hubbard_i", "ed1", "ed2"]'))
+    r = _cli("generate", str(more), "-o", str(tmp_path / "two.h5"), "--extend", str(small),
+             mpi=2, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "adding ed2" in r.stderr  # rank 0's progress bar over its share
+    generate(load_config(more), tmp_path / "fresh.h5", quiet=True)
+    assert_same_h5_data(tmp_path / "two.h5", tmp_path / "fresh.h5")
+    with h5py.File(tmp_path / "two.h5", "r") as f:
+        assert json.loads(f.attrs["extended_from"])[0]["solvers"] == ["hubbard_i", "ed1", "ed"]
+
+
+@pytest.mark.mpi
 def test_killed_run_resumes_without_recomputing_or_losing_samples(tmp_path):
     if _mpiexec() is None:
         pytest.skip("no mpiexec")

@@ -238,3 +238,74 @@ def test_fitted_levels_stay_within_eps_max():
         assert np.abs(p.eps_k).max() <= sb.EPS_MAX + p.U
         far = np.abs(p.eps_k) == sb.EPS_MAX + p.U
         assert np.all(p.V_k[far] == 0.0)
+
+
+# -- importance sampling by the cheap solvers' disagreement ([sampler] select) -----------------
+def _small(**sampler):
+    """The shipped recipe on a small grid (fast solves), with ``sampler`` changes."""
+    raw = {"sampler": {"mode": "single_band", "seed": 11, "beta_D": [16.0, 100.0],
+                       "n_bath": 5, **sampler},
+           "solvers": {"cheap": ["ed3", "ed3e"], "reference": "ed"},
+           "grid": {"n_iw": 256, "n_tau": 51, "tau_mesh": "log", "n_l": 20}}
+    return validate_config(raw)
+
+
+def test_selected_samples_disagree_by_at_least_select_min():
+    from triqs_mlsolver.database.sampler import disagreement, sample_params
+
+    plain = _small()
+    d_plain = [disagreement(plain, sample_params(plain, i), "ed3", "ed3e") for i in range(12)]
+    thr = float(np.quantile(d_plain, 0.75))  # roughly one candidate in four passes
+    cfg = _small(select=["ed3", "ed3e"], select_min=thr, select_tries=60)
+    for i in range(12):
+        p = sample_params(cfg, i)
+        assert disagreement(cfg, p, "ed3", "ed3e") >= thr
+        if d_plain[i] >= thr:  # candidate 0 is the unselected sample: kept when it passes
+            q = sample_params(plain, i)
+            assert np.array_equal(p.eps_k, q.eps_k) and p.U == q.U and p.beta == q.beta
+    again = sample_params(cfg, 5)  # deterministic in (seed, i)
+    first = sample_params(cfg, 5)
+    assert np.array_equal(again.eps_k, first.eps_k) and np.array_equal(again.mu, first.mu)
+
+
+def test_selection_falls_back_to_the_most_disagreeing_candidate():
+    from triqs_mlsolver.database import sampler
+
+    cfg = _small(select=["ed3", "ed3e"], select_min=1e9, select_tries=3)
+    cands = [sampler._candidate(cfg, 2, t) for t in range(3)]
+    d = [sampler.disagreement(cfg, p, "ed3", "ed3e") for p in cands]
+    p = sampler.sample_params(cfg, 2)
+    best = cands[int(np.argmax(d))]
+    assert np.array_equal(p.eps_k, best.eps_k) and p.U == best.U
+
+
+def test_disagreement_is_the_weighted_rms_of_the_stored_g():
+    from triqs_mlsolver.database.generate import solve_sample, stored_tau_over_beta
+    from triqs_mlsolver.database.reader import tau_weights
+    from triqs_mlsolver.database.sampler import disagreement, sample_params
+
+    cfg = _small()
+    rec = solve_sample(cfg, 3, solvers=["ed3", "ed3e"])
+    g = {k: rec["solvers"][k]["G_tau"] for k in ("ed3", "ed3e")}
+    w = tau_weights(stored_tau_over_beta(cfg["grid"]))
+    want = np.sqrt(((g["ed3"] - g["ed3e"]) ** 2 * w).mean(axis=1)).max()
+    got = disagreement(cfg, sample_params(cfg, 3), "ed3", "ed3e")
+    assert want > 0 and got == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"select": ["ed3"]}, "select = \\['ed3'\\]: expected \\[\\] .* or two"),
+    ({"select": ["ed3", "ed3"]}, "two different"),
+    ({"select": ["ed3", "ed9x"]}, "select: unknown solver 'ed9x'"),
+    ({"select_min": -1.0}, "select_min = -1.0: expected a number >= 0"),
+    ({"select_tries": 0}, "select_tries = 0"),
+])
+def test_select_config_errors(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config({"sampler": {"mode": "single_band", **bad}})
+
+
+def test_select_refused_in_visited_mode(tmp_path):
+    with pytest.raises(ConfigError, match="mode 'visited' solves the recorded AIMs as they are"):
+        validate_config({"sampler": {"mode": "visited", "visited": str(tmp_path / "v.h5"),
+                                     "select": ["ed3", "ed3e"]}})

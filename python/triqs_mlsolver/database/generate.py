@@ -394,21 +394,39 @@ def _verify_source(source: Path) -> None:
                       "verified", _integ.UncheckedDatabaseWarning, stacklevel=3)
 
 
-def _seed_parts_from(cfg: dict, source: Path, output: Path, n_old: int, old_solvers: list,
-                     quiet=True) -> None:
-    """Write the samples of the finished database ``source`` into ``parts`` as one chunk
-    (sample ``i`` depends only on the seed and ``i``, so they are the first ``n_old``
-    samples of the larger run); solvers the config adds are run on them here."""
+def _added_records(cfg: dict, n_old: int, added: list, comm, quiet=True) -> list | None:
+    """The solvers ``added`` by ``--extend`` run on the old samples ``0 ... n_old - 1``,
+    shared among the MPI ranks (sample ``i`` on rank ``i mod size``); rank 0 gets every
+    record in sample order, the other ranks ``None``."""
+    from threadpoolctl import threadpool_limits
     from tqdm import tqdm
 
+    rank, size = comm.Get_rank(), comm.Get_size()
+    with threadpool_limits(limits=1):
+        mine = [solve_sample(cfg, i, solvers=added)
+                for i in tqdm(range(rank, n_old, size), desc=f"adding {', '.join(added)}",
+                              unit="sample", disable=quiet or rank != 0)]
+    gathered = comm.gather(mine, root=0)
+    if rank != 0:
+        return None
+    return sorted((r for part in gathered for r in part), key=lambda r: r["index"])
+
+
+def _seed_parts_from(cfg: dict, source: Path, output: Path, n_old: int, old_solvers: list,
+                     records=None) -> None:
+    """Write the samples of the finished database ``source`` into ``parts`` as one chunk
+    (sample ``i`` depends only on the seed and ``i``, so they are the first ``n_old``
+    samples of the larger run), with ``records`` of the solvers the config adds
+    (:func:`_added_records`)."""
     names = solver_names(cfg)
     added = [s for s in names if s not in old_solvers]
     parts = parts_dir_of(output)
     final = parts / f"chunk-{0:08d}-{n_old}-r0.h5"
     new = {s: {k: [] for k in _keys(cfg, s)} for s in added}
-    for i in tqdm(range(n_old) if added else [], desc=f"adding {', '.join(added)}",
-                  unit="sample", disable=quiet):
-        rec = solve_sample(cfg, i, solvers=added)
+    if added and (records is None or len(records) != n_old):
+        raise RuntimeError(f"--extend: the added solvers {added} ran on "
+                           f"{0 if records is None else len(records)} of {n_old} samples")
+    for rec in records if added else []:
         for s in added:
             for k in new[s]:
                 new[s][k].append(rec["solvers"][s][k])
@@ -746,10 +764,17 @@ def _run(cfg, output, comm, *, resume, quiet, keep_parts, max_chunks, extend, n_
     rank, size = comm.Get_rank(), comm.Get_size()
     parts = parts_dir_of(output)
     failure = None
+    job = None  # (n_old, added solvers) while the old samples are still to be copied
+    if rank == 0 and extend is not None and not set(range(n_old)) <= set(scan_parts(parts)):
+        job = (n_old, [s for s in solver_names(cfg) if s not in old_solvers])
+    job = comm.bcast(job, root=0)
+    records = None
+    if job is not None and job[1]:  # every rank runs the added solvers on its share
+        records = _added_records(cfg, job[0], job[1], comm, quiet=quiet)
     if rank == 0:
         try:
-            if extend is not None and not set(range(n_old)) <= set(scan_parts(parts)):
-                _seed_parts_from(cfg, extend, output, n_old, old_solvers, quiet=quiet)
+            if job is not None:
+                _seed_parts_from(cfg, extend, output, n_old, old_solvers, records=records)
             n_run = len(list(parts.glob("run-*.json")))
             _integ.atomic_write(parts / f"run-{n_run:03d}.json", json.dumps(
                 {"mpi_size": size, "started": _dt.datetime.now(_dt.timezone.utc).isoformat()}
