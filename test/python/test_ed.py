@@ -425,6 +425,32 @@ def test_low_frequency_fit_weights_make_small_baths_better():
         assert sol.diagnostics["bath_fit"]["weight"] == "1/w"
 
 
+def test_a_fitted_site_sent_far_away_is_decoupled():
+    """Sample 5272 of the single-band recipe (beta D = 55, U/D = 3.4, near half filling,
+    6 bath sites): the 4-site '1/w' fit puts a site at 4.8e30 D with V = 1.6e14 (a constant
+    V^2/eps = 0.005 in Delta).  Its ED then returned n = 0.996 (ED-4w) and NaN (ED-4e).
+    Such a site is decoupled (V = 0, level at EPS_FAR D + U): the answer is finite and its
+    density within ED-4e's accuracy of the exact ED of the 6-site AIM, n = 0.50335
+    (computed once: 10 s; ED-4e's typical RMS of G(tau) is 1e-4 ... 1e-3)."""
+    import warnings
+    from importlib.resources import files
+
+    from triqs_mlsolver.aim.bath import EPS_FAR
+    from triqs_mlsolver.database import load_config, sample_params
+    from triqs_mlsolver.solvers import solve_aim
+
+    p = sample_params(load_config(files("triqs_mlsolver") / "data" / "single_band_database.toml"),
+                      5272)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow, no invalid value on the way
+        sol = solve_aim("ed4e", p, n_iw=1025, n_tau=2049, n_l=40)
+    fit = sol.diagnostics["bath_fit"]
+    assert fit["far_sites_decoupled"] == [1, 1]
+    assert max(np.abs(fit["eps_k"][0])) == pytest.approx(EPS_FAR + p.U)
+    assert np.all(np.isfinite(sol.G_tau)) and np.all(np.isfinite(sol.Sigma_iw))
+    assert sol.density == pytest.approx([0.50335, 0.50335], abs=5e-3)
+
+
 # -- the self-energy re-embedded in the exact G0 (ed<k>e) ---------------------------------------
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_embedded_is_exact_without_interaction(k):

@@ -66,6 +66,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ..aim import AIMParams, fit_bath
+from ..aim.bath import EPS_FAR, decouple_far_sites
 from ..gf.transforms import matsubara_freqs, semicircle_g
 
 __all__ = ["sample", "LATTICES", "lattice_dos"]
@@ -78,8 +79,9 @@ N_IW = 256
 #: Bath levels of a fitted lattice sample lie within ``+-(EPS_MAX + U)`` (units of ``D``): a
 #: fit can send a site with a tiny coupling to levels of 1e2 ... 1e9 D (seen on 17 of 10,000
 #: strongly correlated low-temperature samples), a constant ``V^2/eps`` in ``Delta`` that only
-#: spoils the reference's tolerances (scaled by the largest energy).
-EPS_MAX = 50.0
+#: spoils the reference's tolerances (scaled by the largest energy).  The same bound as the
+#: ED solvers' fits (:data:`triqs_mlsolver.aim.bath.EPS_FAR`).
+EPS_MAX = EPS_FAR
 #: Share of lattice samples with Z = 1 (first iteration from a metal) and Z = 0 (from an
 #: insulator).
 P_METAL_START = 0.15
@@ -233,10 +235,7 @@ def _fit_smallest(delta_pos, beta, k_min, k_max, tol, rng, eps_max=np.inf):
 def cut_far_sites(fit, eps_max):
     """``fit`` with the sites whose level lies beyond ``+-eps_max`` decoupled (``V = 0``,
     level at ``+-eps_max``): their ``V^2/eps`` is an artefact of the fit, not a bath."""
-    far = np.abs(fit.eps_k) > eps_max
-    fit.V_k = np.where(far, 0.0, fit.V_k)
-    fit.eps_k = np.where(far, np.sign(fit.eps_k) * eps_max, fit.eps_k)
-    return fit
+    return decouple_far_sites(fit, eps_max)[0]
 
 
 def sample(cfg: dict, i: int, rng) -> AIMParams:

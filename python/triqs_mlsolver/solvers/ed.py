@@ -295,19 +295,24 @@ def _discrete_params(params: AIMParams, n_bath, n_iw, ph_symmetric_fit, fit_star
         return params, None
     if params.has_discrete_bath and params.n_bath == n_bath:
         return params, None
-    from ..aim.bath import fit_bath  # bath fitting is only needed here
+    from ..aim.bath import EPS_FAR, decouple_far_sites, fit_bath  # only needed here
 
     if params.Delta_iw is not None:
         delta = params.Delta_iw
     else:
         delta = params.delta_iw(max(n_iw, 64))
-    fits = []
+    fits, n_far = [], []
+    eps_max = EPS_FAR * params.D + params.U  # levels beyond: an artefact of the fit
     for s in range(2):
         if s == 1 and params.spin_symmetric:
             fits.append(fits[0])
+            n_far.append(n_far[0])
             break
-        fits.append(fit_bath(delta[s], params.beta, n_bath, ph_symmetric=ph_symmetric_fit,
-                             n_starts=fit_starts, seed=0, D=params.D, weight=fit_weight))
+        fit, far = decouple_far_sites(
+            fit_bath(delta[s], params.beta, n_bath, ph_symmetric=ph_symmetric_fit,
+                     n_starts=fit_starts, seed=0, D=params.D, weight=fit_weight), eps_max)
+        fits.append(fit)
+        n_far.append(far)
     eps = np.stack([f.eps_k for f in fits])
     V = np.stack([f.V_k for f in fits])
     fitted = AIMParams(U=params.U, mu=params.mu, beta=params.beta, eps_k=eps, V_k=V,
@@ -317,7 +322,7 @@ def _discrete_params(params: AIMParams, n_bath, n_iw, ph_symmetric_fit, fit_star
                   V_k=V.tolist(), ph_symmetric=bool(ph_symmetric_fit), weight=fit_weight,
                   n_starts_used=[int(f.n_starts_used) for f in fits],
                   mirror_tie=[bool(f.mirror_tie) for f in fits],
-                  time=[float(f.time) for f in fits])
+                  time=[float(f.time) for f in fits], far_sites_decoupled=n_far)
     return fitted, report
 
 
