@@ -183,3 +183,28 @@ def test_transforms_match_real_triqs(triqs_archives, beta):
         ht = gt.copy()
         ht << Fourier(hyb)
         assert np.abs(ht.data - _read_triqs(f, b + "/hybridised_tau")).max() < 1e-7
+
+
+def test_scaled_spherical_bessel_of_far_poles():
+    """``e^{-x} i_l(x)`` behind ``legendre_of_poles``: the recurrence and, beyond
+    ``50 n_l^2``, the closed form agree with scipy's ``spherical_in`` (exponentially scaled
+    by hand where it does not overflow) and, far out, with the asymptote ``1/(2x)``; a pole
+    at 1e30 (a fitted bath site sent away: it once made the recurrence run ~1e16 steps)
+    goes by the closed form."""
+    from scipy.special import spherical_in
+    from triqs_mlsolver.solvers.solution import _scaled_spherical_in, legendre_of_poles
+
+    n_l = 40
+    x = np.array([0.3, 12.0, 300.0, 700.0])  # scipy's i_l still finite here
+    want = np.stack([spherical_in(np.arange(n_l), v) * np.exp(-v) for v in x])
+    np.testing.assert_allclose(_scaled_spherical_in(n_l, x), want, rtol=1e-12)
+    # either side of the switch, and far out: 1/(2x) (1 - l(l+1)/(2x) + ...)
+    side = _scaled_spherical_in(n_l, np.array([0.99, 1.01]) * 50 * n_l**2)
+    l = np.arange(n_l)
+    for v, row in zip(np.array([0.99, 1.01]) * 50 * n_l**2, side):
+        first = (1 - l * (l + 1) / (2 * v)) / (2 * v)
+        np.testing.assert_allclose(row, first, rtol=(l.max() ** 2 / (2 * v)) ** 2)
+    far = legendre_of_poles(np.array([-0.5, 1e30]), np.array([0.5, 0.5]), 100.0, n_l)
+    assert np.all(np.isfinite(far))
+    near = legendre_of_poles(np.array([-0.5]), np.array([0.5]), 100.0, n_l)
+    np.testing.assert_allclose(far, near, atol=1e-25)  # the far pole's G is ~1/(beta E) ~ 0

@@ -156,6 +156,13 @@ def _scaled_spherical_in(n_l, x) -> np.ndarray:
     ``ive`` to rounding and is ~20x faster for many poles.
     """
     x = np.asarray(x, float)
+    big = x > _X_CLOSED * max(n_l, 1) ** 2
+    if np.any(big):  # far poles: the closed form (the recurrence would need ~sqrt(80 x) steps)
+        out = np.empty((x.size, n_l))
+        out[big] = _scaled_spherical_in_closed(n_l, x[big])
+        if not np.all(big):
+            out[~big] = _scaled_spherical_in(n_l, x[~big])
+        return out
     L = int(n_l + 20 + np.sqrt(80.0 * (x.max() if x.size else 0.0)))
     pos = x > 0  # i_l(0) = 0 for l >= 1: those ratios stay 0
     inv = 1.0 / x[pos]
@@ -175,6 +182,28 @@ def _scaled_spherical_in(n_l, x) -> np.ndarray:
     xs = np.where(small, 1.0, x)
     s0 = np.where(small, 1.0 - x, -np.expm1(-2.0 * xs) / (2.0 * xs))
     return (s0[None, :] * np.cumprod(ratios, axis=0)).T
+
+
+#: ``_scaled_spherical_in`` uses the closed form for ``x > _X_CLOSED n_l^2``.
+_X_CLOSED = 50.0
+
+
+def _scaled_spherical_in_closed(n_l, x) -> np.ndarray:
+    """``e^{-x} i_l(x)`` from the closed form ``i_l(x) = (e^x S_l(-1/2x) - (-1)^l e^{-x}
+    S_l(1/2x)) / 2x`` with ``S_l(t) = sum_k (l+k)!/(k!(l-k)!) t^k`` (a finite sum); for
+    ``x > _X_CLOSED n_l^2`` the ``e^{-2x}`` part is below rounding and the alternating sum's
+    terms fall by at least ``l^2/2x <= 1/100`` each: no cancellation."""
+    x = np.asarray(x, float)
+    t = -1.0 / (2.0 * x)
+    out = np.empty((x.size, n_l))
+    for l in range(n_l):
+        term = np.ones_like(x)
+        acc = np.ones_like(x)
+        for k in range(l):
+            term = term * ((l + k + 1) * (l - k) / (k + 1)) * t
+            acc += term
+        out[:, l] = acc / (2.0 * x)
+    return out
 
 
 def impurity_poles(e_d, sites, hops):
