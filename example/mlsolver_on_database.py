@@ -156,10 +156,11 @@ def main(argv=None):
     print(f"  worst trusted answers (RMS of G(tau); the base {cheap} on the same AIM):")
     for k in worst:
         i = rows[k]["index"]
-        base = _rms(np.asarray(db.read(cheap, "G_tau")[i]) - np.asarray(db.read(ref, "G_tau")[i]),
-                    db)
+        base = "not in the database" if cheap not in db.solvers else format(_rms(
+            np.asarray(db.read(cheap, "G_tau")[i]) - np.asarray(db.read(ref, "G_tau")[i]),
+            db), ".2e")
         print(f"    sample {i}: beta = {db.params['beta'][i]:.4g}, U = {db.params['U'][i]:.3g}, "
-              f"n = {np.sum(db.read(ref, 'density')[i]):.3f}: {rms[k]:.2e} ({cheap} {base:.2e})")
+              f"n = {np.sum(db.read(ref, 'density')[i]):.3f}: {rms[k]:.2e} ({cheap} {base})")
     return 0
 
 

@@ -452,6 +452,32 @@ def test_a_fitted_site_sent_far_away_is_decoupled():
 
 
 # -- the self-energy re-embedded in the exact G0 (ed<k>e) ---------------------------------------
+def test_an_invalid_re_embedding_returns_the_fitted_aim_solution():
+    """Sample 776 of the single-band recipe (a 3-site bath, beta D = 378, nearly empty: exact
+    n = 1e-4): ED-4e's re-embedded G had G(tau) > 0 and n < 0 (so on 39 of the recipe's
+    10,000 samples).  Such a re-embedding is refused: ED-4e returns the fitted AIM's own exact
+    solution (ED-4w), valid, with the violations recorded."""
+    from importlib.resources import files
+
+    from triqs_mlsolver.database import load_config, sample_params
+    from triqs_mlsolver.solvers import solve_aim
+    from triqs_mlsolver.validity import check_solution
+
+    p = sample_params(load_config(files("triqs_mlsolver") / "data" / "single_band_database.toml"),
+                      776)
+    grid = dict(n_iw=1025, n_tau=2049, n_l=40)
+    e = solve_aim("ed4e", p, **grid)
+    w = solve_aim("ed4w", p, **grid)
+    assert e.diagnostics["embedded"] is False and e.diagnostics["embedding_refused"]
+    assert check_solution(e) == []
+    np.testing.assert_array_equal(e.G_tau, w.G_tau)
+    assert 0 <= e.density[0] < 1e-3
+    # an ordinary AIM is re-embedded as before
+    q = sample_params(load_config(files("triqs_mlsolver") / "data" / "single_band_database.toml"),
+                      3)
+    assert solve_aim("ed4e", q, **grid).diagnostics["embedded"] is True
+
+
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_embedded_is_exact_without_interaction(k):
     """At U = 0 the self-energy vanishes, so 1/(G0^-1 - Sigma_fit) is the exact G0 of the

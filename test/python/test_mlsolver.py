@@ -15,6 +15,7 @@ from triqs_mlsolver.ml import ModelFormatError  # noqa: E402
 from triqs_mlsolver.ml.inference import OutOfDomainWarning  # noqa: E402
 from triqs_mlsolver.mlsolver import (  # noqa: E402
     DEFAULT_MODEL,
+    DEFAULT_MODELS,
     MLSolver,
     shipped_models,
 )
@@ -221,7 +222,7 @@ def test_the_default_answers_outside_the_bethe_corner_with_the_single_band_model
         warnings.simplefilter("error")
         S.solve(h_int=h_int)
     rep = S.ml_report
-    assert rep["model"] == "triqs_mlsolver_single_band_v1" and not rep["fallback_used"]
+    assert rep["model"] == DEFAULT_MODELS[1] and not rep["fallback_used"]
     assert rep["out_of_domain"] == [] and S.model_name == "default"
     assert rep["disagreement"]["value"] < rep["disagreement"]["limit"]
     assert check_solution(S.solution, U=U) == []
@@ -235,8 +236,9 @@ def test_the_default_answers_outside_the_bethe_corner_with_the_single_band_model
 
 
 def test_cheap_solvers_disagreeing_hand_the_input_to_the_reference(monkeypatch):
-    """The disagreement guard: with the limit below this input's |ED-3 - ED-3e| the
-    single-band model is not trusted; the reference answers and the reason names both."""
+    """The disagreement guard: with the limit below this input's disagreement of the
+    single-band model's guard solvers (ED-3e and ED-4e for v3) the model is not trusted; the
+    reference answers and the reason names both."""
     import triqs_mlsolver.mlsolver as mls
 
     S = bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=501), 9.0)
@@ -244,11 +246,12 @@ def test_cheap_solvers_disagreeing_hand_the_input_to_the_reference(monkeypatch):
     S.solve(h_int=h_int)
     value = S.ml_report["disagreement"]["value"]
     assert value > 0 and not S.ml_report["fallback_used"]
-    monkeypatch.setitem(mls.DISAGREEMENT_LIMITS, "triqs_mlsolver_single_band_v1",
-                        ("ed3", "ed3e", 0.5 * value))
+    a, b, _ = mls.DISAGREEMENT_LIMITS[DEFAULT_MODELS[1]]
+    assert S.ml_report["disagreement"]["solvers"] == (a, b)
+    monkeypatch.setitem(mls.DISAGREEMENT_LIMITS, DEFAULT_MODELS[1], (a, b, 0.5 * value))
     S.solve(h_int=h_int)
     assert S.ml_report["fallback_used"]
-    assert any("ed3 and ed3e disagree" in r for r in S.ml_report["out_of_domain"])
+    assert any(f"{a} and {b} disagree" in r for r in S.ml_report["out_of_domain"])
 
 
 def test_hdf5_round_trip(solved, tmp_path):

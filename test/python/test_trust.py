@@ -22,7 +22,7 @@ from triqs_mlsolver.errors import (  # noqa: E402
 from triqs_mlsolver.gf import HDFArchive, SemiCircular, inverse, iOmega_n  # noqa: E402
 from triqs_mlsolver.gf import transforms as tr  # noqa: E402
 from triqs_mlsolver.ml.inference import OutOfDomainWarning  # noqa: E402
-from triqs_mlsolver.mlsolver import MLSolver  # noqa: E402
+from triqs_mlsolver.mlsolver import DEFAULT_MODELS, MLSolver  # noqa: E402
 from triqs_mlsolver.operators import n  # noqa: E402
 from triqs_mlsolver.solvers import EDSolver  # noqa: E402
 from triqs_mlsolver.solvers.solution import AIMSolution  # noqa: E402
@@ -65,7 +65,7 @@ BETHE = "triqs_mlsolver_bethe_v5"  # the model of the old answers (not the defau
 
 @pytest.mark.parametrize("beta, U, n_iw, by", [
     (0.01, 2.0, 64, "ed"),     # MLSolver returned <n_up n_dn> = -2836
-    (1.0, 2.0, 128, "triqs_mlsolver_single_band_v1"),  # -23, G 70x worse than IPT
+    (1.0, 2.0, 128, DEFAULT_MODELS[1]),  # -23, G 70x worse than IPT
     (1000.0, 2.0, 1025, "ed"),  # Im Sigma(i w_n > 0) up to +89
     (50.0, 1e4, 256, "ed"),    # <n_up n_dn> = -5.9
 ])
@@ -122,7 +122,7 @@ def test_zeeman_field_matches_ed_per_spin():
     ref.solve(h_int=U * n("up", 0) * n("down", 0))
     assert S.density[0] > S.density[1] + 0.2  # the field polarises
     np.testing.assert_allclose(S.density, ref.density, atol=0.01)
-    assert S.ml_report["model"] == "triqs_mlsolver_single_band_v1"
+    assert S.ml_report["model"] == DEFAULT_MODELS[1]
     assert not S.ml_report["fallback_used"]
 
 
