@@ -651,13 +651,11 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     timings["model"] = time.perf_counter() - t0
     guard = DISAGREEMENT_LIMITS.get(_model_name(mdl))
     if guard is not None and {guard[0], guard[1]} <= set(samples.G_tau):
-        from .database.reader import tau_weights
+        from .database.reader import disagreement_rms
 
         a, b, lim = guard
-        w = tau_weights(samples.x_stored)
-        d2 = (samples.G_tau[a] - samples.G_tau[b]) ** 2 * (1.0 if w is None else w)
-        diag["disagreement"] = {"solvers": (a, b), "limit": lim,
-                                "value": float(np.sqrt(d2.mean(axis=1)).max())}
+        diag["disagreement"] = {"solvers": (a, b), "limit": lim, "value": disagreement_rms(
+            samples.G_tau[a], samples.G_tau[b], samples.x_stored)}
     diag["spread_max"] = float(np.abs(spread_t).max())  # the larger of the spins
     x_out, x_m = np.linspace(0, 1, n_tau), np.linspace(0, 1, spread_t.shape[1])
     spread_out = np.stack([np.interp(x_out, x_m, sp) for sp in spread_t])

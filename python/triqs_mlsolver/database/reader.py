@@ -249,6 +249,15 @@ def tau_weights(x):
     return w * (len(x) / w.sum())
 
 
+def disagreement_rms(G_a, G_b, x) -> float:
+    """RMS over ``tau`` of ``G_a - G_b`` (rows: spins or samples; last axis the stored points
+    ``x = tau/beta``, weighted by :func:`tau_weights`), the largest row: the disagreement of
+    two cheap solvers that the sampler's ``select`` and MLSolver's guard compare."""
+    w = tau_weights(x)
+    d2 = (np.asarray(G_a) - np.asarray(G_b)) ** 2 * (1.0 if w is None else w)
+    return float(np.sqrt(d2.mean(axis=-1)).max())
+
+
 def error_stats(diff, weights=None) -> dict:
     """MAE, RMS and max of ``|diff|`` over all entries, and the number of samples ``n``
     (first axis); NaN statistics for an empty selection.  ``weights`` (last axis, mean 1,

@@ -91,14 +91,14 @@ def _fit_in_range(delta, beta, k_max, seed, D, eps_max):
     ``+-eps_max`` (a Mott insulator's Delta fitted by 8 sites can send sites with tiny
     couplings to levels of 1e7 D: an artefact of the fit, refused by the database's value
     rules); if none, the 1-site fit with its far site cut off (``V = 0``)."""
-    from .single_band import cut_far_sites
+    from ..aim.bath import decouple_far_sites
 
     fit = None
     for k in range(k_max, 0, -1):
         fit = fit_bath(delta, beta, k, n_starts=3, seed=seed, D=D)
         if np.abs(fit.eps_k).max() <= eps_max:
             return fit
-    return cut_far_sites(fit, eps_max)
+    return decouple_far_sites(fit, eps_max)[0]
 
 
 def _visited_sample(cfg, i, rng):
@@ -168,15 +168,13 @@ def disagreement(cfg: dict, params: AIMParams, a: str, b: str) -> float:
     known before the reference is solved (MLSolver's guard uses the same figure).  A failed
     cheap solve counts as infinite disagreement (such inputs are hard too)."""
     from .generate import stored_G_tau, stored_tau_over_beta
-    from .reader import tau_weights
+    from .reader import disagreement_rms
 
     try:
         ga, gb = (stored_G_tau(cfg, name, params) for name in (a, b))
     except (ArithmeticError, RuntimeError, ValueError, np.linalg.LinAlgError):
         return float("inf")
-    w = tau_weights(stored_tau_over_beta(cfg["grid"]))
-    d2 = (ga - gb) ** 2 * (1.0 if w is None else w)
-    return float(np.sqrt(d2.mean(axis=1)).max())
+    return disagreement_rms(ga, gb, stored_tau_over_beta(cfg["grid"]))
 
 
 def _candidate(cfg: dict, i: int, t: int) -> AIMParams:

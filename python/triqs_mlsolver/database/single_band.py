@@ -229,13 +229,7 @@ def _fit_smallest(delta_pos, beta, k_min, k_max, tol, rng, eps_max=np.inf):
         if fit.max_error <= tol * scale:
             return fit
         best = fit
-    return best if best is not None else cut_far_sites(fit, eps_max)
-
-
-def cut_far_sites(fit, eps_max):
-    """``fit`` with the sites whose level lies beyond ``+-eps_max`` decoupled (``V = 0``,
-    level at ``+-eps_max``): their ``V^2/eps`` is an artefact of the fit, not a bath."""
-    return decouple_far_sites(fit, eps_max)[0]
+    return best if best is not None else decouple_far_sites(fit, eps_max)[0]
 
 
 def sample(cfg: dict, i: int, rng) -> AIMParams:
