@@ -425,6 +425,16 @@ def test_low_frequency_fit_weights_make_small_baths_better():
         assert sol.diagnostics["bath_fit"]["weight"] == "1/w"
 
 
+def _single_band_sample(i):
+    """Sample ``i`` of the shipped single-band database recipe (seed 2030)."""
+    from importlib.resources import files
+
+    from triqs_mlsolver.database import load_config, sample_params
+
+    recipe = files("triqs_mlsolver") / "data" / "single_band_database.toml"
+    return sample_params(load_config(recipe), i)
+
+
 def test_a_fitted_site_sent_far_away_is_decoupled():
     """Sample 5272 of the single-band recipe (beta D = 55, U/D = 3.4, near half filling,
     6 bath sites): the 4-site '1/w' fit puts a site at 4.8e30 D with V = 1.6e14 (a constant
@@ -433,14 +443,11 @@ def test_a_fitted_site_sent_far_away_is_decoupled():
     density within ED-4e's accuracy of the exact ED of the 6-site AIM, n = 0.50335
     (computed once: 10 s; ED-4e's typical RMS of G(tau) is 1e-4 ... 1e-3)."""
     import warnings
-    from importlib.resources import files
 
     from triqs_mlsolver.aim.bath import EPS_FAR
-    from triqs_mlsolver.database import load_config, sample_params
     from triqs_mlsolver.solvers import solve_aim
 
-    p = sample_params(load_config(files("triqs_mlsolver") / "data" / "single_band_database.toml"),
-                      5272)
+    p = _single_band_sample(5272)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow, no invalid value on the way
         sol = solve_aim("ed4e", p, n_iw=1025, n_tau=2049, n_l=40)
@@ -457,14 +464,10 @@ def test_an_invalid_re_embedding_returns_the_fitted_aim_solution():
     n = 1e-4): ED-4e's re-embedded G had G(tau) > 0 and n < 0 (so on 39 of the recipe's
     10,000 samples).  Such a re-embedding is refused: ED-4e returns the fitted AIM's own exact
     solution (ED-4w), valid, with the violations recorded."""
-    from importlib.resources import files
-
-    from triqs_mlsolver.database import load_config, sample_params
     from triqs_mlsolver.solvers import solve_aim
     from triqs_mlsolver.validity import check_solution
 
-    p = sample_params(load_config(files("triqs_mlsolver") / "data" / "single_band_database.toml"),
-                      776)
+    p = _single_band_sample(776)
     grid = dict(n_iw=1025, n_tau=2049, n_l=40)
     e = solve_aim("ed4e", p, **grid)
     w = solve_aim("ed4w", p, **grid)
@@ -473,8 +476,7 @@ def test_an_invalid_re_embedding_returns_the_fitted_aim_solution():
     np.testing.assert_array_equal(e.G_tau, w.G_tau)
     assert 0 <= e.density[0] < 1e-3
     # an ordinary AIM is re-embedded as before
-    q = sample_params(load_config(files("triqs_mlsolver") / "data" / "single_band_database.toml"),
-                      3)
+    q = _single_band_sample(3)
     assert solve_aim("ed4e", q, **grid).diagnostics["embedded"] is True
 
 
