@@ -38,7 +38,11 @@ A model trained on a database with a non-uniform (``"log"``) stored tau mesh (th
 single-band recipe, ``beta D`` up to 400) gets its cheap solutions on the same points
 (solved on 16385 uniform points and splined, as at generation), and its correction reaches
 ``G(i w_n)`` through a dense ``G(tau)`` and the tail-corrected Fourier transform instead of
-the Legendre series of step 4.
+the Legendre series of step 4.  Where the base's levels lie beyond the Matsubara mesh
+(:func:`triqs_mlsolver.validity.tail_unresolved`: nearly empty or full impurities at low
+temperature), steps 4-5 cannot use a moment tail: such a model's answer is built in tau (the
+base's dense ``G(tau)`` plus the correction), ``G_iw`` is the base's plus the correction's
+exact-moment transform and ``Sigma_iw`` is not tail-replaced (``diagnostics['beyond_mesh']``).
 
 The out-of-distribution guard: a descriptor (``U/D``, ``eps/D``,
 ``log(beta D)``, moments of ``Delta``) outside the model's training domain, an
@@ -67,6 +71,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import threading
 import time
 import warnings
@@ -99,7 +104,7 @@ from .solvers.cthyb_keywords import (
 )
 from .solvers.ed import embed_solution, embedded_source
 from .solvers.solution import AIMSolution, double_occupancy_from_ud, galitskii_migdal
-from .validity import check_g0, check_solution
+from .validity import TOLERANCES, check_g0, check_solution, tail_unresolved
 
 __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_MODEL",
            "DEFAULT_MODELS", "ML_OPTIONS"]
@@ -107,14 +112,15 @@ __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_M
 #: ``MLSolver(model=None)`` (or ``model="default"``): each input is answered by the first
 #: of these shipped models whose training domain holds it (a spin-polarised input needs a
 #: spin-resolved model), and by the fallback when none does.  The Bethe-corner model is far
-#: more accurate inside its corner (0.037x ED-3e there, against 0.73x of the single-band
-#: model over the whole single-band domain); the single-band model covers the rest.  (With
-#: ``fallback='none'`` an input no domain holds is answered by the last, with the warning.)
-#: ``triqs_mlsolver_single_band_v3`` (ED-4e base, 0.22x ED-3e on samples it never saw) is
-#: shipped but not in the chain: with it the chain sent 2.25 % of the test database to the
-#: fallback (issue 18 allows 2 %): nearly empty impurities at beta D ~ 300 whose levels lie
-#: beyond the Matsubara mesh, where G_iw -> G_tau with a moment tail fails (doc/ml.rst).
-DEFAULT_MODELS = ("triqs_mlsolver_bethe_v5", "triqs_mlsolver_single_band_v1")
+#: more accurate inside its corner (0.037x ED-3e there); the single-band model
+#: ``triqs_mlsolver_single_band_v3`` (ED-4e base: 0.22x ED-3e, 0.32x its predecessor
+#: ``_single_band_v1`` on samples none of them saw) covers the rest.  It joined the chain in
+#: session 13, once answers with levels beyond the Matsubara mesh were built in tau
+#: (``beyond_mesh``): the chain then sends 1.55 % of the test database to the fallback
+#: (issue 18 allows 2 %; 2.25 % before).  ``_single_band_v1`` stays shipped (opt-in).
+#: (With ``fallback='none'`` an input no domain holds is answered by the last, with the
+#: warning.)
+DEFAULT_MODELS = ("triqs_mlsolver_bethe_v5", "triqs_mlsolver_single_band_v3")
 #: The first of :data:`DEFAULT_MODELS` (what :attr:`MLSolver.model` shows for the default).
 DEFAULT_MODEL = DEFAULT_MODELS[0]
 
@@ -139,7 +145,7 @@ ML_OPTIONS = {"fallback": "ed", "spread_tol": None, "warn": True, "record": None
 #: What :attr:`MLSolver.ml_report` holds after each solve (see :func:`solve_ml`).
 REPORT_KEYS = ("model", "out_of_domain", "invalid", "spread_max", "spread_limit",
                "fallback_used", "timings", "G_tau_clipped", "projection", "disagreement",
-               "reference")
+               "beyond_mesh", "reference")
 
 #: Set while a stored MLSolver is read back (its model is loaded lazily).
 _RESTORING = threading.local()
@@ -390,8 +396,9 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
         to ``G <= 0`` removed; 0 when none), ``projection`` (None, or for an answer that
         violated an exact property: the violations, ``accepted`` -- the answer returned is
         its causal projection, :mod:`triqs_mlsolver.causal` --, ``G_tau_change``, and
-        ``reason`` when it was not used); after the fallback also ``reference`` (the ED's
-        bath size and error estimate).
+        ``reason`` when it was not used), ``beyond_mesh`` (the answer was built in tau: the
+        base's levels lie beyond the Matsubara mesh, see the module docstring); after the
+        fallback also ``reference`` (the ED's bath size and error estimate).
     """
     _check_record(record)
     try:
@@ -430,7 +437,7 @@ def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn):
     diag = {"model": _model_name(mdl), "out_of_domain": [], "invalid": [],
             "spread_max": float("nan"), "spread_limit": limit, "fallback_used": False,
             "timings": {}, "G_tau_clipped": 0.0, "delta_moments": None, "projection": None,
-            "disagreement": None}
+            "disagreement": None, "beyond_mesh": False}
     try:
         eff, delta_mom = _effective_params(params)
         diag["delta_moments"] = delta_mom
@@ -561,12 +568,13 @@ def correction_iw_from_points(x, dG_x, beta, n_iw, moments=None, w_cut=None):
     ``moments`` (rows, 4: ``c_0 .. c_3`` of ``Delta G``) and ``w_cut``: the high-frequency
     part of ``Delta G`` is taken from those moments, not from the data.  The remainder
     ``Delta G(tau) - tail(tau)`` is transformed and tapered to zero between ``w_cut`` and
-    ``2 w_cut`` (``cos^2``); below ``w_cut`` the result is the transform of the data,
-    unchanged.  A network's correction is noisy on the fine points of a log mesh near tau =
-    0 and beta, and its end slopes (the ``1/(i w)^2`` moment) are not those its densities
-    imply; transformed as they are, that noise dominates ``Sigma = G0^-1 - G^-1`` at high
-    frequency (``|delta Sigma| ~ w^2 |delta G|``: a fitted Sigma tail with ``c_2 ~ -50``
-    and ``Im Sigma > 0`` at w = 20 for the first single-band models)."""
+    ``2 w_cut`` (``cos^2``; ``None``: not tapered); below ``w_cut`` the result is the
+    transform of the data, unchanged.  A network's correction is noisy on the fine points
+    of a log mesh near tau = 0 and beta, and its end slopes (the ``1/(i w)^2`` moment) are
+    not those its densities imply; transformed as they are, that noise dominates ``Sigma =
+    G0^-1 - G^-1`` at high frequency (``|delta Sigma| ~ w^2 |delta G|``: a fitted Sigma
+    tail with ``c_2 ~ -50`` and ``Im Sigma > 0`` at w = 20 for the first single-band
+    models)."""
     from scipy.interpolate import CubicSpline
 
     x_d = np.linspace(0.0, 1.0, CORRECTION_N_TAU)
@@ -574,9 +582,10 @@ def correction_iw_from_points(x, dG_x, beta, n_iw, moments=None, w_cut=None):
     if moments is None:
         return np.stack([tr.tau_to_iw(d, beta, n_iw) for d in dG_t])
     iw = tr.matsubara_freqs(beta, n_iw)
-    w = np.abs(iw.imag)
-    taper = np.clip((w - w_cut) / w_cut, 0.0, 1.0)
-    window = np.cos(0.5 * np.pi * taper) ** 2
+    window = 1.0
+    if w_cut is not None:
+        taper = np.clip((np.abs(iw.imag) - w_cut) / w_cut, 0.0, 1.0)
+        window = np.cos(0.5 * np.pi * taper) ** 2
     tau = x_d * beta
     out = []
     for d, m in zip(dG_t, np.atleast_2d(moments)):
@@ -587,24 +596,58 @@ def correction_iw_from_points(x, dG_x, beta, n_iw, moments=None, w_cut=None):
     return np.stack(out)
 
 
-def _correction_moments(U, mu, G_pred_end, base_sigma, iw):
+def _correction_moments(U, mu, G_pred_end, base_sigma, iw, base_hartree=None):
     """Moments ``c_0 .. c_3`` of ``Delta G = G_model - G_base`` per row (spin): with
     ``G ~ 1/(i w) + (S_0 - mu)/(i w)^2 + ((S_0 - mu)^2 + m_0 + S_1)/(i w)^3`` (``S_0, S_1``
     the self-energy's moments, ``m_0`` the hybridisation's, equal for both), the model's
     ``S_0 = U n_-s``, ``S_1 = U^2 n_-s (1 - n_-s)`` from its densities ``n_s = -G(beta-)``,
-    the base's read off its self-energy at the largest frequency."""
+    the base's read off its self-energy at the largest frequency -- or, given
+    ``base_hartree`` (the densities ``n_s`` entering the base's self-energy, see
+    :func:`_base_hartree_density`), its exact ``U n_-s`` and ``U^2 n_-s (1 - n_-s)`` (a mesh
+    that does not reach the impurity's levels: its last frequency is not asymptotic)."""
     rows = len(G_pred_end)
     n = -np.asarray(G_pred_end, float)
     n_o = n[::-1] if rows == 2 else n  # the other spin's density
     s0_m, s1_m = U * n_o, U**2 * n_o * (1.0 - n_o)
-    w_max = iw[-1]
-    sb = np.asarray(base_sigma)[:rows, -1]
-    s0_b, s1_b = sb.real, -(sb.imag * w_max.imag)
+    if base_hartree is None:
+        w_max = iw[-1]
+        sb = np.asarray(base_sigma)[:rows, -1]
+        s0_b, s1_b = sb.real, -(sb.imag * w_max.imag)
+    else:
+        nb = np.asarray(base_hartree, float)[::-1][:rows]
+        s0_b, s1_b = U * nb, U**2 * nb * (1.0 - nb)
     mu = np.broadcast_to(np.asarray(mu, float), (2,))[:rows]
     m = np.zeros((rows, 4))
     m[:, 2] = s0_m - s0_b
     m[:, 3] = (s0_m - mu) ** 2 - (s0_b - mu) ** 2 + s1_m - s1_b
     return m
+
+
+def _base_hartree_density(name, sol):
+    """The densities whose Hartree terms ``U n_-s`` the self-energy of the solution ``sol``
+    of the ED or Hubbard-I solver ``name`` carries: those of the fitted AIM for a
+    re-embedded ED-<k>e answer, its own otherwise (``None`` for other solvers, whose
+    self-energy moments are not known exactly)."""
+    dg = sol.diagnostics or {}
+    if dg.get("embedded"):
+        return np.asarray(dg["density_fitted_aim"], float)
+    if re.fullmatch(r"ed\d[we]?|hubbard_i", name):
+        return np.asarray(sol.density, float)
+    return None
+
+
+def _resample_uniform(G_t, n):
+    """``G_t`` (rows, m uniform tau points) on ``n`` uniform points: every k-th point where
+    ``n - 1`` divides ``m - 1``, a quintic spline otherwise (the end values kept exactly)."""
+    from scipy.interpolate import make_interp_spline
+
+    m = G_t.shape[1]
+    if (m - 1) % (n - 1) == 0:
+        return G_t[:, ::(m - 1) // (n - 1)].copy()
+    out = make_interp_spline(np.linspace(0.0, 1.0, m), G_t, k=5, axis=1)(
+        np.linspace(0.0, 1.0, n))
+    out[:, 0], out[:, -1] = G_t[:, 0], G_t[:, -1]
+    return out
 
 
 def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
@@ -666,15 +709,26 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     iw = tr.matsubara_freqs(beta, n_iw)
     # Sigma's tail is replaced above w_c (and a tau model's correction tapered there)
     w_c = min(0.6 * float(iw.imag.max()), max(20.0 * eff.D, 4.0 * params.U))
+    # a tau model whose base has levels beyond the Matsubara mesh (nearly empty or full
+    # impurities at low temperature: levels at ~ w_max and above): no moment expansion holds
+    # on the mesh, so neither the Sigma tail nor a transform of G_iw to tau can be used.  The
+    # answer is built in tau -- the base's G(tau) plus the model's correction, as trained --
+    # and G_iw is the base's plus the correction's exact-moment transform, untapered
+    # (doc/mlsolver.rst, "Levels beyond the Matsubara mesh")
+    beyond = tau_path and bool(tail_unresolved(base_sol.G_iw, beta).any())
+    if beyond:
+        hartree = _base_hartree_density(spec.base, base_sol)
+        beyond = hartree is not None
+    diag["beyond_mesh"] = beyond
     if tau_path:
         # a low-temperature tau model: the correction through a dense uniform G(tau) and
         # its tail-corrected Fourier transform (a 40-term Legendre series cannot hold the
         # decay near tau = 0, beta at beta D ~ 400)
+        dG_x = pred.G_tau - samples.G_tau[spec.base]
         mom = _correction_moments(params.U, params.mu, pred.G_tau[:, -1], base_sol.Sigma_iw,
-                                  iw)
-        dG_iw = correction_iw_from_points(samples.x_stored,
-                                          pred.G_tau - samples.G_tau[spec.base], beta, n_iw,
-                                          moments=mom, w_cut=w_c)
+                                  iw, base_hartree=hartree if beyond else None)
+        dG_iw = correction_iw_from_points(samples.x_stored, dG_x, beta, n_iw, moments=mom,
+                                          w_cut=None if beyond else w_c)
     else:
         dG_iw = np.stack([tr.legendre_to_iw(d, n_iw) for d in dG_l])
     G_iw_raw = base_sol.G_iw + dG_iw
@@ -684,20 +738,34 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     Sigma_raw = g0_inv - 1.0 / G_iw_raw
     u = slice(0, 1) if one else slice(0, 2)
     nu = 1 if one else 2
-    known = np.zeros((2, nu))
-    known[1] = 1.0
-    gm, _ = tr.fit_tail(G_iw_raw[u].T, iw, known_moments=known, max_order=6)
-    density = tr.density_from_iw(G_iw_raw[u].T, beta, gm[:4]).real[rows]
-    Sigma, moments = _sigma_tail(Sigma_raw, iw, params.U, density, w_c)
-    G_iw = 1.0 / (g0_inv - Sigma)
-    # G_tau and G_l are the transforms of the final G_iw (known: c_1 = 1,
-    # c_2 = Sigma_inf - mu_s), so that every output describes one function per spin
-    known = np.zeros((3, nu))
-    known[1] = 1.0
-    known[2] = (moments[:, 0].real - params.mu)[u]
-    gm, _ = tr.fit_tail(G_iw[u].T, iw, known_moments=known, max_order=6)
-    G_tau = tr.iw_to_tau(G_iw[u].T, beta, n_tau, gm[:4]).real.T[rows]
-    G_l = tr.iw_to_legendre(G_iw[u].T, beta, n_l, gm[:4]).real.T[rows]
+    if beyond:
+        from scipy.interpolate import CubicSpline
+
+        x_d = np.linspace(0.0, 1.0, base_sol.G_tau.shape[1])
+        G_d = base_sol.G_tau + CubicSpline(samples.x_stored, dG_x, axis=1)(x_d)
+        G_d[:, 0] = -1.0 - G_d[:, -1]  # the jumps of both are exactly -1
+        G_tau = _resample_uniform(G_d, n_tau)
+        G_l = tr.tau_to_legendre(G_d[u].T, beta, n_l).real.T[rows]
+        G_iw, Sigma = G_iw_raw, Sigma_raw
+        n_o = -G_tau[::-1, -1]  # the other spin's density
+        moments = np.zeros((2, 4), complex)
+        moments[:, 0], moments[:, 1] = params.U * n_o, params.U**2 * n_o * (1.0 - n_o)
+        w_c = None
+    else:
+        known = np.zeros((2, nu))
+        known[1] = 1.0
+        gm, _ = tr.fit_tail(G_iw_raw[u].T, iw, known_moments=known, max_order=6)
+        density = tr.density_from_iw(G_iw_raw[u].T, beta, gm[:4]).real[rows]
+        Sigma, moments = _sigma_tail(Sigma_raw, iw, params.U, density, w_c)
+        G_iw = 1.0 / (g0_inv - Sigma)
+        # G_tau and G_l are the transforms of the final G_iw (known: c_1 = 1,
+        # c_2 = Sigma_inf - mu_s), so that every output describes one function per spin
+        known = np.zeros((3, nu))
+        known[1] = 1.0
+        known[2] = (moments[:, 0].real - params.mu)[u]
+        gm, _ = tr.fit_tail(G_iw[u].T, iw, known_moments=known, max_order=6)
+        G_tau = tr.iw_to_tau(G_iw[u].T, beta, n_tau, gm[:4]).real.T[rows]
+        G_l = tr.iw_to_legendre(G_iw[u].T, beta, n_l, gm[:4]).real.T[rows]
     clipped = 0.0
     if mdl.clip and n_tau > 2 and G_tau[:, 1:-1].max() > 0.0:
         # G(tau) <= 0: the model's error can leave G slightly positive where it nearly
@@ -714,7 +782,22 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
         G_tau = G_tau + d_t
     density = -G_tau[:, -1]
     ud = galitskii_migdal(Sigma, G_iw, beta, moments[:, 0].real, moments[:, 1].real, density)
-    d = double_occupancy_from_ud(ud, params.U, density)
+    if beyond and base_sol.double_occupancy is not None:
+        # Galitskii-Migdal's Matsubara sum misses what lies beyond the mesh (errors ~1e-6 for
+        # d ~ 1e-8 measured): the base's <n_up n_dn>, which the model does not correct --
+        # moved with the densities where the impurity is nearly full (there the holes'
+        # pair occupancy 1 - n_up - n_dn + d is the small quantity the base gives)
+        d = float(base_sol.double_occupancy)
+        if density.mean() > 0.5:
+            d += float(np.sum(density - np.asarray(base_sol.density, float)))
+    else:
+        d = double_occupancy_from_ud(ud, params.U, density)
+    # within the validity tolerance of its bounds (a nearly empty impurity: d ~ 1e-8 with a
+    # Matsubara-sum error ~ 1e-7): onto the bounds, which holds the exact value; a larger
+    # violation is left to check_solution and the causal projection
+    lo, hi = max(0.0, density.sum() - 1.0), min(density[0], density[1])
+    if lo - TOLERANCES["occupation"] <= d <= hi + TOLERANCES["occupation"]:
+        d = min(max(d, lo), hi)
     diag.update(G_iw_raw=G_iw_raw, Sigma_iw_raw=Sigma_raw, sigma_moments=moments,
                 w_tail=w_c, G_tau_clipped=clipped)
     return AIMSolution(beta=beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l, Sigma_iw=Sigma, solver="ml",

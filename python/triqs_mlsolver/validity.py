@@ -45,6 +45,20 @@ TOLERANCES = {
 }
 
 
+#: ``|i w_max G(i w_max) - 1|`` above which the ``1/(i w)`` term does not dominate ``G`` at
+#: the largest Matsubara frequency: spectral weight at ``|E| > ~w_max / 3`` (a level or ``U``
+#: beyond the mesh), where no high-frequency expansion holds on the mesh.
+UNRESOLVED_TAIL = 0.1
+
+
+def tail_unresolved(G_iw, beta):
+    """Per row of ``G_iw`` (rows, ``2 n_iw``): is ``G`` beyond the reach of its Matsubara
+    mesh (:data:`UNRESOLVED_TAIL`)?  Moment-tail transforms to ``tau`` say nothing there."""
+    G_iw = np.atleast_2d(G_iw)
+    w_max = np.pi / beta * (G_iw.shape[1] - 1)
+    return np.abs(1j * w_max * G_iw[:, -1] - 1.0) > UNRESOLVED_TAIL
+
+
 def _fmt(x):
     return f"{float(x):.3g}"
 
@@ -166,7 +180,7 @@ def _consistency(G_iw, G_tau, G_l, Sig, dens, beta, U, g0_iw, tol):
     # Where the 1/(i w) term does not dominate at w_max (|i w G - 1| > 0.1: spectral weight
     # at |E| > ~w_max / 3, e.g. U or a level far beyond the mesh), no tail expansion holds
     # there and the transforms say nothing: those checks are skipped.
-    unresolved = np.abs(iw[-1] * G_iw[:, -1] - 1.0) > 0.1
+    unresolved = tail_unresolved(G_iw, beta)
     tol_t[unresolved] = np.inf
     tol_l[unresolved] = np.inf
     for s in range(n_s):

@@ -123,11 +123,12 @@ def test_double_occupancy_is_projected_onto_its_bounds():
     assert lo - 1e-15 <= proj.double_occupancy <= min(proj.density) + 1e-15
 
 
-def test_mlsolver_answers_a_nearly_empty_impurity_by_its_projection():
-    """A validation AIM of the single-band database (beta D = 243, U = 5.4, level ~8 D
-    above the Fermi energy, n ~ 5e-4): the model's answer has n = -0.003 (G(beta) > 0) and
-    would go to the reference; its projection is valid, used, and has the density of the
-    exact ED to a tenth of the raw answer's error."""
+def test_mlsolver_answers_a_nearly_empty_impurity_validly():
+    """A validation AIM of the single-band database (beta D = 243, U = 5.4, levels ~8 D
+    above the Fermi energy, n ~ 1e-30): the levels lie beyond the Matsubara mesh.  Through
+    G_iw and moment tails the model's answer had n = -0.003 (G(beta) > 0) and needed this
+    projection; built in tau (the base's G(tau) plus the correction: ``beyond_mesh``) it is
+    valid as it stands, with the density of the exact ED within 1e-5 (measured 3e-7)."""
     from triqs_mlsolver.mlsolver import solve_ml
 
     p = AIMParams(U=5.399031041401731, beta=243.3066019577391,
@@ -138,12 +139,10 @@ def test_mlsolver_answers_a_nearly_empty_impurity_by_its_projection():
                                 [0.0, 0.33986611130602806, 0.36672801553222373]]))
     sol = solve_ml(p, n_iw=1025, n_tau=2049, n_l=40, model="triqs_mlsolver_single_band_v1",
                    fallback="raise")
-    proj = sol.diagnostics["projection"]
-    assert proj["accepted"] and any("density" in v for v in proj["violations"])
+    assert sol.diagnostics["beyond_mesh"] and sol.diagnostics["projection"] is None
     assert check_solution(sol, U=p.U, g0_iw=p.g0_iw(1025)) == []
     exact = solve_aim("ed", p, n_iw=1025, n_tau=2049, n_l=40, n_bath=3)
-    raw_error = 0.003 + exact.density.max()  # the raw answer's n = -0.003
-    assert np.abs(sol.density - exact.density).max() < 0.1 * raw_error
+    assert np.abs(sol.density - exact.density).max() < 1e-5
 
 
 def test_the_projection_is_used_only_within_a_finite_spread_limit():
