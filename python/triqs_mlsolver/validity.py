@@ -72,7 +72,7 @@ def _tau_subgrid(n_tau: int, target: int = 257):
     return max(steps)
 
 
-def check_solution(sol, *, U=None, g0_iw=None, tol=None) -> list:
+def check_solution(sol, *, U=None, g0_iw=None, tol=None, consistency=True) -> list:
     """The exact properties :class:`~triqs_mlsolver.solvers.solution.AIMSolution`
     ``sol`` violates (empty list: physically valid).
 
@@ -87,6 +87,11 @@ def check_solution(sol, *, U=None, g0_iw=None, tol=None) -> list:
         The non-interacting ``G0``: checks Dyson's equation ``G = 1/(G0^-1 - Sigma)``.
     tol : dict, optional
         Overrides of :data:`TOLERANCES`.
+    consistency : bool
+        ``False``: only the pointwise conditions (finite values, signs, sum rule,
+        causality, occupations), not whether ``G_tau``, ``G_l``, ``Sigma_iw`` and
+        ``density`` are the transforms of ``G_iw`` -- for solutions that are so by
+        construction (a quarter of the cost: 0.2 ms instead of 0.9 ms at n_iw = 1025).
 
     Returns
     -------
@@ -138,6 +143,8 @@ def check_solution(sol, *, U=None, g0_iw=None, tol=None) -> list:
         if not (lo - t["occupation"] <= float(d) <= hi + t["occupation"]):
             out.append(f"double occupancy <n_up n_dn> = {_fmt(d)} outside "
                        f"[max(0, n_up + n_dn - 1), min(n_up, n_dn)] = [{_fmt(lo)}, {_fmt(hi)}]")
+    if not consistency:
+        return out
     if G_iw.shape[0] == 2 and all(np.array_equal(a[0], a[1]) for a in (G_iw, G_tau, G_l, Sig)) \
             and dens[0] == dens[1] and (g0_iw is None or np.array_equal(g0_iw[0], g0_iw[1])):
         # equal spin blocks: the transforms of one (the messages name spin up)

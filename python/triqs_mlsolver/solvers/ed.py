@@ -186,10 +186,13 @@ import numpy as np
 
 from ..aim.params import AIMParams
 from ..errors import TriqsMLSolverError
+from ..gf import transforms as tr
 from . import _ed_core as core
 from . import _ftlm
 from .base import register_solver
 from .solution import (
+    AIMSolution,
+    _dyson,
     double_occupancy_from_ud,
     galitskii_migdal,
     solution_from_iw,
@@ -701,14 +704,21 @@ def embed_solution(params, sol, *, n_tau, n_l):
     ``U^2 <n_-s>(1 - <n_-s>)``.  ``Sigma_iw`` of the result is that ``Sigma``; the density
     is that of the new ``G``; the energy of the fitted AIM does not carry over (``None``).
 
-    Where the re-embedded solution violates an exact property (:func:`~triqs_mlsolver.
-    validity.check_solution`: e.g. ``G(tau) > 0`` and ``n < 0`` for a nearly empty impurity
-    at low temperature whose 4-site fit of a 3-site bath left a redundant site -- ED-4e on
-    39 of the 10,000 single-band training samples, ED-3e on none), the fitted AIM's own
-    exact solution ``sol`` is returned instead, with ``diagnostics['embedded'] = False`` and
-    the violations under ``'embedding_refused'``.
+    Where ``G(i w)`` is beyond the reach of the Matsubara mesh (levels at or above
+    ``w_max``: :func:`~triqs_mlsolver.validity.tail_unresolved`; ~4.5 % of the single-band
+    training samples), no moment tail holds and its transform gave ``G(tau) > 0``, ``n < 0``
+    (ED-4e on 39 of 10,000 samples): there ``G`` is transformed as the fitted AIM's exact
+    ``G`` (``sol``'s ``G_tau``, ``G_l``) plus the small difference ``G - G_fit``, and
+    ``<n_up n_dn>`` is the fitted AIM's plus the change of the Galitskii-Migdal sum
+    (``diagnostics['beyond_mesh']``).  ``<n_up n_dn>`` outside its bounds ``[max(0, n_up +
+    n_dn - 1), min(n_up, n_dn)]`` (the sum's error, up to ~5e-4) is put onto them
+    (``diagnostics['double_occupancy_clipped']``).  A re-embedded solution that still
+    violates an exact property (the pointwise conditions of
+    :func:`~triqs_mlsolver.validity.check_solution`; none left on 2,000 training samples)
+    is refused: the fitted AIM's own exact solution ``sol`` is returned instead, with
+    ``diagnostics['embedded'] = False`` and the violations under ``'embedding_refused'``.
     """
-    from ..validity import check_solution
+    from ..validity import check_solution, tail_unresolved
 
     U, beta = params.U, params.beta
     n_fit = np.asarray(sol.density, float)[::-1]  # <n_-s> of the fitted AIM
@@ -716,10 +726,46 @@ def embed_solution(params, sol, *, n_tau, n_l):
     G = 1.0 / (1.0 / params.g0_iw(sol.n_iw) - sol.Sigma_iw)
     moments = [np.array([0.0, 1.0, sigma_inf[s] - params.mu[s]]) for s in range(2)]
     diag = dict(sol.diagnostics, embedded=True, density_fitted_aim=sol.density.tolist())
-    out = solution_from_iw(params, G, n_tau=n_tau, n_l=n_l, moments=moments, diagnostics=diag)
-    ud = galitskii_migdal(sol.Sigma_iw, G, beta, sigma_inf, c1, out.density)
-    out.double_occupancy = double_occupancy_from_ud(ud, U, out.density)
-    bad = check_solution(out)
+    beyond = bool(tail_unresolved(G, beta).any()) and sol.n_tau == n_tau and sol.n_l == n_l
+    if beyond:
+        # levels beyond the Matsubara mesh: no moment tail of G holds there, so G is
+        # transformed as the fitted AIM's exact G (its poles: sol's G_tau, G_l) plus the
+        # small difference dG = G - G_fit = G G_fit (Delta - Delta_fit) ~ (m_0 - m_0,fit)/(i w)^3
+        # (both share Sigma: its moments cancel), and <n_up n_dn> as the fitted AIM's exact
+        # one plus the change of the Galitskii-Migdal sum, T sum (Sigma - Sigma_inf) dG +
+        # Sigma_inf dn (beyond the mesh both G alike)
+        dG = G - sol.G_iw
+        iw = params.iw(sol.n_iw)
+        G_tau, G_l = np.empty((2, n_tau)), np.empty((2, n_l))
+        for s in range(2):
+            m, _ = tr.fit_tail(dG[s], iw, known_moments=np.zeros(3), max_order=6)
+            G_tau[s] = sol.G_tau[s] + tr.iw_to_tau(dG[s], beta, n_tau, m).real
+            G_l[s] = sol.G_l[s] + tr.iw_to_legendre(dG[s], beta, n_l, m).real
+        out = AIMSolution(beta=beta, G_iw=G, G_tau=G_tau, G_l=G_l, Sigma_iw=_dyson(params, G),
+                          density=-G_tau[:, -1], diagnostics=diag)
+        dn = out.density - sol.density
+        ud_change = sigma_inf * dn \
+            + ((sol.Sigma_iw - sigma_inf[:, None]) * dG).sum(axis=1).real / beta
+        d = float(sol.double_occupancy) + float(np.mean(ud_change)) / U \
+            if sol.double_occupancy is not None and U > 0 else None
+        diag["beyond_mesh"] = True
+    else:
+        out = solution_from_iw(params, G, n_tau=n_tau, n_l=n_l, moments=moments,
+                               diagnostics=diag)
+    if not beyond or d is None:
+        ud = galitskii_migdal(sol.Sigma_iw, G, beta, sigma_inf, c1, out.density)
+        d = double_occupancy_from_ud(ud, U, out.density)
+    # Galitskii-Migdal's sum can leave d outside its bounds (by up to ~5e-4 measured, at
+    # U/D ~ 10 or nearly empty or full impurities) while G is sound: onto the bounds, which
+    # hold the exact value (diagnostics['double_occupancy_clipped']: how far it moved)
+    lo, hi = max(0.0, float(out.density.sum()) - 1.0), float(out.density.min())
+    # (densities a hair outside [0, 1] give lo > hi: d between them, the density check decides)
+    out.double_occupancy = min(max(d, lo), hi) if lo <= hi else min(max(d, hi), lo)
+    diag["double_occupancy_clipped"] = abs(out.double_occupancy - d)
+    # the pointwise conditions only: G_tau, G_l and the density are the transforms of G by
+    # construction (with the consistency part too, the same decisions on 2,000 ED-3e and
+    # 1,000 ED-4e re-embeddings of training samples; it cost 0.7 ms per call)
+    bad = check_solution(out, consistency=False)
     if bad:
         return replace(sol, diagnostics=dict(sol.diagnostics, embedded=False,
                                              embedding_refused=bad))
