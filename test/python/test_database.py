@@ -207,6 +207,37 @@ def test_extend_with_more_solvers_shares_the_old_samples_among_the_ranks(tmp_pat
         assert json.loads(f.attrs["extended_from"])[0]["solvers"] == ["hubbard_i", "ed1", "ed"]
 
 
+def test_extend_recompute_solves_named_solvers_again(tmp_path, monkeypatch):
+    """--extend OLD.h5 --recompute ed1: ed1 is solved again on every old sample (only ed1),
+    the other columns are copied, and the result equals a fresh generation; refused: a
+    solver OLD does not have, and --recompute without --extend."""
+    import importlib
+
+    gen_mod = importlib.import_module("triqs_mlsolver.database.generate")
+    cfg = load_config(_write_cfg(tmp_path, n=4, chunk=2))
+    old, new, ref = tmp_path / "old.h5", tmp_path / "new.h5", tmp_path / "ref.h5"
+    generate(cfg, old, quiet=True)
+    generate(cfg, ref, quiet=True)
+    with h5py.File(old, "r") as f:
+        old_ed1 = f["solvers/ed1/wall_time"][:]
+    calls = []
+    real = gen_mod.solve_sample
+    monkeypatch.setattr(gen_mod, "solve_sample",
+                        lambda c, i, **kw: calls.append((i, kw.get("solvers")))
+                        or real(c, i, **kw))
+    generate(cfg, new, quiet=True, extend=old, recompute=("ed1",))
+    assert sorted(calls) == [(i, ["ed1"]) for i in range(4)]
+    check_schema(new)
+    assert_same_h5_data(new, ref)  # (wall times are not compared)
+    with h5py.File(new, "r") as f:
+        assert not np.array_equal(f["solvers/ed1/wall_time"][:], old_ed1)  # solved anew
+        assert json.loads(f.attrs["extended_from"])[0]["solvers"] == ["hubbard_i", "ed"]
+    with pytest.raises(ConfigError, match="--recompute ipt: not among the cheap solvers"):
+        generate(cfg, tmp_path / "x.h5", quiet=True, extend=old, recompute=("ipt",))
+    with pytest.raises(ConfigError, match="--recompute needs --extend"):
+        generate(cfg, tmp_path / "y.h5", quiet=True, recompute=("ed1",))
+
+
 @pytest.mark.mpi
 def test_killed_run_resumes_without_recomputing_or_losing_samples(tmp_path):
     if _mpiexec() is None:

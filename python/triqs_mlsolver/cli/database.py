@@ -35,6 +35,10 @@ def add_parsers(sub):
     g.add_argument("--extend", type=Path, default=None, metavar="OLD.h5",
                    help="reuse a finished database made with the same config but fewer "
                         "samples and/or fewer cheap solvers; only what is new is solved")
+    g.add_argument("--recompute", nargs="+", default=(), metavar="SOLVER",
+                   help="with --extend: solve these cheap solvers of OLD.h5 again on its "
+                        "samples instead of copying their results (after a change of a "
+                        "solver's code)")
     g.set_defaults(func=run_generate)
 
     i = sub.add_parser("inspect", help="summarise a database; plots; TRIQS export",
@@ -79,7 +83,8 @@ def run_generate(args) -> int:
         cfg = validate_config(raw)
     try:
         out = generate(cfg, args.output, resume=args.resume, quiet=args.quiet,
-                       keep_parts=args.keep_parts, extend=args.extend)
+                       keep_parts=args.keep_parts, extend=args.extend,
+                       recompute=tuple(args.recompute))
     except (ConfigError, DiskFullError):
         if mpi.is_master_node():
             raise

@@ -329,10 +329,10 @@ def _prepare(cfg, output: Path, resume: bool) -> str | None:
     return None
 
 
-def _check_extend(cfg: dict, source: Path) -> tuple[str | None, int, list]:
+def _check_extend(cfg: dict, source: Path, recompute=()) -> tuple[str | None, int, list]:
     """``(error message or None, number of samples of source, its solvers)`` for
     ``--extend source``: the same config except a larger ``n_samples`` and/or more cheap
-    solvers."""
+    solvers, and/or cheap solvers of ``source`` to solve again (``recompute``)."""
     import tomllib
 
     from .config import validate_config
@@ -364,7 +364,12 @@ def _check_extend(cfg: dict, source: Path) -> tuple[str | None, int, list]:
         return (f"{source} has the cheap solvers {dropped} that the config drops; --extend "
                 "keeps every solver of the old database (add them to [solvers] cheap)", 0, [])
     added = [s for s in cfg["solvers"]["cheap"] if s not in old["solvers"]["cheap"]]
-    if n_new < n_old or (n_new == n_old and not added):
+    unknown = [s for s in recompute if s not in old["solvers"]["cheap"]]
+    if unknown:
+        return (f"--recompute {' '.join(unknown)}: not among the cheap solvers of {source} "
+                f"({', '.join(old['solvers']['cheap'])}); a new solver is added by listing it "
+                "in [solvers] cheap", 0, [])
+    if n_new < n_old or (n_new == n_old and not added and not recompute):
         return (f"{source} has {n_old} samples and the solvers {solver_names(old)} already; "
                 f"give a larger n_samples (e.g. --n-samples {2 * n_old}) or more cheap solvers "
                 "to extend it", 0, [])
@@ -706,13 +711,15 @@ def _take_lock(output: Path, quiet: bool):
 
 def generate(
     cfg: dict, output, *, resume=False, comm=None, quiet=False, keep_parts=False, max_chunks=None,
-    extend=None,
+    extend=None, recompute=(),
 ):
     """Generate the database ``output`` described by the validated ``cfg`` (all ranks call it).
 
     ``extend``: a finished database made with the same config but fewer samples and/or
     fewer cheap solvers; its samples are reused (they are the first ones of this run) and
-    only what is new is solved.  ``max_chunks`` stops each rank after that many chunks
+    only what is new is solved.  ``recompute``: cheap solvers of ``extend`` whose stored
+    results are not reused but solved again on its samples (after a change of the solver's
+    code); every other column is copied.  ``max_chunks`` stops each rank after that many chunks
     without merging (for tests of interrupted runs).  Returns the output path (rank 0) or None.
 
     Rank 0 holds ``OUTPUT.lock`` for the whole run (another ``generate`` on ``output`` is
@@ -737,7 +744,11 @@ def generate(
                 err = ("--extend and -o name the same file; write the larger database to a "
                        "new file")
             else:
-                err, n_old, old_solvers = _check_extend(cfg, extend)
+                err, n_old, old_solvers = _check_extend(cfg, extend, tuple(recompute))
+                # a recomputed solver is solved again on the old samples, like an added one
+                old_solvers = [s for s in old_solvers if s not in recompute]
+        if rank == 0 and err is None and recompute and extend is None:
+            err = "--recompute needs --extend OLD.h5 (the database whose solvers to solve again)"
         if rank == 0 and err is None:
             try:
                 err = _prepare(cfg, output, resume)
