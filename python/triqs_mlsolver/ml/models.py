@@ -75,6 +75,29 @@ def _activations():
 #: Activation names accepted by :func:`build_mlp`.
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "softplus", "sigmoid")
 
+
+def _softplus(x):  # torch's Softplus (beta 1, threshold 20)
+    return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))
+
+
+def _np_activations():
+    from scipy.special import erf, expit
+
+    return {
+        "tanh": np.tanh,
+        "relu": lambda x: np.maximum(x, 0.0),
+        "gelu": lambda x: 0.5 * x * (1.0 + erf(x / np.sqrt(2.0))),  # torch's exact GELU
+        "silu": lambda x: x * expit(x),
+        "elu": lambda x: np.where(x > 0.0, x, np.expm1(np.minimum(x, 0.0))),
+        "softplus": _softplus,
+        "sigmoid": expit,
+    }
+
+
+#: The activations in numpy, for inference on stacked ensemble weights
+#: (:meth:`CorrectionModel._members`); equal to torch's to rounding (tested).
+_NUMPY_ACTIVATIONS = _np_activations()
+
 #: Named settings.  ``"seed"``: the network of the seed lecture (Sheridan et al.
 #: 2021): 2 hidden layers of 51 tanh units, Adam with learning rate 2e-4,
 #: batch 8, G(tau) on an adaptive mesh of 51 points, a 90/10 split.
@@ -317,9 +340,50 @@ class CorrectionModel(CorrectionPipeline):
     def head(self):
         return self.architecture.get("head", "plain")
 
+    def _stacked(self):
+        """The members' weights stacked for numpy (``[(W (K, in, out), b (K, 1, out)), ...]``,
+        the activation), or ``None`` where the torch path is needed (a member on another
+        device, another structure or dtype).  Cached; the cache is keyed by every parameter's
+        identity and version, so training (in-place updates) invalidates it."""
+        import torch
+
+        params = [p for net in self.nets for p in net.parameters()]
+        key = tuple((id(p), p._version) for p in params)
+        cached = getattr(self, "_stack_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        act = self.architecture.get("activation")
+        stack = None
+        if (act in _NUMPY_ACTIVATIONS and all(p.device.type == "cpu" for p in params)
+                and all(p.dtype == torch.float64 for p in params)
+                and all(hasattr(n, "layers") for n in self.nets)):
+            lins = [[m for m in n.layers if isinstance(m, torch.nn.Linear)] for n in self.nets]
+            n_act = [sum(not isinstance(m, torch.nn.Linear) for m in n.layers)
+                     for n in self.nets]
+            if all(len(ls) == len(lins[0]) == k + 1 for ls, k in zip(lins, n_act)):
+                stack = [(np.stack([ls[j].weight.detach().numpy().T for ls in lins]),
+                          np.stack([ls[j].bias.detach().numpy() for ls in lins])[:, None, :])
+                         for j in range(len(lins[0]))]
+                stack = (stack, _NUMPY_ACTIVATIONS[act])
+        self._stack_cache = (key, stack)
+        return stack
+
     def _members(self, Z_bf, gates=None):
         import torch
 
+        fast = self._stacked()
+        if fast is not None:  # numpy on the stacked weights: ~0.2 ms for 8 members, not ~1 ms
+            layers, act = fast
+            h = np.broadcast_to(np.asarray(Z_bf, float), (len(self.nets), *np.shape(Z_bf)))
+            for j, (W, b) in enumerate(layers):
+                h = np.matmul(h, W) + b
+                if j < len(layers) - 1:
+                    h = act(h)
+            if self.head == "gated":
+                g = np.asarray(gates, float)
+                o = h.shape[2] - g.shape[1]
+                h = h[:, :, :o] + (h[:, :, o:, None] * g[None]).sum(axis=2)
+            return h
         dtype = getattr(torch, self.architecture.get("dtype", "float64"))
         out = []
         with torch.no_grad():
