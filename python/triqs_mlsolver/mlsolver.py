@@ -692,6 +692,7 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
         dG_l = pred.G_l(samples, spec, n_l_m) - samples.G_l[spec.base][:, :n_l_m]
     spread_t = pred.G_tau_spread
     timings["model"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     guard = DISAGREEMENT_LIMITS.get(_model_name(mdl))
     if guard is not None and {guard[0], guard[1]} <= set(samples.G_tau):
         from .database.reader import disagreement_rms
@@ -798,6 +799,7 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     lo, hi = max(0.0, density.sum() - 1.0), min(density[0], density[1])
     if lo - TOLERANCES["occupation"] <= d <= hi + TOLERANCES["occupation"]:
         d = min(max(d, lo), hi)
+    timings["outputs"] = time.perf_counter() - t0  # G_iw, Sigma_iw, G_tau, G_l, <n_up n_dn>
     diag.update(G_iw_raw=G_iw_raw, Sigma_iw_raw=Sigma_raw, sigma_moments=moments,
                 w_tail=w_c, G_tau_clipped=clipped)
     return AIMSolution(beta=beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l, Sigma_iw=Sigma, solver="ml",
