@@ -42,12 +42,14 @@ from scipy.optimize import nnls
 from .gf import transforms as tr
 from .solvers.solution import (
     AIMSolution,
+    add_remainder_transforms,
     galitskii_migdal,
     impurity_poles,
     iw_of_poles,
     legendre_of_poles,
     tau_of_poles_grid,
 )
+from .validity import double_occupancy_bounds
 
 __all__ = ["pole_grid", "sigma_range", "fit_positive_poles", "impurity_poles", "causal_projection"]
 
@@ -160,16 +162,13 @@ def causal_projection(params, Sigma_sw, G_sw, *, n_iw, n_tau, n_l):
         G_iw = G_poles
     else:  # the exact Dyson equation with the input's Delta; the small remainder transformed
         G_iw = 1.0 / (iw[None, :] + mu[:, None] - delta - Sigma)
-        rem = G_iw - G_poles
-        known = np.zeros((2, 2))
-        m, _ = tr.fit_tail(rem.T, iw, known_moments=known, max_order=4)
-        G_tau = G_tau + tr.iw_to_tau(rem.T, beta, n_tau, m).real.T
-        G_l = G_l + tr.iw_to_legendre(rem.T, beta, n_l, m).real.T
+        G_tau, G_l = add_remainder_transforms(G_tau, G_l, G_iw - G_poles, iw, beta,
+                                              n_known=2, max_order=4)
     density_out = -G_tau[:, -1]
     c1 = np.array([fits[s][1].sum() for s in range(2)])
     ud = galitskii_migdal(Sigma, G_iw, beta, s0, c1, density_out)
     d = float(np.mean(ud) / U) if U > 0 else float(density_out[0] * density_out[1])
-    lo, hi = max(0.0, density_out.sum() - 1.0), min(density_out[0], density_out[1])
+    lo, hi = double_occupancy_bounds(density_out)
     d_proj = min(max(d, lo), hi)
     resid = max(float(np.max(np.abs(Sigma[s] - Sigma_sw[s]) * np.abs(G_sw[s]) ** 2))
                 for s in range(2))

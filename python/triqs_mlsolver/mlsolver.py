@@ -104,7 +104,13 @@ from .solvers.cthyb_keywords import (
 )
 from .solvers.ed import embed_solution, embedded_source
 from .solvers.solution import AIMSolution, double_occupancy_from_ud, galitskii_migdal
-from .validity import TOLERANCES, check_g0, check_solution, tail_unresolved
+from .validity import (
+    TOLERANCES,
+    check_g0,
+    check_solution,
+    double_occupancy_bounds,
+    tail_unresolved,
+)
 
 __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_MODEL",
            "DEFAULT_MODELS", "ML_OPTIONS"]
@@ -783,7 +789,6 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
         G_l = G_l + tr.tau_to_legendre(d_t[u].T, beta, n_l).real.T[rows]
         G_tau = G_tau + d_t
     density = -G_tau[:, -1]
-    ud = galitskii_migdal(Sigma, G_iw, beta, moments[:, 0].real, moments[:, 1].real, density)
     if beyond and base_sol.double_occupancy is not None:
         # Galitskii-Migdal's Matsubara sum misses what lies beyond the mesh (errors ~1e-6 for
         # d ~ 1e-8 measured): the base's <n_up n_dn>, which the model does not correct --
@@ -793,11 +798,13 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
         if density.mean() > 0.5:
             d += float(np.sum(density - np.asarray(base_sol.density, float)))
     else:
+        ud = galitskii_migdal(Sigma, G_iw, beta, moments[:, 0].real, moments[:, 1].real,
+                              density)
         d = double_occupancy_from_ud(ud, params.U, density)
     # within the validity tolerance of its bounds (a nearly empty impurity: d ~ 1e-8 with a
     # Matsubara-sum error ~ 1e-7): onto the bounds, which holds the exact value; a larger
     # violation is left to check_solution and the causal projection
-    lo, hi = max(0.0, density.sum() - 1.0), min(density[0], density[1])
+    lo, hi = double_occupancy_bounds(density)
     if lo - TOLERANCES["occupation"] <= d <= hi + TOLERANCES["occupation"]:
         d = min(max(d, lo), hi)
     timings["outputs"] = time.perf_counter() - t0  # G_iw, Sigma_iw, G_tau, G_l, <n_up n_dn>

@@ -59,6 +59,13 @@ def tail_unresolved(G_iw, beta):
     return np.abs(1j * w_max * G_iw[:, -1] - 1.0) > UNRESOLVED_TAIL
 
 
+def double_occupancy_bounds(density) -> tuple[float, float]:
+    """``(max(0, n_up + n_dn - 1), min(n_up, n_dn))``: the bounds of ``<n_up n_dn>`` (all four
+    occupation probabilities of the impurity non-negative)."""
+    n = np.asarray(density, float)
+    return max(0.0, float(n.sum()) - 1.0), float(min(n[0], n[1]))
+
+
 def _fmt(x):
     return f"{float(x):.3g}"
 
@@ -138,8 +145,7 @@ def check_solution(sol, *, U=None, g0_iw=None, tol=None, consistency=True) -> li
         if not (-t["occupation"] <= dens[s] <= 1.0 + t["occupation"]):
             out.append(f"density[{name}] = {_fmt(dens[s])} outside [0, 1]")
     if d is not None and dens.size == 2:
-        lo = max(0.0, dens.sum() - 1.0)
-        hi = min(dens[0], dens[1])
+        lo, hi = double_occupancy_bounds(dens)
         if not (lo - t["occupation"] <= float(d) <= hi + t["occupation"]):
             out.append(f"double occupancy <n_up n_dn> = {_fmt(d)} outside "
                        f"[max(0, n_up + n_dn - 1), min(n_up, n_dn)] = [{_fmt(lo)}, {_fmt(hi)}]")

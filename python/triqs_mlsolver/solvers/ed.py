@@ -186,13 +186,13 @@ import numpy as np
 
 from ..aim.params import AIMParams
 from ..errors import TriqsMLSolverError
-from ..gf import transforms as tr
 from . import _ed_core as core
 from . import _ftlm
 from .base import register_solver
 from .solution import (
     AIMSolution,
     _dyson,
+    add_remainder_transforms,
     double_occupancy_from_ud,
     galitskii_migdal,
     solution_from_iw,
@@ -718,7 +718,7 @@ def embed_solution(params, sol, *, n_tau, n_l):
     is refused: the fitted AIM's own exact solution ``sol`` is returned instead, with
     ``diagnostics['embedded'] = False`` and the violations under ``'embedding_refused'``.
     """
-    from ..validity import check_solution, tail_unresolved
+    from ..validity import check_solution, double_occupancy_bounds, tail_unresolved
 
     U, beta = params.U, params.beta
     n_fit = np.asarray(sol.density, float)[::-1]  # <n_-s> of the fitted AIM
@@ -727,6 +727,7 @@ def embed_solution(params, sol, *, n_tau, n_l):
     moments = [np.array([0.0, 1.0, sigma_inf[s] - params.mu[s]]) for s in range(2)]
     diag = dict(sol.diagnostics, embedded=True, density_fitted_aim=sol.density.tolist())
     beyond = bool(tail_unresolved(G, beta).any()) and sol.n_tau == n_tau and sol.n_l == n_l
+    d = None  # <n_up n_dn>: Galitskii-Migdal unless found otherwise below
     if beyond:
         # levels beyond the Matsubara mesh: no moment tail of G holds there, so G is
         # transformed as the fitted AIM's exact G (its poles: sol's G_tau, G_l) plus the
@@ -735,30 +736,25 @@ def embed_solution(params, sol, *, n_tau, n_l):
         # one plus the change of the Galitskii-Migdal sum, T sum (Sigma - Sigma_inf) dG +
         # Sigma_inf dn (beyond the mesh both G alike)
         dG = G - sol.G_iw
-        iw = params.iw(sol.n_iw)
-        G_tau, G_l = np.empty((2, n_tau)), np.empty((2, n_l))
-        for s in range(2):
-            m, _ = tr.fit_tail(dG[s], iw, known_moments=np.zeros(3), max_order=6)
-            G_tau[s] = sol.G_tau[s] + tr.iw_to_tau(dG[s], beta, n_tau, m).real
-            G_l[s] = sol.G_l[s] + tr.iw_to_legendre(dG[s], beta, n_l, m).real
+        G_tau, G_l = add_remainder_transforms(sol.G_tau, sol.G_l, dG, params.iw(sol.n_iw),
+                                              beta, n_known=3, max_order=6)
         out = AIMSolution(beta=beta, G_iw=G, G_tau=G_tau, G_l=G_l, Sigma_iw=_dyson(params, G),
                           density=-G_tau[:, -1], diagnostics=diag)
-        dn = out.density - sol.density
-        ud_change = sigma_inf * dn \
-            + ((sol.Sigma_iw - sigma_inf[:, None]) * dG).sum(axis=1).real / beta
-        d = float(sol.double_occupancy) + float(np.mean(ud_change)) / U \
-            if sol.double_occupancy is not None and U > 0 else None
         diag["beyond_mesh"] = True
+        if sol.double_occupancy is not None and U > 0:
+            ud_change = sigma_inf * (out.density - sol.density) \
+                + ((sol.Sigma_iw - sigma_inf[:, None]) * dG).sum(axis=1).real / beta
+            d = float(sol.double_occupancy) + float(np.mean(ud_change)) / U
     else:
         out = solution_from_iw(params, G, n_tau=n_tau, n_l=n_l, moments=moments,
                                diagnostics=diag)
-    if not beyond or d is None:
+    if d is None:
         ud = galitskii_migdal(sol.Sigma_iw, G, beta, sigma_inf, c1, out.density)
         d = double_occupancy_from_ud(ud, U, out.density)
     # Galitskii-Migdal's sum can leave d outside its bounds (by up to ~5e-4 measured, at
     # U/D ~ 10 or nearly empty or full impurities) while G is sound: onto the bounds, which
     # hold the exact value (diagnostics['double_occupancy_clipped']: how far it moved)
-    lo, hi = max(0.0, float(out.density.sum()) - 1.0), float(out.density.min())
+    lo, hi = double_occupancy_bounds(out.density)
     # (densities a hair outside [0, 1] give lo > hi: d between them, the density check decides)
     out.double_occupancy = min(max(d, lo), hi) if lo <= hi else min(max(d, hi), lo)
     diag["double_occupancy_clipped"] = abs(out.double_occupancy - d)

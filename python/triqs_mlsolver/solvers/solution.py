@@ -261,6 +261,19 @@ def double_occupancy_from_ud(ud, U, density) -> float:
     return float(density[0] * density[1])
 
 
+def add_remainder_transforms(G_tau, G_l, rem, iw, beta, *, n_known, max_order):
+    """``G_tau + transform(rem)``, ``G_l + transform(rem)`` per row: an exactly known function
+    (e.g. of poles) plus the transforms of a small remainder ``rem`` (rows, ``2 n_iw``) whose
+    first ``n_known`` moments vanish (the next ones fitted up to ``max_order``).  The
+    remainder is transformed where a moment tail of the whole function could not be (levels
+    beyond the Matsubara mesh): being small, its tail error is small."""
+    rem = np.atleast_2d(rem)
+    m, _ = tr.fit_tail(rem.T, iw, known_moments=np.zeros((n_known, len(rem))),
+                       max_order=max_order)
+    return (G_tau + tr.iw_to_tau(rem.T, beta, G_tau.shape[1], m).real.T,
+            G_l + tr.iw_to_legendre(rem.T, beta, G_l.shape[1], m).real.T)
+
+
 def _dyson(params, G_sw):
     n_iw = G_sw.shape[1] // 2
     return 1.0 / params.g0_iw(n_iw) - 1.0 / G_sw
