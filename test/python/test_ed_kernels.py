@@ -3,7 +3,8 @@
 independent ones:
 
 * the compiled kernels (numba) against the numpy path: the same recurrences, so the same
-  Green's function to round-off (1e-10);
+  Green's function to round-off (1e-10); the small-bath Lehmann sum (every sector dense),
+  the pole sums G(i w_n), G_l and the bath fit's residual and Jacobian likewise;
 * the plain-Lanczos low spectrum (``lanczos_low_states``) against dense diagonalisation of
   the sector: every eigenvalue below the cap, to the residual tolerance; its completeness
   check must catch a state left out on purpose;
@@ -84,6 +85,81 @@ def test_compiled_path_gives_the_numpy_answer(k, beta, polarised, monkeypatch):
     P_slow, st_slow = ed_poles(p, method="lanczos")
     np.testing.assert_allclose(g_tau(P_fast, beta), g_tau(P_slow, beta), rtol=0, atol=1e-10)
     assert st_fast["double_occupancy"] == pytest.approx(st_slow["double_occupancy"], abs=1e-10)
+
+
+@needs_numba
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+@pytest.mark.parametrize("beta, U, polarised", [(1.0, 4.0, False), (50.0, 2.0, True),
+                                                (400.0, 8.0, False), (20.0, 0.0, True),
+                                                (10.0, 6.0, False)])
+def test_small_bath_lehmann_kernel_equals_numpy(k, beta, U, polarised, monkeypatch):
+    """Path A for 4^(k+1) <= 256 states (the cheap solvers' ED): compiled against numpy --
+    the same sectors and rules, so the same poles, Z, <n_up n_dn>, <H> and densities to
+    round-off, spin-symmetric (twin sectors by transposition) and polarised alike."""
+    from triqs_mlsolver.solvers.solution import iw_of_poles
+
+    rng = np.random.default_rng(k + int(beta))
+    p = AIMParams(U=U, mu=U / 2 + rng.uniform(-1, 1) + (np.array([0.2, -0.2]) if polarised
+                                                          else 0.0),
+                  beta=beta, eps_k=rng.uniform(-1.5, 1.5, (2, k) if polarised else k),
+                  V_k=rng.uniform(0.1, 0.8, (2, k) if polarised else k))
+    up, dn = ed_mod._species(p)
+    fast, st_f = core.full_lehmann_poles(up, dn, U, beta, p.spin_symmetric)
+    monkeypatch.setattr(core, "USE_KERNELS", False)
+    slow, st_s = core.full_lehmann_poles(up, dn, U, beta, p.spin_symmetric)
+    for (Ef, Wf), (Es, Ws) in zip(fast, slow):
+        np.testing.assert_allclose(iw_of_poles(Ef, Wf, beta, 64), iw_of_poles(Es, Ws, beta, 64),
+                                   rtol=0, atol=1e-13)
+        assert Wf.sum() == pytest.approx(Ws.sum(), abs=1e-13)
+        assert Wf.sum() == pytest.approx(1.0, abs=1e-10)  # the anticommutator (weights
+        # below 1e-14 of the total and pairs of unweighted sectors are dropped by both)
+    for key in ("E0", "Z", "double_occupancy", "energy"):
+        assert st_f[key] == pytest.approx(st_s[key], rel=1e-12, abs=1e-13), key
+    np.testing.assert_allclose(st_f["density"], st_s["density"], rtol=0, atol=1e-13)
+    assert st_f["sectors_diagonalised"] == st_s["sectors_diagonalised"]
+
+
+@needs_numba
+def test_pole_sums_equal_numpy(monkeypatch):
+    """G(i w_n) and G_l of poles (near zero, far, at zero; low and high temperature)."""
+    from triqs_mlsolver.solvers import solution
+
+    rng = np.random.default_rng(0)
+    for beta, scale, n_l in [(0.5, 100.0, 30), (50.0, 1.0, 40), (1e4, 0.01, 80), (10.0, 10.0, 1)]:
+        E = np.append(rng.normal(0, scale, 300), 0.0)
+        W = rng.uniform(0, 1, E.size)
+        W /= W.sum()
+        fast = solution.iw_of_poles(E, W, beta, 200), solution.legendre_of_poles(E, W, beta, n_l)
+        monkeypatch.setattr(solution, "USE_KERNELS", False)
+        slow = solution.iw_of_poles(E, W, beta, 200), solution.legendre_of_poles(E, W, beta, n_l)
+        monkeypatch.undo()
+        np.testing.assert_allclose(fast[0], slow[0], rtol=0, atol=1e-14 * np.abs(slow[0]).max())
+        np.testing.assert_allclose(fast[1], slow[1], rtol=0, atol=1e-14 * np.abs(slow[1]).max())
+
+
+@needs_numba
+@pytest.mark.parametrize("ph", [False, True])
+def test_bath_fit_residual_kernel_equals_numpy(ph, monkeypatch):
+    from triqs_mlsolver.aim import bath
+
+    beta = 50.0
+    iw = matsubara_freqs(beta, 256)
+    delta = 0.25 * semicircle_g(iw + 0.2, 1.0)
+    n = iw.size // 2
+    prob = bath._Problem(iw[n:n + 80], delta[n:n + 80], 1.0 / np.sqrt(iw[n:n + 80].imag), 3, ph)
+    T = prob._to_full()
+    x = np.random.default_rng(1).uniform(0.1, 1.0, T.shape[1])
+    r_f, J_f, _ = prob._derivatives(x, T)
+    monkeypatch.setattr(bath, "USE_KERNELS", False)
+    r_s, J_s, _ = prob._derivatives(x, T)
+    np.testing.assert_allclose(r_f, r_s, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(J_f, J_s, rtol=0, atol=1e-14)
+    # and the fit it drives: the same bath (a well-conditioned minimum, polished to round-off)
+    slow = fit_bath(delta, beta, 2, weight="1/w")
+    monkeypatch.undo()
+    fast = fit_bath(delta, beta, 2, weight="1/w")
+    np.testing.assert_allclose(fast.eps_k, slow.eps_k, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(fast.V_k, slow.V_k, rtol=0, atol=1e-10)
 
 
 # -- the plain-Lanczos low spectrum ------------------------------------------------------------

@@ -85,7 +85,13 @@ from scipy.linalg.lapack import dorgqr as _dorgqr
 from scipy.linalg.lapack import dtrtrs as _dtrtrs
 from scipy.optimize import leastsq, nnls
 
+from . import _kernels
+
 __all__ = ["BathFit", "fit_bath", "decouple_far_sites", "EPS_FAR"]
+
+#: Evaluate the fit's residual and Jacobian with the compiled kernel of :mod:`._kernels`
+#: where numba is available (the tests switch it off to compare with the numpy path).
+USE_KERNELS = True
 
 #: Fitted bath levels beyond ``+-(EPS_FAR D + U)`` are an artefact of the fit, not a bath: at
 #: large U and low temperature a least-squares fit can send a site with a tiny coupling to
@@ -465,6 +471,9 @@ class _Problem:
         k = self.k
         xf = T @ x if self.ph else x
         eps, V = xf[:k], xf[k:]
+        if not hessian and _kernels.HAVE_NUMBA and USE_KERNELS:
+            r, Jf = _kernels.residual_jacobian(eps, V, self.z, self.sw, self.b)
+            return r, (T.T @ Jf if self.ph else Jf), None
         inv = 1.0 / (self.z - eps[:, None])  # (k, N)
         swinv = self.sw * inv
         V2 = V * V

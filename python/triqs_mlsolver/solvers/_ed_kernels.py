@@ -152,3 +152,308 @@ def lanczos_steps(q, qp, bp, n0, n1, a_out, b_out, b_tol, D, Tu, Td, Q=None):
 
 
 _NO_STORE = np.zeros((0, 1, 1))
+
+
+# -- Path A for small baths: every sector of a Fock space of 4^L <= 256 states -------------
+def _popc(x):  # pragma: no cover - compiled
+    c = 0
+    while x:
+        c += x & 1
+        x >>= 1
+    return c
+
+
+_popc_c = _njit(_popc)
+
+
+def _hop_block(states, off, index, V, N, L):  # pragma: no cover - compiled
+    """Dense hopping ``sum_k V_k (c_k^+ c_0 + h.c.)`` of one species on its ``N``-particle
+    block (the convention of ``_ed_core._species_structure``: orbital 0 the impurity,
+    ``c_k^+`` counts the occupied orbitals ``1 .. k-1``)."""
+    n0 = off[N]
+    dim = off[N + 1] - n0
+    T = np.zeros((dim, dim))
+    for i in range(dim):
+        s = states[n0 + i]
+        if s & 1 == 0:
+            continue
+        for k in range(1, L):
+            if (s >> k) & 1:
+                continue
+            t = s ^ 1 ^ (1 << k)
+            v = V[k - 1] * (1.0 - 2.0 * (_popc_c(s & ((1 << k) - 2)) & 1))
+            j = index[t]
+            T[j, i] += v
+            T[i, j] += v
+    return T
+
+
+_hop_block_c = _njit(_hop_block)
+
+
+def _lehmann_small(e_up, V_up, e_dn, V_dn, U, beta, sym, thresh):  # pragma: no cover
+    """Exact Lehmann data of a small two-species AIM: every sector ``(N_up, N_dn)``
+    diagonalised densely (the spin twin ``(b, a)`` from ``(a, b)`` when ``sym``).
+
+    ``e_*`` = one-body levels (impurity first), ``V_*`` = hoppings.  A sector is
+    *weighted* when its lowest energy is within ``thresh`` of the ground state; thermal
+    averages run over the weighted sectors and the poles of ``d^+_s`` over the pairs of
+    sectors one of which is weighted (``_ed_core.full_lehmann_poles``'s rules).
+
+    Returns ``(E_up, W_up, E_dn, W_dn, E0, Z, <n_up n_dn> Z, <H> Z, <n_s> Z (2,),
+    weighted (sectors,))`` with raw (unmerged) poles, weights already divided by ``Z``;
+    ``E_dn, W_dn`` are empty when ``sym``.
+    """
+    L = e_up.size
+    nst = 1 << L
+    pc = np.empty(nst, np.int64)
+    for s in range(nst):
+        pc[s] = _popc_c(s)
+    off = np.zeros(L + 2, np.int64)
+    for s in range(nst):
+        off[pc[s] + 1] += 1
+    for N in range(L + 1):
+        off[N + 1] += off[N]
+    states = np.empty(nst, np.int64)
+    index = np.empty(nst, np.int64)
+    fill = off[:L + 1].copy()
+    for s in range(nst):  # ascending: each block sorted
+        N = pc[s]
+        states[fill[N]] = s
+        index[s] = fill[N] - off[N]
+        fill[N] += 1
+    one_up = np.zeros(nst)
+    one_dn = np.zeros(nst)
+    for s in range(nst):
+        for o in range(L):
+            if (s >> o) & 1:
+                one_up[s] += e_up[o]
+                one_dn[s] += e_dn[o]
+    L1 = L + 1
+    nsec = L1 * L1
+    dims = np.empty(nsec, np.int64)
+    eoff = np.zeros(nsec + 1, np.int64)
+    voff = np.zeros(nsec + 1, np.int64)
+    for a in range(L1):
+        for b in range(L1):
+            i = a * L1 + b
+            dims[i] = (off[a + 1] - off[a]) * (off[b + 1] - off[b])
+            eoff[i + 1] = eoff[i] + dims[i]
+            voff[i + 1] = voff[i] + dims[i] * dims[i]
+    Eall = np.empty(eoff[nsec])
+    Vall = np.empty(voff[nsec])
+    for a in range(L1):
+        for b in range(L1):
+            if sym and a > b:
+                continue
+            i = a * L1 + b
+            du = off[a + 1] - off[a]
+            dd = off[b + 1] - off[b]
+            dim = du * dd
+            Tu = _hop_block_c(states, off, index, V_up, a, L)
+            Td = _hop_block_c(states, off, index, V_dn, b, L)
+            H = np.zeros((dim, dim))
+            for u in range(du):
+                su = states[off[a] + u]
+                for d in range(dd):
+                    sd = states[off[b] + d]
+                    r = u * dd + d
+                    H[r, r] = one_up[su] + one_dn[sd] + U * (su & 1) * (sd & 1)
+                    for u2 in range(du):
+                        H[r, u2 * dd + d] += Tu[u, u2]
+                    for d2 in range(dd):
+                        H[r, u * dd + d2] += Td[d, d2]
+            w, v = np.linalg.eigh(H)
+            Eall[eoff[i]:eoff[i + 1]] = w
+            Vall[voff[i]:voff[i + 1]] = np.ascontiguousarray(v).ravel()
+    if sym:  # (a, b), a > b: Psi[u, d] = Psi_(b,a)[d, u]
+        for a in range(L1):
+            for b in range(a):
+                i = a * L1 + b
+                j = b * L1 + a
+                du = off[a + 1] - off[a]
+                dd = off[b + 1] - off[b]
+                dim = du * dd
+                Eall[eoff[i]:eoff[i + 1]] = Eall[eoff[j]:eoff[j + 1]]
+                src = Vall[voff[j]:voff[j + 1]].reshape((dim, dim))
+                dst = Vall[voff[i]:voff[i + 1]].reshape((dim, dim))
+                for u in range(du):
+                    for d in range(dd):
+                        dst[u * dd + d, :] = src[d * du + u, :]
+    E0 = np.inf
+    for i in range(nsec):
+        E0 = min(E0, Eall[eoff[i]])
+    weighted = np.zeros(nsec, np.bool_)
+    for i in range(nsec):
+        weighted[i] = Eall[eoff[i]] <= E0 + thresh
+    bf = np.exp(-beta * (Eall - E0))
+    Z = 0.0
+    d_occ = 0.0
+    energy = 0.0
+    dens = np.zeros(2)
+    for a in range(L1):
+        for b in range(L1):
+            i = a * L1 + b
+            if not weighted[i]:
+                continue
+            du = off[a + 1] - off[a]
+            dd = off[b + 1] - off[b]
+            dim = du * dd
+            v = Vall[voff[i]:voff[i + 1]].reshape((dim, dim))
+            for e in range(dim):
+                f = bf[eoff[i] + e]
+                Z += f
+                energy += f * Eall[eoff[i] + e]
+                for u in range(du):
+                    nu = states[off[a] + u] & 1
+                    for d in range(dd):
+                        nd = states[off[b] + d] & 1
+                        p = v[u * dd + d, e] ** 2
+                        d_occ += f * p * nu * nd
+                        dens[0] += f * p * nu
+                        dens[1] += f * p * nd
+    n_spin = 1 if sym else 2
+    out_E = []
+    out_W = []
+    for s in range(2):
+        n_raw = 0
+        for a in range(L1):
+            for b in range(L1):
+                a2, b2 = (a + 1, b) if s == 0 else (a, b + 1)
+                if s < n_spin and a2 < L1 and b2 < L1 and (
+                        weighted[a * L1 + b] or weighted[a2 * L1 + b2]):
+                    n_raw += dims[a * L1 + b] * dims[a2 * L1 + b2]
+        Ep = np.empty(n_raw)
+        Wp = np.empty(n_raw)
+        pos = 0
+        for a in range(L1):
+            for b in range(L1):
+                a2, b2 = (a + 1, b) if s == 0 else (a, b + 1)
+                if not (s < n_spin and a2 < L1 and b2 < L1):
+                    continue
+                i = a * L1 + b
+                j = a2 * L1 + b2
+                if not (weighted[i] or weighted[j]):
+                    continue
+                du = off[a + 1] - off[a]
+                dd = off[b + 1] - off[b]
+                dd2 = off[b2 + 1] - off[b2]
+                ni = dims[i]
+                nj = dims[j]
+                vi = Vall[voff[i]:voff[i + 1]].reshape((ni, ni))
+                vj = Vall[voff[j]:voff[j + 1]].reshape((nj, nj))
+                Y = np.zeros((ni, nj))  # Y[n, x] = (d^+_s |n>)_x
+                for u in range(du):
+                    su = states[off[a] + u]
+                    for d in range(dd):
+                        sd = states[off[b] + d]
+                        if s == 0:
+                            if su & 1:
+                                continue
+                            x = index[su | 1] * dd2 + d
+                        else:
+                            if sd & 1:
+                                continue
+                            x = u * dd2 + index[sd | 1]
+                        r = u * dd + d
+                        for e in range(ni):
+                            Y[e, x] = vi[r, e]
+                M = Y @ vj
+                for e in range(ni):
+                    fe = bf[eoff[i] + e]
+                    Ee = Eall[eoff[i] + e]
+                    for m in range(nj):
+                        Ep[pos] = Eall[eoff[j] + m] - Ee
+                        Wp[pos] = M[e, m] ** 2 * (fe + bf[eoff[j] + m]) / Z
+                        pos += 1
+        out_E.append(Ep)
+        out_W.append(Wp)
+    return (out_E[0], out_W[0], out_E[1], out_W[1], E0, Z, d_occ, energy, dens, weighted)
+
+
+_lehmann_small_c = _njit(_lehmann_small)
+
+
+def lehmann_small(e_up, V_up, e_dn, V_dn, U, beta, sym, thresh):
+    """:func:`_lehmann_small` (compiled) on float arrays; see there."""
+    f = np.ascontiguousarray
+    return _lehmann_small_c(f(e_up, float), f(V_up, float), f(e_dn, float), f(V_dn, float),
+                            float(U), float(beta), bool(sym), float(thresh))
+
+
+# -- Green's functions of poles ---------------------------------------------------------------
+def _iw_of_poles(E, W, w, re, im):  # pragma: no cover - compiled
+    """``re + i im = sum_p W_p / (i w - E_p) = -sum_p W_p (E_p + i w) / (w^2 + E_p^2)``."""
+    for i in range(w.size):
+        w2 = w[i] * w[i]
+        sr = 0.0
+        si = 0.0
+        for p in range(E.size):
+            r = W[p] / (w2 + E[p] * E[p])
+            sr += r * E[p]
+            si += r
+        re[i] = -sr
+        im[i] = -w[i] * si
+
+
+_iw_of_poles_c = _njit(_iw_of_poles)
+
+
+def iw_of_poles_pos(E, W, w):
+    """``sum_p W_p / (i w_n - E_p)`` at the positive frequencies ``w`` (compiled)."""
+    re = np.empty(w.size)
+    im = np.empty(w.size)
+    _iw_of_poles_c(np.ascontiguousarray(E, float), np.ascontiguousarray(W, float),
+                   np.ascontiguousarray(w, float), re, im)
+    return re + 1j * im
+
+
+def _legendre_of_poles(E, W, beta, n_l, x_closed, out):  # pragma: no cover - compiled
+    """``out[l] = sum_p W_p sign_l(a_p) e^{-|a|} i_l(|a|) / (1 + e^{-2|a|})``, ``a = beta E/2``
+    (the sum of ``solution.legendre_of_poles`` before its factor ``-sqrt(2l+1) beta``).
+    ``e^{-x} i_l(x)`` as in ``solution._scaled_spherical_in``: the closed form for
+    ``x > x_closed n_l^2``, else Miller's backward recurrence started at
+    ``l = n_l + 20 + sqrt(80 x)``."""
+    s = np.empty(n_l)
+    big = x_closed * max(n_l, 1) ** 2
+    for l in range(n_l):
+        out[l] = 0.0
+    for p in range(E.size):
+        a = 0.5 * beta * E[p]
+        x = abs(a)
+        if x > big:
+            t = -1.0 / (2.0 * x)
+            for l in range(n_l):
+                term = 1.0
+                acc = 1.0
+                for k in range(l):
+                    term = term * ((l + k + 1) * (l - k) / (k + 1)) * t
+                    acc += term
+                s[l] = acc / (2.0 * x)
+        else:
+            s[0] = 1.0 - x if x < 1e-8 else -np.expm1(-2.0 * x) / (2.0 * x)
+            for l in range(1, n_l):
+                s[l] = 0.0
+            if x > 0:
+                r = 0.0
+                inv = 1.0 / x
+                for l in range(int(n_l + 20 + np.sqrt(80.0 * x)), 0, -1):
+                    r = 1.0 / ((2 * l + 1) * inv + r)
+                    if l < n_l:
+                        s[l] = r
+                for l in range(1, n_l):
+                    s[l] *= s[l - 1]
+        f = W[p] / (1.0 + np.exp(-2.0 * x))
+        for l in range(n_l):
+            out[l] += f * s[l] if (a < 0 or l % 2 == 0) else -f * s[l]
+
+
+_legendre_of_poles_c = _njit(_legendre_of_poles)
+
+
+def legendre_sum_of_poles(E, W, beta, n_l, x_closed):
+    """:func:`_legendre_of_poles` (compiled)."""
+    out = np.empty(int(n_l))
+    _legendre_of_poles_c(np.ascontiguousarray(E, float), np.ascontiguousarray(W, float),
+                         float(beta), int(n_l), float(x_closed), out)
+    return out

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..gf import transforms as tr
+from . import _ed_kernels as _kernels
+
+#: Use the compiled pole sums of :mod:`._ed_kernels` where numba is available (the tests
+#: switch it off to compare with the numpy path).
+USE_KERNELS = True
 
 __all__ = [
     "AIMSolution",
@@ -133,6 +138,9 @@ def iw_of_poles(E_p, W_p, beta, n_iw):
     E = np.asarray(E_p, float).ravel()
     W = np.asarray(W_p, float).ravel()
     w = np.pi * (2 * np.arange(n_iw) + 1) / beta
+    if _kernels.HAVE_NUMBA and USE_KERNELS:
+        pos = _kernels.iw_of_poles_pos(E, W, w)
+        return np.concatenate([pos[::-1].conj(), pos])
     w2 = w[:, None] ** 2
     re = np.zeros(n_iw)
     im = np.zeros(n_iw)
@@ -227,6 +235,9 @@ def legendre_of_poles(E_p, W_p, beta, n_l) -> np.ndarray:
     E = np.asarray(E_p, float)
     W = np.asarray(W_p, float)
     l = np.arange(n_l)
+    if _kernels.HAVE_NUMBA and USE_KERNELS:
+        return -np.sqrt(2 * l + 1) * beta * _kernels.legendre_sum_of_poles(
+            E.ravel(), W.ravel(), beta, n_l, _X_CLOSED)
     a = beta * E / 2
     aa = np.abs(a)[:, None]
     # s(a) = e^{-|a|} i_l(|a|) / (1 + e^{-2|a|})
