@@ -435,19 +435,35 @@ def _single_band_sample(i):
     return sample_params(load_config(recipe), i)
 
 
-def test_a_fitted_site_sent_far_away_is_decoupled():
+def test_a_fitted_site_sent_far_away_is_decoupled(monkeypatch):
     """Sample 5272 of the single-band recipe (beta D = 55, U/D = 3.4, near half filling,
-    6 bath sites): the 4-site '1/w' fit puts a site at 4.8e30 D with V = 1.6e14 (a constant
-    V^2/eps = 0.005 in Delta).  Its ED then returned n = 0.996 (ED-4w) and NaN (ED-4e).
-    Such a site is decoupled (V = 0, level at EPS_FAR D + U): the answer is finite and its
-    density within ED-4e's accuracy of the exact ED of the 6-site AIM, n = 0.50335
-    (computed once: 10 s; ED-4e's typical RMS of G(tau) is 1e-4 ... 1e-3)."""
+    6 bath sites): session 13's 4-site '1/w' fit put a site at 4.8e30 D with V = 1.6e14 (a
+    constant V^2/eps = 0.005 in Delta; chi2 1.7e-4).  Its ED then returned n = 0.996 (ED-4w)
+    and NaN (ED-4e).  Such a site is decoupled (V = 0, level at EPS_FAR D + U): the answer is
+    finite and its density within ED-4e's accuracy of the exact ED of the 6-site AIM,
+    n = 0.50335 (computed once: 10 s; ED-4e's typical RMS of G(tau) is 1e-4 ... 1e-3).
+
+    The search is chaotic on this sample: since session 14 (compiled kernels, round-off
+    level changes) it finds a ten times better minimum (chi2 1.7e-5) with every level near
+    the band.  So the fit session 13 reached is injected here (the decoupling is what is
+    tested), and the natural fit is checked to give the same density."""
     import warnings
 
+    from triqs_mlsolver.aim import bath
     from triqs_mlsolver.aim.bath import EPS_FAR
     from triqs_mlsolver.solvers import solve_aim
 
     p = _single_band_sample(5272)
+    natural = solve_aim("ed4e", p, n_iw=1025, n_tau=2049, n_l=40)
+    assert natural.density == pytest.approx([0.50335, 0.50335], abs=5e-3)
+    far = bath.BathFit(
+        eps_k=np.array([-0.44670312920237987, -0.04186130329320747, 0.13813057694526984,
+                        4.8264916884212933e+30]),
+        V_k=np.array([0.24162252151146474, 0.14428603316415445, 0.16973370981462854,
+                      159246688413794.78]),
+        chi2=1.6941703928336196e-4, max_error=0.028940540730556203, n_fit=88,
+        sum_V2=2.535950777076024e+28, n_starts_used=2)
+    monkeypatch.setattr(bath, "fit_bath", lambda *a, **kw: far)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow, no invalid value on the way
         sol = solve_aim("ed4e", p, n_iw=1025, n_tau=2049, n_l=40)

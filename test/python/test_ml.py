@@ -1266,8 +1266,8 @@ def test_ratios_floor_an_exact_cheap_solver():
 def test_stacked_numpy_members_equal_torch(activation, head, monkeypatch):
     """Inference runs the ensemble in numpy on stacked weights: the members' outputs equal
     torch's forward to rounding (1e-12 relative) for every activation and head; an in-place
-    change of the weights (training) is seen (the cache is keyed by the parameters'
-    versions)."""
+    change of the weights (training) and a parameter assigned anew are seen (the cache is
+    keyed by the parameters' identities and versions)."""
     import torch
     from triqs_mlsolver.ml.models import CorrectionModel, build_mlp
 
@@ -1297,4 +1297,12 @@ def test_stacked_numpy_members_equal_torch(activation, head, monkeypatch):
     with monkeypatch.context() as mp:
         mp.setattr(CorrectionModel, "_stacked", lambda self: None)
         np.testing.assert_allclose(changed, model._members(Z, g), rtol=1e-12,
+                                   atol=1e-14 * np.abs(slow).max())
+    # a parameter assigned anew (not in place) is seen too
+    nets[2].layers[0].bias = torch.nn.Parameter(nets[2].layers[0].bias.detach() + 1.0)
+    moved = model._members(Z, g)
+    assert not np.allclose(moved[2], changed[2])
+    with monkeypatch.context() as mp:
+        mp.setattr(CorrectionModel, "_stacked", lambda self: None)
+        np.testing.assert_allclose(moved, model._members(Z, g), rtol=1e-12,
                                    atol=1e-14 * np.abs(slow).max())

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - numba is a dependency; the numpy path 
 
 HAVE_NUMBA = _nb is not None
 
-__all__ = ["HAVE_NUMBA", "residual_jacobian"]
+__all__ = ["HAVE_NUMBA", "residual_jacobian", "residual_jacobian_hessian", "vp_project"]
 
 
 def _resid_jac(eps, V, z, sw, b, r, Jf):  # pragma: no cover - compiled
@@ -48,3 +48,94 @@ def residual_jacobian(eps, V, z, sw, b):
     _resid_jac_c(np.ascontiguousarray(eps, float), np.ascontiguousarray(V, float), z, sw, b,
                  r, Jf)
     return r, Jf
+
+
+def _vp_project(p, z, sw, bf, free):  # pragma: no cover - compiled
+    """The variable projection of ``bath._Problem.project`` (unconstrained bath) up to the
+    weights: columns ``C_j = sw / (z - p_j)``, ``dC_j = C_j / (z - p_j)``, Householder QR of
+    the interleaved real basis, ``c`` by back substitution.  ``ok`` is False where the
+    caller must take its own path (``c`` not positive outside the ``free`` mode, a
+    singular or non-finite triangle: Lawson-Hanson NNLS there)."""
+    m = p.size
+    N = z.size
+    C = np.empty((m, N), np.complex128)
+    dC = np.empty((m, N), np.complex128)
+    A = np.empty((2 * N, m))
+    for j in range(m):
+        for n in range(N):
+            inv = 1.0 / (z[n] - p[j])
+            c_ = sw[n] * inv
+            C[j, n] = c_
+            dC[j, n] = c_ * inv
+            A[2 * n, j] = c_.real
+            A[2 * n + 1, j] = c_.imag
+    Q, R = np.linalg.qr(A)
+    rhs = np.zeros(m)
+    for i in range(m):
+        for n in range(2 * N):
+            rhs[i] += Q[n, i] * bf[n]
+    c = np.zeros(m)
+    ok = True
+    for i in range(m - 1, -1, -1):
+        s = rhs[i]
+        for j in range(i + 1, m):
+            s -= R[i, j] * c[j]
+        if R[i, i] == 0.0:
+            ok = False
+            break
+        c[i] = s / R[i, i]
+    if ok:
+        for i in range(m):
+            if not np.isfinite(c[i]) or (not free and c[i] <= 0.0):
+                ok = False
+    r = A @ c - bf
+    return ok, c, r, Q, dC
+
+
+_vp_project_c = _nb.njit(cache=True, nogil=True)(_vp_project) if HAVE_NUMBA else None
+
+
+def vp_project(p, z, sw, bf, free):
+    """``(ok, c, r, Q, dC)`` of :func:`_vp_project` (compiled)."""
+    return _vp_project_c(np.ascontiguousarray(p, float), z, sw, bf, bool(free))
+
+
+def _hessian(eps, V, z, sw, r, Jf, H):  # pragma: no cover - compiled
+    """The exact Hessian of the cost as ``bath._Problem._derivatives`` writes it:
+    ``Re Jf Jf^H`` plus the second-derivative terms contracted with ``r^*``."""
+    k = eps.size
+    n2 = Jf.shape[0]
+    for a in range(n2):
+        for b_ in range(a, n2):
+            s = 0.0
+            for n in range(z.size):
+                s += Jf[a, n].real * Jf[b_, n].real + Jf[a, n].imag * Jf[b_, n].imag
+            H[a, b_] = s
+            H[b_, a] = s
+    for j in range(k):
+        s_e = 0.0
+        s_x = 0.0
+        s_v = 0.0
+        for n in range(z.size):
+            inv = 1.0 / (z[n] - eps[j])
+            si = sw[n] * inv
+            rc = r[n].conjugate()
+            s_e += (Jf[j, n] * inv * rc).real
+            s_x += (si * inv * rc).real
+            s_v += (si * rc).real
+        H[j, j] += 2.0 * s_e
+        H[j, j + k] += 2.0 * V[j] * s_x
+        H[j + k, j] += 2.0 * V[j] * s_x
+        H[j + k, j + k] += 2.0 * s_v
+
+
+_hessian_c = _nb.njit(cache=True, nogil=True)(_hessian) if HAVE_NUMBA else None
+
+
+def residual_jacobian_hessian(eps, V, z, sw, b):
+    """``(r, Jf, H)``: :func:`residual_jacobian` and the Hessian of :func:`_hessian`."""
+    r, Jf = residual_jacobian(eps, V, z, sw, b)
+    H = np.empty((Jf.shape[0], Jf.shape[0]))
+    _hessian_c(np.ascontiguousarray(eps, float), np.ascontiguousarray(V, float), z, sw, r, Jf,
+               H)
+    return r, Jf, H

@@ -75,6 +75,7 @@ exact symmetry lets ED treat mirror sectors once (:mod:`triqs_mlsolver.solvers.e
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from dataclasses import dataclass
@@ -273,6 +274,10 @@ class _Problem:
     def project(self, p):
         """Projected residual at levels ``p``: ``(c, r, Q, dC)`` (see ``weights``)."""
         self.nfev += 1
+        if not self.ph and _kernels.HAVE_NUMBA and USE_KERNELS:
+            ok, c, r, Q, dC = _kernels.vp_project(p, self.z, self.sw, self.bf, self.free)
+            if ok:
+                return c, r, Q, dC
         C, dC = self.columns(p)
         At = C.view(float)
         c, Q = self.weights(At)
@@ -471,9 +476,12 @@ class _Problem:
         k = self.k
         xf = T @ x if self.ph else x
         eps, V = xf[:k], xf[k:]
-        if not hessian and _kernels.HAVE_NUMBA and USE_KERNELS:
-            r, Jf = _kernels.residual_jacobian(eps, V, self.z, self.sw, self.b)
-            return r, (T.T @ Jf if self.ph else Jf), None
+        if _kernels.HAVE_NUMBA and USE_KERNELS:
+            if not hessian:
+                r, Jf = _kernels.residual_jacobian(eps, V, self.z, self.sw, self.b)
+                return r, (T.T @ Jf if self.ph else Jf), None
+            r, Jf, H = _kernels.residual_jacobian_hessian(eps, V, self.z, self.sw, self.b)
+            return r, (T.T @ Jf if self.ph else Jf), (T.T @ H @ T if self.ph else H)
         inv = 1.0 / (self.z - eps[:, None])  # (k, N)
         swinv = self.sw * inv
         V2 = V * V
@@ -701,13 +709,20 @@ def _fill(levels, m, D, ph=False):
     return np.sort(np.concatenate([levels, extra + 1e-3 * D]))
 
 
+@functools.lru_cache(maxsize=64)
 def _frequency_subset(n_fit, n_dense=16, ratio=1.15):
     """Indices and trapezoid weights of a subset of ``0..n_fit-1`` for the search stage.
 
     All of the first ``n_dense`` frequencies, then geometrically spaced ones (ratio
     ``ratio``) up to the last: ``sum_n f_n ~ sum_j q_j f_{n_j}`` for the smooth
-    high-frequency part of the cost.
+    high-frequency part of the cost.  Cached (read-only arrays).
     """
+    idx, quad = _frequency_subset_arrays(n_fit, n_dense, ratio)
+    idx.flags.writeable = quad.flags.writeable = False
+    return idx, quad
+
+
+def _frequency_subset_arrays(n_fit, n_dense, ratio):
     if n_fit <= 2 * n_dense:
         return np.arange(n_fit), np.ones(n_fit)
     tail = np.unique(np.round(n_dense * ratio ** np.arange(
@@ -827,8 +842,9 @@ def fit_bath(delta_w, beta, n_bath, *, ph_symmetric=False, n_starts=4, seed=0, i
                 starts.append((2, lambda: np.linspace(lo, hi, m + 2)[1:-1] + (
                     0.0 if ph else 0.25 * (hi - lo) / (m + 1))))
             starts.append((3, lambda: _fill(_cluster_levels(x_at, c_at, m), m, D, ph)))
-        rng = np.random.default_rng(seed)
-        for i in range(max(n_starts - len(starts), 0)):
+        n_random = max(n_starts - len(starts), 0)
+        rng = np.random.default_rng(seed) if n_random else None  # (~50 us to make)
+        for i in range(n_random):
             e = spread * rng.uniform(0.3, 2.0) + rng.normal(0, 0.2 * D, k)
             starts.append((4 + i, np.sort(np.abs(e)[:m] if ph else e)))
         starts = starts[:n_starts]

@@ -344,10 +344,19 @@ class CorrectionModel(CorrectionPipeline):
         """The members' weights stacked for numpy (``[(W (K, in, out), b (K, 1, out)), ...]``,
         the activation), or ``None`` where the torch path is needed (a member on another
         device, another structure or dtype).  Cached; the cache is keyed by every parameter's
-        identity and version, so training (in-place updates) invalidates it."""
+        identity and version, so training (in-place updates) and parameters assigned anew
+        invalidate it.  The parameters are read through their modules' ``_parameters``
+        slots, listed once per set of member networks: walking ``net.parameters()`` on
+        every call cost 0.6 ms of a 20 ms solve."""
         import torch
 
-        params = [p for net in self.nets for p in net.parameters()]
+        nets_key = tuple(map(id, self.nets))
+        slots = getattr(self, "_param_slots", None)
+        if slots is None or slots[0] != nets_key:
+            slots = (nets_key, [(m, name) for net in self.nets for m in net.modules()
+                                for name, q in m._parameters.items() if q is not None])
+            self._param_slots = slots
+        params = [m._parameters[name] for m, name in slots[1]]
         key = tuple((id(p), p._version) for p in params)
         cached = getattr(self, "_stack_cache", None)
         if cached is not None and cached[0] == key:
