@@ -208,3 +208,36 @@ def test_scaled_spherical_bessel_of_far_poles():
     assert np.all(np.isfinite(far))
     near = legendre_of_poles(np.array([-0.5]), np.array([0.5]), 100.0, n_l)
     np.testing.assert_allclose(far, near, atol=1e-25)  # the far pole's G is ~1/(beta E) ~ 0
+
+
+def test_legendre_of_hermitian_input_uses_half_the_mesh():
+    """iw_to_legendre sums a hermitian G (a real G(tau)) over w_n > 0 only (twice the real
+    part): the same G_l as the full sum to round-off, for one and for two columns; a
+    non-hermitian column (an off-diagonal element) keeps the full sum."""
+    from triqs_mlsolver.gf import transforms as tr
+
+    beta, n_iw, n_l = 50.0, 1025, 40
+    iw = tr.matsubara_freqs(beta, n_iw)
+    G = np.stack([1 / (iw + 0.3 - 0.25 * tr.semicircle_g(iw, 1.0)),
+                  1 / (iw - 0.2 - 0.25 * tr.semicircle_g(iw, 1.0))], axis=1)
+    m, _ = tr.fit_tail(G, iw, known_moments=np.array([[0.0, 0.0], [1.0, 1.0]]))
+
+    def full_sum(Gc, mc):
+        R, m_sub, m_high = tr._split_tail(Gc, beta, mc)
+        out = tr._legendre_matrix_h(n_iw, n_l) @ R
+        out = out + tr._legendre_of_extension(beta, n_iw, n_l, m_sub.shape[0],
+                                              m_high.shape[0]) @ m_high
+        return out + tr._legendre_of_tail(beta, n_l, m_sub.shape[0] - 1) @ m_sub[1:]
+
+    # round-off scale: the remainder's sum (~1e3) cancels against the tail's down to G_l ~ 4
+    scale = np.abs(tr._legendre_matrix_h(n_iw, n_l) @ tr._split_tail(G, beta, m)[0]).max()
+    np.testing.assert_allclose(tr.iw_to_legendre(G, beta, n_l, m), full_sum(G, m), rtol=0,
+                               atol=1e-14 * scale)
+    np.testing.assert_allclose(tr.iw_to_legendre(G[:, 0], beta, n_l, m[:, 0]),
+                               full_sum(G[:, :1], m[:, :1])[:, 0], rtol=0, atol=1e-14 * scale)
+    # not hermitian: G(-i w) != conj G(i w) (an odd-in-w imaginary part added)
+    H = G[:, 0] + 0.01 / (iw - 1.0)
+    mh, _ = tr.fit_tail(H, iw, known_moments=np.array([0.0, 1.01]), hermitian=False)
+    got = tr.iw_to_legendre(H, beta, n_l, mh)
+    np.testing.assert_allclose(got, full_sum(H[:, None], mh[:, None])[:, 0], rtol=0,
+                               atol=1e-14 * scale)

@@ -631,6 +631,14 @@ def _legendre_matrix_h(n_iw: int, n_l: int) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=32)
+def _legendre_matrix_h_pos(n_iw: int, n_l: int) -> np.ndarray:
+    """The ``w_n > 0`` half of :func:`_legendre_matrix_h`, contiguous (cached)."""
+    out = np.ascontiguousarray(_legendre_matrix_h(n_iw, n_l)[:, n_iw:])
+    out.setflags(write=False)
+    return out
+
+
 def iw_to_legendre(G_w, beta: float, n_l: int, moments=None) -> np.ndarray:
     """``G_l = sum_n conj(T_nl) G(i w_n)`` with the tail summed analytically.
 
@@ -641,7 +649,14 @@ def iw_to_legendre(G_w, beta: float, n_l: int, moments=None) -> np.ndarray:
     G, tshape = _flat(G_w)
     n_iw = G.shape[0] // 2
     R, m_sub, m_high = _split_tail(G, beta, moments)
-    out = _mm(_legendre_matrix_h(n_iw, n_l), R)
+    if np.array_equal(R[n_iw - 1::-1], R[n_iw:].conj()):
+        # every column hermitian (a real G(tau)): conj(T_{-n-1,l}) R_{-n-1} is the complex
+        # conjugate of conj(T_nl) R_n, so the pairs sum to twice the real part -- half the
+        # matrix read (it is the cost: memory-bound), and odd-l coefficients of a
+        # particle-hole symmetric G come out exactly zero term by term
+        out = 2.0 * _mm(_legendre_matrix_h_pos(n_iw, n_l), R[n_iw:]).real
+    else:
+        out = _mm(_legendre_matrix_h(n_iw, n_l), R)
     if m_high.shape[0]:
         out = out + _mm(_legendre_of_extension(
             float(beta), n_iw, n_l, m_sub.shape[0], m_high.shape[0]), m_high)
