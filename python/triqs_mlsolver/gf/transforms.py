@@ -470,8 +470,10 @@ def iw_to_tau(G_w, beta: float, n_tau: int, moments=None) -> np.ndarray:
     idx = np.arange(-n_iw, n_iw) % M
     if 2 * n_iw <= M:
         bins[idx] = R
-    else:
-        np.add.at(bins, idx, R)
+    else:  # folded onto the coarser grid (bincount: ~3x faster than np.add.at)
+        for c in range(R.shape[1]):
+            bins[:, c] = np.bincount(idx, weights=R[:, c].real, minlength=M) + 1j * np.bincount(
+                idx, weights=R[:, c].imag, minlength=M)
     if m_high.shape[0]:
         bins += _mm(_extension_bins(float(beta), n_iw, m_sub.shape[0], m_high.shape[0], M),
                     m_high)
