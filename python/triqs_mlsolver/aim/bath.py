@@ -90,8 +90,9 @@ from . import _kernels
 
 __all__ = ["BathFit", "fit_bath", "decouple_far_sites", "EPS_FAR"]
 
-#: Evaluate the fit's residual and Jacobian with the compiled kernel of :mod:`._kernels`
-#: where numba is available (the tests switch it off to compare with the numpy path).
+#: Evaluate the fit's residual, Jacobian, Hessian and variable projection with the compiled
+#: kernels of :mod:`._kernels` where numba is available (the tests switch it off to compare
+#: with the numpy path).
 USE_KERNELS = True
 
 #: Fitted bath levels beyond ``+-(EPS_FAR D + U)`` are an artefact of the fit, not a bath: at
