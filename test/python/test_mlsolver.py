@@ -114,6 +114,26 @@ def test_embedded_input_reuses_the_fitted_aim(solved, monkeypatch):
         np.testing.assert_array_equal(S.G_iw[name].data, solved.G_iw[name].data)
 
 
+def test_numpy_ensemble_leaves_torch_threads_alone(solved, monkeypatch):
+    """The shipped models' ensembles run in numpy on stacked weights: a solve does not touch
+    torch's process-wide thread count (``set_num_threads`` costs ~0.3 ms per call); a model
+    that needs torch's forward still runs it on one thread and restores the count."""
+    import torch
+    import triqs_mlsolver.mlsolver as mls
+    from triqs_mlsolver.ml.models import CorrectionModel
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda k: calls.append(k))
+    S = solve(bethe(MLSolver(beta=BETA, gf_struct=STRUCT, n_iw=N_IW, n_tau=2001, n_l=40), 2.0),
+              2.0)
+    assert calls == []
+    np.testing.assert_array_equal(S.G_tau["up"].data, solved.G_tau["up"].data)
+    monkeypatch.setattr(CorrectionModel, "_stacked", lambda self: None)  # torch's forward
+    solve(S, 2.0)
+    assert calls[0] == 1 and len(calls) == 2 and mls._TORCH_USERS == 0
+    np.testing.assert_allclose(S.G_tau["up"].data, solved.G_tau["up"].data, rtol=0, atol=1e-12)
+
+
 def _params_of(S):
     from triqs_mlsolver.solvers.base import params_from_g0
 

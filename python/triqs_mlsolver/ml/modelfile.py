@@ -276,8 +276,10 @@ def model_path(model) -> Path:
     p = Path(model)
     if p.exists():
         return p
-    if str(model) in shipped_models():
-        return SHIPPED_DIR / f"{model}.safetensors"
+    name = str(model)
+    shipped = SHIPPED_DIR / f"{name}.safetensors"
+    if name == p.name and shipped.is_file():  # a shipped model's name (no folder listing)
+        return shipped
     raise FileNotFoundError(
         f"model {str(model)!r}: no such file and no shipped model of that name; give the path "
         f"of a .safetensors model file (written by 'triqs-mlsolver train') or the name of a "
