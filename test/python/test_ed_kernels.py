@@ -120,6 +120,14 @@ def test_small_bath_lehmann_kernel_equals_numpy(k, beta, U, polarised, monkeypat
 
 
 @needs_numba
+def test_small_bath_kernel_refuses_non_finite_input():
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError):
+            kernels.lehmann_small(np.array([bad, 0.1]), np.array([0.3]), np.array([bad, 0.1]),
+                                  np.array([0.3]), 2.0, 10.0, True, 3.0)
+
+
+@needs_numba
 def test_pole_sums_equal_numpy(monkeypatch):
     """G(i w_n) and G_l of poles (near zero, far, at zero; low and high temperature)."""
     from triqs_mlsolver.solvers import solution

@@ -383,10 +383,14 @@ _lehmann_small_c = _njit(_lehmann_small)
 
 
 def lehmann_small(e_up, V_up, e_dn, V_dn, U, beta, sym, thresh):
-    """:func:`_lehmann_small` (compiled) on float arrays; see there."""
+    """:func:`_lehmann_small` (compiled) on float arrays; see there.  Non-finite levels or
+    hoppings raise ``ValueError`` (as LAPACK's failure does for NaN; an infinite level
+    would otherwise give non-finite poles silently)."""
     f = np.ascontiguousarray
-    return _lehmann_small_c(f(e_up, float), f(V_up, float), f(e_dn, float), f(V_dn, float),
-                            float(U), float(beta), bool(sym), float(thresh))
+    arrays = [f(a, float) for a in (e_up, V_up, e_dn, V_dn)]
+    if not all(np.all(np.isfinite(a)) for a in arrays) or not np.isfinite(U):
+        raise ValueError("ED: non-finite bath levels, hoppings or U")
+    return _lehmann_small_c(*arrays, float(U), float(beta), bool(sym), float(thresh))
 
 
 # -- Green's functions of poles ---------------------------------------------------------------
