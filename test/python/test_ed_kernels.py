@@ -88,14 +88,15 @@ def test_compiled_path_gives_the_numpy_answer(k, beta, polarised, monkeypatch):
 
 
 @needs_numba
-@pytest.mark.parametrize("k", [0, 1, 2, 3])
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 4])
 @pytest.mark.parametrize("beta, U, polarised", [(1.0, 4.0, False), (50.0, 2.0, True),
                                                 (400.0, 8.0, False), (20.0, 0.0, True),
                                                 (10.0, 6.0, False)])
 def test_small_bath_lehmann_kernel_equals_numpy(k, beta, U, polarised, monkeypatch):
-    """Path A for 4^(k+1) <= 256 states (the cheap solvers' ED): compiled against numpy --
-    the same sectors and rules, so the same poles, Z, <n_up n_dn>, <H> and densities to
-    round-off, spin-symmetric (twin sectors by transposition) and polarised alike."""
+    """Path A for 4^(k+1) <= 1024 states (the cheap solvers' ED): compiled against numpy --
+    the same sectors and rules (k = 4: sectors pruned by their energy bounds), so the same
+    poles, Z, <n_up n_dn>, <H> and densities to round-off, spin-symmetric (twin sectors by
+    transposition) and polarised alike."""
     from triqs_mlsolver.solvers.solution import iw_of_poles
 
     rng = np.random.default_rng(k + int(beta))

@@ -63,6 +63,9 @@ MERGE_TOL_BETA = 1e-7
 #: Path A diagonalises every sector without computing lower bounds when the Fock space
 #: has at most this many states (n_bath <= 3); the bounds cost more than they save there.
 PRUNE_MIN_FOCK = 4**4
+#: Path A runs in one compiled kernel (``_ed_kernels.lehmann_small``) up to this Fock-space
+#: size (4 bath sites; larger sectors: the numpy path, as for a forced ``method='full'``).
+COMPILED_MAX_FOCK = 4**5
 
 
 #: Lanczos chains of one target sector run in batches of this size with the numpy path
@@ -688,7 +691,7 @@ def full_lehmann_poles(up, dn, U, beta, spin_symmetric, *, rel_weight_cut=1e-14)
     """
     L = up.L
     thresh = math.log(1e16) / beta
-    if 4**L <= PRUNE_MIN_FOCK and kernels.HAVE_NUMBA and USE_KERNELS:
+    if 4**L <= COMPILED_MAX_FOCK and kernels.HAVE_NUMBA and USE_KERNELS:
         return _full_lehmann_small(up, dn, U, beta, spin_symmetric, thresh, rel_weight_cut)
     model = _Model(up, dn, U, spin_symmetric)
     if 4**L <= PRUNE_MIN_FOCK:  # small: diagonalising everything is cheaper than bounds
@@ -758,12 +761,17 @@ def full_lehmann_poles(up, dn, U, beta, spin_symmetric, *, rel_weight_cut=1e-14)
 
 
 def _full_lehmann_small(up, dn, U, beta, spin_symmetric, thresh, rel_weight_cut):
-    """:func:`full_lehmann_poles` for ``4^L <= PRUNE_MIN_FOCK`` with the compiled kernel
-    (``_ed_kernels.lehmann_small``: the same sectors, sums and rules; results equal to
-    round-off, tested against the numpy path)."""
-    E_u, W_u, E_d, W_d, E0, Z, d_occ, energy, dens, weighted = kernels.lehmann_small(
-        up.e_orb, up.V_k, dn.e_orb, dn.V_k, U, beta, spin_symmetric, thresh)
+    """:func:`full_lehmann_poles` for ``4^L <= COMPILED_MAX_FOCK`` with the compiled kernel
+    (``_ed_kernels.lehmann_small``: the same sectors, pruning by the sectors' energy bounds
+    above ``PRUNE_MIN_FOCK``, sums and rules; results equal to round-off, tested against the
+    numpy path)."""
     L1 = up.L + 1
+    bounds = None
+    if 4**up.L > PRUNE_MIN_FOCK:
+        bounds = np.array([Sector(up, dn, U, a, b).lower_bound for a in range(L1)
+                           for b in range(L1)])
+    E_u, W_u, E_d, W_d, E0, Z, d_occ, energy, dens, weighted = kernels.lehmann_small(
+        up.e_orb, up.V_k, dn.e_orb, dn.V_k, U, beta, spin_symmetric, thresh, bounds)
     wset = {(i // L1, i % L1) for i in np.flatnonzero(weighted)}
     needed = set(wset)
     for k in wset:

@@ -199,14 +199,79 @@ def _hop_block(states, off, index, V, N, L):  # pragma: no cover - compiled
 _hop_block_c = _njit(_hop_block)
 
 
-def _lehmann_small(e_up, V_up, e_dn, V_dn, U, beta, sym, thresh):  # pragma: no cover
-    """Exact Lehmann data of a small two-species AIM: every sector ``(N_up, N_dn)``
-    diagonalised densely (the spin twin ``(b, a)`` from ``(a, b)`` when ``sym``).
+def _diag_sector(i, L1, states, off, index, one_up, one_dn, V_up, V_dn, U, L, eoff, voff,
+                 Eall, Vall):  # pragma: no cover - compiled
+    """Sector ``i = a (L+1) + b``: its Hamiltonian built densely and diagonalised into
+    ``Eall``/``Vall``."""
+    a, b = i // L1, i % L1
+    du = off[a + 1] - off[a]
+    dd = off[b + 1] - off[b]
+    dim = du * dd
+    Tu = _hop_block_c(states, off, index, V_up, a, L)
+    Td = _hop_block_c(states, off, index, V_dn, b, L)
+    H = np.zeros((dim, dim))
+    for u in range(du):
+        su = states[off[a] + u]
+        for d in range(dd):
+            sd = states[off[b] + d]
+            r = u * dd + d
+            H[r, r] = one_up[su] + one_dn[sd] + U * (su & 1) * (sd & 1)
+            for u2 in range(du):
+                H[r, u2 * dd + d] += Tu[u, u2]
+            for d2 in range(dd):
+                H[r, u * dd + d2] += Td[d, d2]
+    w, v = np.linalg.eigh(H)
+    Eall[eoff[i]:eoff[i + 1]] = w
+    Vall[voff[i]:voff[i + 1]] = np.ascontiguousarray(v).ravel()
 
-    ``e_*`` = one-body levels (impurity first), ``V_*`` = hoppings.  A sector is
-    *weighted* when its lowest energy is within ``thresh`` of the ground state; thermal
-    averages run over the weighted sectors and the poles of ``d^+_s`` over the pairs of
-    sectors one of which is weighted (``_ed_core.full_lehmann_poles``'s rules).
+
+_diag_sector_c = _njit(_diag_sector)
+
+
+def _ensure_sector(i, L1, sym, states, off, index, one_up, one_dn, V_up, V_dn, U, L,
+                   eoff, voff, Eall, Vall, done):  # pragma: no cover - compiled
+    """Sector ``i`` diagonalised unless done; with ``sym`` the sector ``(a, b)``, ``a > b``,
+    is the transpose of ``(b, a)`` (diagonalised first if needed)."""
+    if done[i]:
+        return
+    a, b = i // L1, i % L1
+    if not (sym and a > b):
+        _diag_sector_c(i, L1, states, off, index, one_up, one_dn, V_up, V_dn, U, L, eoff,
+                       voff, Eall, Vall)
+        done[i] = True
+        return
+    j = b * L1 + a
+    if not done[j]:
+        _diag_sector_c(j, L1, states, off, index, one_up, one_dn, V_up, V_dn, U, L, eoff,
+                       voff, Eall, Vall)
+        done[j] = True
+    du = off[a + 1] - off[a]
+    dd = off[b + 1] - off[b]
+    dim = du * dd
+    Eall[eoff[i]:eoff[i + 1]] = Eall[eoff[j]:eoff[j + 1]]
+    src = Vall[voff[j]:voff[j + 1]].reshape((dim, dim))
+    dst = Vall[voff[i]:voff[i + 1]].reshape((dim, dim))
+    for u in range(du):  # Psi[u, d] = Psi_(b,a)[d, u]
+        for d in range(dd):
+            dst[u * dd + d, :] = src[d * du + u, :]
+    done[i] = True
+
+
+_ensure_sector_c = _njit(_ensure_sector)
+
+
+def _lehmann_small(e_up, V_up, e_dn, V_dn, U, beta, sym, thresh, bounds):  # pragma: no cover
+    """Exact Lehmann data of a small two-species AIM (sectors ``(N_up, N_dn)`` diagonalised
+    densely; the spin twin ``(b, a)`` from ``(a, b)`` when ``sym``).
+
+    ``e_*`` = one-body levels (impurity first), ``V_*`` = hoppings.  ``bounds``: a lower
+    bound of each sector's energies (``-inf``: diagonalise every sector).  Sectors are
+    diagonalised in the order of their bounds until a bound exceeds ``E0 + thresh`` (``E0``
+    the lowest energy so far); a sector is *weighted* when its lowest energy is within
+    ``thresh`` of the ground state, and the neighbours of weighted sectors are
+    diagonalised too.  Thermal averages run over the weighted sectors and the poles of
+    ``d^+_s`` over the pairs of sectors one of which is weighted -- the rules of
+    ``_ed_core.full_lehmann_poles``.
 
     Returns ``(E_up, W_up, E_dn, W_dn, E0, Z, <n_up n_dn> Z, <H> Z, <n_s> Z (2,),
     weighted (sectors,))`` with raw (unmerged) poles, weights already divided by ``Z``;
@@ -248,53 +313,32 @@ def _lehmann_small(e_up, V_up, e_dn, V_dn, U, beta, sym, thresh):  # pragma: no 
             dims[i] = (off[a + 1] - off[a]) * (off[b + 1] - off[b])
             eoff[i + 1] = eoff[i] + dims[i]
             voff[i + 1] = voff[i] + dims[i] * dims[i]
-    Eall = np.empty(eoff[nsec])
-    Vall = np.empty(voff[nsec])
-    for a in range(L1):
-        for b in range(L1):
-            if sym and a > b:
-                continue
-            i = a * L1 + b
-            du = off[a + 1] - off[a]
-            dd = off[b + 1] - off[b]
-            dim = du * dd
-            Tu = _hop_block_c(states, off, index, V_up, a, L)
-            Td = _hop_block_c(states, off, index, V_dn, b, L)
-            H = np.zeros((dim, dim))
-            for u in range(du):
-                su = states[off[a] + u]
-                for d in range(dd):
-                    sd = states[off[b] + d]
-                    r = u * dd + d
-                    H[r, r] = one_up[su] + one_dn[sd] + U * (su & 1) * (sd & 1)
-                    for u2 in range(du):
-                        H[r, u2 * dd + d] += Tu[u, u2]
-                    for d2 in range(dd):
-                        H[r, u * dd + d2] += Td[d, d2]
-            w, v = np.linalg.eigh(H)
-            Eall[eoff[i]:eoff[i + 1]] = w
-            Vall[voff[i]:voff[i + 1]] = np.ascontiguousarray(v).ravel()
-    if sym:  # (a, b), a > b: Psi[u, d] = Psi_(b,a)[d, u]
-        for a in range(L1):
-            for b in range(a):
-                i = a * L1 + b
-                j = b * L1 + a
-                du = off[a + 1] - off[a]
-                dd = off[b + 1] - off[b]
-                dim = du * dd
-                Eall[eoff[i]:eoff[i + 1]] = Eall[eoff[j]:eoff[j + 1]]
-                src = Vall[voff[j]:voff[j + 1]].reshape((dim, dim))
-                dst = Vall[voff[i]:voff[i + 1]].reshape((dim, dim))
-                for u in range(du):
-                    for d in range(dd):
-                        dst[u * dd + d, :] = src[d * du + u, :]
+    Eall = np.zeros(eoff[nsec])
+    Vall = np.zeros(voff[nsec])
+    done = np.zeros(nsec, np.bool_)
     E0 = np.inf
-    for i in range(nsec):
+    for i in np.argsort(bounds, kind="mergesort"):
+        if bounds[i] > E0 + thresh:
+            break
+        _ensure_sector_c(i, L1, sym, states, off, index, one_up, one_dn, V_up, V_dn, U, L,
+                         eoff, voff, Eall, Vall, done)
         E0 = min(E0, Eall[eoff[i]])
     weighted = np.zeros(nsec, np.bool_)
     for i in range(nsec):
-        weighted[i] = Eall[eoff[i]] <= E0 + thresh
-    bf = np.exp(-beta * (Eall - E0))
+        weighted[i] = done[i] and Eall[eoff[i]] <= E0 + thresh
+    for i in range(nsec):
+        if not weighted[i]:
+            continue
+        a, b = i // L1, i % L1
+        for da, db in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            if 0 <= a + da < L1 and 0 <= b + db < L1:
+                _ensure_sector_c((a + da) * L1 + b + db, L1, sym, states, off, index, one_up,
+                                 one_dn, V_up, V_dn, U, L, eoff, voff, Eall, Vall, done)
+    bf = np.zeros(eoff[nsec])
+    for i in range(nsec):
+        if done[i]:
+            for e in range(eoff[i], eoff[i + 1]):
+                bf[e] = np.exp(-beta * (Eall[e] - E0))
     Z = 0.0
     d_occ = 0.0
     energy = 0.0
@@ -382,15 +426,18 @@ def _lehmann_small(e_up, V_up, e_dn, V_dn, U, beta, sym, thresh):  # pragma: no 
 _lehmann_small_c = _njit(_lehmann_small)
 
 
-def lehmann_small(e_up, V_up, e_dn, V_dn, U, beta, sym, thresh):
-    """:func:`_lehmann_small` (compiled) on float arrays; see there.  Non-finite levels or
-    hoppings raise ``ValueError`` (as LAPACK's failure does for NaN; an infinite level
-    would otherwise give non-finite poles silently)."""
+def lehmann_small(e_up, V_up, e_dn, V_dn, U, beta, sym, thresh, bounds=None):
+    """:func:`_lehmann_small` (compiled) on float arrays; see there (``bounds=None``: every
+    sector diagonalised).  Non-finite levels or hoppings raise ``ValueError`` (as LAPACK's
+    failure does for NaN; an infinite level would otherwise give non-finite poles
+    silently)."""
     f = np.ascontiguousarray
     arrays = [f(a, float) for a in (e_up, V_up, e_dn, V_dn)]
     if not all(np.all(np.isfinite(a)) for a in arrays) or not np.isfinite(U):
         raise ValueError("ED: non-finite bath levels, hoppings or U")
-    return _lehmann_small_c(*arrays, float(U), float(beta), bool(sym), float(thresh))
+    L1 = arrays[0].size + 1
+    bounds = np.full(L1 * L1, -np.inf) if bounds is None else f(bounds, float)
+    return _lehmann_small_c(*arrays, float(U), float(beta), bool(sym), float(thresh), bounds)
 
 
 # -- Green's functions of poles ---------------------------------------------------------------
