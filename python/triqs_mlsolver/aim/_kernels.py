@@ -62,14 +62,12 @@ def _vp_project(p, z, sw, bf, free):  # pragma: no cover - compiled
     singular or non-finite triangle: Lawson-Hanson NNLS there)."""
     m = p.size
     N = z.size
-    C = np.empty((m, N), np.complex128)
     dC = np.empty((m, N), np.complex128)
-    A = np.empty((2 * N, m))
+    A = np.empty((2 * N, m))  # the columns C_j, interleaved (Re, Im)
     for j in range(m):
         for n in range(N):
             inv = 1.0 / (z[n] - p[j])
             c_ = sw[n] * inv
-            C[j, n] = c_
             dC[j, n] = c_ * inv
             A[2 * n, j] = c_.real
             A[2 * n + 1, j] = c_.imag

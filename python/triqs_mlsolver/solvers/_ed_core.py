@@ -710,9 +710,7 @@ def full_lehmann_poles(up, dn, U, beta, spin_symmetric, *, rel_weight_cut=1e-14)
             E0 = min(E0, float(ev.E[0]))
             weighted.append(key)
     weighted = [k for k in weighted if model.get(k).E[0] <= E0 + thresh]
-    needed = set(weighted)
-    for k in weighted:
-        needed.update(_neighbours(k, L))
+    needed = _with_neighbours(weighted, L)
     for k in needed:
         model.full(k)
     wset = set(weighted)
@@ -735,7 +733,7 @@ def full_lehmann_poles(up, dn, U, beta, spin_symmetric, *, rel_weight_cut=1e-14)
         dens[0] += bf @ np.einsum("ude,u->e", p, up.nd[k[0]])
         dens[1] += bf @ np.einsum("ude,d->e", p, dn.nd[k[1]])
     spins = (0,) if spin_symmetric else (0, 1)
-    poles = []
+    raw = []
     for s in spins:
         Es, Ws = [], []
         for k in needed:
@@ -750,13 +748,31 @@ def full_lehmann_poles(up, dn, U, beta, spin_symmetric, *, rel_weight_cut=1e-14)
             fac = boltz[k][:, None] + boltz[t][None, :]
             Es.append((evt.E[None, :] - evn.E[:, None]).ravel())
             Ws.append((M2 * fac).ravel() / Z)
-        poles.append(merge_poles(np.concatenate(Es), np.concatenate(Ws), beta,
-                                 rel_weight_cut=rel_weight_cut))
-    if spin_symmetric:
+        raw.append((np.concatenate(Es), np.concatenate(Ws)))
+    return _lehmann_result(raw, E0, Z, d_occ, energy, dens, len(needed), len(model.sectors),
+                           beta, rel_weight_cut)
+
+
+def _with_neighbours(keys, L) -> set:
+    """The sectors ``keys`` and their neighbours (one particle more or less of one spin)."""
+    out = set(keys)
+    for k in keys:
+        out.update(_neighbours(k, L))
+    return out
+
+
+def _lehmann_result(raw, E0, Z, d_occ, energy, dens, n_needed, n_sectors, beta,
+                    rel_weight_cut):
+    """Path A's ``(poles, stats)`` from the raw poles of each spin computed (``raw``: one
+    ``(E, W)`` pair for a spin-symmetric AIM, whose other spin is the same) and the
+    Boltzmann sums (``Z`` times ``<n_up n_dn>``, ``<H>``, ``<n_s>``)."""
+    poles = [merge_poles(E, W, beta, rel_weight_cut=rel_weight_cut) for E, W in raw]
+    dens = np.asarray(dens, float)
+    if len(raw) == 1:
         poles.append(poles[0])
-        dens[:] = dens.mean()
-    stats = dict(E0=E0, Z=Z, double_occupancy=d_occ / Z, energy=energy / Z, density=dens / Z,
-                 sectors_diagonalised=len(needed), sectors_total=len(model.sectors))
+        dens = np.full(2, dens.mean())
+    stats = dict(E0=float(E0), Z=float(Z), double_occupancy=d_occ / Z, energy=energy / Z,
+                 density=dens / Z, sectors_diagonalised=n_needed, sectors_total=n_sectors)
     return poles, stats
 
 
@@ -772,18 +788,10 @@ def _full_lehmann_small(up, dn, U, beta, spin_symmetric, thresh, rel_weight_cut)
                            for b in range(L1)])
     E_u, W_u, E_d, W_d, E0, Z, d_occ, energy, dens, weighted = kernels.lehmann_small(
         up.e_orb, up.V_k, dn.e_orb, dn.V_k, U, beta, spin_symmetric, thresh, bounds)
-    wset = {(i // L1, i % L1) for i in np.flatnonzero(weighted)}
-    needed = set(wset)
-    for k in wset:
-        needed.update(_neighbours(k, up.L))
-    poles = [merge_poles(E_u, W_u, beta, rel_weight_cut=rel_weight_cut)]
-    poles.append(poles[0] if spin_symmetric else
-                 merge_poles(E_d, W_d, beta, rel_weight_cut=rel_weight_cut))
-    if spin_symmetric:
-        dens = np.full(2, dens.mean())
-    stats = dict(E0=float(E0), Z=float(Z), double_occupancy=d_occ / Z, energy=energy / Z,
-                 density=dens / Z, sectors_diagonalised=len(needed), sectors_total=L1 * L1)
-    return poles, stats
+    needed = _with_neighbours([(i // L1, i % L1) for i in np.flatnonzero(weighted)], up.L)
+    raw = [(E_u, W_u)] if spin_symmetric else [(E_u, W_u), (E_d, W_d)]
+    return _lehmann_result(raw, E0, Z, d_occ, energy, dens, len(needed), L1 * L1, beta,
+                           rel_weight_cut)
 
 
 # -- Path B -----------------------------------------------------------------------------------

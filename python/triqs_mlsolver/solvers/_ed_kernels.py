@@ -10,12 +10,12 @@ inner loop is a contiguous ``axpy``), and :func:`lanczos_steps` fuses it with th
 Lanczos recurrence.  Measured at ``n_bath = 8`` (sector dimension 15876, one core):
 54 us per Lanczos step and state against 140 us for the numpy path.
 
-The small systems of the cheap solvers (ED with <= 3 bath sites: Fock spaces of <= 256
-states, every sector diagonalised densely) cost Python overhead, not arithmetic:
+The small systems of the cheap solvers (ED with <= 4 bath sites: Fock spaces of <= 1,024
+states, sectors diagonalised densely) cost Python overhead, not arithmetic:
 :func:`lehmann_small` does their whole Lehmann sum in one compiled call (ED-3w's 2.2 ms ->
-0.76 ms), and :func:`iw_of_poles_pos` / :func:`legendre_sum_of_poles` the pole sums
-``G(i w_n)`` and ``G_l`` of any ED (408 poles on 1,025 frequencies and 40 coefficients:
-2.8 -> 0.74 ms).
+0.76 ms; ED-4e's 1.3-1.4x faster, its sectors pruned by energy bounds), and
+:func:`iw_of_poles_pos` / :func:`legendre_sum_of_poles` the pole sums ``G(i w_n)`` and
+``G_l`` of any ED (408 poles on 1,025 frequencies and 40 coefficients: 2.8 -> 0.74 ms).
 
 numba is a dependency of the package; when it cannot be imported (a Python version it
 does not support yet) ``HAVE_NUMBA`` is False and the ED core uses its numpy path,
@@ -162,7 +162,7 @@ def lanczos_steps(q, qp, bp, n0, n1, a_out, b_out, b_tol, D, Tu, Td, Q=None):
 _NO_STORE = np.zeros((0, 1, 1))
 
 
-# -- Path A for small baths: every sector of a Fock space of 4^L <= 256 states -------------
+# -- Path A for small baths: the sectors of a Fock space of 4^L <= 1024 states ------------
 def _popc(x):  # pragma: no cover - compiled
     c = 0
     while x:
