@@ -446,9 +446,9 @@ def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn):
 
     _check_ml_options(fallback, spread_tol, warn)
     _check_grids(params.beta, n_iw, n_tau, n_l)
-    candidates = [resolve_model(m) for m in DEFAULT_MODELS] if _is_default(model) \
-        else [resolve_model(model)]
-    mdl = candidates[0]
+    # the default chain's models are loaded (or found in the cache) as they are needed
+    candidates = list(DEFAULT_MODELS) if _is_default(model) else [model]
+    mdl = resolve_model(candidates[0])
     limit = _spread_limit(mdl, spread_tol)
     diag = {"model": _model_name(mdl), "out_of_domain": [], "invalid": [],
             "spread_max": float("nan"), "spread_limit": limit, "fallback_used": False,
@@ -458,7 +458,9 @@ def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn):
         eff, delta_mom = _effective_params(params)
         diag["delta_moments"] = delta_mom
         t0 = time.perf_counter()
-        for mdl in candidates:  # the default: the first model whose domain holds the input
+        for k, name in enumerate(candidates):  # the first model whose domain holds the input
+            if k:
+                mdl = resolve_model(name)
             reasons = list(domain_violations_of(mdl, eff, delta_mom))
             if not params.spin_symmetric and not getattr(mdl.spec, "spin_resolved", False):
                 reasons.append("spin-polarised input (the model was trained on "

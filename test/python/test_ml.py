@@ -887,6 +887,16 @@ def test_gauss_bath_reproduces_moments():
     m = np.array([(V**2 * eps**n).sum() for n in range(4)])
     e2, v2 = _gauss_bath(m)
     np.testing.assert_allclose([(v2**2 * e2**n).sum() for n in range(4)], m, rtol=1e-12)
+    # nearly equal levels far from 0 (where a root formula for the moment polynomial
+    # cancels), a skewed bath, and one level: the moments to round-off of their scale
+    for eps, V in ((1.1109 + np.array([0.0, 1e-4, 2e-4]), np.array([0.006, 0.02, 0.01])),
+                   (np.array([-16.8, 0.5, 0.9, 1.2]), np.array([0.005, 0.02, 0.03, 0.01])),
+                   (np.array([0.7, 0.7]), np.array([0.3, 0.1]))):
+        m = np.array([(V**2 * eps**n).sum() for n in range(4)])
+        e2, v2 = _gauss_bath(m)
+        scale = m[0] * np.sqrt(m[2] / m[0]) ** np.arange(4)
+        got = np.array([(v2**2 * e2**n).sum() for n in range(4)])
+        assert np.all(np.abs(got - m) <= 1e-13 * scale), (eps, got - m)
 
 
 def test_evaluate_on_another_database(trained, tiny_db, tmp_path):
