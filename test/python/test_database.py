@@ -114,6 +114,37 @@ def test_dmft_like_sampler_gives_a_fitted_bath():
     assert abs(np.sum(p.V_k[0] ** 2) - p.D**2 / 4) < 0.05 * p.D**2
 
 
+@pytest.mark.parametrize("mode", ["bethe", "dmft"])
+def test_fitted_samplers_decouple_a_site_the_fit_sent_far_away(monkeypatch, mode):
+    """A fit that sends a site with a tiny coupling to 1e14 D (seen once in 10,000 Bethe
+    samples; the database's value rules then refuse the chunk): the site is decoupled at
+    +-(EPS_FAR D + U), every other site as fitted."""
+    from triqs_mlsolver.aim.bath import EPS_FAR
+    from triqs_mlsolver.database import sampler
+
+    cfg = validate_config({"sampler": {"mode": mode, "n_bath": 4, "beta": [20.0],
+                                       "U": [2.0, 3.0]}})
+    clean = sample_params(cfg, 5)
+    real_fit = sampler.fit_bath
+
+    def far_fit(*args, **kw):
+        fit = real_fit(*args, **kw)
+        fit.eps_k = fit.eps_k.copy()
+        fit.V_k = fit.V_k.copy()
+        fit.eps_k[0], fit.V_k[0] = -4.7e14, 1e-9
+        return fit
+
+    monkeypatch.setattr(sampler, "fit_bath", far_fit)
+    p = sample_params(cfg, 5)
+    bound = EPS_FAR * p.D + p.U
+    assert p.extra["far_sites"] == 1
+    np.testing.assert_array_equal(p.eps_k[:, 0], -bound)
+    np.testing.assert_array_equal(p.V_k[:, 0], 0.0)
+    np.testing.assert_array_equal(p.eps_k[:, 1:], clean.eps_k[:, 1:])
+    np.testing.assert_array_equal(p.V_k[:, 1:], clean.V_k[:, 1:])
+    assert clean.extra["far_sites"] == 0
+
+
 # -- generation, schema, inspect --------------------------------------------------------------
 def test_generate_schema_inspect_and_export(tmp_path):
     cfg = load_config(_write_cfg(tmp_path, n=6, chunk=4))
