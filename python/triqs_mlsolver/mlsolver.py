@@ -129,7 +129,7 @@ __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_M
 #: 18 allows 2 %).  ``_single_band_v1`` and ``_v3`` stay shipped (opt-in).
 #: (With ``fallback='none'`` an input no domain holds is answered by the last, with the
 #: warning.)
-DEFAULT_MODELS = ("triqs_mlsolver_bethe_v5", "triqs_mlsolver_single_band_v4")
+DEFAULT_MODELS = ("triqs_mlsolver_bethe_v6", "triqs_mlsolver_single_band_v4")
 #: The first of :data:`DEFAULT_MODELS` (what :attr:`MLSolver.model` shows for the default).
 DEFAULT_MODEL = DEFAULT_MODELS[0]
 
