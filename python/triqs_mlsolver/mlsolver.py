@@ -118,7 +118,10 @@ __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_M
 #: ``MLSolver(model=None)`` (or ``model="default"``): each input is answered by the first
 #: of these shipped models whose training domain holds it (a spin-polarised input needs a
 #: spin-resolved model), and by the fallback when none does.  The Bethe-corner model is far
-#: more accurate inside its corner (0.037x ED-3e there); the single-band model
+#: more accurate inside its corner (0.056x ED-3e there); since session 15 it is
+#: ``triqs_mlsolver_bethe_v6``, ``_bethe_v5``'s recipe without the inputs IPT and ED-2w (a
+#: quarter of the solve's time; validation error 0.51x v5's on the same samples,
+#: doc/mlsolver.rst); the single-band model
 #: ``triqs_mlsolver_single_band_v4`` covers the rest: ``_single_band_v3``'s recipe (ED-4e
 #: base: 0.22x ED-3e, 0.32x ``_single_band_v1`` on samples none of them saw) with 8
 #: ensemble members instead of 4 (session 14: 0.988x v3's error on those samples, paired

@@ -234,10 +234,14 @@ def test_particle_hole_path_equals_the_plain_one(k, beta, U, monkeypatch):
     assert st["symmetry"] == "spin"
     ftlm = st.get("ftlm", {}).get("error_G_tau", 0.0) + st_ph.get("ftlm", {}).get(
         "error_G_tau", 0.0)
+    # both paths converge their low states to the residual tolerance of the Lanczos low
+    # spectrum (eigenvectors to ~ tol / gap): agreement to that tolerance, not beyond (k = 7
+    # differed by 1.2e-10 on an AMD EPYC machine, by < 1e-10 on the earlier machines)
+    tol = core.low_spectrum.__kwdefaults__["tol"]
     np.testing.assert_allclose(g_tau(P_ph, beta), g_tau(P, beta), rtol=0,
-                               atol=1e-10 + 5 * ftlm)
+                               atol=tol + 5 * ftlm)
     assert st_ph["double_occupancy"] == pytest.approx(st["double_occupancy"],
-                                                       abs=1e-10 + 5 * ftlm)
+                                                       abs=tol + 5 * ftlm)
     np.testing.assert_allclose(st_ph["density"], 0.5, rtol=0, atol=1e-14)
 
 

@@ -511,9 +511,11 @@ def test_shipped_models_carry_the_integrity_hash():
         assert meta["format_version"] == 2
         if "rehashed" in meta:  # written as format 1: no sample hashes were recorded then
             assert meta["rehashed"]["from_format_version"] == 1 and "samples" not in meta
-        else:  # written as format 2 (the single-band models): their samples' content hashes
+        else:  # written as format 2 (the single-band models, bethe_v6): their samples'
+            # content hashes
             assert meta["samples"]["scheme"] and meta["database"]["file"] in (
-                "single_band_db.h5", "single_band_db_ed4.h5")  # v1; v3 (the same + ed4e)
+                "single_band_db.h5", "single_band_db_ed4.h5",  # v1; v3 (the same + ed4e)
+                "bethe_db.h5")  # bethe_v6
             files = [d["file"] for d in meta.get("databases") or [meta["database"]]]
             assert all("/" not in f for f in files)  # names only, never a machine path
 
