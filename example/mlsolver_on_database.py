@@ -16,7 +16,18 @@ exact property violated (:func:`triqs_mlsolver.validity.check_solution`) and not
 by the causal projection (:mod:`triqs_mlsolver.causal`).  Prints the
 counts, the share of in-domain samples the default ``fallback="ed"`` would send to the
 reference, and the RMS of G(tau) of the answers against the stored reference (on the
-stored tau points with the trapezoid weights of ``evaluate``, both spins).
+stored tau points with the trapezoid weights of ``evaluate``, both spins).  A discrete
+bath of at most ``EXACT_MAX_BATH`` sites is solved exactly (MLSolver's rule, not the
+model), and where the model's cheap solvers agree below its ``AGREEMENT_LIMITS`` level its
+base answers: both are counted.
+
+``--delivered`` also solves every AIM the default would hand to the reference with
+``fallback="ed"``, so the RMS of what a user gets is measured, not assumed; ``--tables``
+prints issue 18's ratio tables (per bin and per (beta D, U/D, n) cell, over the best stored
+cheap solver, paired bootstrap) for the model's answers and for those outputs; ``--json``
+keeps one record per AIM.
+
+    python example/mlsolver_on_database.py default single_band_test.h5 --delivered --tables
 """
 
 import argparse
@@ -31,8 +42,9 @@ N_IW, N_TAU, N_L = 1025, 16385, 40  # G(tau) splined onto the stored points as g
 _STATE = {}
 
 
-def _init(model_path, db_path):
+def _init(model_path, db_path, delivered=False):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _STATE["delivered"] = delivered
     from triqs_mlsolver.database import Database
     from triqs_mlsolver.ml import load_model
 
@@ -55,12 +67,25 @@ def _one(i):
     ref = np.asarray(db.read(db.reference, "G_tau")[int(i)])
     proj = d.get("projection") or {}
     answered_by = "reference ED" if d["fallback_used"] else d["model"]
-    return {"index": int(i), "reasons": list(d["out_of_domain"]), "invalid": list(d["invalid"]),
+    guard = d.get("disagreement") or {}
+    row = {"disagreement": guard.get("value"), "disagreement_limit": guard.get("limit"),
+           "spread_max": d.get("spread_max"), "spread_limit": d.get("spread_limit")}
+    if _STATE.get("delivered") and (d["out_of_domain"] or d["invalid"]):
+        # what the default fallback='ed' gives the user for this AIM: the reference ED
+        t1 = time.perf_counter()
+        fb = solve_ml(p, n_iw=N_IW, n_tau=N_TAU, n_l=N_L, model=model, fallback="ed",
+                      warn=False)
+        Gf = uniform_tau_to_points(np.asarray(fb.G_tau).real, np.asarray(db.tau_over_beta))
+        row.update(fallback_rms=_rms(Gf - ref, db), fallback_seconds=time.perf_counter() - t1,
+                   fallback_reference=fb.diagnostics.get("reference"))
+    return {**row, "index": int(i), "reasons": list(d["out_of_domain"]),
+            "invalid": list(d["invalid"]),
             "rms": _rms(G - ref, db), "seconds": time.perf_counter() - t0,
             "projected": bool(proj.get("accepted")), "projection_tried": bool(proj),
             "projection_reason": proj.get("reason", ""),
             "projection_seconds": d["timings"].get("projection", 0.0),
-            "answered_by": answered_by}
+            "answered_by": answered_by, "exact": bool(d.get("exact")),
+            "base_only": bool(d.get("base_only"))}
 
 
 def _rms(d, db):
@@ -84,12 +109,70 @@ def _kind(reason: str) -> str:
     return "domain"
 
 
+def _print_tables(rows, cheap_rms, db, idx_rows, *, delivered):
+    """The issue-18 ratio tables for the rows solved here: RMS of G(tau) of the model's own
+    answers (``model``: fallback='none') and of what the user gets (``MLSolver``: the
+    reference ED's answer where the default sends the AIM there) over the best stored cheap
+    solver of each bin and cell (all of the database's cheap solvers: the strictest)."""
+    from triqs_mlsolver.database.reader import beta_classes, beta_label
+    from triqs_mlsolver.ml.evaluate import (
+        N_EDGES,
+        cells_of_rows,
+        format_cell_table,
+        format_ratio_table,
+        ratios_of_bins,
+    )
+
+    mse = {k: v ** 2 for k, v in cheap_rms.items()}
+    mse["model"] = np.array([r["rms"] for r in rows]) ** 2
+    methods = ["model"]
+    if delivered:
+        mse["MLSolver"] = np.array([r.get("fallback_rms", r["rms"]) for r in rows]) ** 2
+        methods.append("MLSolver")
+    p = db.params
+    D = np.asarray(p["D"])[idx_rows]
+    bd = np.asarray(p["beta"])[idx_rows] * D
+    u = np.asarray(p["U"])[idx_rows] / D
+    n = np.asarray(db.read(db.reference, "density"))[idx_rows].sum(axis=1)
+    pol = np.array([bool(np.any(np.ptp(np.asarray(p["mu_s"])[i]) > 0)
+                         or np.any(np.ptp(np.asarray(p["eps_k_s"])[i], axis=0) > 0)
+                         or np.any(np.ptp(np.asarray(p["V_k_s"])[i], axis=0) > 0))
+                    for i in idx_rows]) if "mu_s" in p else np.zeros(len(rows), bool)
+    bins = {"all": np.ones(len(rows), bool)}
+    if pol.any():
+        bins.update({"polarised": pol, "spin-symmetric": ~pol})
+    nb = np.asarray(p["n_bath"])[idx_rows]
+    bins.update({"bath <= 4 sites": nb <= 4, "bath >= 5 sites": nb >= 5})
+    bins.update({beta_label(k): m for k, m in beta_classes(bd)})
+    for lo, hi in zip((0, 2.5, 5, 7.5), (2.5, 5, 7.5, 10)):
+        bins[f"U/D in [{lo:g},{hi:g}{']' if hi == 10 else ')'}"] = (u >= lo) & (
+            (u <= hi) if hi == 10 else (u < hi))
+    for lo, hi in zip(N_EDGES[:-1], N_EDGES[1:]):
+        m = (n >= lo) & ((n <= hi) if hi == N_EDGES[-1] else (n < hi))
+        if m.any():
+            bins[f"n in [{lo:g},{hi:g}{']' if hi == N_EDGES[-1] else ')'}"] = m
+    cheap = list(cheap_rms)
+    ratios = ratios_of_bins(mse, cheap, methods, bins)
+    print(format_ratio_table(ratios, list(bins)))
+    print(format_cell_table(cells_of_rows(mse, cheap, methods, bd, u, n)))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model")
     ap.add_argument("database")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--limit", type=int, default=0, help="only the first N unseen samples")
+    ap.add_argument("--delivered", action="store_true",
+                    help="also solve every AIM the default would send to the reference with "
+                         "fallback='ed' and report the RMS of what the user gets")
+    ap.add_argument("--tables", action="store_true",
+                    help="ratio tables (per beta, U, filling bin and per (beta D, U/D, n) "
+                         "cell, paired bootstrap) of the model's answers and, with "
+                         "--delivered, of MLSolver's outputs over the best stored cheap "
+                         "solver")
+    ap.add_argument("--json", metavar="FILE", help="write one record per AIM (errors, "
+                    "reasons, disagreement, spread, stored cheap solvers' errors)")
     args = ap.parse_args(argv)
     from triqs_mlsolver.database import Database
     from triqs_mlsolver.ml import load_model
@@ -108,14 +191,14 @@ def main(argv=None):
         idx = idx[: args.limit]
     t0 = time.perf_counter()
     if args.jobs <= 1:
-        _init(args.model, args.database)
+        _init(args.model, args.database, args.delivered)
         rows = [_one(i) for i in idx]
     else:
         import multiprocessing
 
         # spawned workers: forking after torch is loaded can hang them
         with ProcessPoolExecutor(args.jobs, initializer=_init,
-                                 initargs=(args.model, args.database),
+                                 initargs=(args.model, args.database, args.delivered),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
             rows = list(pool.map(_one, idx, chunksize=8))
     kinds = [{_kind(r) for r in row["reasons"]} | ({"invalid"} if row["invalid"] else set())
@@ -128,6 +211,8 @@ def main(argv=None):
     print(f"  outside the training domain: {len(rows) - len(in_domain)}")
     print("  answered by: " + ", ".join(f"{k}: {v}" for k, v in
                                        Counter(row["answered_by"] for row in rows).items()))
+    print(f"  of these, the base solver's own answer (agreement gate): "
+          f"{sum(r['base_only'] for r in rows)}")
     print(f"  in domain: {len(in_domain)}; would be sent to the reference ED: {sent} "
           f"({100 * sent / max(len(in_domain), 1):.2f} %): "
           + ", ".join(f"{k}: {n}" for k, n in Counter(
@@ -151,6 +236,44 @@ def main(argv=None):
     ok = np.array([not k for k in kinds])
     print(f"  RMS of G(tau) against the reference: all {np.sqrt(np.mean(rms ** 2)):.3e}, "
           f"trusted answers {np.sqrt(np.mean(rms[ok] ** 2)):.3e}")
+    idx_rows = np.array([r["index"] for r in rows], dtype=int)
+    G_ref = np.asarray(db.read(db.reference, "G_tau"))[idx_rows]
+    cheap_rms = {}
+    for name in db.solvers:
+        if name == db.reference:
+            continue
+        G_c = np.asarray(db.read(name, "G_tau"))[idx_rows]
+        ok_c = np.all(np.isfinite(G_c), axis=(1, 2))
+        if ok_c.all():
+            cheap_rms[name] = np.array([_rms(a - b, db) for a, b in zip(G_c, G_ref)])
+    total = {k: float(np.sqrt(np.mean(v ** 2))) for k, v in cheap_rms.items()}
+    if total:
+        best = min(total, key=total.get)
+        print("  the stored cheap solvers on the same AIMs (RMS of G(tau)): " + ", ".join(
+            f"{k} {v:.3e}" for k, v in sorted(total.items(), key=lambda kv: kv[1])))
+        print(f"  model's answers / {best}: all {np.sqrt(np.mean(rms ** 2)) / total[best]:.3f}")
+    if args.delivered:
+        fb = [r for r in rows if "fallback_rms" in r]
+        out = np.array([r.get("fallback_rms", r["rms"]) for r in rows])
+        print(f"  what the default fallback='ed' delivers: {len(fb)} AIMs answered by the "
+              f"reference ED (median {np.median([r['fallback_seconds'] for r in fb] or [0]):.1f}"
+              f" s, max {max([r['fallback_seconds'] for r in fb] or [0]):.1f} s, RMS "
+              f"{np.sqrt(np.mean(np.array([r['fallback_rms'] for r in fb] or [0]) ** 2)):.2e}); "
+              f"RMS of G(tau) of all outputs {np.sqrt(np.mean(out ** 2)):.3e}"
+              + (f" = {np.sqrt(np.mean(out ** 2)) / total[best]:.3f}x {best}" if total else ""))
+    if total and args.tables:
+        _print_tables(rows, cheap_rms, db, idx_rows, delivered=args.delivered)
+    if args.json:
+        import json
+
+        for k, row in enumerate(rows):
+            row["cheap_rms"] = {name: float(v[k]) for name, v in cheap_rms.items()}
+            row["beta"] = float(db.params["beta"][row["index"]] * db.params["D"][row["index"]])
+            row["U"] = float(db.params["U"][row["index"]] / db.params["D"][row["index"]])
+            row["n"] = float(np.sum(db.read(db.reference, "density")[row["index"]]))
+            row["n_bath"] = int(db.params["n_bath"][row["index"]])
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, default=str)
     ref, cheap = db.reference, model.spec.base
     worst = np.argsort(-np.where(ok, rms, -1.0))[:5]
     print(f"  worst trusted answers (RMS of G(tau); the base {cheap} on the same AIM):")

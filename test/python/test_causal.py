@@ -138,7 +138,7 @@ def test_mlsolver_answers_a_nearly_empty_impurity_validly():
                   V_k=np.array([[0.0, 0.33934074060941566, 0.3672138103617671],
                                 [0.0, 0.33986611130602806, 0.36672801553222373]]))
     sol = solve_ml(p, n_iw=1025, n_tau=2049, n_l=40, model="triqs_mlsolver_single_band_v1",
-                   fallback="raise")
+                   fallback="raise", exact_max_bath=0)  # the model, not the exact path
     assert sol.diagnostics["beyond_mesh"] and sol.diagnostics["projection"] is None
     assert check_solution(sol, U=p.U, g0_iw=p.g0_iw(1025)) == []
     exact = solve_aim("ed", p, n_iw=1025, n_tau=2049, n_l=40, n_bath=3)

@@ -1317,3 +1317,52 @@ def test_stacked_numpy_members_equal_torch(activation, head, monkeypatch):
     # a parameter assigned anew (not in place) is seen too
     nets[2].layers[0].bias = torch.nn.Parameter(nets[2].layers[0].bias.detach() + 1.0)
     seen(changed, 2)
+
+
+def test_ratios_from_per_row_errors():
+    """The row-based tables (MLSolver's outputs with their fallback are not one model's):
+    the best cheap solver per bin and cell, the ratio, the floor where a cheap solver is
+    exact, and paired bootstrap intervals that hold the ratio."""
+    from triqs_mlsolver.ml.evaluate import (
+        RMS_FLOOR,
+        cells_of_rows,
+        format_cell_table,
+        format_ratio_table,
+        ratios_of_bins,
+    )
+
+    rng = np.random.default_rng(3)
+    n_rows = 400
+    bd = np.where(np.arange(n_rows) < 200, 2.0, 50.0)
+    a = rng.uniform(1, 3, n_rows) * 1e-6      # cheap solver "a": best at beta D = 2
+    b = np.where(bd < 10, 4e-6, 1e-7)           # cheap solver "b": best at beta D = 50
+    model = 0.01 * np.minimum(a, b) * rng.uniform(0.5, 1.5, n_rows)
+    mse = {"a": a, "b": b, "model": model}
+    bins = {"all": np.ones(n_rows, bool), "hot": bd < 10, "cold": bd >= 10}
+    rat = ratios_of_bins(mse, ["a", "b"], ["model"], bins, n_boot=400)
+    assert rat["model"]["hot"]["best"] == "a" and rat["model"]["cold"]["best"] == "b"
+    for k, m in bins.items():
+        best = min((a, b), key=lambda x: x[m].mean())
+        r = rat["model"][k]
+        np.testing.assert_allclose(r["ratio"], np.sqrt(model[m].mean() / best[m].mean()),
+                                   rtol=1e-12)
+        assert r["lo"] <= r["ratio"] <= r["hi"]
+    assert "(best cheap)" in format_ratio_table(rat, list(bins))
+    # a cheap solver exact on a cell: both sides floored, so rounding is not a failure
+    exact = {"a": np.zeros(n_rows), "model": np.full(n_rows, 1e-30)}
+    r = ratios_of_bins(exact, ["a"], ["model"], {"all": bins["all"]})["model"]["all"]
+    assert r["ratio"] == 1.0 and r["rms_best"] == 0.0 and RMS_FLOOR > 0
+    # cells partition the rows; each cell's best and ratio are the cell's own
+    u = np.where(np.arange(n_rows) % 2 == 0, 1.0, 6.0)
+    n = np.full(n_rows, 1.0)
+    cells = cells_of_rows(mse, ["a", "b"], ["model"], bd, u, n, n_boot=200)
+    assert sum(c["rows"] for c in cells) == n_rows and len(cells) == 4
+    for c in cells:
+        m = ((bd >= c["beta_D"][0]) & (bd < c["beta_D"][1]) & (u >= c["U"][0])
+             & (u < c["U"][1]))
+        best = min((a, b), key=lambda x: x[m].mean())
+        np.testing.assert_allclose(c["model"]["ratio"], np.sqrt(model[m].mean()
+                                                                / best[m].mean()), rtol=1e-12)
+    assert "worst cell" in format_cell_table(cells)
+    with pytest.raises(ValueError, match="no cheap solver"):
+        ratios_of_bins(mse, [], ["model"], bins)

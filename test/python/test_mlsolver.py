@@ -274,6 +274,77 @@ def test_cheap_solvers_disagreeing_hand_the_input_to_the_reference(monkeypatch):
     assert any(f"{a} and {b} disagree" in r for r in S.ml_report["out_of_domain"])
 
 
+def _bath_params(beta, U, n_bath, mu_shift=0.1):
+    from triqs_mlsolver.aim import AIMParams
+
+    eps = np.linspace(-0.8, 0.8, n_bath)
+    V = np.full(n_bath, 1.0 / np.sqrt(n_bath))
+    return AIMParams(U=U, mu=U / 2 + mu_shift, beta=beta, eps_k=np.array([eps, eps]),
+                     V_k=np.array([V, V]), D=2.0)  # D = 2 sqrt(sum V^2): the model's unit
+
+
+def test_cheap_solvers_agreeing_give_the_base_answer(monkeypatch):
+    """The agreement gate: where the single-band model's ED-3e and ED-4e agree below its
+    level (high temperature: both right to ~1e-10 here), the answer is ED-4e's own on the
+    user's grids -- the network, which adds ~1e-6 there, is not run; with the level below
+    this input's agreement the model answers and the answer moves."""
+    import triqs_mlsolver.mlsolver as mls
+    from triqs_mlsolver.solvers import solve_aim
+    from triqs_mlsolver.validity import check_solution
+
+    p = _bath_params(1.5, 1.0, 6)
+    sol = mls.solve_ml(p, n_iw=256, n_tau=2001, n_l=30)
+    d = sol.diagnostics
+    assert d["model"] == DEFAULT_MODELS[1] and not d["fallback_used"] and not d["exact"]
+    a, b, level = mls.AGREEMENT_LIMITS[DEFAULT_MODELS[1]]
+    assert d["base_only"]["solver"] == "ed4e" and d["base_only"]["value"] < level
+    assert "model" not in d["timings"] or d["timings"]["model"] < 1.0
+    assert check_solution(sol, U=p.U) == []
+    base = solve_aim("ed4e", p, n_iw=256, n_tau=2001, n_l=30)
+    np.testing.assert_allclose(sol.G_tau, base.G_tau, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(sol.G_l, base.G_l, rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(sol.G_iw, base.G_iw)
+    monkeypatch.setitem(mls.AGREEMENT_LIMITS, DEFAULT_MODELS[1],
+                        (a, b, 0.5 * d["base_only"]["value"]))
+    ml = mls.solve_ml(p, n_iw=256, n_tau=2001, n_l=30)
+    assert ml.diagnostics["base_only"] is None and ml.diagnostics["spread_max"] > 0
+    assert np.abs(ml.G_tau - base.G_tau).max() > 1e-9
+
+
+def test_agreement_levels_lie_below_the_disagreement_limits():
+    """A model's gate (its base alone) and its guard (the reference) use the same pair of
+    cheap solvers, the gate's level far below the guard's limit."""
+    import triqs_mlsolver.mlsolver as mls
+
+    for name, (a, b, level) in mls.AGREEMENT_LIMITS.items():
+        ga, gb, limit = mls.DISAGREEMENT_LIMITS[name]
+        assert (a, b) == (ga, gb) and 0 < level < 0.1 * limit
+
+
+def test_small_discrete_bath_is_solved_exactly():
+    """A discrete bath of at most EXACT_MAX_BATH sites: the reference ED with the bath as
+    given (cheaper than the model's cheap solvers); exact_max_bath=0 asks for the model."""
+    import triqs_mlsolver.mlsolver as mls
+    from triqs_mlsolver.solvers import solve_aim
+
+    p = _bath_params(50.0, 2.0, mls.EXACT_MAX_BATH)
+    sol = mls.solve_ml(p, n_iw=256, n_tau=1001, n_l=30, fallback="raise")
+    d = sol.diagnostics
+    assert d["exact"] and d["model"].startswith("exact ED") and not d["fallback_used"]
+    ref = solve_aim("ed", p, n_iw=256, n_tau=1001, n_l=30)
+    np.testing.assert_array_equal(sol.G_tau, ref.G_tau)
+    assert d["reference"]["kind"] == "discrete bath as given"
+    ml = mls.solve_ml(p, n_iw=256, n_tau=1001, n_l=30, fallback="none", warn=False,
+                      exact_max_bath=0)
+    assert not ml.diagnostics["exact"] and ml.diagnostics["model"] in DEFAULT_MODELS
+    big = mls.solve_ml(_bath_params(50.0, 2.0, mls.EXACT_MAX_BATH + 1), n_iw=256,
+                       n_tau=1001, n_l=30, fallback="none", warn=False)
+    assert not big.diagnostics["exact"]
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="exact_max_bath"):
+            mls.solve_ml(p, n_iw=256, n_tau=1001, n_l=30, exact_max_bath=bad)
+
+
 def test_hdf5_round_trip(solved, tmp_path):
     with HDFArchive(tmp_path / "ml.h5", "w") as ar:
         ar["S"] = solved

@@ -69,6 +69,8 @@ __all__ = [
     "format_worst",
     "ratio_table",
     "cell_table",
+    "cells_of_rows",
+    "ratios_of_bins",
     "format_cell_table",
     "format_ratio_table",
     "sigma_z_from_legendre",
@@ -512,13 +514,23 @@ def ratio_table(res: EvaluationResult, *, n_boot=2000, level=0.95, seed=0) -> di
     over that of the best cheap solver of the bin (``best``), with the ``level`` paired
     bootstrap interval ``[lo, hi]`` (``n_boot`` resamples of the bin's samples)."""
     mse, cheap = _sample_mse(res)
+    methods = [m for m in ("model", "model+guard", "ridge", "krr") if m in mse]
+    return ratios_of_bins(mse, cheap, methods, res.bins, n_boot=n_boot, level=level,
+                          seed=seed)
+
+
+def ratios_of_bins(mse: dict, cheap, methods, bins: dict, *, n_boot=2000, level=0.95,
+                   seed=0) -> dict:
+    """:func:`ratio_table` from per-row mean square errors: ``mse`` maps each method and
+    cheap solver to one value per row (the same rows), ``bins`` each bin's name to a row
+    mask.  Used for answers that are not one model's, e.g. MLSolver's outputs with their
+    fallback (``example/mlsolver_on_database.py``)."""
     if not cheap:
         raise ValueError("no cheap solver in the evaluation to compare with")
-    methods = [m for m in ("model", "model+guard", "ridge", "krr") if m in mse]
     rng = np.random.default_rng(seed)
     q = ((1 - level) / 2, (1 + level) / 2)
     out = {m: {} for m in methods}
-    for b, mask in res.bins.items():
+    for b, mask in bins.items():
         idx = np.flatnonzero(mask)
         if len(idx) == 0:
             continue
@@ -558,12 +570,22 @@ def cell_table(res: EvaluationResult, *, beta_d_edges=CELL_BETA_D_EDGES, u_edges
     if res.filling is None:
         raise ValueError("the evaluation has no filling per row")
     mse, cheap = _sample_mse(res)
-    if not cheap:
-        raise ValueError("no cheap solver in the evaluation to compare with")
     methods = [m for m in ("model", "model+guard") if m in mse]
     s = res.samples
     D = s.params["D"]
-    bd, u, n = s.beta * D, s.params["U"] / D, res.filling
+    return cells_of_rows(mse, cheap, methods, s.beta * D, s.params["U"] / D, res.filling,
+                         beta_d_edges=beta_d_edges, u_edges=u_edges, n_edges=n_edges,
+                         n_boot=n_boot, level=level, seed=seed)
+
+
+def cells_of_rows(mse: dict, cheap, methods, beta_d, u, n, *, beta_d_edges=CELL_BETA_D_EDGES,
+                  u_edges=CELL_U_EDGES, n_edges=CELL_N_EDGES, n_boot=2000, level=0.95,
+                  seed=0) -> list:
+    """:func:`cell_table` from per-row mean square errors (``mse`` as in
+    :func:`ratios_of_bins`) and each row's ``beta D``, ``U/D`` and total filling ``n``."""
+    if not cheap:
+        raise ValueError("no cheap solver in the evaluation to compare with")
+    bd, u, n = (np.asarray(a, float) for a in (beta_d, u, n))
     rng = np.random.default_rng(seed)
     q = ((1 - level) / 2, (1 + level) / 2)
     out = []
@@ -583,7 +605,8 @@ def format_cell_table(cells: list, fmt="text", level=0.95) -> str:
     ``MIN_CELL_ROWS`` rows named last."""
     if not cells:
         return ""
-    methods = [m for m in ("model", "model+guard") if m in cells[0]]
+    meta = ("beta_D", "U", "n", "rows")
+    methods = [m for m in cells[0] if m not in meta]
     head = ["beta*D", "U/D", "n", "rows", "best cheap", "RMS best"] + [
         f"{m} / best [{100 * level:g} %]" for m in methods]
     rows = []
