@@ -963,7 +963,9 @@ class MLSolver(Solver):
         its limit, ``fallback_used``, timings of every cheap solver and of the model,
         ``projection`` (None, or the causal projection of an answer that violated an exact
         property: the violations, the change of G(tau), whether it was used),
-        ``reference`` (the fallback ED's bath size and error estimate).
+        ``reference`` (the fallback ED's bath size and error estimate), ``base_only``
+        (the agreement gate answered with the model's base solver: :data:`AGREEMENT_LIMITS`)
+        and ``exact`` (a small discrete bath solved exactly; never for ``G0_iw`` input).
     density : ndarray (2,), double_occupancy : float
     last_solve_parameters : dict
     """
