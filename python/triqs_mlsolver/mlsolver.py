@@ -620,20 +620,29 @@ def _project(params, sol, invalid, g0, limit, n_iw, n_tau, n_l, diag):
     return proj, []
 
 
-def _exact(params, n_iw, n_tau, n_l):
-    """A small discrete bath (:data:`EXACT_MAX_BATH`): the reference ED with the bath as
-    given, checked like every answer."""
+def _checked_ed(params, n_iw, n_tau, n_l, what):
+    """The reference ED's solution of ``params`` and its time, checked like every answer
+    (a violation raises: ``what`` names the path in the message)."""
     t0 = time.perf_counter()
     sol = _fallback_solution(params, n_iw, n_tau, n_l)
+    seconds = time.perf_counter() - t0
     bad = check_solution(sol, U=params.U)
     if bad:
         raise InvalidSolutionError(
-            "the exact ED of a small discrete bath returned a solution that violates "
-            + "; ".join(bad) + ". Please report this input (beta = "
-            f"{params.beta:g}, U = {params.U:g}, mu = {params.mu.tolist()})")
+            f"{what} returned a solution that violates " + "; ".join(bad) + ". Please report "
+            f"this input (beta = {params.beta:g}, U = {params.U:g}, mu = "
+            f"{params.mu.tolist()})")
+    return sol, seconds
+
+
+def _exact(params, n_iw, n_tau, n_l):
+    """A small discrete bath (:data:`EXACT_MAX_BATH`): the reference ED with the bath as
+    given, checked like every answer."""
+    sol, seconds = _checked_ed(params, n_iw, n_tau, n_l, "the exact ED of a small discrete "
+                               "bath")
     diag = {"model": f"exact ED ({params.n_bath} bath sites)", "out_of_domain": [],
             "invalid": [], "spread_max": 0.0, "spread_limit": float("nan"),
-            "fallback_used": False, "timings": {"ed (exact)": time.perf_counter() - t0},
+            "fallback_used": False, "timings": {"ed (exact)": seconds},
             "G_tau_clipped": 0.0, "delta_moments": None, "projection": None,
             "disagreement": None, "beyond_mesh": False, "base_only": None, "exact": True,
             "G_iw_raw": sol.G_iw, "Sigma_iw_raw": sol.Sigma_iw,
@@ -645,15 +654,8 @@ def _exact(params, n_iw, n_tau, n_l):
 
 def _reference(params, n_iw, n_tau, n_l, diag):
     """The fallback: the reference ED's solution, checked like the model's."""
-    t0 = time.perf_counter()
-    sol = _fallback_solution(params, n_iw, n_tau, n_l)
-    diag["timings"]["ed (fallback)"] = time.perf_counter() - t0
-    bad = check_solution(sol, U=params.U)
-    if bad:
-        raise InvalidSolutionError(
-            "the reference ED (the fallback) returned a solution that violates "
-            + "; ".join(bad) + ". Please report this input (beta = "
-            f"{params.beta:g}, U = {params.U:g}, mu = {params.mu.tolist()})")
+    sol, seconds = _checked_ed(params, n_iw, n_tau, n_l, "the reference ED (the fallback)")
+    diag["timings"]["ed (fallback)"] = seconds
     diag.update(fallback_used=True, G_iw_raw=sol.G_iw, Sigma_iw_raw=sol.Sigma_iw,
                 G_tau_spread=np.zeros_like(sol.G_tau), invalid=[],
                 reference=sol.diagnostics.get("reference"))
