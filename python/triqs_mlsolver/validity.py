@@ -233,8 +233,9 @@ def _hartree(Sig, dens, beta, U, tol):
         want = U * dens[1 - s]
         slack = tol * max(1.0, U) + 2.0 * U**3 / w**2
         if abs(h - want) > slack:
-            out.append(f"Sigma_iw[{spins[s]}] tends to {_fmt(h)} at i w_max, not the "
-                       f"Hartree term U n_{spins[1 - s]} = {_fmt(want)}")
+            out.append(f"Sigma_iw[{spins[s]}] tends to {h:.6g} at i w_max, not the "
+                       f"Hartree term U n_{spins[1 - s]} = {want:.6g} (allowed difference "
+                       f"{_fmt(slack)})")
     return out
 
 
