@@ -449,3 +449,26 @@ def test_sigma_tail_from_the_base_keeps_the_base_and_its_moments():
     np.testing.assert_allclose(out[:, far], base.Sigma_iw[:, far] + shift, rtol=0, atol=1e-14)
     np.testing.assert_allclose(mom[:, 0].real, p.U * n_o, rtol=1e-14)
     np.testing.assert_allclose(mom[:, 1].real, p.U**2 * n_o * (1 - n_o), rtol=1e-14)
+
+
+def test_the_chain_answers_a_discrete_bath_in_the_corner_with_the_single_band_model():
+    """Inside the Bethe corner the default chain gives a discrete bath to the single-band
+    model (CHAIN_CONTINUOUS_ONLY: 0.32x bethe_v6's error on such baths of the calibration
+    database) and the same hybridisation given on the Matsubara mesh -- what MLSolver reads
+    from G0_iw -- to the Bethe model; a model chosen by name answers either."""
+    import triqs_mlsolver.mlsolver as mls
+    from triqs_mlsolver.aim.params import AIMParams, delta_from_bath
+
+    eps = np.array([-0.9, -0.45, -0.1, 0.1, 0.45, 0.9])
+    V = np.array([0.25, 0.3, 0.2, 0.2, 0.3, 0.25])
+    disc = AIMParams(U=2.0, mu=1.0, beta=50.0, eps_k=eps, V_k=V, D=2.0 * np.sqrt(np.sum(V**2)))
+    cont = AIMParams(U=2.0, mu=1.0, beta=50.0, Delta_iw=delta_from_bath(
+        disc.eps_k, disc.V_k, disc.iw(256)))
+    grid = dict(n_iw=256, n_tau=1001, n_l=30, fallback="none", warn=False)
+    d = mls.solve_ml(disc, **grid).diagnostics
+    assert d["model"] == DEFAULT_MODELS[1] and d["out_of_domain"] == []
+    assert DEFAULT_MODELS[0] in mls.CHAIN_CONTINUOUS_ONLY
+    c = mls.solve_ml(cont, **grid).diagnostics
+    assert c["model"] == DEFAULT_MODELS[0] and c["out_of_domain"] == []
+    by_name = mls.solve_ml(disc, model=DEFAULT_MODELS[0], **grid).diagnostics
+    assert by_name["model"] == DEFAULT_MODELS[0] and by_name["out_of_domain"] == []
