@@ -395,7 +395,7 @@ def _sigma_tail_from_base(Sigma_sw, Sigma_base, iw, U, density, base_density, w_
     - nb_-s (1 - nb_-s)) / (i w)`` (``n`` the answer's densities, ``nb`` those of the
     base's self-energy).  The base's Sigma is an exact pole sum (a small ED): its
     high-frequency shape holds to every order where a fitted ``c_2, c_3`` expansion does
-    not (it moved G(tau) by 2e-6 to 4e-6 where ED-4e is right to 1e-7)."""
+    not (it moved G(tau) by 2e-6 to 4e-5 where ED-4e is right to 1e-7)."""
     out = Sigma_sw.copy()
     far = np.abs(iw.imag) > w_c
     moments = np.zeros((2, 4), complex)
