@@ -109,7 +109,18 @@ def _kind(reason: str) -> str:
     return "domain"
 
 
-def _print_tables(rows, cheap_rms, db, idx_rows, *, delivered):
+def _row_meta(db, idx_rows) -> dict:
+    """Per solved AIM: ``beta D``, ``U/D``, the reference's total filling, the bath size and
+    whether it is spin-polarised (the database's own rule)."""
+    p = db.params
+    D = np.asarray(p["D"])[idx_rows]
+    return {"beta": np.asarray(p["beta"])[idx_rows] * D, "U": np.asarray(p["U"])[idx_rows] / D,
+            "n": np.asarray(db.read(db.reference, "density"))[idx_rows].sum(axis=1),
+            "n_bath": np.asarray(p["n_bath"])[idx_rows],
+            "polarised": np.asarray(db.polarised)[idx_rows]}
+
+
+def _print_tables(rows, cheap_rms, meta, *, delivered):
     """The issue-18 ratio tables for the rows solved here: RMS of G(tau) of the model's own
     answers (``model``: fallback='none') and of what the user gets (``MLSolver``: the
     reference ED's answer where the default sends the AIM there) over the best stored cheap
@@ -118,6 +129,7 @@ def _print_tables(rows, cheap_rms, db, idx_rows, *, delivered):
     from triqs_mlsolver.ml.evaluate import (
         N_EDGES,
         cells_of_rows,
+        edge_bins,
         format_cell_table,
         format_ratio_table,
         ratios_of_bins,
@@ -129,28 +141,14 @@ def _print_tables(rows, cheap_rms, db, idx_rows, *, delivered):
     if delivered:
         mse["MLSolver"] = np.array([r.get("fallback_rms", r["rms"]) for r in rows]) ** 2
         methods.append("MLSolver")
-    p = db.params
-    D = np.asarray(p["D"])[idx_rows]
-    bd = np.asarray(p["beta"])[idx_rows] * D
-    u = np.asarray(p["U"])[idx_rows] / D
-    n = np.asarray(db.read(db.reference, "density"))[idx_rows].sum(axis=1)
-    pol = np.array([bool(np.any(np.ptp(np.asarray(p["mu_s"])[i]) > 0)
-                         or np.any(np.ptp(np.asarray(p["eps_k_s"])[i], axis=0) > 0)
-                         or np.any(np.ptp(np.asarray(p["V_k_s"])[i], axis=0) > 0))
-                    for i in idx_rows]) if "mu_s" in p else np.zeros(len(rows), bool)
+    bd, u, n, pol = meta["beta"], meta["U"], meta["n"], meta["polarised"]
     bins = {"all": np.ones(len(rows), bool)}
     if pol.any():
         bins.update({"polarised": pol, "spin-symmetric": ~pol})
-    nb = np.asarray(p["n_bath"])[idx_rows]
-    bins.update({"bath <= 4 sites": nb <= 4, "bath >= 5 sites": nb >= 5})
+    bins.update({"bath <= 4 sites": meta["n_bath"] <= 4, "bath >= 5 sites": meta["n_bath"] >= 5})
     bins.update({beta_label(k): m for k, m in beta_classes(bd)})
-    for lo, hi in zip((0, 2.5, 5, 7.5), (2.5, 5, 7.5, 10)):
-        bins[f"U/D in [{lo:g},{hi:g}{']' if hi == 10 else ')'}"] = (u >= lo) & (
-            (u <= hi) if hi == 10 else (u < hi))
-    for lo, hi in zip(N_EDGES[:-1], N_EDGES[1:]):
-        m = (n >= lo) & ((n <= hi) if hi == N_EDGES[-1] else (n < hi))
-        if m.any():
-            bins[f"n in [{lo:g},{hi:g}{']' if hi == N_EDGES[-1] else ')'}"] = m
+    bins.update(edge_bins(u, (0.0, 2.5, 5.0, 7.5, 10.0), "U/D"))
+    bins.update({k: m for k, m in edge_bins(n, N_EDGES, "n").items() if m.any()})
     cheap = list(cheap_rms)
     ratios = ratios_of_bins(mse, cheap, methods, bins)
     print(format_ratio_table(ratios, list(bins)))
@@ -261,17 +259,16 @@ def main(argv=None):
               f"{np.sqrt(np.mean(np.array([r['fallback_rms'] for r in fb] or [0]) ** 2)):.2e}); "
               f"RMS of G(tau) of all outputs {np.sqrt(np.mean(out ** 2)):.3e}"
               + (f" = {np.sqrt(np.mean(out ** 2)) / total[best]:.3f}x {best}" if total else ""))
+    meta = _row_meta(db, idx_rows)
     if total and args.tables:
-        _print_tables(rows, cheap_rms, db, idx_rows, delivered=args.delivered)
+        _print_tables(rows, cheap_rms, meta, delivered=args.delivered)
     if args.json:
         import json
 
         for k, row in enumerate(rows):
             row["cheap_rms"] = {name: float(v[k]) for name, v in cheap_rms.items()}
-            row["beta"] = float(db.params["beta"][row["index"]] * db.params["D"][row["index"]])
-            row["U"] = float(db.params["U"][row["index"]] / db.params["D"][row["index"]])
-            row["n"] = float(np.sum(db.read(db.reference, "density")[row["index"]]))
-            row["n_bath"] = int(db.params["n_bath"][row["index"]])
+            row.update(beta=float(meta["beta"][k]), U=float(meta["U"][k]),
+                       n=float(meta["n"][k]), n_bath=int(meta["n_bath"][k]))
         with open(args.json, "w") as fh:
             json.dump(rows, fh, default=str)
     ref, cheap = db.reference, model.spec.base

@@ -525,10 +525,7 @@ def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn, ex
     candidates = list(DEFAULT_MODELS) if _is_default(model) else [model]
     mdl = resolve_model(candidates[0])
     limit = _spread_limit(mdl, spread_tol)
-    diag = {"model": _model_name(mdl), "out_of_domain": [], "invalid": [],
-            "spread_max": float("nan"), "spread_limit": limit, "fallback_used": False,
-            "timings": {}, "G_tau_clipped": 0.0, "delta_moments": None, "projection": None,
-            "disagreement": None, "beyond_mesh": False, "base_only": None, "exact": False}
+    diag = _new_diagnostics(model=_model_name(mdl), spread_limit=limit)
     try:
         eff, delta_mom = _effective_params(params)
         diag["delta_moments"] = delta_mom
@@ -632,6 +629,16 @@ def _project(params, sol, invalid, g0, limit, n_iw, n_tau, n_l, diag):
     return proj, []
 
 
+def _new_diagnostics(**values) -> dict:
+    """A solve's ``diagnostics`` before anything is known (see :func:`solve_ml`), with
+    ``values`` set."""
+    return {"model": "", "out_of_domain": [], "invalid": [], "spread_max": float("nan"),
+            "spread_limit": float("nan"), "fallback_used": False, "timings": {},
+            "G_tau_clipped": 0.0, "delta_moments": None, "projection": None,
+            "disagreement": None, "beyond_mesh": False, "base_only": None, "exact": False,
+            **values}
+
+
 def _checked_ed(params, n_iw, n_tau, n_l, what):
     """The reference ED's solution of ``params`` and its time, checked like every answer
     (a violation raises: ``what`` names the path in the message)."""
@@ -652,14 +659,11 @@ def _exact(params, n_iw, n_tau, n_l):
     given, checked like every answer."""
     sol, seconds = _checked_ed(params, n_iw, n_tau, n_l, "the exact ED of a small discrete "
                                "bath")
-    diag = {"model": f"exact ED ({params.n_bath} bath sites)", "out_of_domain": [],
-            "invalid": [], "spread_max": 0.0, "spread_limit": float("nan"),
-            "fallback_used": False, "timings": {"ed (exact)": seconds},
-            "G_tau_clipped": 0.0, "delta_moments": None, "projection": None,
-            "disagreement": None, "beyond_mesh": False, "base_only": None, "exact": True,
-            "G_iw_raw": sol.G_iw, "Sigma_iw_raw": sol.Sigma_iw,
-            "G_tau_spread": np.zeros_like(sol.G_tau),
-            "reference": sol.diagnostics.get("reference")}
+    diag = _new_diagnostics(model=f"exact ED ({params.n_bath} bath sites)", spread_max=0.0,
+                            timings={"ed (exact)": seconds}, exact=True, G_iw_raw=sol.G_iw,
+                            Sigma_iw_raw=sol.Sigma_iw,
+                            G_tau_spread=np.zeros_like(sol.G_tau),
+                            reference=sol.diagnostics.get("reference"))
     sol.diagnostics = {**sol.diagnostics, **diag}
     return sol
 
@@ -828,20 +832,25 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     base_sol = sols[spec.base]
     t0 = time.perf_counter()
     samples = sample_from_solutions(mdl, eff, sols, delta_moments=delta_mom)
-    gate = AGREEMENT_LIMITS.get(_model_name(mdl))
-    if gate is not None and {gate[0], gate[1]} <= set(samples.G_tau):
-        from .database.reader import disagreement_rms
+    # the cheap solvers' disagreements of the guard and the gate (one pair: computed once)
+    from .database.reader import disagreement_rms
 
-        a, b, level = gate
-        value = disagreement_rms(samples.G_tau[a], samples.G_tau[b], samples.x_stored)
-        if value < level:  # the base is better than the model can make it: its own answer
-            diag["base_only"] = {"solver": spec.base, "solvers": (a, b), "value": value,
-                                 "level": level}
-            guard = DISAGREEMENT_LIMITS.get(_model_name(mdl))
-            if guard is not None and (guard[0], guard[1]) == (a, b):
-                diag["disagreement"] = {"solvers": (a, b), "limit": guard[2], "value": value}
-            timings["model"] = time.perf_counter() - t0
-            return _base_answer(spec.base, base_sol, eff, n_iw, n_tau, n_l, diag)
+    name, rms_of = _model_name(mdl), {}
+    for a, b, _ in filter(None, (DISAGREEMENT_LIMITS.get(name), AGREEMENT_LIMITS.get(name))):
+        if {a, b} <= set(samples.G_tau) and (a, b) not in rms_of:
+            rms_of[a, b] = disagreement_rms(samples.G_tau[a], samples.G_tau[b],
+                                            samples.x_stored)
+    guard = DISAGREEMENT_LIMITS.get(name)
+    if guard is not None and guard[:2] in rms_of:
+        diag["disagreement"] = {"solvers": guard[:2], "limit": guard[2],
+                                "value": rms_of[guard[:2]]}
+    gate = AGREEMENT_LIMITS.get(name)
+    if gate is not None and rms_of.get(gate[:2], np.inf) < gate[2]:
+        # the base is as accurate as the model can make it: its own answer
+        diag["base_only"] = {"solver": spec.base, "solvers": gate[:2],
+                             "value": rms_of[gate[:2]], "level": gate[2]}
+        timings["model"] = time.perf_counter() - t0
+        return _base_answer(spec.base, base_sol, eff, n_iw, n_tau, n_l, diag)
     pred = _predict(mdl, samples)
     # one row (both spins alike), or one per spin (a spin-resolved model, polarised input)
     tau_path = x_st is not None and spec.sigma is None
@@ -850,13 +859,6 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     spread_t = pred.G_tau_spread
     timings["model"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    guard = DISAGREEMENT_LIMITS.get(_model_name(mdl))
-    if guard is not None and {guard[0], guard[1]} <= set(samples.G_tau):
-        from .database.reader import disagreement_rms
-
-        a, b, lim = guard
-        diag["disagreement"] = {"solvers": (a, b), "limit": lim, "value": disagreement_rms(
-            samples.G_tau[a], samples.G_tau[b], samples.x_stored)}
     diag["spread_max"] = float(np.abs(spread_t).max())  # the larger of the spins
     x_out, x_m = np.linspace(0, 1, n_tau), np.linspace(0, 1, spread_t.shape[1])
     spread_out = np.stack([np.interp(x_out, x_m, sp) for sp in spread_t])

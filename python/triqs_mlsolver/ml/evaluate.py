@@ -70,6 +70,7 @@ __all__ = [
     "ratio_table",
     "cell_table",
     "cells_of_rows",
+    "edge_bins",
     "ratios_of_bins",
     "format_cell_table",
     "format_ratio_table",
@@ -157,8 +158,9 @@ def _spans(x, edges) -> list:
             for lo, hi in zip(edges[:-1], edges[1:])]
 
 
-def _edge_bins(x, edges, name) -> dict:
-    """``{label: mask}`` of :func:`_spans`."""
+def edge_bins(x, edges, name) -> dict:
+    """``{label: mask}`` of :func:`_spans`: the half-open bins ``name in [lo,hi)`` of
+    ``edges`` (the last one closed) and which values of ``x`` fall in each."""
     return {f"{name} in [{lo:g},{hi:g}{']' if hi == edges[-1] else ')'}": m
             for (lo, hi), m in _spans(x, edges)}
 
@@ -170,9 +172,9 @@ def _bins(samples: SampleSet, u_edges, filling=None, n_edges=None):
         b["spin-symmetric"] = ~samples.polarised
     for key, m in beta_classes(samples.beta, samples.params["D"]):
         b[beta_label(key)] = m
-    b.update(_edge_bins(samples.params["U"], u_edges, "U"))
+    b.update(edge_bins(samples.params["U"], u_edges, "U"))
     if filling is not None and n_edges is not None:
-        b.update({k: m for k, m in _edge_bins(filling, n_edges, "n").items() if m.any()})
+        b.update({k: m for k, m in edge_bins(filling, n_edges, "n").items() if m.any()})
     return b
 
 
