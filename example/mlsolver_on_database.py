@@ -18,8 +18,9 @@ counts, the share of in-domain samples the default ``fallback="ed"`` would send 
 reference, and the RMS of G(tau) of the answers against the stored reference (on the
 stored tau points with the trapezoid weights of ``evaluate``, both spins).  A discrete
 bath of at most ``EXACT_MAX_BATH`` sites is solved exactly (MLSolver's rule, not the
-model), and where the model's cheap solvers agree below its ``AGREEMENT_LIMITS`` level its
-base answers: both are counted.
+model), where the model's cheap solvers agree below its ``AGREEMENT_LIMITS`` level its
+base answers, and where they disagree by its ``ESCALATION`` level or more a larger cheap
+solver answers: all three are counted.
 
 ``--delivered`` also solves every AIM the default would hand to the reference with
 ``fallback="ed"``, so the RMS of what a user gets is measured, not assumed; ``--tables``
@@ -30,20 +31,25 @@ keeps one record per AIM.
     python example/mlsolver_on_database.py default single_band_test.h5 --delivered --tables
 """
 
-import argparse
 import os
-import time
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 
-import numpy as np
+# one BLAS thread per process, set before numpy is imported: the spawned workers import
+# this module first, so a setting in their initializer came too late (two workers then ran
+# two threads each on two cores, and the recorded times of the slower solves grew 5-20x)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 N_IW, N_TAU, N_L = 1025, 16385, 40  # G(tau) splined onto the stored points as generate does
 _STATE = {}
 
 
 def _init(model_path, db_path, delivered=False):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     _STATE["delivered"] = delivered
     from triqs_mlsolver.database import Database
     from triqs_mlsolver.ml import load_model
@@ -85,7 +91,8 @@ def _one(i):
             "projection_reason": proj.get("reason", ""),
             "projection_seconds": d["timings"].get("projection", 0.0),
             "answered_by": answered_by, "exact": bool(d.get("exact")),
-            "base_only": bool(d.get("base_only"))}
+            "base_only": bool(d.get("base_only")),
+            "escalated": bool(d.get("escalated") and "failed" not in d["escalated"])}
 
 
 def _rms(d, db):
@@ -104,6 +111,8 @@ def _kind(reason: str) -> str:
         return "invalid"
     if reason.startswith("cheap solvers"):
         return "disagreement"
+    if reason.startswith("escalated answer"):
+        return "escalation guard"
     if "failed" in reason or "solver" in reason:
         return "cheap solver"
     return "domain"
@@ -169,6 +178,9 @@ def main(argv=None):
                          "cell, paired bootstrap) of the model's answers and, with "
                          "--delivered, of MLSolver's outputs over the best stored cheap "
                          "solver")
+    ap.add_argument("--cheap", nargs="+", metavar="SOLVER",
+                    help="the stored cheap solvers the ratios are taken over (default: all of "
+                         "the database's; e.g. leave out one the model itself uses)")
     ap.add_argument("--json", metavar="FILE", help="write one record per AIM (errors, "
                     "reasons, disagreement, spread, stored cheap solvers' errors)")
     args = ap.parse_args(argv)
@@ -178,6 +190,11 @@ def main(argv=None):
     from triqs_mlsolver.mlsolver import DEFAULT_MODELS
 
     db = Database(args.database)
+    asked = set(args.cheap or ())
+    unknown = sorted(asked - set(db.solvers) | ({db.reference} & asked))
+    if unknown:
+        ap.error(f"--cheap {' '.join(unknown)}: not a cheap solver of {args.database} "
+                 f"(it has {', '.join(s for s in db.solvers if s != db.reference)})")
     names = DEFAULT_MODELS if args.model == "default" else [args.model]
     idx = None
     for name in names:  # the default chain: samples none of its models saw
@@ -210,7 +227,8 @@ def main(argv=None):
     print("  answered by: " + ", ".join(f"{k}: {v}" for k, v in
                                        Counter(row["answered_by"] for row in rows).items()))
     print(f"  of these, the base solver's own answer (agreement gate): "
-          f"{sum(r['base_only'] for r in rows)}")
+          f"{sum(r['base_only'] for r in rows)}; a larger cheap solver's (escalation): "
+          f"{sum(r['escalated'] for r in rows)}")
     print(f"  in domain: {len(in_domain)}; would be sent to the reference ED: {sent} "
           f"({100 * sent / max(len(in_domain), 1):.2f} %): "
           + ", ".join(f"{k}: {n}" for k, n in Counter(
@@ -238,7 +256,7 @@ def main(argv=None):
     G_ref = np.asarray(db.read(db.reference, "G_tau"))[idx_rows]
     cheap_rms = {}
     for name in db.solvers:
-        if name == db.reference:
+        if name == db.reference or (args.cheap and name not in args.cheap):
             continue
         G_c = np.asarray(db.read(name, "G_tau"))[idx_rows]
         ok_c = np.all(np.isfinite(G_c), axis=(1, 2))

@@ -79,6 +79,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -176,6 +177,41 @@ DISAGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v1": ("ed3", "ed3e", 1.1e-2),
 #: self-energy tail of :func:`_sigma_tail_from_base`).  (doc/mlsolver.rst, "Agreement gate")
 AGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v4": ("ed3e", "ed4e", 3.2e-5)}
 
+class Escalation(NamedTuple):
+    """One model's escalation (:data:`ESCALATION`)."""
+
+    a: str  #: the pair of the model's cheap solvers whose disagreement decides (its guard's)
+    b: str
+    level: float  #: escalate where they disagree by this much or more (RMS of G(tau))
+    solver: str  #: the larger cheap solver whose own answer is given there
+    limit: float  #: its answer is not trusted where it and ``b`` disagree by more
+    min_beta_D: float  #: escalate only at beta D >= this (the larger solver's cost)
+
+
+#: The escalation: ``model name:`` :class:`Escalation`.  Where the model's cheap solvers
+#: ``a`` and ``b`` disagree by ``level`` or more (their RMS of G(tau), as for
+#: :data:`DISAGREEMENT_LIMITS`), the model's base is poor and a larger cheap solver is
+#: better than the network's correction of it: the answer is ``solver``'s own
+#: (``diagnostics['escalated']``; the network is not run).  For v4: ED-5e (5 fitted sites,
+#: re-embedded; ~0.1-0.25 s at beta D >= 20 against ED-4e's ~25 ms) where ED-3e and ED-4e
+#: differ by 8.0e-5 or more.  Chosen on the calibration database (session 17;
+#: doc/mlsolver.rst, "Escalation"): the largest level of a grid 3.2e-5 * 10^(k/10) whose
+#: delivered squared error of G(tau) is within 2 % of the grid's minimum; there ED-5e
+#: answers 552 of the 2,000 AIMs and the RMS of G(tau) of MLSolver's outputs falls from
+#: 0.48x to 0.23x ED-4e's.  Not used where the guard sends the input to the reference
+#: anyway (``fallback != 'none'``).  The escalated answer has its own guard: where
+#: ``solver`` and ``b`` disagree by more than ``limit`` (a 5-site fit can land in one of two
+#: near-degenerate minima, one of them far off), it is not trusted (the reference answers);
+#: for v4 ED-4e vs ED-5e above 7.9e-4, the smallest level of a grid 10^(k/10) that keeps
+#: the calibration database's share sent to the reference at or below 1.5 % (1.15 %).
+#: Only at beta D >= ``min_beta_D`` = 20: below, a 5-site ED keeps most of its states and
+#: sums ~1e5 poles (2.3 s per solve at beta D = 10, as much as the reference; the DMFT
+#: sweeps at beta D = 10 took 16x longer), and its gain there is small (the largest floor
+#: of 0, 10, 20, 30, 50 within 5 % of no floor's squared error on the calibration database:
+#: +1.4 %).
+ESCALATION = {"triqs_mlsolver_single_band_v4": Escalation("ed3e", "ed4e", 8.0e-5, "ed5e",
+                                                          7.9e-4, 20.0)}
+
 #: A discrete bath of at most this many sites is solved exactly (the reference ED with the
 #: bath as given: ~13 ms at 4 sites, less than the model's cheap solvers take; 5 sites
 #: ~150 ms) instead of by a model (``diagnostics['exact']``).  ``MLSolver`` reads ``G0_iw``
@@ -188,7 +224,7 @@ ML_OPTIONS = {"fallback": "ed", "spread_tol": None, "warn": True, "record": None
 #: What :attr:`MLSolver.ml_report` holds after each solve (see :func:`solve_ml`).
 REPORT_KEYS = ("model", "out_of_domain", "invalid", "spread_max", "spread_limit",
                "fallback_used", "timings", "G_tau_clipped", "projection", "disagreement",
-               "beyond_mesh", "reference", "base_only", "exact")
+               "beyond_mesh", "reference", "base_only", "exact", "escalated")
 
 #: Set while a stored MLSolver is read back (its model is loaded lazily).
 _RESTORING = threading.local()
@@ -558,6 +594,11 @@ def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn, ex
             reasons.append(f"cheap solvers {dis['solvers'][0]} and {dis['solvers'][1]} "
                            f"disagree by {dis['value']:.2e} (RMS of G(tau)), above the "
                            f"model's trusted level {dis['limit']:.2e}")
+        esc = (diag.get("escalated") or {}).get("check")
+        if esc is not None and esc["value"] > esc["limit"]:
+            reasons.append(f"escalated answer: cheap solvers {esc['solvers'][0]} and "
+                           f"{esc['solvers'][1]} disagree by {esc['value']:.2e} (RMS of "
+                           f"G(tau)), above the trusted level {esc['limit']:.2e}")
         if reasons and fallback != "none":
             raise _Untrusted(reasons)
         t0 = time.perf_counter()
@@ -636,6 +677,7 @@ def _new_diagnostics(**values) -> dict:
             "spread_limit": float("nan"), "fallback_used": False, "timings": {},
             "G_tau_clipped": 0.0, "delta_moments": None, "projection": None,
             "disagreement": None, "beyond_mesh": False, "base_only": None, "exact": False,
+            "escalated": None,
             **values}
 
 
@@ -797,6 +839,33 @@ def _base_answer(name, base_sol, eff, n_iw, n_tau, n_l, diag):
                        double_occupancy=base_sol.double_occupancy, diagnostics=diag)
 
 
+def _escalated_answer(esc, value, eff, base_sol, x_stored, n_iw, n_tau, n_l, n_tau_m, n_l_m,
+                      diag):
+    """The escalation (:data:`ESCALATION`): the larger cheap solver's own answer on the
+    user's grids, or ``None`` if it failed (the network answers; the failure is recorded
+    under ``diagnostics['escalated']``).  ``diagnostics['escalated']['check']``: its
+    disagreement with the base ``base_sol`` (dense G(tau), compared on the model's stored
+    points ``x_stored``) and the limit above which it is not trusted."""
+    from .database.reader import disagreement_rms
+
+    a, b, level, name, limit = esc[:5]
+    record = {"solver": name, "solvers": (a, b), "value": float(value), "level": level}
+    t0 = time.perf_counter()
+    try:
+        sol = solve_aim(name, eff, n_iw=n_iw, n_tau=n_tau_m, n_l=n_l_m)
+    except (ArithmeticError, RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
+        diag["timings"][name] = time.perf_counter() - t0
+        diag["escalated"] = {**record, "failed": str(exc)}
+        return None
+    diag["timings"][name] = time.perf_counter() - t0
+    x = np.asarray(x_stored, float)
+    check = disagreement_rms(tr.uniform_tau_to_points(np.asarray(base_sol.G_tau).real, x),
+                             tr.uniform_tau_to_points(np.asarray(sol.G_tau).real, x), x)
+    diag["escalated"] = {**record, "check": {"solvers": (b, name), "value": check,
+                                             "limit": limit}}
+    return _base_answer(name, sol, eff, n_iw, n_tau, n_l, diag)
+
+
 def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
     """The model's answer (outputs consistent per spin; see the module docstring)."""
     from .ml.inference import sample_from_solutions, stored_mesh
@@ -851,6 +920,16 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
                              "value": rms_of[gate[:2]], "level": gate[2]}
         timings["model"] = time.perf_counter() - t0
         return _base_answer(spec.base, base_sol, eff, n_iw, n_tau, n_l, diag)
+    esc = ESCALATION.get(name)
+    if esc is not None and rms_of.get((esc.a, esc.b), -np.inf) >= esc.level and (
+            eff.beta * eff.D >= esc.min_beta_D) and (
+            fallback == "none" or guard is None or not rms_of[esc.a, esc.b] > guard[2]):
+        # the base is poor here and a larger cheap solver beats the network's correction
+        timings["model"] = time.perf_counter() - t0
+        sol = _escalated_answer(esc, rms_of[esc.a, esc.b], eff, base_sol, samples.x_stored,
+                                n_iw, n_tau, n_l, n_tau_m, n_l_m, diag)
+        if sol is not None:
+            return sol
     pred = _predict(mdl, samples)
     # one row (both spins alike), or one per spin (a spin-resolved model, polarised input)
     tau_path = x_st is not None and spec.sigma is None

@@ -330,7 +330,7 @@ def test_registered_solvers():
                             "n_lanczos": 150, "n_states_max": 64, "ph_symmetric_fit": False,
                             "fit_starts": 4, "fit_weight": "uniform", "embed": False,
                             "ftlm_random": 16, "ftlm_steps": 30, "seed": 0, "auto_tol": 1e-4}
-    for k in (1, 2, 3, 4):
+    for k in (1, 2, 3, 4, 5):
         opts = get_solver(f"ed{k}").options
         assert "n_bath" not in opts and opts["method"] == "full"
         assert opts["fit_weight"] == "uniform"  # what the shipped models were trained with
@@ -600,3 +600,22 @@ def test_embedded_solution_is_consistent():
     assert abs(e.double_occupancy - w.double_occupancy) < 0.01
     q = random_aim(3, beta=10.0, seed=7)
     np.testing.assert_array_equal(solve_aim("ed3e", q, **MESH).G_tau, solve_ed(q, **MESH).G_tau)
+
+
+def test_ed5e_solves_a_five_site_bath_exactly():
+    """ED-5e (MLSolver's escalation for the single-band model) on a discrete bath of 5
+    sites: no fit is made and the embedding is the identity, so it is the reference ED's
+    exact solution (G(tau) to the transforms' rounding, 1e-10); with interaction and
+    spin-polarised, so a wrong sector or spin would show.  On a 7-site bath it fits 5 sites
+    (with 1/w_n weights) and re-embeds (the registry's other 'e' solvers' contract)."""
+    p = random_aim(5, beta=20.0, seed=3, polarised=True)
+    grid = dict(n_iw=512, n_tau=401, n_l=30)
+    exact = solve_ed(p, **grid)
+    sol = solve_aim("ed5e", p, **grid)
+    np.testing.assert_allclose(sol.G_tau, exact.G_tau, atol=1e-10)
+    np.testing.assert_allclose(sol.density, exact.density, atol=1e-10)
+    assert abs(sol.density[0] - sol.density[1]) > 1e-3  # polarised: both spins checked
+    big = random_aim(7, beta=20.0, seed=4)
+    fit = solve_aim("ed5e", big, **grid)
+    assert fit.diagnostics["embedded"] and fit.diagnostics["n_bath"] == 5
+    assert fit.diagnostics["bath_fit"]["weight"] == "1/w"

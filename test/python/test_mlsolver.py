@@ -312,6 +312,91 @@ def test_cheap_solvers_agreeing_give_the_base_answer(monkeypatch):
     assert np.abs(ml.G_tau - base.G_tau).max() <= ml.diagnostics["spread_max"] + 1e-9
 
 
+def _bethe_bath(beta, U, n_bath, mu_shift):
+    """The Bethe lattice's hybridisation (D = 2, t = 1) on ``n_bath`` sites: the
+    Gauss-Chebyshev rule of the second kind for the semicircle (its first 2 n_bath moments
+    exact), the kind of bath the single-band databases hold."""
+    from triqs_mlsolver.aim import AIMParams
+
+    k = np.arange(1, n_bath + 1)
+    eps = 2.0 * np.cos(k * np.pi / (n_bath + 1))
+    w = np.sin(k * np.pi / (n_bath + 1)) ** 2
+    V = np.sqrt(w / w.sum())
+    return AIMParams(U=U, mu=U / 2 + mu_shift, beta=beta, eps_k=np.array([eps, eps]),
+                     V_k=np.array([V, V]), D=2.0)
+
+
+def test_a_poor_base_escalates_to_a_larger_cheap_solver(monkeypatch):
+    """The escalation: where ED-3e and ED-4e disagree by the level of ESCALATION or more
+    (ED-4e is poor: an 8-site Bethe bath at beta D = 200, U/D = 2.5, n = 1.10; disagreement
+    1.6e-3), the answer is ED-5e's own on the user's grids -- closer to the exact solution
+    than ED-4e (RMS of G(tau) 2.0e-5 against 2.9e-5 measured) -- and the network is not
+    run; with the level above the disagreement, or beta D below the floor, the network
+    answers; where the guard sends the input to the reference, ED-5e is not solved
+    (fallback='ed'), but with fallback='none' it gives the answer kept; where ED-4e and
+    ED-5e themselves disagree above the escalation's limit, the reference answers."""
+    import triqs_mlsolver.mlsolver as mls
+    from triqs_mlsolver.solvers import solve_aim
+    from triqs_mlsolver.validity import check_solution
+
+    name = DEFAULT_MODELS[1]
+    esc = mls.ESCALATION[name]
+    a, b, level, solver, limit = esc[:5]
+    assert solver == "ed5e" and (a, b) == mls.DISAGREEMENT_LIMITS[name][:2]
+    p, grid = _bethe_bath(100.0, 5.0, 8, 1.0), dict(n_iw=512, n_tau=1001, n_l=30)
+    sol = mls.solve_ml(p, **grid)
+    d = sol.diagnostics
+    assert d["model"] == name and not d["fallback_used"] and d["base_only"] is None
+    value = d["escalated"]["value"]
+    assert d["escalated"]["solver"] == "ed5e" and value == d["disagreement"]["value"] >= level
+    assert d["spread_max"] == 0 and check_solution(sol, U=p.U) == []
+    e5, e4 = solve_aim("ed5e", p, **grid), solve_aim("ed4e", p, **grid)
+    np.testing.assert_allclose(sol.G_tau, e5.G_tau, rtol=0, atol=1e-9)
+    # (equal to rounding: the escalation solved it on the dense tau grid)
+    np.testing.assert_allclose(sol.G_iw, e5.G_iw, rtol=0, atol=1e-12)
+    exact = solve_aim("ed", p, **grid)  # the 8-site bath as given
+    err5, err4 = (np.sqrt(np.mean((s.G_tau - exact.G_tau) ** 2)) for s in (e5, e4))
+    assert err5 < err4, (err5, err4)
+    check = d["escalated"]["check"]
+    assert check["solvers"] == ("ed4e", "ed5e") and 0 < check["value"] <= limit
+    monkeypatch.setitem(mls.ESCALATION, name, esc._replace(level=2.0 * value))
+    ml = mls.solve_ml(p, **grid)
+    assert ml.diagnostics["escalated"] is None and ml.diagnostics["spread_max"] > 0
+    # below the temperature floor (beta D = 200 here) the network answers as well
+    monkeypatch.setitem(mls.ESCALATION, name, esc._replace(min_beta_D=201.0))
+    hot = mls.solve_ml(p, **grid)
+    assert hot.diagnostics["escalated"] is None and hot.diagnostics["spread_max"] > 0
+    np.testing.assert_array_equal(hot.G_tau, ml.G_tau)
+    # the escalated answer's own guard: ED-4e and ED-5e disagreeing above its limit
+    monkeypatch.setitem(mls.ESCALATION, name, esc._replace(limit=0.5 * check["value"]))
+    fb = mls.solve_ml(p, **grid)
+    assert fb.diagnostics["fallback_used"]
+    assert any(r.startswith("escalated answer: cheap solvers ed4e and ed5e disagree")
+               for r in fb.diagnostics["out_of_domain"])
+    monkeypatch.setitem(mls.ESCALATION, name, esc)
+    monkeypatch.setitem(mls.DISAGREEMENT_LIMITS, name, (a, b, 0.5 * value))
+    fb = mls.solve_ml(p, **grid)
+    assert fb.diagnostics["fallback_used"] and fb.diagnostics["escalated"] is None
+    assert "ed5e" not in fb.diagnostics["timings"]
+    kept = mls.solve_ml(p, **grid, fallback="none", warn=False)
+    assert kept.diagnostics["escalated"]["solver"] == "ed5e"
+    assert any(f"{a} and {b} disagree" in r for r in kept.diagnostics["out_of_domain"])
+    np.testing.assert_allclose(kept.G_tau, e5.G_tau, rtol=0, atol=1e-9)
+
+
+def test_escalation_levels_lie_between_the_gate_and_the_guard():
+    """A model's escalation uses its guard's pair of cheap solvers, at a level between the
+    gate's (below it the base itself answers) and the guard's limit (the reference)."""
+    import triqs_mlsolver.mlsolver as mls
+    from triqs_mlsolver.solvers.base import get_solver
+
+    for name, (a, b, level, solver, check, min_beta_D) in mls.ESCALATION.items():
+        ga, gb, limit = mls.DISAGREEMENT_LIMITS[name]
+        assert (a, b) == (ga, gb) and mls.AGREEMENT_LIMITS[name][2] <= level < limit
+        assert check > 0 and min_beta_D >= 0
+        get_solver(solver)  # registered
+
+
 def test_agreement_levels_lie_below_the_disagreement_limits():
     """A model's gate (its base alone) and its guard (the reference) use the same pair of
     cheap solvers, the gate's level far below the guard's limit."""

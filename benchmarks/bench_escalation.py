@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The cost of MLSolver's escalation (``mlsolver.ESCALATION``): ED-5e's answer where ED-3e
+and ED-4e disagree, against the network's answer on the same input and IPT alone.
+
+Session 17 made the default single-band model answer with ED-5e (5 fitted bath sites, the
+self-energy re-embedded) where its cheap solvers ED-3e and ED-4e disagree by 8e-5 or more
+(doc/mlsolver.rst, "Escalation").  Two inputs outside the Bethe corner, both escalated:
+
+* a continuous Bethe hybridisation (D = 1, ``Delta = G_sc/4``) at beta D = 200, U/D = 2.5,
+  doped (mu = U/2 + 0.5) -- what a DMFT loop hands over;
+* an 8-site discrete Bethe bath (Gauss-Chebyshev, D = 2) at beta D = 200, U/D = 2.5,
+  mu = U/2 + 1 -- the kind of AIM the single-band databases hold.
+
+Each is solved by ``solve_ml`` with the default chain (escalated), by the same chain with
+the escalation switched off (the network answers), by IPT alone (the baseline of the run)
+and by ED-5e alone, alternating call by call (one machine state for all), on
+``bench_mlsolver``'s grids (n_iw = 1025, n_tau = 10001, n_l = 30); the reference ED is
+timed once.  Prints milliseconds and ratios to IPT.
+
+    python benchmarks/bench_escalation.py [--repeat 10]
+"""
+
+from _one_thread import THREADS  # first: one BLAS thread, before numpy is imported
+
+# isort: split
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from _timing import interleaved_median_times
+from triqs_mlsolver import mlsolver
+from triqs_mlsolver.aim import AIMParams
+from triqs_mlsolver.dmft import semicircle_g
+from triqs_mlsolver.gf.transforms import matsubara_freqs
+from triqs_mlsolver.solvers import solve_aim
+
+GRID = dict(n_iw=1025, n_tau=10001, n_l=30)
+
+
+def inputs():
+    beta, U = 200.0, 2.5
+    delta = np.tile(0.25 * semicircle_g(matsubara_freqs(beta, GRID["n_iw"])), (2, 1))
+    yield "Bethe Delta, beta D 200", AIMParams(U=U, mu=U / 2 + 0.5, beta=beta, Delta_iw=delta)
+    k = np.arange(1, 9)
+    eps = 2.0 * np.cos(k * np.pi / 9)
+    w = np.sin(k * np.pi / 9) ** 2
+    V = np.sqrt(w / w.sum())
+    yield "8-site bath, beta D 200", AIMParams(U=5.0, mu=3.5, beta=100.0,
+                                               eps_k=np.array([eps, eps]),
+                                               V_k=np.array([V, V]), D=2.0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=10)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    name = mlsolver.DEFAULT_MODELS[1]
+    level = mlsolver.ESCALATION[name]
+
+    def ml(p, escalate):
+        mlsolver.ESCALATION[name] = level if escalate else level._replace(level=np.inf)
+        try:
+            return mlsolver.solve_ml(p, **GRID)
+        finally:
+            mlsolver.ESCALATION[name] = level
+
+    print(f"MLSolver's escalation against the network and IPT (median of {args.repeat}, "
+          f"alternating; {THREADS})")
+    print(f"{'input':26s} {'escalated ms':>13s} {'network ms':>11s} {'IPT ms':>8s} "
+          f"{'ED-5e ms':>9s} {'esc/IPT':>8s} {'net/IPT':>8s} {'reference s':>12s}")
+    for label, p in inputs():
+        d = ml(p, True).diagnostics
+        if not d["escalated"] or d["fallback_used"]:
+            raise SystemExit(f"{label}: not escalated (disagreement {d['disagreement']}); "
+                             "the benchmark's input no longer takes the path it times")
+        t_esc, t_net, t_ipt, t_e5 = interleaved_median_times(
+            [lambda p=p: ml(p, True), lambda p=p: ml(p, False),
+             lambda p=p: solve_aim("ipt", p, **GRID), lambda p=p: solve_aim("ed5e", p, **GRID)],
+            args.repeat)
+        t0 = time.perf_counter()
+        solve_aim("ed", p, **GRID)
+        t_ref = time.perf_counter() - t0
+        print(f"{label:26s} {1e3 * t_esc:13.1f} {1e3 * t_net:11.1f} {1e3 * t_ipt:8.1f} "
+              f"{1e3 * t_e5:9.1f} {t_esc / t_ipt:8.2f} {t_net / t_ipt:8.2f} {t_ref:12.2f}")
+
+
+if __name__ == "__main__":
+    main()
