@@ -177,6 +177,7 @@ DISAGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v1": ("ed3", "ed3e", 1.1e-2),
 #: self-energy tail of :func:`_sigma_tail_from_base`).  (doc/mlsolver.rst, "Agreement gate")
 AGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v4": ("ed3e", "ed4e", 3.2e-5)}
 
+
 class Escalation(NamedTuple):
     """One model's escalation (:data:`ESCALATION`)."""
 
@@ -516,7 +517,11 @@ def solve_ml(params, *, n_iw, n_tau, n_l, model=None, fallback="ed", spread_tol=
         base's levels lie beyond the Matsubara mesh, see the module docstring),
         ``base_only`` (None, or where the model's cheap solvers agree below
         :data:`AGREEMENT_LIMITS`: the answer is its base solver's own, with the value and
-        the level), ``exact`` (True: a discrete bath of at most ``exact_max_bath`` sites,
+        the level), ``escalated`` (None, or where they disagree by the level of
+        :data:`ESCALATION` or more: the answer is a larger cheap solver's own, with the
+        value, the level and ``check``, its disagreement with the base and the limit above
+        which it is not trusted; ``failed`` if that solver failed and the network
+        answered), ``exact`` (True: a discrete bath of at most ``exact_max_bath`` sites,
         solved exactly); after the fallback also ``reference`` (the ED's bath size and
         error estimate).
     """
@@ -819,9 +824,10 @@ def _resample_uniform(G_t, n):
 
 
 def _base_answer(name, base_sol, eff, n_iw, n_tau, n_l, diag):
-    """The base solver's own answer on the user's grids (the agreement gate): its ``G_iw``
-    and ``Sigma_iw``, its dense ``G(tau)`` resampled (quintic spline, ends kept) and
-    transformed to Legendre; solved again on the user's grids if it is not dense enough."""
+    """A cheap solver's own answer on the user's grids (the agreement gate, the
+    escalation): its ``G_iw`` and ``Sigma_iw``, its dense ``G(tau)`` resampled (quintic
+    spline, ends kept) and transformed to Legendre; solved again on the user's grids if it
+    is not dense enough."""
     t0 = time.perf_counter()
     beta = eff.beta
     if base_sol.G_tau.shape[1] < n_tau or base_sol.G_iw.shape[1] != n_iw:
@@ -848,8 +854,9 @@ def _escalated_answer(esc, value, eff, base_sol, x_stored, n_iw, n_tau, n_l, n_t
     points ``x_stored``) and the limit above which it is not trusted."""
     from .database.reader import disagreement_rms
 
-    a, b, level, name, limit = esc[:5]
-    record = {"solver": name, "solvers": (a, b), "value": float(value), "level": level}
+    name = esc.solver
+    record = {"solver": name, "solvers": (esc.a, esc.b), "value": float(value),
+              "level": esc.level}
     t0 = time.perf_counter()
     try:
         sol = solve_aim(name, eff, n_iw=n_iw, n_tau=n_tau_m, n_l=n_l_m)
@@ -861,8 +868,8 @@ def _escalated_answer(esc, value, eff, base_sol, x_stored, n_iw, n_tau, n_l, n_t
     x = np.asarray(x_stored, float)
     check = disagreement_rms(tr.uniform_tau_to_points(np.asarray(base_sol.G_tau).real, x),
                              tr.uniform_tau_to_points(np.asarray(sol.G_tau).real, x), x)
-    diag["escalated"] = {**record, "check": {"solvers": (b, name), "value": check,
-                                             "limit": limit}}
+    diag["escalated"] = {**record, "check": {"solvers": (esc.b, name), "value": check,
+                                             "limit": esc.limit}}
     return _base_answer(name, sol, eff, n_iw, n_tau, n_l, diag)
 
 
@@ -1095,8 +1102,10 @@ class MLSolver(Solver):
         ``projection`` (None, or the causal projection of an answer that violated an exact
         property: the violations, the change of G(tau), whether it was used),
         ``reference`` (the fallback ED's bath size and error estimate), ``base_only``
-        (the agreement gate answered with the model's base solver: :data:`AGREEMENT_LIMITS`)
-        and ``exact`` (a small discrete bath solved exactly; never for ``G0_iw`` input).
+        (the agreement gate answered with the model's base solver: :data:`AGREEMENT_LIMITS`),
+        ``escalated`` (a larger cheap solver answered where the base is poor:
+        :data:`ESCALATION`) and ``exact`` (a small discrete bath solved exactly; never for
+        ``G0_iw`` input).
     density : ndarray (2,), double_occupancy : float
     last_solve_parameters : dict
     """
