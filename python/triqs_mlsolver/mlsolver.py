@@ -594,16 +594,13 @@ def _solve_ml(params, *, n_iw, n_tau, n_l, model, fallback, spread_tol, warn, ex
         if spread_max > limit:
             reasons.append(f"ensemble spread {spread_max:.2e} above the in-domain level "
                            f"{limit:.2e}")
-        dis = diag.get("disagreement")
-        if dis is not None and dis["value"] > dis["limit"]:
-            reasons.append(f"cheap solvers {dis['solvers'][0]} and {dis['solvers'][1]} "
-                           f"disagree by {dis['value']:.2e} (RMS of G(tau)), above the "
-                           f"model's trusted level {dis['limit']:.2e}")
-        esc = (diag.get("escalated") or {}).get("check")
-        if esc is not None and esc["value"] > esc["limit"]:
-            reasons.append(f"escalated answer: cheap solvers {esc['solvers'][0]} and "
-                           f"{esc['solvers'][1]} disagree by {esc['value']:.2e} (RMS of "
-                           f"G(tau)), above the trusted level {esc['limit']:.2e}")
+        # the guard, and the escalated answer's own guard: one measure, one message
+        for prefix, dis in (("", diag.get("disagreement")), ("escalated answer: ", (
+                diag.get("escalated") or {}).get("check"))):
+            if dis is not None and dis["value"] > dis["limit"]:
+                reasons.append(f"{prefix}cheap solvers {dis['solvers'][0]} and "
+                               f"{dis['solvers'][1]} disagree by {dis['value']:.2e} (RMS of "
+                               f"G(tau)), above the model's trusted level {dis['limit']:.2e}")
         if reasons and fallback != "none":
             raise _Untrusted(reasons)
         t0 = time.perf_counter()
