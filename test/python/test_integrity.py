@@ -515,6 +515,7 @@ def test_shipped_models_carry_the_integrity_hash():
             # content hashes
             assert meta["samples"]["scheme"] and meta["database"]["file"] in (
                 "single_band_db.h5", "single_band_db_ed4.h5",  # v1; v3 (the same + ed4e)
+                "single_band_db_ed5.h5",  # v5 (the same + ed5e)
                 "bethe_db.h5")  # bethe_v6
             files = [d["file"] for d in meta.get("databases") or [meta["database"]]]
             assert all("/" not in f for f in files)  # names only, never a machine path

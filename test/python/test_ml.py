@@ -824,6 +824,11 @@ def test_publish_name_checked_before_training(tiny_db, tmp_path):
     with pytest.raises(ModelExistsError, match="next version number"):
         train_model(cfg, quiet=True)
     assert not (tmp_path / "m.safetensors").exists()  # refused before training wrote it
+    # the trained file and the published one the same: publishing would fail after training
+    cfg = _cfg(tiny_db, tmp_path / "tiny_test_v2.safetensors", output={"name": "tiny_test_v2"})
+    with pytest.raises(TrainConfigError, match="another file name"):
+        train_model(cfg, quiet=True)
+    assert not (tmp_path / "tiny_test_v2.safetensors").exists()
 
 
 def test_header_length_sniffing(tmp_path):

@@ -25,6 +25,7 @@ from triqs_mlsolver.solvers.cthyb_keywords import IgnoredParameterWarning  # noq
 
 STRUCT = [("up", 1), ("down", 1)]
 BETA, N_IW = 50.0, 512
+V4, V5 = "triqs_mlsolver_single_band_v4", "triqs_mlsolver_single_band_v5"
 BETHE = "triqs_mlsolver_bethe_v5"  # the fallback mechanics of one model (not the default chain)
 
 
@@ -295,8 +296,8 @@ def test_cheap_solvers_agreeing_give_the_base_answer(monkeypatch):
     p = _bath_params(1.5, 1.0, 6)
     sol = mls.solve_ml(p, n_iw=256, n_tau=2001, n_l=30)
     d = sol.diagnostics
-    assert d["model"] == DEFAULT_MODELS[1] and not d["fallback_used"] and not d["exact"]
-    a, b, level = mls.AGREEMENT_LIMITS[DEFAULT_MODELS[1]]
+    assert d["model"] == V4 and not d["fallback_used"] and not d["exact"]  # beta D = 3
+    a, b, level = mls.AGREEMENT_LIMITS[V4]
     assert d["base_only"]["solver"] == "ed4e" and d["base_only"]["value"] < level
     assert "model" not in d["timings"] or d["timings"]["model"] < 1.0
     assert check_solution(sol, U=p.U) == []
@@ -304,8 +305,7 @@ def test_cheap_solvers_agreeing_give_the_base_answer(monkeypatch):
     np.testing.assert_allclose(sol.G_tau, base.G_tau, rtol=0, atol=1e-9)
     np.testing.assert_allclose(sol.G_l, base.G_l, rtol=0, atol=1e-8)
     np.testing.assert_array_equal(sol.G_iw, base.G_iw)
-    monkeypatch.setitem(mls.AGREEMENT_LIMITS, DEFAULT_MODELS[1],
-                        (a, b, 0.5 * d["base_only"]["value"]))
+    monkeypatch.setitem(mls.AGREEMENT_LIMITS, V4, (a, b, 0.5 * d["base_only"]["value"]))
     ml = mls.solve_ml(p, n_iw=256, n_tau=2001, n_l=30)
     assert ml.diagnostics["base_only"] is None and ml.diagnostics["spread_max"] > 0
     # the network's own answer: its correction to ED-4e is within its ensemble spread here
@@ -339,12 +339,12 @@ def test_a_poor_base_escalates_to_a_larger_cheap_solver(monkeypatch):
     from triqs_mlsolver.solvers import solve_aim
     from triqs_mlsolver.validity import check_solution
 
-    name = DEFAULT_MODELS[1]
+    name = V4  # by name: in the default chain v5 answers at this beta D
     esc = mls.ESCALATION[name]
     a, b, level, solver, limit = esc[:5]
     assert solver == "ed5e" and (a, b) == mls.DISAGREEMENT_LIMITS[name][:2]
     p, grid = _bethe_bath(100.0, 5.0, 8, 1.0), dict(n_iw=512, n_tau=1001, n_l=30)
-    sol = mls.solve_ml(p, **grid)
+    sol = mls.solve_ml(p, model=name, **grid)
     d = sol.diagnostics
     assert d["model"] == name and not d["fallback_used"] and d["base_only"] is None
     value = d["escalated"]["value"]
@@ -360,28 +360,69 @@ def test_a_poor_base_escalates_to_a_larger_cheap_solver(monkeypatch):
     check = d["escalated"]["check"]
     assert check["solvers"] == ("ed4e", "ed5e") and 0 < check["value"] <= limit
     monkeypatch.setitem(mls.ESCALATION, name, esc._replace(level=2.0 * value))
-    ml = mls.solve_ml(p, **grid)
+    ml = mls.solve_ml(p, model=name, **grid)
     assert ml.diagnostics["escalated"] is None and ml.diagnostics["spread_max"] > 0
     # below the temperature floor (beta D = 200 here) the network answers as well
     monkeypatch.setitem(mls.ESCALATION, name, esc._replace(min_beta_D=201.0))
-    hot = mls.solve_ml(p, **grid)
+    hot = mls.solve_ml(p, model=name, **grid)
     assert hot.diagnostics["escalated"] is None and hot.diagnostics["spread_max"] > 0
     np.testing.assert_array_equal(hot.G_tau, ml.G_tau)
     # the escalated answer's own guard: ED-4e and ED-5e disagreeing above its limit
     monkeypatch.setitem(mls.ESCALATION, name, esc._replace(limit=0.5 * check["value"]))
-    fb = mls.solve_ml(p, **grid)
+    fb = mls.solve_ml(p, model=name, **grid)
     assert fb.diagnostics["fallback_used"]
     assert any(r.startswith("escalated answer: cheap solvers ed4e and ed5e disagree")
                for r in fb.diagnostics["out_of_domain"])
     monkeypatch.setitem(mls.ESCALATION, name, esc)
     monkeypatch.setitem(mls.DISAGREEMENT_LIMITS, name, (a, b, 0.5 * value))
-    fb = mls.solve_ml(p, **grid)
+    fb = mls.solve_ml(p, model=name, **grid)
     assert fb.diagnostics["fallback_used"] and fb.diagnostics["escalated"] is None
     assert "ed5e" not in fb.diagnostics["timings"]
-    kept = mls.solve_ml(p, **grid, fallback="none", warn=False)
+    kept = mls.solve_ml(p, model=name, **grid, fallback="none", warn=False)
     assert kept.diagnostics["escalated"]["solver"] == "ed5e"
     assert any(f"{a} and {b} disagree" in r for r in kept.diagnostics["out_of_domain"])
     np.testing.assert_allclose(kept.G_tau, e5.G_tau, rtol=0, atol=1e-9)
+
+
+def test_the_chain_answers_low_temperatures_with_the_ed5e_model(monkeypatch):
+    """At beta D >= CHAIN_MIN_BETA_D the default chain's single-band answer is v5's (base
+    ED-5e): on an 8-site Bethe bath at beta D = 200, U/D = 1.5, half filling, its network
+    answer is closer to the exact ED than ED-5e, itself closer than ED-4e (RMS of G(tau)
+    2.5e-5, 3.1e-5, 5.0e-5 measured); its guard and gate compare ED-4e with ED-5e; where
+    they agree below the gate's level (U/D = 2.5, n = 1.10: 1.9e-5) the answer is ED-5e's
+    own.  Below the floor (beta D = 40) v4 answers in the chain; v5 chosen by name answers
+    at any beta D."""
+    import triqs_mlsolver.mlsolver as mls
+    from triqs_mlsolver.solvers import solve_aim
+    from triqs_mlsolver.validity import check_solution
+
+    assert DEFAULT_MODELS[1:] == (V5, V4) and mls.CHAIN_MIN_BETA_D[V5] > 0
+    grid = dict(n_iw=512, n_tau=1001, n_l=30)
+    p = _bethe_bath(100.0, 3.0, 8, 0.0)
+    sol = mls.solve_ml(p, **grid)
+    d = sol.diagnostics
+    assert d["model"] == V5 and not d["fallback_used"] and d["base_only"] is None
+    assert d["escalated"] is None and d["spread_max"] > 0
+    assert d["disagreement"]["solvers"] == ("ed4e", "ed5e") == mls.AGREEMENT_LIMITS[V5][:2]
+    assert check_solution(sol, U=p.U) == []
+    exact = solve_aim("ed", p, **grid)  # the 8-site bath as given
+    e5, e4 = solve_aim("ed5e", p, **grid), solve_aim("ed4e", p, **grid)
+    err = [np.sqrt(np.mean((s.G_tau - exact.G_tau) ** 2)) for s in (sol, e5, e4)]
+    assert err[0] < err[1] < err[2], err
+    # the gate: ED-4e and ED-5e agreeing, ED-5e's own answer
+    q = _bethe_bath(100.0, 5.0, 8, 1.0)
+    gated = mls.solve_ml(q, **grid)
+    g = gated.diagnostics
+    assert g["model"] == V5 and g["base_only"]["solver"] == "ed5e"
+    assert g["base_only"]["value"] < mls.AGREEMENT_LIMITS[V5][2] and g["spread_max"] == 0
+    np.testing.assert_allclose(gated.G_tau, solve_aim("ed5e", q, **grid).G_tau, rtol=0,
+                               atol=1e-9)
+    # the floor: beta D = 40 goes to v4 in the chain, to v5 when it is lowered or named
+    warm = _bethe_bath(20.0, 3.0, 8, 0.0)
+    assert mls.solve_ml(warm, **grid).diagnostics["model"] == V4
+    assert mls.solve_ml(warm, model=V5, **grid).diagnostics["model"] == V5
+    monkeypatch.setitem(mls.CHAIN_MIN_BETA_D, V5, 30.0)
+    assert mls.solve_ml(warm, **grid).diagnostics["model"] == V5
 
 
 def test_escalation_levels_lie_between_the_gate_and_the_guard():

@@ -16,7 +16,7 @@ from triqs_mlsolver.solvers import solve_aim
 from triqs_mlsolver.validity import check_solution
 
 NAMES = ("triqs_mlsolver_single_band_v1", "triqs_mlsolver_single_band_v3",
-         "triqs_mlsolver_single_band_v4")
+         "triqs_mlsolver_single_band_v4", "triqs_mlsolver_single_band_v5")
 GRID = dict(n_iw=256, n_tau=1025, n_l=30)
 
 
@@ -30,9 +30,9 @@ def rms(a, b):
     return float(np.sqrt(np.mean((np.asarray(a.G_tau) - np.asarray(b.G_tau)) ** 2)))
 
 
-def test_shipped_v4_in_the_default_chain_v1_v3_not():
+def test_shipped_v5_and_v4_in_the_default_chain_v1_v3_not():
     assert set(NAMES) <= set(shipped_models())
-    assert DEFAULT_MODELS[1] == NAMES[2] and not set(NAMES[:2]) & set(DEFAULT_MODELS)
+    assert DEFAULT_MODELS[1:] == (NAMES[3], NAMES[2]) and not set(NAMES[:2]) & set(DEFAULT_MODELS)
     assert DEFAULT_MODEL == DEFAULT_MODELS[0]
 
 
@@ -136,7 +136,7 @@ def test_outputs_keep_the_models_own_g_tau(monkeypatch):
     monkeypatch.setattr(mls, "_predict", spy)
     for from_base, lo, hi in ((True, 0.0, 1e-6), (False, 1e-5, 1.0)):
         monkeypatch.setattr(mls, "SIGMA_TAIL_FROM_BASE", from_base)
-        sol = solve_ml(p, n_iw=1025, n_tau=4097, n_l=40, fallback="raise")
+        sol = solve_ml(p, n_iw=1025, n_tau=4097, n_l=40, fallback="raise", exact_max_bath=0)
         d = sol.diagnostics
         assert d["model"] == "triqs_mlsolver_single_band_v4" and d["base_only"] is None
         G = uniform_tau_to_points(np.asarray(sol.G_tau).real, seen["samples"].x_stored)

@@ -1273,7 +1273,13 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
             f"{out_path} exists; choose another [output] model or set overwrite = true"
         )
     if save and cfg["output"]["name"]:  # refused now, not after the training
-        published_target(out_path.parent, cfg["output"]["name"])
+        target = published_target(out_path.parent, cfg["output"]["name"])
+        if target.resolve() == out_path.resolve():
+            raise TrainConfigError(
+                f"[output] model {out_path.name!r} is the file [output] name "
+                f"{cfg['output']['name']!r} publishes to: give the trained model another "
+                "file name (e.g. -o model_trained.safetensors); the published copy is "
+                "written beside it")
     t_start = time.perf_counter()
     if cfg["training"]["threads"]:
         torch.set_num_threads(cfg["training"]["threads"])
