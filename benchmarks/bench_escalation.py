@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The cost of MLSolver's answers that need ED-5e: ``single_band_v4``'s escalation
 (``mlsolver.ESCALATION``: ED-5e's answer where ED-3e and ED-4e disagree) and the default
-chain's ``single_band_v5`` (base ED-5e, at beta D >= 50 since session 18), against v4's
-network answer on the same input and IPT alone.
+chain's ED-5e model (``single_band_v6``, base ED-5e, at beta D >= 50 since session 18),
+against v4's network answer on the same input and IPT alone.
 
 Session 17 made the default single-band model answer with ED-5e (5 fitted bath sites, the
 self-energy re-embedded) where its cheap solvers ED-3e and ED-4e disagree by 8e-5 or more
@@ -14,7 +14,7 @@ self-energy re-embedded) where its cheap solvers ED-3e and ED-4e disagree by 8e-
   mu = U/2 + 1 -- the kind of AIM the single-band databases hold.
 
 Each is solved by ``solve_ml`` with ``single_band_v4`` (escalated), by v4 with the
-escalation switched off (its network answers), by the default chain (``single_band_v5``:
+escalation switched off (its network answers), by the default chain (``single_band_v6``:
 its network, or ED-5e's own answer where its gate holds), by IPT alone (the baseline of the
 run) and by ED-5e alone, alternating call by call (one machine state for all), on
 ``bench_mlsolver``'s grids (n_iw = 1025, n_tau = 10001, n_l = 30); the reference ED is
@@ -73,31 +73,31 @@ def main():
     def chain(p):
         return mlsolver.solve_ml(p, **GRID)
 
-    print(f"v4's escalation, v4's network, the default chain (v5) and IPT (median of "
-          f"{args.repeat}, alternating; {THREADS})")
-    print(f"{'input':26s} {'escalated ms':>13s} {'network ms':>11s} {'v5 ms':>8s} "
-          f"{'IPT ms':>8s} {'ED-5e ms':>9s} {'esc/IPT':>8s} {'net/IPT':>8s} {'v5/IPT':>7s} "
-          f"{'reference s':>12s}  v5's path")
+    print(f"v4's escalation, v4's network, the default chain ({mlsolver.DEFAULT_MODELS[1]}) "
+          f"and IPT (median of {args.repeat}, alternating; {THREADS})")
+    print(f"{'input':26s} {'escalated ms':>13s} {'network ms':>11s} {'chain ms':>8s} "
+          f"{'IPT ms':>8s} {'ED-5e ms':>9s} {'esc/IPT':>8s} {'net/IPT':>8s} {'ch/IPT':>7s} "
+          f"{'reference s':>12s}  chain's path")
     for label, p in inputs():
         d = ml(p, True).diagnostics
         if not d["escalated"] or d["fallback_used"]:
             raise SystemExit(f"{label}: not escalated (disagreement {d['disagreement']}); "
                              "the benchmark's input no longer takes the path it times")
         c = chain(p).diagnostics
-        if c["model"] != "triqs_mlsolver_single_band_v5" or c["fallback_used"]:
+        if c["model"] != mlsolver.DEFAULT_MODELS[1] or c["fallback_used"]:
             raise SystemExit(f"{label}: the default chain answered with {c['model']} "
-                             f"(fallback {c['fallback_used']}), not v5")
+                             f"(fallback {c['fallback_used']}), not {mlsolver.DEFAULT_MODELS[1]}")
         path = "ED-5e (gate)" if c["base_only"] else "network"
-        t_esc, t_net, t_v5, t_ipt, t_e5 = interleaved_median_times(
+        t_esc, t_net, t_ch, t_ipt, t_e5 = interleaved_median_times(
             [lambda p=p: ml(p, True), lambda p=p: ml(p, False), lambda p=p: chain(p),
              lambda p=p: solve_aim("ipt", p, **GRID), lambda p=p: solve_aim("ed5e", p, **GRID)],
             args.repeat)
         t0 = time.perf_counter()
         solve_aim("ed", p, **GRID)
         t_ref = time.perf_counter() - t0
-        print(f"{label:26s} {1e3 * t_esc:13.1f} {1e3 * t_net:11.1f} {1e3 * t_v5:8.1f} "
+        print(f"{label:26s} {1e3 * t_esc:13.1f} {1e3 * t_net:11.1f} {1e3 * t_ch:8.1f} "
               f"{1e3 * t_ipt:8.1f} {1e3 * t_e5:9.1f} {t_esc / t_ipt:8.2f} {t_net / t_ipt:8.2f} "
-              f"{t_v5 / t_ipt:7.2f} {t_ref:12.2f}  {path}")
+              f"{t_ch / t_ipt:7.2f} {t_ref:12.2f}  {path}")
 
 
 if __name__ == "__main__":

@@ -134,13 +134,14 @@ __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_M
 #: answers with levels beyond the Matsubara mesh were built in tau (``beyond_mesh``): the
 #: chain sends 1.05 % of the test database to the fallback, no invalid answer left (issue
 #: 18 allows 2 %).  ``_single_band_v1`` and ``_v3`` stay shipped (opt-in).  Since session 18
-#: ``triqs_mlsolver_single_band_v5`` (v4's recipe with ED-5e as base and input) answers
-#: before v4 at beta D >= 50 (:data:`CHAIN_MIN_BETA_D`): the calibration database's RMS of
-#: G(tau) of MLSolver's outputs went from 0.224x to 0.149x ED-4e's, the test database's
-#: from 0.191x to 0.080x (doc/mlsolver.rst, "The ED-5e model").
+#: ``triqs_mlsolver_single_band_v6`` answers before v4 at beta D >= 50
+#: (:data:`CHAIN_MIN_BETA_D`): ``_single_band_v5`` (v4's recipe with ED-5e as base and
+#: input; opt-in) without its ensemble shrinkage.  The calibration database's RMS of G(tau)
+#: of MLSolver's outputs went from 0.224x ED-4e's to 0.149x with v5 and 0.141x with v6
+#: (doc/mlsolver.rst, "The ED-5e model").
 #: (With ``fallback='none'`` an input no domain holds is answered by the last, with the
 #: warning.)
-DEFAULT_MODELS = ("triqs_mlsolver_bethe_v6", "triqs_mlsolver_single_band_v5",
+DEFAULT_MODELS = ("triqs_mlsolver_bethe_v6", "triqs_mlsolver_single_band_v6",
                   "triqs_mlsolver_single_band_v4")
 #: The first of :data:`DEFAULT_MODELS` (what :attr:`MLSolver.model` shows for the default).
 DEFAULT_MODEL = DEFAULT_MODELS[0]
@@ -155,13 +156,14 @@ CHAIN_CONTINUOUS_ONLY = ("triqs_mlsolver_bethe_v6",)
 
 #: Models of :data:`DEFAULT_MODELS` that the chain passes over below a temperature floor
 #: (``model name: beta D``, of the effective parameters; the next model answers).
-#: ``single_band_v5`` needs ED-5e for every input, whose cost grows with temperature (a
+#: ``single_band_v6`` (and v5) needs ED-5e for every input, whose cost grows with temperature (a
 #: 5-site ED keeps most of its states: ~0.1-0.25 s at beta D >= 20, 2.3 s at 10, up to
 #: 20 s below 5, as much as the reference); below the floor ``single_band_v4`` answers
 #: (with its gate and escalation).  50: the largest of 20, 30, 50 whose delivered squared
 #: error on the calibration database is within 5 % of 20's (+3.2 %; session 18, a rule
 #: written before the run, doc/mlsolver.rst "The ED-5e model").
-CHAIN_MIN_BETA_D = {"triqs_mlsolver_single_band_v5": 50.0}
+CHAIN_MIN_BETA_D = {"triqs_mlsolver_single_band_v5": 50.0,
+                    "triqs_mlsolver_single_band_v6": 50.0}
 
 #: The disagreement guard: ``model name: (solver a, solver b, limit)``.  Where two of the
 #: model's cheap solvers disagree by more than ``limit`` (RMS of G(tau) over tau, the larger
@@ -176,13 +178,14 @@ CHAIN_MIN_BETA_D = {"triqs_mlsolver_single_band_v5": 50.0}
 #: * v4 (v3's recipe, 8 members): the same inputs, so the same guard (92 % likewise);
 #: * v5 (base ED-5e): ED-4e vs ED-5e, 5.0e-4: the smallest level of a grid 10^(k/10) that
 #:   keeps the calibration database's share sent to the reference at or below 1.5 % (1.10 %;
-#:   session 18, a rule written before the run).
+#:   session 18, a rule written before the run); v6 (v5 without shrinkage): the same.
 #:
 #: (doc/ml.rst)
 DISAGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v1": ("ed3", "ed3e", 1.1e-2),
                        "triqs_mlsolver_single_band_v3": ("ed3e", "ed4e", 1.9e-3),
                        "triqs_mlsolver_single_band_v4": ("ed3e", "ed4e", 1.9e-3),
-                       "triqs_mlsolver_single_band_v5": ("ed4e", "ed5e", 5.0e-4)}
+                       "triqs_mlsolver_single_band_v5": ("ed4e", "ed5e", 5.0e-4),
+                       "triqs_mlsolver_single_band_v6": ("ed4e", "ed5e", 5.0e-4)}
 
 #: The agreement gate: ``model name: (solver a, solver b, level)``.  Where the two cheap
 #: solvers agree to better than ``level`` (RMS of G(tau), as for
@@ -195,9 +198,10 @@ DISAGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v1": ("ed3", "ed3e", 1.1e-2),
 #: database (the argmax over a grid of 10^(k/10); the same level before and after the
 #: self-energy tail of :func:`_sigma_tail_from_base`).  (doc/mlsolver.rst, "Agreement gate")
 #: For v5 ED-4e vs ED-5e below 2.5e-5 (ED-5e's own answer): the least squared error over a
-#: grid 1e-7 * 10^(k/10) on the same database (session 18; it changes little).
+#: grid 1e-7 * 10^(k/10) on the same database (session 18; it changes little); v6 the same.
 AGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v4": ("ed3e", "ed4e", 3.2e-5),
-                    "triqs_mlsolver_single_band_v5": ("ed4e", "ed5e", 2.5e-5)}
+                    "triqs_mlsolver_single_band_v5": ("ed4e", "ed5e", 2.5e-5),
+                    "triqs_mlsolver_single_band_v6": ("ed4e", "ed5e", 2.5e-5)}
 
 
 class Escalation(NamedTuple):

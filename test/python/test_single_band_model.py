@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The shipped single-band models (issue 18: ``triqs_mlsolver_single_band_v4``, the second of
-the default chain since session 14; ``_v3``, the same recipe with 4 members, in the chain in
-session 13; ``_v1``, their ED-3e-based predecessor; both opt-in): each answers
+"""The shipped single-band models (issue 18: ``triqs_mlsolver_single_band_v4``, in the
+default chain since session 14, and ``_v6``, before it at beta D >= 50 since session 18;
+``_v5``, v6 with the ensemble shrinkage; ``_v3``, v4's recipe with 4 members, in the chain
+in session 13; ``_v1``, their ED-3e-based predecessor; all three opt-in): each answers
 spin-polarised and high-temperature inputs itself (no fallback), and its answers against
 the reference ED are where doc/ml.rst says."""
 
@@ -16,7 +17,8 @@ from triqs_mlsolver.solvers import solve_aim
 from triqs_mlsolver.validity import check_solution
 
 NAMES = ("triqs_mlsolver_single_band_v1", "triqs_mlsolver_single_band_v3",
-         "triqs_mlsolver_single_band_v4", "triqs_mlsolver_single_band_v5")
+         "triqs_mlsolver_single_band_v4", "triqs_mlsolver_single_band_v5",
+         "triqs_mlsolver_single_band_v6")
 GRID = dict(n_iw=256, n_tau=1025, n_l=30)
 
 
@@ -30,9 +32,10 @@ def rms(a, b):
     return float(np.sqrt(np.mean((np.asarray(a.G_tau) - np.asarray(b.G_tau)) ** 2)))
 
 
-def test_shipped_v5_and_v4_in_the_default_chain_v1_v3_not():
+def test_shipped_v6_and_v4_in_the_default_chain_v1_v3_v5_not():
     assert set(NAMES) <= set(shipped_models())
-    assert DEFAULT_MODELS[1:] == (NAMES[3], NAMES[2]) and not set(NAMES[:2]) & set(DEFAULT_MODELS)
+    assert DEFAULT_MODELS[1:] == (NAMES[4], NAMES[2])
+    assert not set(NAMES[:2] + NAMES[3:4]) & set(DEFAULT_MODELS)
     assert DEFAULT_MODEL == DEFAULT_MODELS[0]
 
 
