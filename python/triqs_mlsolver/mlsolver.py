@@ -150,8 +150,9 @@ DEFAULT_MODEL = DEFAULT_MODELS[0]
 #: model answers it): ``bethe_v6`` learned smooth Bethe-lattice hybridisations (6-site fits
 #: of them); on the discrete baths of the calibration database inside its corner (41 AIMs,
 #: 5-8 sites, session 16) ``single_band_v4`` has 0.32x its RMS of G(tau) (4.2e-5 against
-#: 1.3e-4) and is better on 83 % of them.  MLSolver reads ``G0_iw`` as a continuous
-#: hybridisation, so TRIQS scripts keep ``bethe_v6`` in the corner.
+#: 1.3e-4) and is better on 83 % of them (since session 18 ``single_band_v6`` answers those
+#: at beta D >= 50).  MLSolver reads ``G0_iw`` as a continuous hybridisation, so TRIQS
+#: scripts keep ``bethe_v6`` in the corner.
 CHAIN_CONTINUOUS_ONLY = ("triqs_mlsolver_bethe_v6",)
 
 #: Models of :data:`DEFAULT_MODELS` that the chain passes over below a temperature floor
