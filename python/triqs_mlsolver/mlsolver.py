@@ -241,9 +241,11 @@ ESCALATION = {"triqs_mlsolver_single_band_v4": Escalation("ed3e", "ed4e", 8.0e-5
                                                           7.9e-4, 20.0)}
 
 #: A discrete bath of at most this many sites is solved exactly (the reference ED with the
-#: bath as given: ~13 ms at 4 sites, less than the model's cheap solvers take; 5 sites
-#: ~150 ms) instead of by a model (``diagnostics['exact']``).  ``MLSolver`` reads ``G0_iw``
-#: as a continuous hybridisation, so this concerns ``solve_ml`` with a discrete bath.
+#: bath as given) instead of by a model (``diagnostics['exact']``): on the calibration
+#: database ~26 ms at 4 sites, less than the model's cheap solvers take, and ~0.10 s at 5
+#: (median; up to 2.3 s), as much as the ED-5e that ``single_band_v6`` would solve (4 until
+#: session 18).  ``MLSolver`` reads ``G0_iw`` as a continuous hybridisation, so this
+#: concerns ``solve_ml`` with a discrete bath.
 EXACT_MAX_BATH = 5
 
 #: MLSolver's own ``solve()`` options and their defaults.
