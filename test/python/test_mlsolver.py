@@ -339,7 +339,7 @@ def test_a_poor_base_escalates_to_a_larger_cheap_solver(monkeypatch):
     from triqs_mlsolver.solvers import solve_aim
     from triqs_mlsolver.validity import check_solution
 
-    name = V4  # by name: in the default chain v5 answers at this beta D
+    name = V4  # by name: in the default chain v6 answers at this beta D
     esc = mls.ESCALATION[name]
     a, b, level, solver, limit = esc[:5]
     assert solver == "ed5e" and (a, b) == mls.DISAGREEMENT_LIMITS[name][:2]
@@ -420,7 +420,7 @@ def test_the_chain_answers_low_temperatures_with_the_ed5e_model(monkeypatch):
     assert g["base_only"]["value"] < mls.AGREEMENT_LIMITS[V6][2] and g["spread_max"] == 0
     np.testing.assert_allclose(gated.G_tau, solve_aim("ed5e", q, **grid).G_tau, rtol=0,
                                atol=1e-9)
-    # the floor: beta D = 40 goes to v4 in the chain, to v5 when it is lowered or named
+    # the floor: beta D = 40 goes to v4 in the chain, to v6 when it is lowered or named
     warm = _bethe_bath(20.0, 3.0, 8, 0.0)
     assert mls.solve_ml(warm, **grid).diagnostics["model"] == V4
     assert mls.solve_ml(warm, model=V6, **grid).diagnostics["model"] == V6

@@ -65,7 +65,7 @@ BETHE = "triqs_mlsolver_bethe_v5"  # the model of the old answers (not the defau
 
 @pytest.mark.parametrize("beta, U, n_iw, by", [
     (0.01, 2.0, 64, "ed"),     # MLSolver returned <n_up n_dn> = -2836
-    (1.0, 2.0, 128, DEFAULT_MODELS[2]),  # -23, G 70x worse than IPT (v4: beta D below v5's floor)
+    (1.0, 2.0, 128, DEFAULT_MODELS[2]),  # -23, G 70x worse than IPT (v4: beta D below v6's floor)
     (1000.0, 2.0, 1025, "ed"),  # Im Sigma(i w_n > 0) up to +89
     (50.0, 1e4, 256, "ed"),    # <n_up n_dn> = -5.9
 ])
