@@ -20,7 +20,8 @@ stored tau points with the trapezoid weights of ``evaluate``, both spins).  A di
 bath of at most ``EXACT_MAX_BATH`` sites is solved exactly (MLSolver's rule, not the
 model), where the model's cheap solvers agree below its ``AGREEMENT_LIMITS`` level its
 base answers, and where they disagree by its ``ESCALATION`` level or more a larger cheap
-solver answers: all three are counted.
+solver answers: all three are counted.  ``--exact-max-bath 0`` sends every AIM through the
+models, as MLSolver meets a continuous hybridisation (a DMFT loop's ``G0_iw``).
 
 ``--delivered`` also solves every AIM the default would hand to the reference with
 ``fallback="ed"``, so the RMS of what a user gets is measured, not assumed; ``--tables``
@@ -49,8 +50,9 @@ N_IW, N_TAU, N_L = 1025, 16385, 40  # G(tau) splined onto the stored points as g
 _STATE = {}
 
 
-def _init(model_path, db_path, delivered=False):
+def _init(model_path, db_path, delivered=False, exact_max_bath=None):
     _STATE["delivered"] = delivered
+    _STATE["exact"] = {} if exact_max_bath is None else {"exact_max_bath": exact_max_bath}
     from triqs_mlsolver.database import Database
     from triqs_mlsolver.ml import load_model
 
@@ -65,7 +67,7 @@ def _one(i):
     p = db.aim_params(int(i))
     t0 = time.perf_counter()
     sol = solve_ml(p, n_iw=N_IW, n_tau=N_TAU, n_l=N_L, model=model, fallback="none",
-                   warn=False)
+                   warn=False, **_STATE["exact"])
     d = sol.diagnostics
     from triqs_mlsolver.gf.transforms import uniform_tau_to_points
 
@@ -80,7 +82,7 @@ def _one(i):
         # what the default fallback='ed' gives the user for this AIM: the reference ED
         t1 = time.perf_counter()
         fb = solve_ml(p, n_iw=N_IW, n_tau=N_TAU, n_l=N_L, model=model, fallback="ed",
-                      warn=False)
+                      warn=False, **_STATE["exact"])
         Gf = uniform_tau_to_points(np.asarray(fb.G_tau).real, np.asarray(db.tau_over_beta))
         row.update(fallback_rms=_rms(Gf - ref, db), fallback_seconds=time.perf_counter() - t1,
                    fallback_reference=fb.diagnostics.get("reference"))
@@ -181,6 +183,10 @@ def main(argv=None):
     ap.add_argument("--cheap", nargs="+", metavar="SOLVER",
                     help="the stored cheap solvers the ratios are taken over (default: all of "
                          "the database's; e.g. leave out one the model itself uses)")
+    ap.add_argument("--exact-max-bath", type=int, metavar="N",
+                    help="solve discrete baths of at most N sites exactly (default: "
+                         "MLSolver's EXACT_MAX_BATH); 0: every AIM through the models, as a "
+                         "continuous hybridisation from a DMFT loop is")
     ap.add_argument("--json", metavar="FILE", help="write one record per AIM (errors, "
                     "reasons, disagreement, spread, stored cheap solvers' errors)")
     args = ap.parse_args(argv)
@@ -206,14 +212,15 @@ def main(argv=None):
         idx = idx[: args.limit]
     t0 = time.perf_counter()
     if args.jobs <= 1:
-        _init(args.model, args.database, args.delivered)
+        _init(args.model, args.database, args.delivered, args.exact_max_bath)
         rows = [_one(i) for i in idx]
     else:
         import multiprocessing
 
         # spawned workers: forking after torch is loaded can hang them
         with ProcessPoolExecutor(args.jobs, initializer=_init,
-                                 initargs=(args.model, args.database, args.delivered),
+                                 initargs=(args.model, args.database, args.delivered,
+                                           args.exact_max_bath),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
             rows = list(pool.map(_one, idx, chunksize=8))
     kinds = [{_kind(r) for r in row["reasons"]} | ({"invalid"} if row["invalid"] else set())

@@ -1260,6 +1260,35 @@ def test_mlsolver_on_database_example(trained, tiny_db, capsys):
     assert n_bad == len(re.findall(r"^    sample \d+: \[", out, re.M))
 
 
+def test_mlsolver_on_database_exact_max_bath(trained, tiny_db, tmp_path):
+    """``--exact-max-bath``: 0 sends every AIM through the model (as a continuous
+    hybridisation is); a bound at least the largest bath solves every AIM exactly, with the
+    reference's own answer (RMS 0 against the stored reference up to the tau spline)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from triqs_mlsolver.database import Database
+
+    path = Path(__file__).resolve().parents[2] / "example" / "mlsolver_on_database.py"
+    spec = importlib.util.spec_from_file_location("mlsolver_on_database", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _, _, model_path = trained
+    n_bath = np.asarray(Database(tiny_db).params["n_bath"])
+    for bound in (0, int(n_bath.max())):
+        out = tmp_path / f"rows{bound}.json"
+        assert mod.main([str(model_path), str(tiny_db), "--jobs", "1",
+                         "--exact-max-bath", str(bound), "--json", str(out)]) == 0
+        rows = json.loads(out.read_text())
+        assert len(rows) == 12
+        exact = [r["exact"] for r in rows]
+        assert exact == [bool(n_bath[r["index"]] <= bound) for r in rows]
+        assert all(e == (bound > 0) for e in exact)
+        if bound:
+            assert max(r["rms"] for r in rows) < 1e-6
+
+
 def test_ratios_floor_an_exact_cheap_solver():
     """A cheap solver exact on a bin (mean square error 0): the ratio uses the reference's
     resolution RMS_FLOOR, so it stays finite; both below the floor read 1."""
