@@ -163,8 +163,10 @@ CHAIN_CONTINUOUS_ONLY = ("triqs_mlsolver_bethe_v6",)
 #: (with its gate and escalation).  50: the largest of 20, 30, 50 whose delivered squared
 #: error on the calibration database is within 5 % of 20's (+3.2 %; session 18, a rule
 #: written before the run, doc/mlsolver.rst "The ED-5e model").
-CHAIN_MIN_BETA_D = {"triqs_mlsolver_single_band_v5": 50.0,
-                    "triqs_mlsolver_single_band_v6": 50.0}
+#: The models with ED-5e as base (v4's recipe otherwise): they share the floor, guard and
+#: gate below, chosen for v5 and kept for its successors.
+ED5E_MODELS = ("triqs_mlsolver_single_band_v5", "triqs_mlsolver_single_band_v6")
+CHAIN_MIN_BETA_D = dict.fromkeys(ED5E_MODELS, 50.0)
 
 #: The disagreement guard: ``model name: (solver a, solver b, limit)``.  Where two of the
 #: model's cheap solvers disagree by more than ``limit`` (RMS of G(tau) over tau, the larger
@@ -185,8 +187,7 @@ CHAIN_MIN_BETA_D = {"triqs_mlsolver_single_band_v5": 50.0,
 DISAGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v1": ("ed3", "ed3e", 1.1e-2),
                        "triqs_mlsolver_single_band_v3": ("ed3e", "ed4e", 1.9e-3),
                        "triqs_mlsolver_single_band_v4": ("ed3e", "ed4e", 1.9e-3),
-                       "triqs_mlsolver_single_band_v5": ("ed4e", "ed5e", 5.0e-4),
-                       "triqs_mlsolver_single_band_v6": ("ed4e", "ed5e", 5.0e-4)}
+                       **dict.fromkeys(ED5E_MODELS, ("ed4e", "ed5e", 5.0e-4))}
 
 #: The agreement gate: ``model name: (solver a, solver b, level)``.  Where the two cheap
 #: solvers agree to better than ``level`` (RMS of G(tau), as for
@@ -201,8 +202,7 @@ DISAGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v1": ("ed3", "ed3e", 1.1e-2),
 #: For v5 ED-4e vs ED-5e below 2.5e-5 (ED-5e's own answer): the least squared error over a
 #: grid 1e-7 * 10^(k/10) on the same database (session 18; it changes little); v6 the same.
 AGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v4": ("ed3e", "ed4e", 3.2e-5),
-                    "triqs_mlsolver_single_band_v5": ("ed4e", "ed5e", 2.5e-5),
-                    "triqs_mlsolver_single_band_v6": ("ed4e", "ed5e", 2.5e-5)}
+                    **dict.fromkeys(ED5E_MODELS, ("ed4e", "ed5e", 2.5e-5))}
 
 
 class Escalation(NamedTuple):
