@@ -157,16 +157,21 @@ CHAIN_CONTINUOUS_ONLY = ("triqs_mlsolver_bethe_v6",)
 
 #: Models of :data:`DEFAULT_MODELS` that the chain passes over below a temperature floor
 #: (``model name: beta D``, of the effective parameters; the next model answers).
-#: ``single_band_v6`` (and v5) needs ED-5e for every input, whose cost grows with temperature (a
-#: 5-site ED keeps most of its states: ~0.1-0.25 s at beta D >= 20, 2.3 s at 10, up to
-#: 20 s below 5, as much as the reference); below the floor ``single_band_v4`` answers
-#: (with its gate and escalation).  50: the largest of 20, 30, 50 whose delivered squared
-#: error on the calibration database is within 5 % of 20's (+3.2 %; session 18, a rule
-#: written before the run, doc/mlsolver.rst "The ED-5e model").
+#: ``single_band_v6`` (and v5) needs ED-5e for every input, whose cost grows with
+#: temperature (a 5-site ED keeps most of its states and sums ~1e5 poles): on a continuous
+#: Bethe hybridisation ~0.09 s at beta D = 50, 0.13 s at 20, 0.28 s at 10, 0.55 s at 5
+#: (since session 19, when the fitted AIM's own G(tau) and G_l are no longer summed: they were
+#: 0.10, 0.21, 0.51, 1.3 s); below the floor ``single_band_v4`` answers (with its gate and
+#: escalation).  20 since session 19 (50 before): on the calibration database, a rule
+#: written before the runs took the smallest of 20, 30 (50 the baseline) whose delivered
+#: squared error is not above 50's, with ED-5e's median cost on the AIMs the model then
+#: answers at most 0.3 s (0.10 s): 20 lowered it by 4.0 % (30: 3.3 %).  Lower floors could not
+#: be told apart there (the recipe has no AIM with more than 5 sites, the exact path's limit,
+#: below beta D = 16).  doc/mlsolver.rst, "The ED-5e model".
 #: The models with ED-5e as base (v4's recipe otherwise): they share the floor, guard and
 #: gate below, chosen for v5 and kept for its successors.
 ED5E_MODELS = ("triqs_mlsolver_single_band_v5", "triqs_mlsolver_single_band_v6")
-CHAIN_MIN_BETA_D = dict.fromkeys(ED5E_MODELS, 50.0)
+CHAIN_MIN_BETA_D = dict.fromkeys(ED5E_MODELS, 20.0)
 
 #: The disagreement guard: ``model name: (solver a, solver b, limit)``.  Where two of the
 #: model's cheap solvers disagree by more than ``limit`` (RMS of G(tau) over tau, the larger

@@ -524,6 +524,29 @@ def test_a_re_embedding_beyond_the_matsubara_mesh():
         + 1e-15
 
 
+@pytest.mark.parametrize("i, k", [(3, 3), (776, 4), (12, 5), (40, 3)])
+def test_re_embedding_skips_the_fitted_aims_transforms(i, k):
+    """ED-<k>e makes the fitted AIM's G(tau) and G_l only where it needs them (levels beyond
+    the Matsubara mesh, a refused embedding): the result equals re-embedding the fitted AIM's
+    full solution bit for bit, diagnostics and all, with nothing internal left in them."""
+    from triqs_mlsolver.solvers import ed
+
+    p = _single_band_sample(i)
+    grid = dict(n_iw=1025, n_tau=2049, n_l=40)
+    opts = {key: v for key, v in ed._FIXED_OPTIONS.items() if key != "embed"}
+    opts.update(method="full", fit_weight="1/w")
+    full = ed._solve_fixed(p, grid["n_iw"], grid["n_tau"], grid["n_l"], k, **opts)
+    assert "bath_fit" in full.diagnostics
+    old = ed.embed_solution(p, full, n_tau=grid["n_tau"], n_l=grid["n_l"])
+    new = ed.solve_ed(p, n_bath=k, embed=True, **grid, **opts)
+    for name in ("G_iw", "G_tau", "G_l", "Sigma_iw", "density"):
+        np.testing.assert_array_equal(getattr(new, name), getattr(old, name))
+    assert new.double_occupancy == old.double_occupancy
+    assert set(new.diagnostics) - {"time_solution"} == set(old.diagnostics) - {"time_solution"}
+    assert new.diagnostics["embedded"] is True
+    assert new.diagnostics.get("beyond_mesh", False) == (i == 776)
+
+
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_embedded_is_exact_without_interaction(k):
     """At U = 0 the self-energy vanishes, so 1/(G0^-1 - Sigma_fit) is the exact G0 of the

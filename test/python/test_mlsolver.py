@@ -392,7 +392,7 @@ def test_the_chain_answers_low_temperatures_with_the_ed5e_model(monkeypatch):
     shrink the correction where its members disagree, and at U/D = 1.5, half filling, its
     answer is worse than ED-5e's: 4.9e-5 against 3.1e-5); its guard and gate compare ED-4e
     with ED-5e; where they agree below the gate's level (U/D = 2.5, n = 1.10: 1.9e-5) the
-    answer is ED-5e's own.  Below the floor (beta D = 40) v4 answers in the chain; v6 chosen
+    answer is ED-5e's own.  Below the floor (beta D = 16) v4 answers in the chain; v6 chosen
     by name answers at any beta D."""
     import triqs_mlsolver.mlsolver as mls
     from triqs_mlsolver.solvers import solve_aim
@@ -420,11 +420,12 @@ def test_the_chain_answers_low_temperatures_with_the_ed5e_model(monkeypatch):
     assert g["base_only"]["value"] < mls.AGREEMENT_LIMITS[V6][2] and g["spread_max"] == 0
     np.testing.assert_allclose(gated.G_tau, solve_aim("ed5e", q, **grid).G_tau, rtol=0,
                                atol=1e-9)
-    # the floor: beta D = 40 goes to v4 in the chain, to v6 when it is lowered or named
-    warm = _bethe_bath(20.0, 3.0, 8, 0.0)
+    # the floor: beta D = 16 goes to v4 in the chain, to v6 when it is lowered or named
+    warm = _bethe_bath(8.0, 3.0, 8, 0.0)
+    assert mls.CHAIN_MIN_BETA_D[V6] == 20.0
     assert mls.solve_ml(warm, **grid).diagnostics["model"] == V4
     assert mls.solve_ml(warm, model=V6, **grid).diagnostics["model"] == V6
-    monkeypatch.setitem(mls.CHAIN_MIN_BETA_D, V6, 30.0)
+    monkeypatch.setitem(mls.CHAIN_MIN_BETA_D, V6, 10.0)
     assert mls.solve_ml(warm, **grid).diagnostics["model"] == V6
 
 

@@ -301,14 +301,29 @@ def _same_spins(a, b) -> bool:
         np.array_equal(a, b)
 
 
+def density_of_poles(E_p, W_p, beta) -> float:
+    """``<n> = -G(beta^-) = sum_p W_p n_F(E_p)`` (the last point of :func:`tau_of_poles_grid`)."""
+    from scipy.special import expit
+
+    E = np.asarray(E_p, float).ravel()
+    return float(np.sum(np.asarray(W_p, float).ravel() * expit(-beta * E)))
+
+
 def solution_from_poles(params, poles, *, n_iw, n_tau, n_l, **extra) -> AIMSolution:
-    """Build a solution from the Lehmann poles ``[(E_p, W_p)]`` of each spin (exact)."""
+    """Build a solution from the Lehmann poles ``[(E_p, W_p)]`` of each spin (exact).
+
+    ``n_tau = n_l = None``: ``G(i w_n)``, the self-energy and the density only (``G_tau``,
+    ``G_l`` are ``None``; the density from the poles), for a caller that needs no more."""
     beta = params.beta
     same = _same_spins(tuple(poles[0]), tuple(poles[1]))
     G_iw = _spin_map(lambda p: iw_of_poles(p[0], p[1], beta, n_iw), poles, same)
+    # the density from the poles (= -G_tau(beta-) to rounding), the same with or without tau
+    density = np.array([density_of_poles(E, W, beta) for E, W in poles])
+    if n_tau is None and n_l is None:
+        return AIMSolution(beta=params.beta, G_iw=G_iw, G_tau=None, G_l=None,
+                           Sigma_iw=_dyson(params, G_iw), density=density, **extra)
     G_tau = _spin_map(lambda p: tau_of_poles_grid(p[0], p[1], beta, n_tau), poles, same)
     G_l = _spin_map(lambda p: legendre_of_poles(p[0], p[1], params.beta, n_l), poles, same)
-    density = -G_tau[:, -1]
     return AIMSolution(beta=params.beta, G_iw=G_iw, G_tau=G_tau, G_l=G_l,
                        Sigma_iw=_dyson(params, G_iw), density=density, **extra)
 
