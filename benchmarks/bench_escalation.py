@@ -1,17 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
 """The cost of MLSolver's answers that need ED-5e: ``single_band_v4``'s escalation
 (``mlsolver.ESCALATION``: ED-5e's answer where ED-3e and ED-4e disagree) and the default
-chain's ED-5e model (``single_band_v6``, base ED-5e, at beta D >= 50 since session 18),
-against v4's network answer on the same input and IPT alone.
+chain's ED-5e model (``single_band_v6``, base ED-5e, at beta D >= 50 since session 18, >= 20
+since session 19), against v4's network answer on the same input and IPT alone.
 
 Session 17 made the default single-band model answer with ED-5e (5 fitted bath sites, the
 self-energy re-embedded) where its cheap solvers ED-3e and ED-4e disagree by 8e-5 or more
-(doc/mlsolver.rst, "Escalation").  Two inputs outside the Bethe corner, both escalated:
+(doc/mlsolver.rst, "Escalation").  Inputs outside the Bethe corner, all escalated:
 
 * a continuous Bethe hybridisation (D = 1, ``Delta = G_sc/4``) at beta D = 200, U/D = 2.5,
   doped (mu = U/2 + 0.5) -- what a DMFT loop hands over;
 * an 8-site discrete Bethe bath (Gauss-Chebyshev, D = 2) at beta D = 200, U/D = 2.5,
-  mu = U/2 + 1 -- the kind of AIM the single-band databases hold.
+  mu = U/2 + 1 -- the kind of AIM the single-band databases hold;
+* (session 19) a continuous Bethe hybridisation at beta D = 20 (the ED-5e model's floor),
+  U/D = 5 (outside the Bethe corner), mu = U/2 + 0.5, where ED-5e costs most.
 
 Each is solved by ``solve_ml`` with ``single_band_v4`` (escalated), by v4 with the
 escalation switched off (its network answers), by the default chain (``single_band_v6``:
@@ -46,6 +48,9 @@ def inputs():
     beta, U = 200.0, 2.5
     delta = np.tile(0.25 * semicircle_g(matsubara_freqs(beta, GRID["n_iw"])), (2, 1))
     yield "Bethe Delta, beta D 200", AIMParams(U=U, mu=U / 2 + 0.5, beta=beta, Delta_iw=delta)
+    # at the ED-5e model's floor (session 19): outside the Bethe corner by U/D = 5
+    d20 = np.tile(0.25 * semicircle_g(matsubara_freqs(20.0, GRID["n_iw"])), (2, 1))
+    yield "Bethe Delta, beta D 20", AIMParams(U=5.0, mu=3.0, beta=20.0, Delta_iw=d20)
     k = np.arange(1, 9)
     eps = 2.0 * np.cos(k * np.pi / 9)
     w = np.sin(k * np.pi / 9) ** 2

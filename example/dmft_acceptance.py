@@ -28,14 +28,20 @@ and ``OUT/acceptance.png``; the exit code is 0 whether or not the criteria pass 
 table says which).
 """
 
-import argparse
-import json
 import os
-import time
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-import numpy as np
+# one BLAS thread per process, set before numpy is imported: the workers are forked from
+# this process, so a setting in the task came too late (with --jobs 2 two workers then ran
+# two BLAS threads each on two cores, and ED-5e's diagonalisations took up to 10x longer)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 BETHE_U = [round(0.5 * i, 2) for i in range(1, 13)]
 #: Chemical potentials of the doped square-lattice runs: n = 0.850 (U = 2) and 0.849 (U = 3)

@@ -134,11 +134,11 @@ __all__ = ["MLSolver", "solve_ml", "resolve_model", "shipped_models", "DEFAULT_M
 #: answers with levels beyond the Matsubara mesh were built in tau (``beyond_mesh``): the
 #: chain sends 1.05 % of the test database to the fallback, no invalid answer left (issue
 #: 18 allows 2 %).  ``_single_band_v1`` and ``_v3`` stay shipped (opt-in).  Since session 18
-#: ``triqs_mlsolver_single_band_v6`` answers before v4 at beta D >= 50
+#: ``triqs_mlsolver_single_band_v6`` answers before v4 at beta D >= 50, >= 20 since session 19
 #: (:data:`CHAIN_MIN_BETA_D`): ``_single_band_v5`` (v4's recipe with ED-5e as base and
 #: input; opt-in) without its ensemble shrinkage.  The calibration database's RMS of G(tau)
-#: of MLSolver's outputs went from 0.224x ED-4e's to 0.149x with v5 and 0.141x with v6
-#: (doc/mlsolver.rst, "The ED-5e model").
+#: of MLSolver's outputs went from 0.224x ED-4e's to 0.149x with v5, 0.141x with v6 and
+#: 0.138x with the floor at 20 (doc/mlsolver.rst, "The ED-5e model").
 #: (With ``fallback='none'`` an input no domain holds is answered by the last, with the
 #: warning.)
 DEFAULT_MODELS = ("triqs_mlsolver_bethe_v6", "triqs_mlsolver_single_band_v6",
