@@ -867,8 +867,9 @@ def _base_answer(name, base_sol, eff, n_iw, n_tau, n_l, diag):
     dense enough or has fewer Legendre coefficients than asked."""
     t0 = time.perf_counter()
     beta = eff.beta
-    if base_sol.G_tau.shape[1] < n_tau or base_sol.G_iw.shape[1] != n_iw or \
-            base_sol.G_l.shape[1] < n_l:
+    # (G_iw holds 2 n_iw frequencies: until session 19 this compared its width with n_iw,
+    # so every gate and escalation answer solved its cheap solver twice)
+    if base_sol.n_tau < n_tau or base_sol.n_iw != n_iw or base_sol.n_l < n_l:
         base_sol = solve_aim(name, eff, n_iw=n_iw, n_tau=n_tau, n_l=n_l)
     G_d = np.asarray(base_sol.G_tau).real
     G_tau = _resample_uniform(G_d, n_tau)
