@@ -242,6 +242,8 @@ class Escalation(NamedTuple):
 #: sweeps at beta D = 10 took 16x longer), and its gain there is small (the largest floor
 #: of 0, 10, 20, 30, 50 within 5 % of no floor's squared error on the calibration database:
 #: +1.4 %).
+#: Since session 19 the default chain answers every beta D >= 20 with ``single_band_v6``
+#: (:data:`CHAIN_MIN_BETA_D`), so v4 escalates only where it is chosen by name.
 ESCALATION = {"triqs_mlsolver_single_band_v4": Escalation("ed3e", "ed4e", 8.0e-5, "ed5e",
                                                           7.9e-4, 20.0)}
 
