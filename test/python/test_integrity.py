@@ -173,7 +173,7 @@ def test_canonical_checksum_ignores_storage_but_not_values():
     assert integ.array_sha256(np.array(["x", "é"], dtype=object)) == \
         integ.array_sha256(np.array([b"x", "é".encode()], dtype=object))
     b = a.copy()
-    b.view(np.uint64)[3] ^= 1  # one bit
+    b.view(np.uint64)[3] ^= np.uint64(1)  # one bit (a Python int cannot be cast under numpy 1.x)
     assert integ.array_sha256(a) != integ.array_sha256(b)
 
 

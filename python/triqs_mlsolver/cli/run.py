@@ -601,6 +601,10 @@ class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
         if _top(fullname) in self.served_tops:
             raise NotServedError(self.explain_missing(fullname), name=fullname)
+        if self.light and _is_triqs_ecosystem(fullname):
+            # an installed TRIQS application (triqs_dft_tools, ...) would import the served
+            # light triqs modules and fail somewhere inside: refused here, with the reason
+            raise NotServedError(self.explain_missing(fullname), name=fullname)
         return None
 
     def create_module(self, spec):
