@@ -60,7 +60,6 @@ def _lattice(name):
 
 def _run_task(task):
     """One sweep or run: ``task = (key, solver, options, spec)``; returns ``(key, result)``."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from triqs_mlsolver.dmft import run_dmft, scan_U
 
     key, solver, opts, spec = task

@@ -1235,9 +1235,8 @@ def test_shrink_config_errors(tiny_db, tmp_path, over, match):
         _cfg(tiny_db, tmp_path / "x.safetensors", **over)
 
 
-def test_mlsolver_on_database_example(trained, tiny_db, capsys):
-    """example/mlsolver_on_database.py: MLSolver (fallback='none') on the unseen samples of a
-    database: the counts it prints."""
+def _mlsolver_on_database():
+    """example/mlsolver_on_database.py as a module."""
     import importlib.util
     from pathlib import Path
 
@@ -1245,6 +1244,13 @@ def test_mlsolver_on_database_example(trained, tiny_db, capsys):
     spec = importlib.util.spec_from_file_location("mlsolver_on_database", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_mlsolver_on_database_example(trained, tiny_db, capsys):
+    """example/mlsolver_on_database.py: MLSolver (fallback='none') on the unseen samples of a
+    database: the counts it prints."""
+    mod = _mlsolver_on_database()
     _, _, model_path = trained
     assert mod.main([str(model_path), str(tiny_db), "--jobs", "1"]) == 0
     out = capsys.readouterr().out
@@ -1264,16 +1270,11 @@ def test_mlsolver_on_database_exact_max_bath(trained, tiny_db, tmp_path):
     """``--exact-max-bath``: 0 sends every AIM through the model (as a continuous
     hybridisation is); a bound at least the largest bath solves every AIM exactly, with the
     reference's own answer (RMS 0 against the stored reference up to the tau spline)."""
-    import importlib.util
     import json
-    from pathlib import Path
 
     from triqs_mlsolver.database import Database
 
-    path = Path(__file__).resolve().parents[2] / "example" / "mlsolver_on_database.py"
-    spec = importlib.util.spec_from_file_location("mlsolver_on_database", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _mlsolver_on_database()
     _, _, model_path = trained
     n_bath = np.asarray(Database(tiny_db).params["n_bath"])
     for bound in (0, int(n_bath.max())):

@@ -599,11 +599,10 @@ class ServedTriqs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path=None, target=None):
         if fullname in self.modules:
             return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-        if _top(fullname) in self.served_tops:
-            raise NotServedError(self.explain_missing(fullname), name=fullname)
-        if self.light and _is_triqs_ecosystem(fullname):
-            # an installed TRIQS application (triqs_dft_tools, ...) would import the served
-            # light triqs modules and fail somewhere inside: refused here, with the reason
+        # a name of a served namespace that is not served; on the light layer also any other
+        # TRIQS-ecosystem module, even installed (triqs_dft_tools, ...): it would import the
+        # served light triqs modules and fail somewhere inside
+        if _top(fullname) in self.served_tops or (self.light and _is_triqs_ecosystem(fullname)):
             raise NotServedError(self.explain_missing(fullname), name=fullname)
         return None
 
