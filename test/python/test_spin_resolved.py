@@ -416,3 +416,65 @@ def test_concatenating_rows_and_samples_is_refused(db_path):
     assert len(SampleSet.concatenate([a, a])) == 6 and a.sample_count() == 2
     with pytest.raises(ValueError, match="spin-resolved"):
         SampleSet.concatenate([a, b])
+
+
+def test_samples_the_guard_never_gives_the_model_are_left_out(db_path, tmp_path):
+    """[data] disagreement / max_disagreement: a sample whose two named cheap solvers
+    disagree by more than the limit (RMS of G(tau), the larger spin: MLSolver's guard) is in
+    no part of the split, is recorded and counted; checked against the stored G(tau) of
+    each spin read directly from the database."""
+    from triqs_mlsolver.database.reader import disagreement_rms
+    from triqs_mlsolver.ml.train import TrainConfigError, _fingerprint, prepare_data
+
+    db = Database(db_path)
+    ga, gb = db.read("ed1", "G_tau"), db.read("ed2", "G_tau")  # (samples, spin, tau)
+    per_spin = np.array([[disagreement_rms(ga[i, s], gb[i, s], db.tau_over_beta)
+                          for s in range(2)] for i in range(N_SAMPLES)])
+    worst = per_spin.max(axis=1)
+    limit = float(np.median(worst))
+    expected = np.flatnonzero(worst > limit)
+    # the larger spin decides: some polarised samples are excluded by their spin-down row
+    assert any(per_spin[i, 0] <= limit < per_spin[i, 1] for i in range(N_SAMPLES))
+    cfg = _cfg(db_path, tmp_path / "m.safetensors",
+               data={"disagreement": ["ed1", "ed2"], "max_disagreement": limit},
+               features={"spin_resolved": True})
+    _, _, _, split, parts = prepare_data(cfg)
+    np.testing.assert_array_equal(split["disagreement_excluded"], expected)
+    kept = np.concatenate([split[k] for k in ("train", "validation", "test")])
+    assert not np.isin(kept, expected).any() and len(kept) == N_SAMPLES - len(expected)
+    assert "ed1 vs ed2 RMS of G(tau) <=" in split["candidates"]
+    for part in parts.values():
+        assert not np.isin(part.index, expected).any()
+    # off (the default): every sample, nothing recorded, the fingerprint of older runs
+    plain = _cfg(db_path, tmp_path / "m.safetensors", features={"spin_resolved": True})
+    _, _, _, split0, _ = prepare_data(plain)
+    assert "disagreement_excluded" not in split0
+    assert sum(len(split0[k]) for k in ("train", "validation", "test")) == N_SAMPLES
+    older = {sec: dict(body) for sec, body in plain.items()}
+    for key in ("disagreement", "max_disagreement"):
+        older["data"].pop(key)
+    assert _fingerprint(plain, "h") == _fingerprint(older, "h") != _fingerprint(cfg, "h")
+    # evaluation leaves them out by the model's own setting (they are samples it never saw)
+    short = _cfg(db_path, tmp_path / "m.safetensors",
+                 data={"disagreement": ["ed1", "ed2"], "max_disagreement": limit},
+                 features={"spin_resolved": True}, training={"max_epochs": 2})
+    train(short, log=None)
+    model = load_model(tmp_path / "m.safetensors")
+    res = evaluate(model, db, baselines=False, krr=False, log=None)
+    assert res.info["disagreement_excluded"] == len(expected)
+    np.testing.assert_array_equal(np.unique(res.samples.index), np.sort(split["test"]))
+    every = evaluate(model, db, baselines=False, krr=False, log=None, max_disagreement=0.0)
+    assert every.info["disagreement_excluded"] == 0
+    np.testing.assert_array_equal(np.unique(every.samples.index),
+                                  np.sort(np.concatenate([split["test"], expected])))
+    # bad settings are named with the fix
+    for data, match in (({"disagreement": ["ed1", "ed3"], "max_disagreement": 1e-3},
+                         "two different solvers of \\[features\\] inputs"),
+                        ({"disagreement": ["ed1", "ed1"], "max_disagreement": 1e-3},
+                         "two different solvers"),
+                        ({"disagreement": ["ed1"], "max_disagreement": 1e-3},
+                         "two different solvers"),
+                        ({"disagreement": ["ed1", "ed2"]}, "without max_disagreement"),
+                        ({"max_disagreement": -1.0}, "max_disagreement = -1.0")):
+        with pytest.raises(TrainConfigError, match=match):
+            _cfg(db_path, tmp_path / "m.safetensors", data=data)

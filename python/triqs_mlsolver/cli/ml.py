@@ -70,6 +70,10 @@ def add_parsers(sub):
     e.add_argument("--max-reference-error", type=float, default=None, metavar="ERR",
                    help="leave out samples whose reference error estimate is above ERR "
                         "(default: the model's [data] max_reference_error)")
+    e.add_argument("--max-disagreement", type=float, default=None, metavar="ERR",
+                   help="leave out samples where the model's [data] disagreement pair of "
+                        "cheap solvers disagree by more than ERR (RMS of G(tau); default: "
+                        "the model's [data] max_disagreement; 0: keep every sample)")
     e.add_argument("--worst", type=int, default=0, metavar="K",
                    help="list the K samples with the largest model error (database index, "
                         "parameters, errors, spread, share of their beta bin)")
@@ -157,7 +161,8 @@ def run_evaluate(args) -> int:
     res = evaluate(model, db, split=args.split, baselines=not args.no_baselines,
                    krr=not args.no_krr, log=_log(args), u_edges=edges, cheap=args.cheap,
                    training_database=args.training_database,
-                   max_reference_error=args.max_reference_error, n_edges=n_edges)
+                   max_reference_error=args.max_reference_error,
+                   max_disagreement=args.max_disagreement, n_edges=n_edges)
     fmt = "rst" if args.rst else "text"
     print(f"model {args.model} on {db.path} ({res.info['split']}, {len(res.samples)} samples)")
     if _log(args) is None:  # (otherwise evaluate logged them)

@@ -205,7 +205,7 @@ def cheap_solvers(model, db) -> list:
 
 def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4, 7, 10),
              log=print, krr_n_fit=4000, krr_n_cv=1000, cheap=None,
-             training_database=None, max_reference_error=None,
+             training_database=None, max_reference_error=None, max_disagreement=None,
              n_edges=N_EDGES) -> EvaluationResult:
     """Evaluate ``model`` on the unseen samples of ``db`` (see the module docstring).
 
@@ -218,10 +218,13 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     identified by the content hashes of its samples, never by its name.
     ``max_reference_error``: samples whose reference reports a larger error estimate are
     left out and counted (default: the model's ``[data] max_reference_error``, 0 = none).
+    ``max_disagreement``: samples where the model's ``[data] disagreement`` pair of cheap
+    solvers disagree by more (MLSolver's guard sends them to the reference) are left out and
+    counted (default: the model's ``[data] max_disagreement``, 0 = none).
     ``n_edges``: edges of the filling bins (total filling ``n`` of the reference; bins
     without samples are not shown; ``None``: no filling bins)."""
     from .modelfile import check_compatible
-    from .train import reference_excluded
+    from .train import disagreement_excluded, reference_excluded
 
     check_compatible(model, db)
     meta = getattr(model, "metadata", {}) or {}
@@ -236,9 +239,15 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     # (a cheap solver left out by ``cheap`` does not remove the samples it failed on)
     solvers = [*dict.fromkeys([*(avail if cheap is None else cheap), *spec.inputs]), ref]
     idx, info = unseen_samples(meta, db, solvers, split=split)
+    data_cfg = ((meta.get("training") or {}).get("config") or {}).get("data", {})
     if max_reference_error is None:
-        max_reference_error = float(((meta.get("training") or {}).get("config") or {})
-                                    .get("data", {}).get("max_reference_error", 0.0) or 0.0)
+        max_reference_error = float(data_cfg.get("max_reference_error", 0.0) or 0.0)
+    if max_disagreement is None:
+        max_disagreement = float(data_cfg.get("max_disagreement", 0.0) or 0.0)
+    pair = list(data_cfg.get("disagreement", []) or [])
+    if max_disagreement and len(pair) != 2:
+        raise ValueError(f"max_disagreement = {max_disagreement:g}: the model records no "
+                         "[data] disagreement pair of solvers; give 0 (keep every sample)")
     bad_ref = reference_excluded(db, ref, idx, max_reference_error)
     if len(bad_ref):
         idx = np.asarray(idx)[~np.isin(idx, bad_ref)]
@@ -255,6 +264,14 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     if len(samples) == 0:
         raise ValueError(f"no samples to evaluate in {db.path} ({info['split']})")
     info["polarised_excluded"] = int(len(samples.polarised_excluded))
+    disagreeing = disagreement_excluded(samples, np.unique(samples.index), pair,
+                                        max_disagreement)
+    if len(disagreeing):
+        samples = samples.subset(np.flatnonzero(~np.isin(samples.index, disagreeing)))
+    info["disagreement_excluded"] = int(len(disagreeing))
+    if log and max_disagreement:
+        log(f"left out {len(disagreeing)} samples where {' and '.join(pair)} disagree by more "
+            f"than {max_disagreement:g} (MLSolver's guard gives them to the reference)")
     if spec.spin_resolved:
         info["rows"] = {"rows": int(len(samples)),
                         "samples": int(len(np.unique(samples.index))),

@@ -34,6 +34,10 @@ sample hashes (doc/ml.rst, "Continuing from a model").
     max_samples = 0             # > 0: a random subset (quick runs)
     max_reference_error = 0.0   # > 0: leave out samples whose reference's own error
                                 # estimate (RMS of G(tau)) is larger (counted, recorded)
+    disagreement = []           # two of [features] inputs, e.g. ["ed4e", "ed5e"], and
+    max_disagreement = 0.0      # > 0: leave out samples where they disagree by more (RMS of
+                                # G(tau), larger spin: MLSolver's guard sends them to the
+                                # reference, so the model never answers them; counted, recorded)
 
     [features]
     kind = "tau"                # "tau" | "legendre"
@@ -142,6 +146,8 @@ DEFAULTS = {
         "split_seed": 0,
         "max_samples": 0,
         "max_reference_error": 0.0,
+        "disagreement": [],
+        "max_disagreement": 0.0,
     },
     "features": {
         "kind": "tau",
@@ -278,6 +284,20 @@ def validate_train_config(cfg: dict) -> dict:
         raise TrainConfigError(f"[data] max_reference_error = {mre!r}: expected a number >= 0 "
                                "(0: keep every sample)")
     d["max_reference_error"] = float(mre)
+    mdis, pair = d["max_disagreement"], list(d["disagreement"])
+    if isinstance(mdis, bool) or not isinstance(mdis, (int, float)) or not mdis >= 0:
+        raise TrainConfigError(f"[data] max_disagreement = {mdis!r}: expected a number >= 0 "
+                               "(0: keep every sample)")
+    d["max_disagreement"] = float(mdis)
+    if mdis and (len(pair) != 2 or len(set(pair)) != 2
+                 or not all(x in f["inputs"] for x in pair)):
+        raise TrainConfigError(
+            f"[data] disagreement = {pair!r} with max_disagreement = {mdis:g}: give two "
+            f"different solvers of [features] inputs {list(f['inputs'])}, e.g. the pair of "
+            "the model's guard in MLSolver")
+    if pair and not mdis:
+        raise TrainConfigError(f"[data] disagreement = {pair!r} without max_disagreement: "
+                               "set max_disagreement > 0, or leave disagreement out")
     for sec, key, lo in (("data", "max_samples", 0), ("data", "split_seed", 0),
                          ("model", "depth", 0), ("model", "width", 1),
                          ("model", "n_ensemble", 1), ("training", "batch_size", 1),
@@ -444,6 +464,9 @@ def prepare_data(cfg: dict, db=None):
     candidates = np.unique(samples.index)  # spin-resolved: the rows of a sample stay together
     inaccurate = reference_excluded(db, reference, candidates, d["max_reference_error"])
     candidates = candidates[~np.isin(candidates, inaccurate)]
+    disagreeing = disagreement_excluded(samples, candidates, d["disagreement"],
+                                        d["max_disagreement"])
+    candidates = candidates[~np.isin(candidates, disagreeing)]
     if d["max_samples"] and d["max_samples"] < len(candidates):
         rng = np.random.default_rng(d["split_seed"] + 7919)
         candidates = np.sort(rng.choice(candidates, d["max_samples"], replace=False))
@@ -468,6 +491,8 @@ def prepare_data(cfg: dict, db=None):
                       + ("" if spec.spin_resolved else ", not spin-polarised")
                       + (f", reference error estimate <= {d['max_reference_error']:g}"
                          if d["max_reference_error"] else "")
+                      + (f", {' vs '.join(d['disagreement'])} RMS of G(tau) <= "
+                         f"{d['max_disagreement']:g}" if d["max_disagreement"] else "")
                       + (f", random subset of {d['max_samples']}" if d["max_samples"] else ""),
         "seed": d["split_seed"],
         "test_fraction": d["test_fraction"],
@@ -480,6 +505,8 @@ def prepare_data(cfg: dict, db=None):
     }
     if d["max_reference_error"]:  # the samples whose reference is less accurate than asked
         split["reference_excluded"] = inaccurate.tolist()
+    if d["max_disagreement"]:  # the samples MLSolver's guard would not give the model
+        split["disagreement_excluded"] = disagreeing.tolist()
     return db, spec, reference, split, parts
 
 
@@ -491,6 +518,26 @@ def reference_excluded(db, reference, candidates, max_error) -> np.ndarray:
         return np.zeros(0, np.int64)
     est = np.asarray(db.read(reference, "error_estimate"), float)
     return candidates[est[candidates] > max_error]
+
+
+def disagreement_excluded(samples, candidates, pair, max_disagreement) -> np.ndarray:
+    """The ``candidates`` (database sample numbers) where the two solvers ``pair`` of
+    ``samples`` disagree by more than ``max_disagreement``: RMS over tau of their stored
+    G(tau) difference (:func:`~triqs_mlsolver.database.reader.disagreement_rms`), the larger
+    spin, as MLSolver's guard measures it (``0``: none)."""
+    from ..database.reader import disagreement_rms
+
+    candidates = np.asarray(candidates, np.int64)
+    if not max_disagreement or len(candidates) == 0:
+        return np.zeros(0, np.int64)
+    a, b = pair
+    rows = np.flatnonzero(np.isin(samples.index, candidates))
+    worst = {}
+    for r in rows:  # spin-resolved: one row per spin; the sample's larger one decides
+        v = disagreement_rms(samples.G_tau[a][r], samples.G_tau[b][r], samples.x_stored)
+        i = int(samples.index[r])
+        worst[i] = max(worst.get(i, 0.0), v)
+    return np.array(sorted(i for i, v in worst.items() if v > max_disagreement), np.int64)
 
 
 def database_paths(cfg: dict) -> list:
@@ -1000,6 +1047,9 @@ def _fingerprint(cfg: dict, db_sha256, parent_sha256: str = "") -> str:
         c["features"].pop("spin_resolved", None)
     if not c["data"].get("max_reference_error"):  # likewise
         c["data"].pop("max_reference_error", None)
+    if not c["data"].get("max_disagreement"):  # likewise
+        c["data"].pop("max_disagreement", None)
+        c["data"].pop("disagreement", None)
     rec = {"config": c, "database": db_sha256}
     if parent_sha256:
         rec["parent"] = parent_sha256
@@ -1167,7 +1217,7 @@ def _prepare_several(cfg: dict, dbs: list, parent_sets=None):
                 "databases with other samples")
     split = {k: v for k, v in prepared[0][3].items()
              if k not in ("train", "validation", "test", "polarised_excluded",
-                          "reference_excluded")}
+                          "reference_excluded", "disagreement_excluded")}
     split["exclusions"] = (
         "each database split alone by the rule; then, by sample content hash, a sample is "
         "kept once (the first database that has it in that part), a test sample of any "
@@ -1183,13 +1233,15 @@ def _prepare_several(cfg: dict, dbs: list, parent_sets=None):
         if len(dbs) > 1:
             records[-1]["split"] = {**{k: kp[k].tolist() for k in kp}, "dropped": dr,
                                     "polarised_excluded": pr_split["polarised_excluded"]}
-            if "reference_excluded" in pr_split:
-                records[-1]["split"]["reference_excluded"] = pr_split["reference_excluded"]
+            for key in ("reference_excluded", "disagreement_excluded"):
+                if key in pr_split:
+                    records[-1]["split"][key] = pr_split[key]
     if len(dbs) == 1:
         split.update({k: keep[0][k].tolist() for k in keep[0]}, dropped=dropped[0],
                      polarised_excluded=prepared[0][3]["polarised_excluded"])
-        if "reference_excluded" in prepared[0][3]:
-            split["reference_excluded"] = prepared[0][3]["reference_excluded"]
+        for key in ("reference_excluded", "disagreement_excluded"):
+            if key in prepared[0][3]:
+                split[key] = prepared[0][3][key]
     else:
         split["per_database"] = "the sample numbers of each database: databases[k]['split']"
     return spec, reference, split, parts, records, run_hashes, shas
@@ -1353,6 +1405,12 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
                 len(r.get("split", {}).get("reference_excluded", [])) for r in records)
             log(f"left out {n_ex} samples whose reference error estimate is above "
                 f"[data] max_reference_error = {cfg['data']['max_reference_error']:g}")
+        if cfg["data"]["max_disagreement"]:
+            n_ex = len(split.get("disagreement_excluded", [])) + sum(
+                len(r.get("split", {}).get("disagreement_excluded", [])) for r in records)
+            log(f"left out {n_ex} samples where {' and '.join(cfg['data']['disagreement'])} "
+                f"disagree by more than [data] max_disagreement = "
+                f"{cfg['data']['max_disagreement']:g}")
     m = cfg["model"]
     arch = {"depth": m["depth"], "width": m["width"], "activation": m["activation"],
             "n_in": int(Z.shape[1]), "n_out": int(T.shape[1]),
