@@ -688,9 +688,11 @@ def spin_record(spec, parts: dict, split: dict, records: list, train_rows: int) 
                              else ""))
         return out
     for name, part in parts.items():
-        pol = np.unique(part.index[part.polarised])
-        out[name] = {"samples": int(len(np.unique(part.index))),
-                     "polarised_samples": int(len(pol)), "rows": int(len(part))}
+        # one spin-up row per sample (the sample numbers repeat across databases)
+        first = part.spin == 0
+        out[name] = {"samples": int(first.sum()),
+                     "polarised_samples": int((first & part.polarised).sum()),
+                     "rows": int(len(part))}
     out["train_rows_augmented"] = int(train_rows)
     t = out["train"]
     out["summary"] = (
