@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The shipped single-band models (issue 18: ``triqs_mlsolver_single_band_v4``, in the
-default chain since session 14, and ``_v9``, before it at beta D >= 16 since session 20;
-``_v6``, the chain's ED-5e model in sessions 18-19 (v9's recipe trained on every sample);
+default chain since session 14, and ``_v10``, before it at beta D >= 16 since session 20;
+``_v9``, v10's recipe without the hard database; ``_v6``, the chain's ED-5e model in
+sessions 18-19 (v9's recipe trained on every sample);
 ``_v5``, v6 with the ensemble shrinkage; ``_v3``, v4's recipe with 4 members, in the chain
-in session 13; ``_v1``, their ED-3e-based predecessor; all but v9 and v4 opt-in): each answers
+in session 13; ``_v1``, their ED-3e-based predecessor; all but v10 and v4 opt-in): each answers
 spin-polarised and high-temperature inputs itself (no fallback), and its answers against
 the reference ED are where doc/ml.rst says."""
 
@@ -19,7 +20,8 @@ from triqs_mlsolver.validity import check_solution
 
 NAMES = ("triqs_mlsolver_single_band_v1", "triqs_mlsolver_single_band_v3",
          "triqs_mlsolver_single_band_v4", "triqs_mlsolver_single_band_v5",
-         "triqs_mlsolver_single_band_v6", "triqs_mlsolver_single_band_v9")
+         "triqs_mlsolver_single_band_v6", "triqs_mlsolver_single_band_v9",
+         "triqs_mlsolver_single_band_v10")
 GRID = dict(n_iw=256, n_tau=1025, n_l=30)
 
 
@@ -33,10 +35,10 @@ def rms(a, b):
     return float(np.sqrt(np.mean((np.asarray(a.G_tau) - np.asarray(b.G_tau)) ** 2)))
 
 
-def test_shipped_v9_and_v4_in_the_default_chain_v1_v3_v5_v6_not():
+def test_shipped_v10_and_v4_in_the_default_chain_others_not():
     assert set(NAMES) <= set(shipped_models())
-    assert DEFAULT_MODELS[1:] == (NAMES[5], NAMES[2])
-    assert not set(NAMES[:2] + NAMES[3:5]) & set(DEFAULT_MODELS)
+    assert DEFAULT_MODELS[1:] == (NAMES[6], NAMES[2])
+    assert not set(NAMES[:2] + NAMES[3:6]) & set(DEFAULT_MODELS)
     assert DEFAULT_MODEL == DEFAULT_MODELS[0]
 
 
