@@ -478,3 +478,21 @@ def test_samples_the_guard_never_gives_the_model_are_left_out(db_path, tmp_path)
                         ({"max_disagreement": -1.0}, "max_disagreement = -1.0")):
         with pytest.raises(TrainConfigError, match=match):
             _cfg(db_path, tmp_path / "m.safetensors", data=data)
+
+
+def test_spin_record_counts_samples_of_several_databases(db_path):
+    """The spin record counts one spin-up row per sample: the sample numbers of two
+    databases repeat, and counting distinct numbers undercounted (session 20)."""
+    from triqs_mlsolver.ml.train import spin_record
+
+    db = Database(db_path)
+    spec = FeatureSpec(Representation(kind="legendre", n=16), INPUTS, "ed2",
+                       ["U/D", "eps/D", "log(beta*D)"], spin_resolved=True)
+    one = load_samples(db, spec.representation, [*INPUTS, "ed"], spin_resolved=True)
+    two = SampleSet.concatenate([one, one])  # as if from two databases with equal numbering
+    n_pol = int(db.polarised.sum())
+    rec = spin_record(spec, {"train": two, "validation": one, "test": one},
+                      {"polarised_excluded": []}, [], train_rows=2 * len(two))
+    assert rec["train"] == {"samples": 2 * N_SAMPLES, "polarised_samples": 2 * n_pol,
+                            "rows": 2 * (N_SAMPLES + n_pol)}
+    assert rec["validation"]["samples"] == N_SAMPLES
