@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """The cost of MLSolver's answers that need ED-5e: ``single_band_v4``'s escalation
 (``mlsolver.ESCALATION``: ED-5e's answer where ED-3e and ED-4e disagree) and the default
-chain's ED-5e model (``single_band_v6``, base ED-5e, at beta D >= 50 since session 18, >= 20
-since session 19), against v4's network answer on the same input and IPT alone.
+chain's ED-5e model (base ED-5e: ``single_band_v6`` at beta D >= 50 since session 18, >= 20
+since session 19; ``single_band_v10`` at beta D >= 16 since session 20), against v4's
+network answer on the same input and IPT alone.
 
 Session 17 made the default single-band model answer with ED-5e (5 fitted bath sites, the
 self-energy re-embedded) where its cheap solvers ED-3e and ED-4e disagree by 8e-5 or more
@@ -16,7 +17,7 @@ self-energy re-embedded) where its cheap solvers ED-3e and ED-4e disagree by 8e-
   U/D = 5 (outside the Bethe corner), mu = U/2 + 0.5, where ED-5e costs most.
 
 Each is solved by ``solve_ml`` with ``single_band_v4`` (escalated), by v4 with the
-escalation switched off (its network answers), by the default chain (``single_band_v6``:
+escalation switched off (its network answers), by the default chain (its ED-5e model:
 its network, or ED-5e's own answer where its gate holds), by IPT alone (the baseline of the
 run) and by ED-5e alone, alternating call by call (one machine state for all), on
 ``bench_mlsolver``'s grids (n_iw = 1025, n_tau = 10001, n_l = 30); the reference ED is

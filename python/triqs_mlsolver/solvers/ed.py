@@ -177,6 +177,7 @@ samples with the largest errors; the median sample gets about 10 % worse
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -742,7 +743,8 @@ def embed_solution(params, sol, *, n_tau, n_l):
     # a solution from _solve_fixed(defer_transforms=True) has no G_tau, G_l: made on demand
     complete = sol.diagnostics.pop("_complete", None)
 
-    def fitted():  # the fitted AIM's full solution
+    @functools.cache
+    def fitted():  # the fitted AIM's full solution (built once: beyond the mesh and refused)
         return sol if complete is None else complete()
 
     n_fit = np.asarray(sol.density, float)[::-1]  # <n_-s> of the fitted AIM
