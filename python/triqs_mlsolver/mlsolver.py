@@ -197,44 +197,14 @@ CHAIN_MIN_BETA_D = dict.fromkeys(ED5E_MODELS, 16.0)
 #: * v4 (v3's recipe, 8 members): the same inputs, so the same guard (92 % likewise);
 #: * v5 (base ED-5e): ED-4e vs ED-5e, 5.0e-4: the smallest level of a grid 10^(k/10) that
 #:   keeps the calibration database's share sent to the reference at or below 1.5 % (1.10 %;
-#:   session 18, a rule written before the run); v6 (v5 without shrinkage) and v9 (trained
-#:   without the samples above this limit): the same; v10 (v9's recipe on more data) too
-#:   until session 21, since then 7.92e-4 on spin-symmetric inputs and 3.97e-4 on
-#:   spin-polarised ones (:data:`POLARISED_DISAGREEMENT_LIMITS`).
+#:   session 18, a rule written before the run); v6 (v5 without shrinkage), v9 and v10
+#:   (trained without the samples above this limit): the same.
 #:
 #: (doc/ml.rst)
 DISAGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v1": ("ed3", "ed3e", 1.1e-2),
                        "triqs_mlsolver_single_band_v3": ("ed3e", "ed4e", 1.9e-3),
                        "triqs_mlsolver_single_band_v4": ("ed3e", "ed4e", 1.9e-3),
-                       **dict.fromkeys(ED5E_MODELS, ("ed4e", "ed5e", 5.0e-4)),
-                       "triqs_mlsolver_single_band_v10": ("ed4e", "ed5e", 7.92e-4)}
-
-#: The guard's limit for spin-polarised inputs, where a model has its own (``model name:
-#: limit``; the pair is :data:`DISAGREEMENT_LIMITS`'s, whose limit then holds for
-#: spin-symmetric inputs).  A spin-resolved model's correction is worth less on polarised
-#: rows than on symmetric ones, so the same disagreement of its cheap solvers means a larger
-#: error of its answer there.  For v10 (session 21): its answers are 0.84-0.88x ED-5e's
-#: RMS of G(tau) on polarised calibration AIMs in every disagreement band, 0.32-0.54x on
-#: symmetric ones, and the polarised AIMs (83 of the 619 it answered) carried 62 % of the
-#: delivered squared error.  A rule written before the run re-allocated the reference calls
-#: of the single limit 5.0e-4 (21 of the calibration database's 2,000 AIMs): the pair of a
-#: grid 5.0e-4 * 10^(k/10) (k = -6 .. 4) with the least delivered squared error among those
-#: sending at most 21 AIMs to the reference: 7.92e-4 (symmetric), 3.97e-4 (polarised), 18 AIMs,
-#: squared error -5.2 %.  Polarised: the input's two spins differ (the model's two rows).
-#: (doc/mlsolver.rst, "The ED-5e model")
-POLARISED_DISAGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v10": 3.97e-4}
-
-
-def _guard(name, samples):
-    """The model's guard ``(solver a, solver b, limit)`` for this input (its rows
-    ``samples``): :data:`POLARISED_DISAGREEMENT_LIMITS`'s limit for a spin-polarised one."""
-    guard = DISAGREEMENT_LIMITS.get(name)
-    pol = getattr(samples, "polarised", None)
-    if guard is not None and name in POLARISED_DISAGREEMENT_LIMITS and (
-            pol is not None and bool(np.any(pol))):
-        guard = (*guard[:2], POLARISED_DISAGREEMENT_LIMITS[name])
-    return guard
-
+                       **dict.fromkeys(ED5E_MODELS, ("ed4e", "ed5e", 5.0e-4))}
 
 #: The agreement gate: ``model name: (solver a, solver b, level)``.  Where the two cheap
 #: solvers agree to better than ``level`` (RMS of G(tau), as for
@@ -1001,11 +971,10 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
         if {a, b} <= set(samples.G_tau) and (a, b) not in rms_of:
             rms_of[a, b] = disagreement_rms(samples.G_tau[a], samples.G_tau[b],
                                             samples.x_stored)
-    guard = _guard(name, samples)
+    guard = DISAGREEMENT_LIMITS.get(name)
     if guard is not None and guard[:2] in rms_of:
         diag["disagreement"] = {"solvers": guard[:2], "limit": guard[2],
-                                "value": rms_of[guard[:2]],
-                                "polarised": bool(np.any(getattr(samples, "polarised", False)))}
+                                "value": rms_of[guard[:2]]}
     gate = AGREEMENT_LIMITS.get(name)
     if gate is not None and rms_of.get(gate[:2], np.inf) < gate[2]:
         # the base is as accurate as the model can make it: its own answer
