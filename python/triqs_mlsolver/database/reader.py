@@ -253,9 +253,15 @@ def disagreement_rms(G_a, G_b, x) -> float:
     """RMS over ``tau`` of ``G_a - G_b`` (rows: spins or samples; last axis the stored points
     ``x = tau/beta``, weighted by :func:`tau_weights`), the largest row: the disagreement of
     two cheap solvers that the sampler's ``select`` and MLSolver's guard compare."""
+    return float(disagreement_rms_rows(G_a, G_b, x).max())
+
+
+def disagreement_rms_rows(G_a, G_b, x) -> np.ndarray:
+    """The RMS over ``tau`` of ``G_a - G_b`` of every row (the values whose largest
+    :func:`disagreement_rms` returns): shape ``G_a.shape[:-1]``."""
     w = tau_weights(x)
     d2 = (np.asarray(G_a) - np.asarray(G_b)) ** 2 * (1.0 if w is None else w)
-    return float(np.sqrt(d2.mean(axis=-1)).max())
+    return np.sqrt(d2.mean(axis=-1))
 
 
 def error_stats(diff, weights=None) -> dict:

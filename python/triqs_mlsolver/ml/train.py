@@ -525,19 +525,19 @@ def disagreement_excluded(samples, candidates, pair, max_disagreement) -> np.nda
     ``samples`` disagree by more than ``max_disagreement``: RMS over tau of their stored
     G(tau) difference (:func:`~triqs_mlsolver.database.reader.disagreement_rms`), the larger
     spin, as MLSolver's guard measures it (``0``: none)."""
-    from ..database.reader import disagreement_rms
+    from ..database.reader import disagreement_rms_rows
 
     candidates = np.asarray(candidates, np.int64)
     if not max_disagreement or len(candidates) == 0:
         return np.zeros(0, np.int64)
     a, b = pair
     rows = np.flatnonzero(np.isin(samples.index, candidates))
-    worst = {}
-    for r in rows:  # spin-resolved: one row per spin; the sample's larger one decides
-        v = disagreement_rms(samples.G_tau[a][r], samples.G_tau[b][r], samples.x_stored)
-        i = int(samples.index[r])
-        worst[i] = max(worst.get(i, 0.0), v)
-    return np.array(sorted(i for i, v in worst.items() if v > max_disagreement), np.int64)
+    v = disagreement_rms_rows(samples.G_tau[a][rows], samples.G_tau[b][rows], samples.x_stored)
+    # spin-resolved: one row per spin; the sample's larger one decides
+    index, row_of = np.unique(samples.index[rows], return_inverse=True)
+    worst = np.zeros(len(index))
+    np.maximum.at(worst, row_of, v)
+    return index[worst > max_disagreement].astype(np.int64)
 
 
 def database_paths(cfg: dict) -> list:
@@ -1402,17 +1402,16 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
             f"({spec.representation.describe()}; target {spec.describe_target()}, base "
             f"{spec.base}, reference {reference})")
         log(spin["summary"])
-        if cfg["data"]["max_reference_error"]:
-            n_ex = len(split.get("reference_excluded", [])) + sum(
-                len(r.get("split", {}).get("reference_excluded", [])) for r in records)
-            log(f"left out {n_ex} samples whose reference error estimate is above "
-                f"[data] max_reference_error = {cfg['data']['max_reference_error']:g}")
-        if cfg["data"]["max_disagreement"]:
-            n_ex = len(split.get("disagreement_excluded", [])) + sum(
-                len(r.get("split", {}).get("disagreement_excluded", [])) for r in records)
-            log(f"left out {n_ex} samples where {' and '.join(cfg['data']['disagreement'])} "
-                f"disagree by more than [data] max_disagreement = "
-                f"{cfg['data']['max_disagreement']:g}")
+        d = cfg["data"]
+        for setting, key, why in (
+                ("max_reference_error", "reference_excluded",
+                 "whose reference error estimate is above"),
+                ("max_disagreement", "disagreement_excluded",
+                 f"where {' and '.join(d['disagreement'])} disagree by more than")):
+            if d[setting]:
+                n_ex = len(split.get(key, [])) + sum(
+                    len(r.get("split", {}).get(key, [])) for r in records)
+                log(f"left out {n_ex} samples {why} [data] {setting} = {d[setting]:g}")
     m = cfg["model"]
     arch = {"depth": m["depth"], "width": m["width"], "activation": m["activation"],
             "n_in": int(Z.shape[1]), "n_out": int(T.shape[1]),
