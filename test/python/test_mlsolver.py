@@ -276,6 +276,41 @@ def test_cheap_solvers_disagreeing_hand_the_input_to_the_reference(monkeypatch):
     assert any(f"{a} and {b} disagree" in r for r in S.ml_report["out_of_domain"])
 
 
+def test_the_guard_has_its_own_level_for_spin_polarised_inputs(monkeypatch):
+    """POLARISED_DISAGREEMENT_LIMITS: the ED-5e model's guard uses the polarised level where
+    the input's spins differ and DISAGREEMENT_LIMITS's level where they are alike; the
+    report records the level used.  Both levels patched around this input's measured
+    disagreement: the polarised input goes to the reference, the symmetric one does not."""
+    import triqs_mlsolver.mlsolver as mls
+    from triqs_mlsolver.aim import AIMParams
+
+    eps, V = np.linspace(-0.8, 0.8, 6), np.full(6, 1.0 / np.sqrt(6))
+    grid = dict(n_iw=256, n_tau=1001, n_l=30)
+
+    def aim(mu):  # 6 sites (the model, not the exact path), beta D = 50
+        return AIMParams(U=2.0, mu=mu, beta=25.0, eps_k=np.array([eps, eps]),
+                         V_k=np.array([V, V]), D=2.0)
+
+    a, b, sym_limit = mls.DISAGREEMENT_LIMITS[V10]
+    pol_limit = mls.POLARISED_DISAGREEMENT_LIMITS[V10]
+    assert 0 < pol_limit < sym_limit
+    measured = {}
+    for polarised, mu in ((False, [1.1, 1.1]), (True, [1.2, 1.0])):
+        d = mls.solve_ml(aim(mu), **grid).diagnostics
+        assert d["model"] == V10 and not d["fallback_used"]
+        assert d["disagreement"]["solvers"] == (a, b)
+        assert d["disagreement"]["polarised"] is polarised
+        assert d["disagreement"]["limit"] == (pol_limit if polarised else sym_limit)
+        measured[polarised] = d["disagreement"]["value"]
+    monkeypatch.setitem(mls.DISAGREEMENT_LIMITS, V10, (a, b, 2.0 * max(measured.values())))
+    monkeypatch.setitem(mls.POLARISED_DISAGREEMENT_LIMITS, V10, 0.5 * measured[True])
+    sym = mls.solve_ml(aim([1.1, 1.1]), **grid).diagnostics
+    assert not sym["fallback_used"] and sym["model"] == V10
+    pol = mls.solve_ml(aim([1.2, 1.0]), **grid).diagnostics
+    assert pol["fallback_used"]
+    assert any(f"{a} and {b} disagree" in r for r in pol["out_of_domain"])
+
+
 def _bath_params(beta, U, n_bath, mu_shift=0.1):
     from triqs_mlsolver.aim import AIMParams
 
@@ -462,7 +497,9 @@ def test_agreement_levels_lie_below_the_disagreement_limits():
 
     for name, (a, b, level) in mls.AGREEMENT_LIMITS.items():
         ga, gb, limit = mls.DISAGREEMENT_LIMITS[name]
+        limit = min(limit, mls.POLARISED_DISAGREEMENT_LIMITS.get(name, limit))
         assert (a, b) == (ga, gb) and 0 < level < 0.1 * limit
+    assert set(mls.POLARISED_DISAGREEMENT_LIMITS) <= set(mls.DISAGREEMENT_LIMITS)
 
 
 def test_small_discrete_bath_is_solved_exactly():
