@@ -225,19 +225,13 @@ DISAGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v1": ("ed3", "ed3e", 1.1e-2),
 POLARISED_DISAGREEMENT_LIMITS = {"triqs_mlsolver_single_band_v10": 3.155e-4}
 
 
-def _guard(name, samples):
-    """The model's guard ``(solver a, solver b, limit)`` for this input (its rows
-    ``samples``): :data:`POLARISED_DISAGREEMENT_LIMITS`'s limit for a spin-polarised one."""
+def _guard(name, polarised: bool):
+    """The model's guard ``(solver a, solver b, limit)`` for an input:
+    :data:`POLARISED_DISAGREEMENT_LIMITS`'s limit for a spin-polarised one."""
     guard = DISAGREEMENT_LIMITS.get(name)
-    if guard is not None and name in POLARISED_DISAGREEMENT_LIMITS and _polarised(samples):
+    if guard is not None and polarised and name in POLARISED_DISAGREEMENT_LIMITS:
         guard = (*guard[:2], POLARISED_DISAGREEMENT_LIMITS[name])
     return guard
-
-
-def _polarised(samples) -> bool:
-    """Whether a spin-resolved model's rows ``samples`` are those of a spin-polarised input."""
-    pol = getattr(samples, "polarised", None)
-    return pol is not None and bool(np.any(pol))
 
 #: The agreement gate: ``model name: (solver a, solver b, level)``.  Where the two cheap
 #: solvers agree to better than ``level`` (RMS of G(tau), as for
@@ -1004,10 +998,12 @@ def _ml_answer(mdl, params, eff, delta_mom, n_iw, n_tau, n_l, diag, fallback):
         if {a, b} <= set(samples.G_tau) and (a, b) not in rms_of:
             rms_of[a, b] = disagreement_rms(samples.G_tau[a], samples.G_tau[b],
                                             samples.x_stored)
-    guard = _guard(name, samples)
+    # a spin-resolved model's two rows: a spin-polarised input
+    polarised = samples.polarised is not None and bool(samples.polarised.any())
+    guard = _guard(name, polarised)
     if guard is not None and guard[:2] in rms_of:
         diag["disagreement"] = {"solvers": guard[:2], "limit": guard[2],
-                                "value": rms_of[guard[:2]], "polarised": _polarised(samples)}
+                                "value": rms_of[guard[:2]], "polarised": polarised}
     gate = AGREEMENT_LIMITS.get(name)
     if gate is not None and rms_of.get(gate[:2], np.inf) < gate[2]:
         # the base is as accurate as the model can make it: its own answer
