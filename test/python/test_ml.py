@@ -3,8 +3,10 @@
 
 import argparse
 import json
+import os
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -402,6 +404,74 @@ def test_parallel_members_identical_to_serial(tiny_db, tmp_path):
     assert out.is_file() and not out.with_name("p.checkpoints").exists()
     with pytest.raises(TrainConfigError, match="workers"):
         _cfg(tiny_db, out, training={"workers": -1})
+
+
+def _children(pid):
+    """Pids of the live worker processes (``spawn_main``) whose parent is ``pid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (d / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmd:
+            out.append(int(d.name))
+    return out
+
+
+def _running(pid):
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_stop_when_the_training_process_is_killed(tiny_db, tmp_path):
+    """A kill of the training process (SIGKILL: no handler runs) must not leave its spawned
+    workers training on: they check their parent every PARENT_CHECK_SECONDS (session 22:
+    two such orphans wrote into the checkpoint folder of the next run)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import triqs_mlsolver.ml.train as tr_mod
+
+    cfg = tmp_path / "long.toml"
+    cfg.write_text(
+        f'[data]\ndatabase = "{tiny_db}"\n'
+        '[features]\nkind = "tau"\nn = 21\nmesh = "uniform"\n'
+        'inputs = ["hubbard_i", "ipt", "ed1"]\nbase = "ipt"\n'
+        '[model]\ndepth = 1\nwidth = 32\nn_ensemble = 2\n'
+        '[training]\nmax_epochs = 100000\npatience = 100000\nlr_patience = 0\nworkers = 2\n'
+        f'[output]\nmodel = "{tmp_path / "long.safetensors"}"\ncheckpoint_every = 0\n')
+    proc = subprocess.Popen([sys.executable, "-m", "triqs_mlsolver.cli.main", "train", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.monotonic()
+        while len(kids := _children(proc.pid)) < 2:
+            assert proc.poll() is None, "the training ended before its workers started"
+            assert time.monotonic() - t0 < 120, "no workers after 120 s"
+            time.sleep(0.5)
+        time.sleep(8.0)  # the workers are training
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        t0 = time.monotonic()
+        while alive := [k for k in kids if _running(k)]:
+            assert time.monotonic() - t0 < 10 * tr_mod.PARENT_CHECK_SECONDS + 5, \
+                f"workers {alive} still running after their parent was killed"
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for k in kids if "kids" in locals() else []:
+            if _running(k):
+                os.kill(k, signal.SIGKILL)
 
 
 def test_interrupted_training_resumes_from_finished_members(tiny_db, tmp_path, monkeypatch):

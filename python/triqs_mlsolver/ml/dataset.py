@@ -71,6 +71,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .fit_residual import FIT_RESIDUAL_N, fit_solver, rows_from_database
+from .fit_residual import feature_block as fit_residual_block
 from .representations import (
     Representation,
     SigmaTarget,
@@ -79,7 +81,8 @@ from .representations import (
     polarisation_descriptors,
 )
 
-__all__ = ["FeatureSpec", "SampleSet", "load_samples", "split_indices", "INPUT_MODES"]
+__all__ = ["FeatureSpec", "SampleSet", "load_samples", "add_fit_residuals", "split_indices",
+           "INPUT_MODES"]
 
 INPUT_MODES = ("absolute", "difference", "shape")
 #: Norms ``|y_k - y_base|`` below this are treated as this in the "shape" inputs and the
@@ -119,6 +122,13 @@ class FeatureSpec:
         One row per spin (see the module docstring); the samples must then be loaded with
         ``load_samples(..., spin_resolved=True)``.  Stored in the model file only when
         true (files without the key: False).
+    fit_residual : list of str
+        Fitted-bath ED inputs (``"ed4e"``, ``"ed5e"``, ...) whose fit residual
+        ``Delta - Delta_fit`` at the first ``fit_residual_n`` Matsubara frequencies is a
+        feature (:mod:`~triqs_mlsolver.ml.fit_residual`); the samples then need
+        ``params["fitres"]`` and ``["fitres_o"]`` (:func:`add_fit_residuals`).  Stored in the
+        model file only when set.
+    fit_residual_n : int
     """
 
     representation: Representation
@@ -130,6 +140,8 @@ class FeatureSpec:
     scale_floor: float = SCALE_FLOOR
     sigma: SigmaTarget | None = None
     spin_resolved: bool = False
+    fit_residual: list = field(default_factory=list)
+    fit_residual_n: int = FIT_RESIDUAL_N
 
     def __post_init__(self):
         if not isinstance(self.spin_resolved, (bool, np.bool_)):
@@ -161,6 +173,22 @@ class FeatureSpec:
             )
         descriptors({k: np.ones(1) for k in ("U", "mu", "beta", "D")}
                     | {"eps_k": np.ones((1, 1)), "V_k": np.ones((1, 1))}, self.descriptors)
+        if isinstance(self.fit_residual, str):
+            raise ValueError(f"fit_residual = {self.fit_residual!r}: give a list of solvers, "
+                             f"e.g. [{self.fit_residual!r}]")
+        self.fit_residual = list(self.fit_residual)
+        for s in self.fit_residual:
+            fit_solver(s)  # a fitted-bath ED solver, or a ValueError naming it
+            if s not in self.inputs:
+                raise ValueError(f"fit_residual: {s!r} must be one of the inputs {self.inputs} "
+                                 "(its own fit is read from its solution at inference)")
+        if len(set(self.fit_residual)) != len(self.fit_residual):
+            raise ValueError(f"fit_residual: solver names must be unique, got "
+                             f"{self.fit_residual}")
+        if (isinstance(self.fit_residual_n, bool) or not isinstance(self.fit_residual_n, int)
+                or not 1 <= self.fit_residual_n <= 64):
+            raise ValueError(f"fit_residual_n = {self.fit_residual_n!r}: give an integer "
+                             "from 1 to 64 (the Matsubara frequencies of the residual)")
 
     @property
     def others(self) -> list:
@@ -179,6 +207,8 @@ class FeatureSpec:
             # only when set: a spin-symmetric model's file stays as before (and readable by
             # versions that predate the key)
             **({"spin_resolved": True} if self.spin_resolved else {}),
+            **({"fit_residual": list(self.fit_residual),
+                "fit_residual_n": int(self.fit_residual_n)} if self.fit_residual else {}),
         }
 
     @classmethod
@@ -260,6 +290,11 @@ class FeatureSpec:
         cols.append(X_desc)
         if self.spin_resolved:
             cols.append(polarisation_descriptors(samples.params, self.descriptors)[0])
+        if self.fit_residual:
+            if "fitres" not in samples.params:
+                raise ValueError("the model uses fit-residual features: add them to the "
+                                 "samples first (ml.dataset.add_fit_residuals)")
+            cols.append(fit_residual_block(samples.params))
         return np.concatenate(cols, axis=1)
 
     def polarisation_mask(self, n_features: int) -> np.ndarray:
@@ -492,6 +527,22 @@ def load_samples(db, rep: Representation, solvers, indices=None, *,
         y[s] = rep.encode(Gt[s], Gl[s], beta, db.tau_over_beta)
     return SampleSet(indices, params, y, Gt, Gl, np.asarray(db.tau_over_beta),
                      np.zeros(len(indices), bool), polarised_excluded=excluded)
+
+
+def add_fit_residuals(samples: SampleSet, db, spec: FeatureSpec) -> SampleSet:
+    """``samples`` (read from ``db`` by :func:`load_samples`) with the fit-residual
+    parameters ``"fitres"``, ``"fitres_o"`` the ``spec`` needs (unchanged without
+    ``spec.fit_residual``): each sample's fits made again as at generation
+    (:mod:`~triqs_mlsolver.ml.fit_residual`).  Particle-hole images are not allowed here:
+    add the residuals before :meth:`SampleSet.ph_image` (which maps them)."""
+    if not spec.fit_residual:
+        return samples
+    if samples.ph.any():
+        raise ValueError("add_fit_residuals: give the database's own rows (not their "
+                         "particle-hole images; ph_image maps the residuals)")
+    samples.params.update(rows_from_database(db, samples.index, samples.spin,
+                                             spec.fit_residual, spec.fit_residual_n))
+    return samples
 
 
 def _check_spin_symmetric(db, solver, G_nst):

@@ -59,7 +59,7 @@ import numpy as np
 from ..database.reader import beta_classes, beta_label, error_stats, tau_weights
 from ..gf import transforms as tr
 from .baselines import fit_krr, fit_ridge
-from .dataset import SampleSet, load_samples
+from .dataset import SampleSet, add_fit_residuals, load_samples
 
 __all__ = [
     "unseen_samples",
@@ -269,6 +269,7 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
     if len(disagreeing):
         samples = samples.subset(np.flatnonzero(~np.isin(samples.index, disagreeing)))
     info["disagreement_excluded"] = int(len(disagreeing))
+    samples = add_fit_residuals(samples, db, spec)
     if log and max_disagreement:
         log(f"left out {len(disagreeing)} samples where {' and '.join(pair)} disagree by more "
             f"than {max_disagreement:g} (MLSolver's guard gives them to the reference)")
@@ -300,9 +301,10 @@ def evaluate(model, db, *, split="test", baselines=True, krr=True, u_edges=(1, 4
             if log:
                 log("baselines skipped: the training database is not available")
         else:
-            train = load_samples(train_db, spec.representation,
-                                 list(dict.fromkeys([*spec.inputs, ref])), tr_idx,
-                                 spin_resolved=spec.spin_resolved)
+            train = add_fit_residuals(
+                load_samples(train_db, spec.representation,
+                             list(dict.fromkeys([*spec.inputs, ref])), tr_idx,
+                             spin_resolved=spec.spin_resolved), train_db, spec)
             cfg = meta.get("training", {}).get("config", {}).get("features", {})
             kw = {"ph_augment": cfg.get("ph_augment", True),
                   "input_transform": cfg.get("input_transform", "identity"),

@@ -212,6 +212,12 @@ def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None)
     else:  # the model's database stored G at non-uniform points: the same spline here
         x = x_st
         gtau = {s: tr.uniform_tau_to_points(sol.G_tau.real, x) for s, sol in solutions.items()}
+    if getattr(spec, "fit_residual", None):  # the fits the inputs' solves made
+        from .fit_residual import rows_from_solutions
+
+        spins = [0, 1] if resolved and len(p["U"]) == 2 else [0]
+        p.update(rows_from_solutions(params, solutions, spec.fit_residual,
+                                     spec.fit_residual_n, spins))
     rep = spec.representation
     if resolved and len(p["U"]) == 2:  # spin-polarised: row s is spin s, the other 1 - s
         Gt = {s: g.copy() for s, g in gtau.items()}

@@ -210,10 +210,20 @@ def _versions() -> dict:
             "numpy_version": np.__version__}
 
 
+#: Precisions the weights may be stored in (``[output] weights_dtype``).
+WEIGHTS_DTYPES = ("float64", "float32")
+
+
 def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
                overwrite: bool = False, name: str = "", published: bool = False,
-               resume_hint: str = "free space there and save the model again") -> Path:
+               resume_hint: str = "free space there and save the model again",
+               weights_dtype: str | None = None) -> Path:
     """Write ``model`` (and the extra ``metadata``) to ``path`` (``.safetensors``).
+
+    ``weights_dtype`` (default: ``metadata["weights_dtype"]`` if there, else the
+    networks' own): the precision the weights are stored in, ``"float32"`` halving the
+    file.  A model loaded from it computes in its architecture's dtype with the stored
+    weights (``metadata["weights_dtype"]`` records the choice; a published copy keeps it).
 
     An existing file is an error unless ``overwrite`` is true; a published
     model is never overwritten.  A full disk raises
@@ -241,6 +251,13 @@ def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
     if published:
         check_published_name(name)
     tensors = {k: np.ascontiguousarray(v) for k, v in model.state_tensors().items()}
+    weights_dtype = weights_dtype or (metadata or {}).get("weights_dtype")
+    if weights_dtype is not None:
+        if weights_dtype not in WEIGHTS_DTYPES:
+            raise ValueError(f"weights_dtype = {weights_dtype!r}: use one of {WEIGHTS_DTYPES}")
+        tensors = {k: (np.ascontiguousarray(v.astype(weights_dtype))
+                       if np.issubdtype(v.dtype, np.floating) else v)
+                   for k, v in tensors.items()}
     # the model itself defines what it is (pipeline, architecture, versions): those keys of
     # ``metadata`` (e.g. the metadata of the file the model was loaded from) are replaced
     meta = {
@@ -256,6 +273,7 @@ def save_model(model: CorrectionModel, path, *, metadata: dict | None = None,
         "n_members": len(model.nets),
         **model.pipeline_dict(),
         "weights_sha256": _tensors_sha256(tensors),
+        **({"weights_dtype": weights_dtype} if weights_dtype is not None else {}),
     }
     text = json.dumps(meta, allow_nan=True)
     return _write_model_file(path, tensors, text, resume_hint)

@@ -767,6 +767,11 @@ def ph_image_params(params: dict) -> dict:
         if "delta_l" + sfx in params:  # Delta(tau) -> Delta(beta - tau)
             dl = np.asarray(params["delta_l" + sfx])
             out["delta_l" + sfx] = dl * (-1.0) ** np.arange(dl.shape[-1])
+    for key in ("fitres", "fitres_o"):  # the fit residual R -> -conj(R)
+        if key in params:
+            from .fit_residual import ph_image as _fitres_image
+
+            out[key] = _fitres_image(params[key])
     return out
 
 

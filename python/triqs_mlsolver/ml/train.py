@@ -64,6 +64,9 @@ sample hashes (doc/ml.rst, "Continuing from a model").
                                 # "auto": c of SHRINK_GRID chosen on the validation split
     spin_resolved = false       # one row per spin of a spin-polarised sample (doc/ml.rst,
                                 # "Spin-resolved models"); false: spin-polarised samples left out
+    fit_residual = []           # fitted-bath ED inputs whose fit residual Delta - Delta_fit
+                                # is a feature, e.g. ["ed4e", "ed5e"] (doc/ml.rst)
+    fit_residual_n = 8          # ... at the first n Matsubara frequencies
 
     [model]
     preset = ""                 # "seed"
@@ -95,6 +98,8 @@ sample hashes (doc/ml.rst, "Continuing from a model").
     name = ""                   # versioned name to publish under, e.g. "triqs_mlsolver_default_v1"
     checkpoint_every = 10       # epochs between checkpoints of the best weights (0: none)
     overwrite = false
+    weights_dtype = "float64"   # "float32": the weights stored in single precision (half
+                                # the file; the model still computes in [training] dtype)
 """
 
 from __future__ import annotations
@@ -111,7 +116,7 @@ import numpy as np
 from .._config import check_sections, read_toml
 from ..database.reader import MAX_BETA_CLASSES, is_uniform
 from ..errors import TriqsMLSolverError
-from .dataset import FeatureSpec, SampleSet, load_samples, split_indices
+from .dataset import FeatureSpec, SampleSet, add_fit_residuals, load_samples, split_indices
 from .models import ACTIVATIONS, PRESETS, CorrectionModel, build_mlp
 from .representations import (
     Representation,
@@ -170,6 +175,8 @@ DEFAULTS = {
         "clip": True,
         "shrink": 0.0,
         "spin_resolved": False,
+        "fit_residual": [],
+        "fit_residual_n": 8,
     },
     "model": {
         "preset": "",
@@ -201,6 +208,7 @@ DEFAULTS = {
         "name": "",
         "checkpoint_every": 10,
         "overwrite": False,
+        "weights_dtype": "float64",
     },
 }
 
@@ -375,8 +383,11 @@ def validate_train_config(cfg: dict) -> dict:
         raise TrainConfigError("[training] max_minutes must be >= 0 (0: no limit)")
     if not str(o["model"]).endswith(".safetensors"):
         raise TrainConfigError(f"[output] model = {o['model']!r}: must end in .safetensors")
-    from .modelfile import check_published_name
+    from .modelfile import WEIGHTS_DTYPES, check_published_name
 
+    if o["weights_dtype"] not in WEIGHTS_DTYPES:
+        raise TrainConfigError(f"[output] weights_dtype = {o['weights_dtype']!r}: use one of "
+                               f"{', '.join(WEIGHTS_DTYPES)}")
     if o["name"]:
         try:
             check_published_name(o["name"])
@@ -426,7 +437,8 @@ def feature_spec(cfg: dict) -> FeatureSpec:
     sigma = SigmaTarget(n=f["n_sigma"], n_l=f["sigma_n_l"]) if f["target"] == "sigma" else None
     return FeatureSpec(rep, list(f["inputs"]), f["base"], list(f["descriptors"]),
                        f["input_mode"], f["target_scale"] or None, sigma=sigma,
-                       spin_resolved=f["spin_resolved"])
+                       spin_resolved=f["spin_resolved"], fit_residual=list(f["fit_residual"]),
+                       fit_residual_n=f["fit_residual_n"])
 
 
 def prepare_data(cfg: dict, db=None):
@@ -455,6 +467,7 @@ def prepare_data(cfg: dict, db=None):
         )
     samples = load_samples(db, spec.representation, solvers,
                            spin_resolved=spec.spin_resolved)
+    samples = add_fit_residuals(samples, db, spec)
     n_l_db = next(iter(samples.G_l.values())).shape[1]
     if spec.sigma is not None and n_l_db < spec.sigma.n_l:
         raise TrainConfigError(
@@ -835,6 +848,30 @@ class _Checkpoint:
         return state, rec["history"], rec["info"]
 
 
+#: Seconds between a training worker's checks that the process that started it is alive.
+PARENT_CHECK_SECONDS = 2.0
+
+
+def _exit_with_parent(parent: int):
+    """Stop this worker process when its parent ``parent`` (the pid the training process
+    passed: a worker that starts after its parent died must not take its new parent for
+    it) is gone.  A ``kill`` of the training process left its spawned workers training on,
+    writing into the checkpoint folder of the next run (session 22).  Finished members are
+    checkpointed, so nothing is lost."""
+    import threading
+
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def _member_in_worker(args):
     """Train one member in a worker process; returns ``(state_dict, history, info)``."""
     import torch
@@ -890,7 +927,9 @@ def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, ga
 
         jobs = [(Z, T, W, Zv, Tv, Wv, cfg, t["seed"] + k, checkpoints[k], gates, gates_v,
                  None if quiet else j % workers, inits[k]) for j, k in enumerate(todo)]
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for k, (state, hist, info) in zip(todo, pool.map(_member_in_worker, jobs)):
                 out[k] = (build(state), hist, info)
                 if log:
@@ -1047,6 +1086,9 @@ def _fingerprint(cfg: dict, db_sha256, parent_sha256: str = "") -> str:
     c["training"].pop("init_model", None)  # the parent's hash stands for it
     if not c["features"].get("spin_resolved"):  # runs from before the key: same fingerprint
         c["features"].pop("spin_resolved", None)
+    if not c["features"].get("fit_residual"):  # likewise
+        c["features"].pop("fit_residual", None)
+        c["features"].pop("fit_residual_n", None)
     if not c["data"].get("max_reference_error"):  # likewise
         c["data"].pop("max_reference_error", None)
     if not c["data"].get("max_disagreement"):  # likewise
@@ -1096,7 +1138,10 @@ def check_parent(cfg: dict, meta: dict, *, name: str = "the parent model",
         ("[features] target", f["target"], "G" if sig is None else "sigma"),
         ("[features] target_scale", f["target_scale"], ps.target_scale or ""),
         ("[features] spin_resolved", f["spin_resolved"], ps.spin_resolved),
+        ("[features] fit_residual", list(f["fit_residual"]), list(ps.fit_residual)),
     ]
+    if f["fit_residual"]:
+        pairs += [("[features] fit_residual_n", f["fit_residual_n"], ps.fit_residual_n)]
     if sig is not None and f["target"] == "sigma":
         pairs += [("[features] n_sigma", f["n_sigma"], sig.n),
                   ("[features] sigma_n_l", f["sigma_n_l"], sig.n_l)]
@@ -1503,7 +1548,9 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
         log(f"total {report['training']['seconds']:.1f} s")
     if save:
         save_model(model, out_path, metadata=report, overwrite=cfg["output"]["overwrite"],
-                   resume_hint=_resume_hint(ckpt_dir))
+                   resume_hint=_resume_hint(ckpt_dir),
+                   weights_dtype=(None if cfg["output"]["weights_dtype"] == "float64"
+                                  else cfg["output"]["weights_dtype"]))
         if log:
             log(f"wrote {out_path}")
         if ckpt_dir.is_dir():  # the run finished: its checkpoints are superseded

@@ -331,6 +331,16 @@ def _discrete_params(params: AIMParams, n_bath, n_iw, ph_symmetric_fit, fit_star
     return fitted, report
 
 
+def fit_discrete_bath(params: AIMParams, n_bath, n_iw, *, ph_symmetric_fit=False,
+                      fit_starts=4, fit_weight="uniform"):
+    """The report of the ``n_bath``-site bath fit that :func:`solve_ed` makes of ``params``
+    (``AIMSolution.diagnostics['bath_fit']``: ``eps_k``, ``V_k`` per spin, ``chi2``, ...),
+    or None where the bath is not fitted (a discrete bath of ``n_bath`` sites, or
+    ``n_bath=None``).  The same code and arguments as the solve: the fit-residual features
+    (:mod:`triqs_mlsolver.ml.fit_residual`) remake a database's fits with it."""
+    return _discrete_params(params, n_bath, n_iw, ph_symmetric_fit, fit_starts, fit_weight)[1]
+
+
 #: Particle-hole symmetry is used where the discrete AIM has it to this relative
 #: tolerance (``mu_s = U/2``, bath levels in mirror pairs); the pairs are then made exactly
 #: symmetric (a change of at most ``PH_TOL`` x the energy scale in the Hamiltonian).
