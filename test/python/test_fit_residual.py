@@ -12,15 +12,15 @@ spin-flip equivariant.
 """
 
 import dataclasses
-import importlib
 
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
+from helpers import hand_made_database, polarised_family_aim, train_config  # noqa: E402
 from triqs_mlsolver.aim import AIMParams  # noqa: E402
-from triqs_mlsolver.database import Database, generate, validate_config  # noqa: E402
+from triqs_mlsolver.database import Database  # noqa: E402
 from triqs_mlsolver.ml import fit_residual as fr  # noqa: E402
 from triqs_mlsolver.ml import load_model  # noqa: E402
 from triqs_mlsolver.ml.dataset import (  # noqa: E402
@@ -30,7 +30,7 @@ from triqs_mlsolver.ml.dataset import (  # noqa: E402
 )
 from triqs_mlsolver.ml.inference import correct, sample_from_solutions  # noqa: E402
 from triqs_mlsolver.ml.representations import Representation, ph_image_params  # noqa: E402
-from triqs_mlsolver.ml.train import TrainConfigError, train, validate_train_config  # noqa: E402
+from triqs_mlsolver.ml.train import TrainConfigError, train  # noqa: E402
 from triqs_mlsolver.solvers import solve_aim  # noqa: E402
 
 GRID = {"n_iw": 128, "n_tau": 21, "n_l": 16}
@@ -39,48 +39,25 @@ N_SAMPLES = 24
 
 
 def hand_sample(i):
-    """6 bath sites; ``i % 3``: 0 spin-symmetric, 1 a Zeeman field, 2 a bath per spin.
-    ``D = 2 sqrt(m_0)`` (MLSolver's energy unit)."""
-    rng = np.random.default_rng([2026, i])
-    U, beta = rng.uniform(1.0, 3.0), rng.uniform(5.0, 15.0)
-    eps, V = np.sort(rng.uniform(-1.2, 1.2, 6)), rng.uniform(0.15, 0.35, 6)
-    mu = U / 2 + rng.uniform(-0.3, 0.3)
-    mu_s, eps_s, V_s = np.array([mu, mu]), np.array([eps, eps]), np.array([V, V])
-    if i % 3 == 1:
-        h = rng.uniform(0.05, 0.3)
-        mu_s = np.array([mu + h, mu - h])
-    elif i % 3 == 2:
-        d, r = rng.uniform(0.1, 0.4), rng.uniform(0.75, 1.25)
-        eps_s, V_s = np.array([eps + d, eps - d]), np.array([V, V * r])
-    D = 2 * np.sqrt(np.mean((V_s**2).sum(axis=1)))
-    return AIMParams(U=U, mu=mu_s, beta=beta, eps_k=eps_s, V_k=V_s, D=D)
+    """6 bath sites (:func:`helpers.polarised_family_aim`)."""
+    return polarised_family_aim(i, seed=2026, n_sites=6, eps_max=1.2, V_range=(0.15, 0.35))
 
 
 @pytest.fixture(scope="module")
 def db_path(tmp_path_factory):
-    gen = importlib.import_module("triqs_mlsolver.database.generate")
-    path = tmp_path_factory.mktemp("fitres") / "fitres.h5"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gen, "sample_params", lambda cfg, i: hand_sample(i))
-        generate(validate_config({
-            "sampler": {"n_samples": N_SAMPLES, "n_bath": 6, "seed": 1},
-            "solvers": {"cheap": INPUTS, "reference": "ed"},
-            "grid": dict(GRID)}), path, quiet=True)
-    return path
+    return hand_made_database(tmp_path_factory.mktemp("fitres") / "fitres.h5", hand_sample,
+                              n_samples=N_SAMPLES, n_bath=6, cheap=INPUTS, grid=GRID)
 
 
 def _cfg(db, out, **over):
-    raw = {
+    return train_config({
         "data": {"database": str(db), "test_fraction": 0.2, "validation_fraction": 0.25},
         "features": {"kind": "legendre", "n": 16, "inputs": INPUTS, "base": "ed3e",
                      "spin_resolved": True, "fit_residual": ["ed3e"], "fit_residual_n": 4},
         "model": {"depth": 1, "width": 16, "n_ensemble": 2},
         "training": {"lr": 3e-3, "max_epochs": 30, "patience": 10, "seed": 5},
         "output": {"model": str(out), "checkpoint_every": 0},
-    }
-    for sec, body in over.items():
-        raw.setdefault(sec, {}).update(body)
-    return validate_train_config(raw)
+    }, over)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import train_config
 from triqs_mlsolver._config import config_to_toml
 from triqs_mlsolver.aim import AIMParams
 from triqs_mlsolver.database import Database, generate, validate_config
@@ -268,7 +269,7 @@ def tiny_db(tmp_path_factory):
 
 
 def _cfg(db, out, **over):
-    raw = {
+    return train_config({
         "data": {"database": str(db), "test_fraction": 0.2, "validation_fraction": 0.25},
         "features": {"kind": "tau", "n": 21, "mesh": "uniform", "inputs": ["hubbard_i", "ipt",
                                                                           "ed1"],
@@ -277,10 +278,7 @@ def _cfg(db, out, **over):
         "training": {"lr": 3e-3, "batch_size": 8, "max_epochs": 150, "patience": 40,
                      "seed": 5},
         "output": {"model": str(out), "checkpoint_every": 0},
-    }
-    for sec, body in over.items():
-        raw.setdefault(sec, {}).update(body)
-    return validate_train_config(raw)
+    }, over)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ and predict as before.
 """
 
 import dataclasses
-import importlib
 import warnings
 
 import numpy as np
@@ -21,15 +20,16 @@ import pytest
 
 pytest.importorskip("torch")
 
+from helpers import hand_made_database, polarised_family_aim, train_config  # noqa: E402
 from triqs_mlsolver.aim import AIMParams  # noqa: E402
-from triqs_mlsolver.database import Database, generate, validate_config  # noqa: E402
+from triqs_mlsolver.database import Database  # noqa: E402
 from triqs_mlsolver.errors import OutOfDomainError  # noqa: E402
 from triqs_mlsolver.ml import load_model  # noqa: E402
 from triqs_mlsolver.ml.dataset import FeatureSpec, SampleSet, load_samples  # noqa: E402
 from triqs_mlsolver.ml.evaluate import evaluate, format_table  # noqa: E402
 from triqs_mlsolver.ml.inference import correct, sample_from_solutions  # noqa: E402
 from triqs_mlsolver.ml.representations import Representation  # noqa: E402
-from triqs_mlsolver.ml.train import train, validate_train_config  # noqa: E402
+from triqs_mlsolver.ml.train import train  # noqa: E402
 from triqs_mlsolver.mlsolver import MLSolver, solve_ml  # noqa: E402
 from triqs_mlsolver.operators import n  # noqa: E402
 from triqs_mlsolver.solvers import solve_aim  # noqa: E402
@@ -41,49 +41,24 @@ N_SAMPLES = 48
 
 
 def hand_sample(i):
-    """Sample ``i``: ``i % 3 == 0`` spin-symmetric, ``1`` a Zeeman field ``mu_s = mu +- h``,
-    ``2`` a different bath per spin (levels shifted by ``+-d``, hoppings scaled for spin
-    down).  ``D = 2 sqrt(m_0)`` with ``m_0`` the spin-averaged bath weight: MLSolver's
-    energy unit, so that an input built from ``G0_iw`` has the database's descriptors."""
-    rng = np.random.default_rng([2024, i])
-    U, beta = rng.uniform(1.0, 3.0), rng.uniform(5.0, 15.0)
-    eps, V = np.sort(rng.uniform(-1.0, 1.0, 3)), rng.uniform(0.2, 0.45, 3)
-    mu = U / 2 + rng.uniform(-0.3, 0.3)
-    mu_s, eps_s, V_s = np.array([mu, mu]), np.array([eps, eps]), np.array([V, V])
-    if i % 3 == 1:
-        h = rng.uniform(0.05, 0.3)
-        mu_s = np.array([mu + h, mu - h])
-    elif i % 3 == 2:
-        d, r = rng.uniform(0.1, 0.4), rng.uniform(0.75, 1.25)
-        eps_s, V_s = np.array([eps + d, eps - d]), np.array([V, V * r])
-    D = 2 * np.sqrt(np.mean((V_s**2).sum(axis=1)))
-    return AIMParams(U=U, mu=mu_s, beta=beta, eps_k=eps_s, V_k=V_s, D=D)
+    """Sample ``i`` (3 sites; :func:`helpers.polarised_family_aim`)."""
+    return polarised_family_aim(i, seed=2024, n_sites=3, eps_max=1.0, V_range=(0.2, 0.45))
 
 
 @pytest.fixture(scope="module")
 def db_path(tmp_path_factory):
-    gen = importlib.import_module("triqs_mlsolver.database.generate")
-    path = tmp_path_factory.mktemp("spin") / "spin.h5"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gen, "sample_params", lambda cfg, i: hand_sample(i))
-        generate(validate_config({
-            "sampler": {"n_samples": N_SAMPLES, "n_bath": 3, "seed": 1},
-            "solvers": {"cheap": INPUTS, "reference": "ed"},
-            "grid": dict(GRID)}), path, quiet=True)
-    return path
+    return hand_made_database(tmp_path_factory.mktemp("spin") / "spin.h5", hand_sample,
+                              n_samples=N_SAMPLES, n_bath=3, cheap=INPUTS, grid=GRID)
 
 
 def _cfg(db, out, **over):
-    raw = {
+    return train_config({
         "data": {"database": str(db), "test_fraction": 0.2, "validation_fraction": 0.25},
         "features": {"kind": "legendre", "n": 16, "inputs": INPUTS, "base": "ed2"},
         "model": {"depth": 1, "width": 32, "n_ensemble": 2},
         "training": {"lr": 3e-3, "max_epochs": 150, "patience": 40, "seed": 5},
         "output": {"model": str(out), "checkpoint_every": 0},
-    }
-    for sec, body in over.items():
-        raw.setdefault(sec, {}).update(body)
-    return validate_train_config(raw)
+    }, over)
 
 
 @pytest.fixture(scope="module")
