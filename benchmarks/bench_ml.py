@@ -23,7 +23,7 @@ from _timing import median_time
 from triqs_mlsolver.aim import AIMParams
 from triqs_mlsolver.database import Database
 from triqs_mlsolver.ml import load_model
-from triqs_mlsolver.ml.dataset import SampleSet, load_samples
+from triqs_mlsolver.ml.dataset import SampleSet, add_fit_residuals, load_samples
 from triqs_mlsolver.solvers import solve_aim
 from triqs_mlsolver.solvers.ed import embed_solution, embedded_source
 
@@ -44,7 +44,9 @@ def main():
     db = Database(args.database)
     solvers = list(dict.fromkeys([*model.spec.inputs]))
     idx = np.flatnonzero(db.ok)[:1024]
-    samples = load_samples(db, model.spec.representation, solvers, idx)
+    samples = add_fit_residuals(load_samples(db, model.spec.representation, solvers, idx,
+                                             spin_resolved=model.spec.spin_resolved),
+                                db, model.spec)
     while len(samples) < 1024:
         samples = SampleSet.concatenate([samples, samples])
     big = samples.subset(np.arange(1024))

@@ -107,6 +107,16 @@ def test_a_bath_the_solver_does_not_fit_has_zero_residual():
     assert not out["fitres"].any() and not out["fitres_o"].any()
 
 
+def test_a_continuous_delta_needs_the_frequencies():
+    p = hand_sample(0)
+    cont = AIMParams(U=p.U, mu=p.mu, beta=p.beta, Delta_iw=p.delta_iw(4), D=p.D)
+    sol = solve_aim("ed3e", hand_sample(0), **GRID)
+    with pytest.raises(ValueError, match="n_iw >= 6"):
+        fr.rows_from_solutions(cont, {"ed3e": sol}, ["ed3e"], 6, [0])
+    with pytest.raises(ValueError, match="'ed7e' is not a fitted-bath ED solver"):
+        fr.fit_solver("ed7e")
+
+
 def test_particle_hole_map_of_the_residual():
     """``eps -> -eps`` maps ``Delta(i w)`` to ``-conj(Delta(i w))``, so the image's residual
     with the mirrored fit is ``-conj(R)``: what ph_image_params does to the stored block."""

@@ -42,7 +42,7 @@ RESIDUAL_FLOOR = 1e-12
 def fit_solver(name: str) -> tuple[int, str]:
     """``(k, fit weight)`` of a registered fitted-bath ED solver ``name``; ``ValueError``
     for any other solver."""
-    m = re.fullmatch(r"ed([1-9])([we]?)", str(name))
+    m = re.fullmatch(r"ed([1-5])([we]?)", str(name))
     if not m:
         raise ValueError(
             f"fit_residual: {name!r} is not a fitted-bath ED solver; use one of 'ed<k>', "
@@ -69,10 +69,13 @@ def residual(delta_pos, beta, fit, n) -> np.ndarray:
                      for s in range(2)])
 
 
-def _positive(params, n, n_iw=None):
+def _positive(params, n):
     """``Delta_s(i w_m)``, ``m < n``, of an :class:`~triqs_mlsolver.aim.AIMParams`."""
     if params.Delta_iw is not None:
         h = params.Delta_iw.shape[1] // 2
+        if h < n:
+            raise ValueError(f"the fit-residual features need Delta at {n} positive Matsubara "
+                             f"frequencies; this Delta_iw has {h} (n_iw = {h}): use n_iw >= {n}")
         return params.Delta_iw[:, h:h + n]
     wn = (2 * np.arange(n) + 1) * np.pi / params.beta
     return np.stack([_delta(params.eps_k[s], params.V_k[s], wn) for s in range(2)])
