@@ -29,6 +29,8 @@ import re
 
 import numpy as np
 
+from ..aim.params import delta_from_bath
+
 __all__ = ["FIT_RESIDUAL_N", "fit_solver", "residual", "rows_from_database",
            "rows_from_solutions", "ph_image", "feature_block"]
 
@@ -50,10 +52,9 @@ def fit_solver(name: str) -> tuple[int, str]:
     return int(m[1]), ("uniform" if m[2] == "" else "1/w")
 
 
-def _delta(eps, V, wn):
-    eps = np.asarray(eps, float)
-    V = np.asarray(V, float)
-    return (V[None, :] ** 2 / (1j * wn[:, None] - eps[None, :])).sum(axis=1)
+def _iw(beta, n):
+    """``i w_m``, ``m < n`` (the first positive fermionic frequencies)."""
+    return 1j * (2 * np.arange(n) + 1) * np.pi / beta
 
 
 def residual(delta_pos, beta, fit, n) -> np.ndarray:
@@ -64,9 +65,7 @@ def residual(delta_pos, beta, fit, n) -> np.ndarray:
     delta_pos = np.asarray(delta_pos, complex)[:, :n]
     if fit is None:
         return np.zeros((2, n), complex)
-    wn = (2 * np.arange(n) + 1) * np.pi / beta
-    return np.stack([delta_pos[s] - _delta(fit["eps_k"][s], fit["V_k"][s], wn)
-                     for s in range(2)])
+    return delta_pos - delta_from_bath(fit["eps_k"], fit["V_k"], _iw(beta, n))
 
 
 def _positive(params, n):
@@ -77,8 +76,7 @@ def _positive(params, n):
             raise ValueError(f"the fit-residual features need Delta at {n} positive Matsubara "
                              f"frequencies; this Delta_iw has {h} (n_iw = {h}): use n_iw >= {n}")
         return params.Delta_iw[:, h:h + n]
-    wn = (2 * np.arange(n) + 1) * np.pi / params.beta
-    return np.stack([_delta(params.eps_k[s], params.V_k[s], wn) for s in range(2)])
+    return delta_from_bath(params.eps_k, params.V_k, _iw(params.beta, n))
 
 
 def _pack(R):
@@ -116,15 +114,15 @@ def rows_from_database(db, index, spin, solvers, n) -> dict:
     spin = np.zeros(len(index), np.int64) if spin is None else np.asarray(spin, np.int64)
     own = np.empty((len(index), len(solvers), 2 * n))
     other = np.empty_like(own)
-    cache = {}
+    last, R = None, None  # the rows of a sample follow each other: fit each sample once
     for i, (j, s) in enumerate(zip(index, spin)):
-        if j not in cache:
+        if j != last:
             p = db.aim_params(int(j))
             pos = _positive(p, n)
-            cache = {j: np.stack([
-                residual(pos, p.beta, fit_discrete_bath(p, k, n_iw, fit_weight=w), n)
-                for k, w in kw]) / p.D}  # the rows of a sample follow each other
-        o, t = _rows(cache[j], [int(s)])
+            R = np.stack([residual(pos, p.beta, fit_discrete_bath(p, k, n_iw, fit_weight=w), n)
+                          for k, w in kw]) / p.D
+            last = j
+        o, t = _rows(R, [int(s)])
         own[i], other[i] = o[0], t[0]
     return {"fitres": own, "fitres_o": other}
 

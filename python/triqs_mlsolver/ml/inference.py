@@ -212,7 +212,7 @@ def sample_from_solutions(model, params, solutions: dict, *, delta_moments=None)
     else:  # the model's database stored G at non-uniform points: the same spline here
         x = x_st
         gtau = {s: tr.uniform_tau_to_points(sol.G_tau.real, x) for s, sol in solutions.items()}
-    if getattr(spec, "fit_residual", None):  # the fits the inputs' solves made
+    if spec.fit_residual:  # the fits the inputs' solves made
         from .fit_residual import rows_from_solutions
 
         spins = [0, 1] if resolved and len(p["U"]) == 2 else [0]
