@@ -525,6 +525,76 @@ def test_interrupted_training_resumes_from_finished_members(tiny_db, tmp_path, m
     assert not ckpt.exists()
 
 
+def test_member_cut_short_continues_from_its_progress_record(tiny_db, tmp_path, monkeypatch):
+    # a run killed in the middle of its second member (after its epoch-15 checkpoint):
+    # --resume reuses the first, continues the second after epoch 15 (weights, Adam's
+    # moments, the shuffling generator, the halved learning rate, the early-stopping
+    # counters) and trains the third in worker processes; weights and learning curves are
+    # bit-identical to an uninterrupted run
+    import triqs_mlsolver.ml.train as tr_mod
+
+    over = dict(model={"n_ensemble": 3},
+                training={"max_epochs": 30, "patience": 1000, "lr_patience": 3,
+                          "threads": 1, "workers": 1},
+                output={"checkpoint_every": 5})
+    ref, ref_report = train_model(_cfg(tiny_db, tmp_path / "ref.safetensors", **over),
+                                  quiet=True, save=False)
+    assert any(h["lr"] < ref_report["training"]["history"][1][0]["lr"]
+               for h in ref_report["training"]["history"][1])  # the lr was halved
+    out = tmp_path / "run.safetensors"
+    cfg = _cfg(tiny_db, out, **over)
+    real = tr_mod._Checkpoint.progress
+    seed1 = cfg["training"]["seed"] + 1
+
+    def killed_after_epoch_15(self, net, opt, gen, record):
+        epoch = record["epoch"]
+        real(self, net, opt, gen, record)
+        if self.k == 1 and epoch == 15:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr_mod._Checkpoint, "progress", killed_after_epoch_15)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(cfg, quiet=True)
+    monkeypatch.setattr(tr_mod._Checkpoint, "progress", real)
+    ckpt = tmp_path / "run.checkpoints"
+    assert sorted(p.name for p in ckpt.glob("*.json")) == ["member0.done.json",
+                                                           "member1.progress.json"]
+    rec = tr_mod._Checkpoint(ckpt, 1, "another run")
+    with pytest.raises(TrainConfigError, match="another configuration"):
+        rec.load_progress()
+    lines = []
+    cfg2 = train_config(cfg, {"training": {"workers": 2}})  # the same fingerprint
+    model, report = train_model(cfg2, quiet=False, resume=True, log=lines.append)
+    assert any("continuing 1 member(s) cut short, after epochs [15]" in s for s in lines)
+    assert report["training"]["members"][1]["seed"] == seed1
+    for a, b in zip(ref.nets, model.nets):
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.equal(p, q)
+    assert report["training"]["history"] == ref_report["training"]["history"]
+    assert not ckpt.exists()
+
+
+def test_progress_record_without_its_own_tensors_is_not_used(tiny_db, tmp_path):
+    # a kill between the two writes leaves a record whose tensors are another epoch's:
+    # that member starts again from its beginning
+    import triqs_mlsolver.ml.train as tr_mod
+
+    ck = tr_mod._Checkpoint(tmp_path, 0, "fp")
+    net = torch.nn.Linear(2, 1)
+    opt = torch.optim.Adam(net.parameters())
+    gen = torch.Generator().manual_seed(1)
+    rec = {"epoch": 5, "best": 1.0, "best_epoch": 5, "bad": 0, "lr_bad": 0, "initial": None,
+           "history": [], "seconds": 1.0, "best_state": None}
+    ck.progress(net, opt, gen, dict(rec))
+    got = ck.load_progress()
+    assert got["epoch"] == 5 and got["best_state"] is None
+    assert torch.equal(got["generator"], gen.get_state())
+    saved = (tmp_path / "member0.progress.json").read_text()
+    ck.progress(net, opt, gen, dict(rec, epoch=10))
+    (tmp_path / "member0.progress.json").write_text(saved)  # the tensors are epoch 10's
+    assert ck.load_progress() is None
+
+
 def test_symmetrized_model_is_ph_covariant(trained, tiny_db):
     model, _, _ = trained
     db = Database(tiny_db)

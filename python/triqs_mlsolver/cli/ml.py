@@ -32,8 +32,9 @@ def add_parsers(sub):
                    help="override [training] max_epochs (0 with --init-model: the parent's "
                         "weights unchanged)")
     t.add_argument("--resume", action="store_true",
-                   help="reuse the ensemble members an interrupted run of the same config and "
-                        "database finished (from <model>.checkpoints/); train only the others")
+                   help="continue an interrupted run of the same config and database from "
+                        "<model>.checkpoints/: its finished ensemble members are reused, the "
+                        "others continue after their last checkpoint")
     t.set_defaults(func=run_train)
 
     e = sub.add_parser(

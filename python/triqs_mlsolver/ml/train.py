@@ -96,7 +96,7 @@ sample hashes (doc/ml.rst, "Continuing from a model").
     [output]
     model = "model.safetensors"
     name = ""                   # versioned name to publish under, e.g. "triqs_mlsolver_default_v1"
-    checkpoint_every = 10       # epochs between checkpoints of the best weights (0: none)
+    checkpoint_every = 10       # epochs between checkpoints of a member's training (0: none)
     overwrite = false
     weights_dtype = "float64"   # "float32": the weights stored in single precision (half
                                 # the file; the model still computes in [training] dtype)
@@ -783,7 +783,7 @@ def _resume_hint(ckpt_dir) -> str:
     """What a full disk during training tells the user."""
     return (f"free space there, then run the same 'triqs-mlsolver train' command with --resume "
             f"(the ensemble members already finished are kept in {ckpt_dir} and not trained "
-            "again)")
+            "again; the others continue from their last checkpoint)")
 
 
 def _device(name):
@@ -797,11 +797,14 @@ def _device(name):
 
 
 class _Checkpoint:
-    """Writes member ``k``'s best weights and learning curve to ``directory`` every
-    ``checkpoint_every`` epochs, and its final weights with a ``done`` record (the run's
-    fingerprint, history, info) when it finishes -- what ``train(resume=True)`` reuses.
-    Picklable, so that worker processes write their own checkpoints.  Every file is
-    written atomically; a full disk raises
+    """Member ``k``'s checkpoints in ``directory``: every ``checkpoint_every`` epochs the
+    whole state of its training (weights, best weights, Adam's moments, the shuffling
+    generator, the early-stopping counters and the learning curve: ``member<k>.progress.*``),
+    and when it finishes its final weights with a ``done`` record (the run's fingerprint,
+    history, info) -- what ``train(resume=True)`` reuses: a finished member is not trained
+    again, a member cut short continues from its last progress record, and either way the
+    weights are those of an uninterrupted run.  Picklable, so that worker processes write
+    their own checkpoints.  Every file is written atomically; a full disk raises
     :class:`~triqs_mlsolver.database.integrity.DiskFullError` saying how to resume."""
 
     def __init__(self, directory, k, fingerprint=""):
@@ -813,22 +816,83 @@ class _Checkpoint:
         self.directory.mkdir(parents=True, exist_ok=True)
         atomic_write(self.directory / name, data, resume_hint=_resume_hint(self.directory))
 
-    def __call__(self, state, history):
-        if state is None:
-            return
-        self._write(state, f"member{self.k}.safetensors")
-        self._put(f"member{self.k}.json", json.dumps(history).encode())
-
-    def _write(self, state, name):
+    def _write(self, state, name, metadata=None):
         from safetensors.torch import save
 
-        self._put(name, save({n: v.contiguous().cpu() for n, v in state.items()}))
+        self._put(name, save({n: v.contiguous().cpu() for n, v in state.items()},
+                             metadata=metadata))
+
+    def _other_run(self):
+        return TrainConfigError(
+            f"the checkpoints in {self.directory} were written by a run with another "
+            "configuration or database; delete that folder or train without --resume")
+
+    def progress(self, net, opt, gen, record):
+        """Write the state of a member's training after epoch ``record['epoch']``:
+        ``record`` holds the loop's counters and history (JSON), the tensors go to a
+        safetensors file written first and tagged with the epoch, so that a progress
+        record is used only with its own tensors."""
+        import torch
+
+        tensors = {f"net.{n}": v.detach() for n, v in net.state_dict().items()}
+        best = record.pop("best_state")
+        if best is not None:
+            tensors.update({f"best.{n}": v for n, v in best.items()})
+        opt_sd = opt.state_dict()
+        for i, st in opt_sd["state"].items():
+            for key, v in st.items():
+                tensors[f"opt.{i}.{key}"] = torch.as_tensor(v)
+        tensors["generator"] = gen.get_state()
+        tag = {"epoch": str(record["epoch"]), "fingerprint": self.fingerprint}
+        self._write(tensors, f"member{self.k}.progress.safetensors", metadata=tag)
+        groups = [{key: (list(v) if isinstance(v, tuple) else v) for key, v in g.items()}
+                  for g in opt_sd["param_groups"]]
+        self._put(f"member{self.k}.progress.json", json.dumps(
+            dict(record, fingerprint=self.fingerprint, param_groups=groups,
+                 has_best=best is not None)).encode())
+
+    def load_progress(self):
+        """The last progress record of a member this run's configuration left unfinished
+        (a dict: the JSON record with ``net``, ``best_state``, ``optimizer`` and
+        ``generator`` states), or None (none written, or its tensors are not the record's:
+        a kill between the two writes).  Raises :class:`TrainConfigError` for a record of
+        another run."""
+        rec_path = self.directory / f"member{self.k}.progress.json"
+        ten_path = self.directory / f"member{self.k}.progress.safetensors"
+        if not rec_path.is_file() or not ten_path.is_file():
+            return None
+        rec = json.loads(rec_path.read_text())
+        if rec.get("fingerprint") != self.fingerprint:
+            raise self._other_run()
+        from safetensors import safe_open
+
+        with safe_open(str(ten_path), "pt") as f:
+            if (f.metadata() or {}).get("epoch") != str(rec["epoch"]):
+                return None
+            tensors = {n: f.get_tensor(n) for n in f.keys()}
+        part = {"net": {}, "best": {}, "opt": {}}
+        for n, v in tensors.items():
+            head, _, rest = n.partition(".")
+            if head in part:
+                part[head][rest] = v
+        state = {}
+        for n, v in part["opt"].items():
+            i, _, key = n.partition(".")
+            state.setdefault(int(i), {})[key] = v
+        groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g
+                  for g in rec.pop("param_groups")]
+        rec.update(net=part["net"], best_state=part["best"] if rec.pop("has_best") else None,
+                   optimizer={"state": state, "param_groups": groups},
+                   generator=tensors["generator"])
+        return rec
 
     def finished(self, state, history, info):
         self._write(state, f"member{self.k}.final.safetensors")
         # written last: a done record always has its weights
         self._put(f"member{self.k}.done.json", json.dumps(
             {"fingerprint": self.fingerprint, "history": history, "info": info}).encode())
+        for suffix in ("json", "safetensors"):  # superseded by the done record
+            (self.directory / f"member{self.k}.progress.{suffix}").unlink(missing_ok=True)
 
     def load_finished(self):
         """``(state_dict, history, info)`` of a finished member of this run, or None.
@@ -838,10 +902,7 @@ class _Checkpoint:
             return None
         rec = json.loads(done.read_text())
         if rec.get("fingerprint") != self.fingerprint:
-            raise TrainConfigError(
-                f"the checkpoints in {self.directory} were written by a run with another "
-                "configuration or database; delete that folder or train without --resume"
-            )
+            raise self._other_run()
         from safetensors.torch import load_file
 
         state = load_file(str(self.directory / f"member{self.k}.final.safetensors"))
@@ -856,8 +917,8 @@ def _exit_with_parent(parent: int):
     """Stop this worker process when its parent ``parent`` (the pid the training process
     passed: a worker that starts after its parent died must not take its new parent for
     it) is gone.  A ``kill`` of the training process left its spawned workers training on,
-    writing into the checkpoint folder of the next run (session 22).  Finished members are
-    checkpointed, so nothing is lost."""
+    writing into the checkpoint folder of the next run (session 22).  Members are
+    checkpointed, so at most ``checkpoint_every`` epochs of each are lost."""
     import threading
 
     if os.getppid() != parent:
@@ -876,23 +937,25 @@ def _member_in_worker(args):
     """Train one member in a worker process; returns ``(state_dict, history, info)``."""
     import torch
 
-    Z, T, W, Zv, Tv, Wv, cfg, seed, checkpoint, gates, gates_v, position, init = args
+    Z, T, W, Zv, Tv, Wv, cfg, seed, checkpoint, gates, gates_v, position, init, progress = args
     if cfg["training"]["threads"]:
         torch.set_num_threads(cfg["training"]["threads"])
     net, hist, info = _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, checkpoint=checkpoint,
                                   quiet=position is None, gates=gates, gates_v=gates_v,
-                                  position=position, init_state=init)
+                                  position=position, init_state=init, progress=progress)
     return {k: v.numpy() for k, v in net.state_dict().items()}, hist, info
 
 
 def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, gates_v,
-                 done=None, init_states=None):
+                 done=None, init_states=None, progress=None):
     """All ensemble members: in this process (``workers = 1``) or in a pool of spawned
     worker processes, one member each at a time.  Every member is seeded alone and trains
     with the same thread count, so the weights do not depend on ``workers``.  ``done``:
     ``{k: (state_dict, history, info)}`` of members finished by an interrupted run of the
-    same configuration (not trained again).  ``init_states``: one state dict per member to
-    start from (a warm start; None: random weights).  Returns
+    same configuration (not trained again).  ``progress``: ``{k: record}`` of members such a
+    run left unfinished (:meth:`_Checkpoint.load_progress`; they continue from it).
+    ``init_states``: one state dict per member to start from (a warm start; None: random
+    weights).  Returns
     ``(nets, histories, infos, workers)``, ``workers`` the number of processes that
     trained."""
     import torch
@@ -901,6 +964,7 @@ def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, ga
     n = m["n_ensemble"]
     inits = list(init_states) if init_states is not None else [None] * n
     done = dict(done or {})
+    progress = dict(progress or {})
     todo = [k for k in range(n) if k not in done]
     workers = min(t["workers"] or (os.cpu_count() or 1), max(len(todo), 1))
 
@@ -920,13 +984,15 @@ def _fit_members(Z, T, W, Zv, Tv, Wv, cfg, *, log, checkpoints, quiet, gates, ga
         for k in todo:
             out[k] = _fit_member(Z, T, W, Zv, Tv, Wv, cfg, t["seed"] + k, log=log,
                                  checkpoint=checkpoints[k], quiet=quiet, gates=gates,
-                                 gates_v=gates_v, init_state=inits[k])
+                                 gates_v=gates_v, init_state=inits[k],
+                                 progress=progress.get(k))
     elif todo:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         jobs = [(Z, T, W, Zv, Tv, Wv, cfg, t["seed"] + k, checkpoints[k], gates, gates_v,
-                 None if quiet else j % workers, inits[k]) for j, k in enumerate(todo)]
+                 None if quiet else j % workers, inits[k], progress.get(k))
+                for j, k in enumerate(todo)]
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                  initializer=_exit_with_parent,
                                  initargs=(os.getpid(),)) as pool:
@@ -945,13 +1011,16 @@ def _log_member(log, info):
 
 
 def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, quiet=True,
-                gates=None, gates_v=None, position=None, init_state=None):
+                gates=None, gates_v=None, position=None, init_state=None, progress=None):
     """Train one network; returns ``(net, history, info)`` with the best-validation weights.
 
     ``gates``, ``gates_v`` (b, K, o): the gate inputs of a gated head (None: plain head).
     ``init_state``: the state dict to start from (a warm start): its validation loss is
     the first candidate of early stopping (epoch 0), so with no better epoch, or
-    ``max_epochs = 0``, the member keeps these weights exactly.
+    ``max_epochs = 0``, the member keeps these weights exactly.  ``progress``: a progress
+    record of this member (:meth:`_Checkpoint.load_progress`): training continues after its
+    epoch with its weights, optimizer, generator and counters, as if never stopped (its
+    seconds count towards ``max_minutes``).
     """
     import torch
     from tqdm import tqdm
@@ -998,8 +1067,23 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
         if math.isfinite(initial):
             best, best_epoch = initial, 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    bar = tqdm(range(t["max_epochs"]), desc=f"member seed {seed}", unit="epoch",
-               disable=quiet, dynamic_ncols=True, position=position)
+    start = 0
+    if progress is not None:
+        net.load_state_dict({k: v.to(dev) for k, v in progress["net"].items()})
+        opt.load_state_dict(progress["optimizer"])
+        gen.set_state(progress["generator"])
+        best, best_epoch = progress["best"], progress["best_epoch"]
+        bad, lr_bad, initial = progress["bad"], progress["lr_bad"], progress["initial"]
+        best_state = None if progress["best_state"] is None else \
+            {k: v.to(dev) for k, v in progress["best_state"].items()}
+        history = list(progress["history"])
+        start = progress["epoch"]
+        t0 -= progress["seconds"]
+        if log:
+            log(f"  member seed {seed}: continuing after epoch {start} of an interrupted run")
+    bar = tqdm(range(start, t["max_epochs"]), desc=f"member seed {seed}", unit="epoch",
+               disable=quiet, dynamic_ncols=True, position=position, initial=start,
+               total=t["max_epochs"])
     for epoch in bar:
         net.train()
         perm = torch.randperm(n, generator=gen).to(dev)
@@ -1027,15 +1111,19 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
             for g in opt.param_groups:
                 g["lr"] *= 0.5
             lr_bad = 0
-        if checkpoint and cfg["output"]["checkpoint_every"] and \
-                (epoch + 1) % cfg["output"]["checkpoint_every"] == 0:
-            checkpoint(best_state, history)
         if epoch + 1 >= t["min_epochs"] and bad >= t["patience"]:
             stop = "early_stopping"
             break
         if t["max_minutes"] and time.perf_counter() - t0 > 60 * t["max_minutes"]:
             stop = "time_budget"
             break
+        if checkpoint and cfg["output"]["checkpoint_every"] and \
+                (epoch + 1) % cfg["output"]["checkpoint_every"] == 0:
+            # after the stopping tests: a member resumed from here goes on training
+            checkpoint.progress(net, opt, gen, {
+                "epoch": epoch + 1, "best": best, "best_epoch": best_epoch, "bad": bad,
+                "lr_bad": lr_bad, "initial": initial, "history": history,
+                "seconds": time.perf_counter() - t0, "best_state": best_state})
     bar.close()
     if best_state is None:
         raise TrainingError(
@@ -1346,9 +1434,10 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     model file ``[output] model`` is written (refusing to overwrite unless
     asked).  The test samples are used only for that final table.
 
-    Each finished member is checkpointed (``<model>.checkpoints/``); with ``resume`` the
-    members an interrupted run of the same config and database finished are reused and
-    only the others are trained (the weights are those of an uninterrupted run).
+    Each member's training is checkpointed every ``checkpoint_every`` epochs and when it
+    finishes (``<model>.checkpoints/``, :class:`_Checkpoint`); with ``resume`` the members
+    an interrupted run of the same config and database finished are reused and the others
+    continue from their last checkpoint (the weights are those of an uninterrupted run).
 
     ``db``: a :class:`~triqs_mlsolver.database.Database` or a list of them (default: the
     files of ``[data] database``).  With several databases, or a warm start
@@ -1470,15 +1559,23 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     ckpt_dir = out_path.with_name(out_path.stem + ".checkpoints")
     checkpoints = [_Checkpoint(ckpt_dir, k, fp) if save else None
                    for k in range(m["n_ensemble"])]
-    done = {}
+    done, progress = {}, {}
     if resume and save:
         for k, c in enumerate(checkpoints):
             rec = c.load_finished()
             if rec is not None:
                 done[k] = rec
-    elif save and log and any(ckpt_dir.glob("member*.done.json")):
-        log(f"  {ckpt_dir} holds checkpoints of an earlier run; they are replaced "
-            "(train with --resume to reuse its finished members)")
+            elif (rec := c.load_progress()) is not None:
+                progress[k] = rec
+        if log and progress:
+            log(f"  continuing {len(progress)} member(s) cut short, after epochs "
+                f"{[progress[k]['epoch'] for k in sorted(progress)]}")
+    elif save and (stale := sorted(ckpt_dir.glob("member*"))):
+        if log:
+            log(f"  {ckpt_dir} holds checkpoints of an earlier run; they are removed "
+                "(train with --resume to continue that run)")
+        for f_ in stale:  # a later --resume must not mix them with this run's
+            f_.unlink()
     inits = None
     if parent is not None:
         inits = [{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
@@ -1486,7 +1583,7 @@ def train(cfg: dict, *, db=None, quiet=False, log=print, save=True, test_errors=
     nets, histories, infos, workers = _fit_members(Z, T, W, Zv, Tv, Wv, cfg, log=log,
                                                    checkpoints=checkpoints, quiet=quiet,
                                                    gates=G, gates_v=Gv, done=done,
-                                                   init_states=inits)
+                                                   init_states=inits, progress=progress)
     auto_shrink = f["shrink"] == "auto"
     model = CorrectionModel(spec, reference, itf, otf, nets, arch, symmetrize=f["symmetrize"],
                             clip=f["clip"], shrink=0.0 if auto_shrink else f["shrink"])
