@@ -546,9 +546,9 @@ def test_member_cut_short_continues_from_its_progress_record(tiny_db, tmp_path, 
     real = tr_mod._Checkpoint.progress
     seed1 = cfg["training"]["seed"] + 1
 
-    def killed_after_epoch_15(self, net, opt, gen, record):
+    def killed_after_epoch_15(self, net, opt, gen, best_state, record):
         epoch = record["epoch"]
-        real(self, net, opt, gen, record)
+        real(self, net, opt, gen, best_state, record)
         if self.k == 1 and epoch == 15:
             raise KeyboardInterrupt
 
@@ -584,13 +584,13 @@ def test_progress_record_without_its_own_tensors_is_not_used(tiny_db, tmp_path):
     opt = torch.optim.Adam(net.parameters())
     gen = torch.Generator().manual_seed(1)
     rec = {"epoch": 5, "best": 1.0, "best_epoch": 5, "bad": 0, "lr_bad": 0, "initial": None,
-           "history": [], "seconds": 1.0, "best_state": None}
-    ck.progress(net, opt, gen, dict(rec))
+           "history": [], "seconds": 1.0}
+    ck.progress(net, opt, gen, None, rec)
     got = ck.load_progress()
     assert got["epoch"] == 5 and got["best_state"] is None
     assert torch.equal(got["generator"], gen.get_state())
     saved = (tmp_path / "member0.progress.json").read_text()
-    ck.progress(net, opt, gen, dict(rec, epoch=10))
+    ck.progress(net, opt, gen, None, dict(rec, epoch=10))
     (tmp_path / "member0.progress.json").write_text(saved)  # the tensors are epoch 10's
     assert ck.load_progress() is None
 

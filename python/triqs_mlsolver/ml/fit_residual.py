@@ -30,6 +30,7 @@ import re
 import numpy as np
 
 from ..aim.params import delta_from_bath
+from ..gf.transforms import matsubara_freqs
 
 __all__ = ["FIT_RESIDUAL_N", "fit_solver", "residual", "rows_from_database",
            "rows_from_solutions", "ph_image", "feature_block"]
@@ -54,7 +55,7 @@ def fit_solver(name: str) -> tuple[int, str]:
 
 def _iw(beta, n):
     """``i w_m``, ``m < n`` (the first positive fermionic frequencies)."""
-    return 1j * (2 * np.arange(n) + 1) * np.pi / beta
+    return matsubara_freqs(beta, n)[n:]
 
 
 def residual(delta_pos, beta, fit, n) -> np.ndarray:

@@ -117,6 +117,7 @@ from .._config import check_sections, read_toml
 from ..database.reader import MAX_BETA_CLASSES, is_uniform
 from ..errors import TriqsMLSolverError
 from .dataset import FeatureSpec, SampleSet, add_fit_residuals, load_samples, split_indices
+from .fit_residual import FIT_RESIDUAL_N
 from .models import ACTIVATIONS, PRESETS, CorrectionModel, build_mlp
 from .representations import (
     Representation,
@@ -176,7 +177,7 @@ DEFAULTS = {
         "shrink": 0.0,
         "spin_resolved": False,
         "fit_residual": [],
-        "fit_residual_n": 8,
+        "fit_residual_n": FIT_RESIDUAL_N,
     },
     "model": {
         "preset": "",
@@ -827,29 +828,27 @@ class _Checkpoint:
             f"the checkpoints in {self.directory} were written by a run with another "
             "configuration or database; delete that folder or train without --resume")
 
-    def progress(self, net, opt, gen, record):
+    def progress(self, net, opt, gen, best_state, record):
         """Write the state of a member's training after epoch ``record['epoch']``:
-        ``record`` holds the loop's counters and history (JSON), the tensors go to a
-        safetensors file written first and tagged with the epoch, so that a progress
-        record is used only with its own tensors."""
+        ``record`` holds the loop's counters and history (JSON), the tensors (the network,
+        ``best_state`` unless None, Adam's state, ``gen``'s) go to a safetensors file written
+        first and tagged with the epoch, so that a progress record is used only with its own
+        tensors."""
         import torch
 
         tensors = {f"net.{n}": v.detach() for n, v in net.state_dict().items()}
-        best = record.pop("best_state")
-        if best is not None:
-            tensors.update({f"best.{n}": v for n, v in best.items()})
+        if best_state is not None:
+            tensors.update({f"best.{n}": v for n, v in best_state.items()})
         opt_sd = opt.state_dict()
         for i, st in opt_sd["state"].items():
             for key, v in st.items():
                 tensors[f"opt.{i}.{key}"] = torch.as_tensor(v)
         tensors["generator"] = gen.get_state()
-        tag = {"epoch": str(record["epoch"]), "fingerprint": self.fingerprint}
-        self._write(tensors, f"member{self.k}.progress.safetensors", metadata=tag)
-        groups = [{key: (list(v) if isinstance(v, tuple) else v) for key, v in g.items()}
-                  for g in opt_sd["param_groups"]]
+        self._write(tensors, f"member{self.k}.progress.safetensors",
+                    metadata={"epoch": str(record["epoch"])})
         self._put(f"member{self.k}.progress.json", json.dumps(
-            dict(record, fingerprint=self.fingerprint, param_groups=groups,
-                 has_best=best is not None)).encode())
+            dict(record, fingerprint=self.fingerprint,
+                 param_groups=opt_sd["param_groups"])).encode())
 
     def load_progress(self):
         """The last progress record of a member this run's configuration left unfinished
@@ -881,7 +880,7 @@ class _Checkpoint:
             state.setdefault(int(i), {})[key] = v
         groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g
                   for g in rec.pop("param_groups")]
-        rec.update(net=part["net"], best_state=part["best"] if rec.pop("has_best") else None,
+        rec.update(net=part["net"], best_state=part["best"] or None,
                    optimizer={"state": state, "param_groups": groups},
                    generator=tensors["generator"])
         return rec
@@ -1120,10 +1119,10 @@ def _fit_member(Z, T, W, Zv, Tv, Wv, cfg, seed, *, log=None, checkpoint=None, qu
         if checkpoint and cfg["output"]["checkpoint_every"] and \
                 (epoch + 1) % cfg["output"]["checkpoint_every"] == 0:
             # after the stopping tests: a member resumed from here goes on training
-            checkpoint.progress(net, opt, gen, {
+            checkpoint.progress(net, opt, gen, best_state, {
                 "epoch": epoch + 1, "best": best, "best_epoch": best_epoch, "bad": bad,
                 "lr_bad": lr_bad, "initial": initial, "history": history,
-                "seconds": time.perf_counter() - t0, "best_state": best_state})
+                "seconds": time.perf_counter() - t0})
     bar.close()
     if best_state is None:
         raise TrainingError(
